@@ -1,0 +1,75 @@
+# crmslack: two commands on a fresh machine, `make run` and `make test`.
+# Everything else here is what those two are made of.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BIN := $(CURDIR)/.bin
+BUF := $(BIN)/buf
+# Every module of the workspace, as package patterns.
+PKGS = $(shell go list -m -f '{{.Dir}}/...')
+# The contracts landed last; `buf breaking` compares the tree against them.
+LANDED_REF := $(shell cat proto/LANDED 2>/dev/null)
+# Benchmarks: override BENCH to pick, COUNT for benchstat samples.
+BENCH ?= .
+COUNT ?= 1
+BENCHTIME ?= 1x
+
+.PHONY: help
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## the whole stack on embedded NATS, FerretDB and the Slack stand-in
+	go run ./deploy/local
+
+.PHONY: test
+test: proto-check vet ## vet, generated-code check and every module's tests with -race
+	go test -race -count=1 -timeout 12m $(PKGS)
+
+.PHONY: vet
+vet: ## go vet and gofmt over every module
+	@unformatted=$$(gofmt -l $$(go list -m -f '{{.Dir}}') | grep -v '/gen/go/' || true); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet $(PKGS)
+
+.PHONY: bench
+bench: ## benchmarks, benchstat-friendly (COUNT=6 make bench > new.txt)
+	go test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) -timeout 30m $(PKGS)
+
+.PHONY: tools
+tools: $(BUF) ## build buf and the protoc plugins from proto/tools (Go tool directives)
+
+$(BUF): proto/tools/go.mod proto/tools/go.sum
+	cd proto/tools && GOWORK=off GOBIN=$(BIN) go install tool
+	@touch $(BUF)
+
+.PHONY: proto
+proto: tools ## format, lint and regenerate the Go code of the contracts
+	cd proto && $(BUF) format -w && $(BUF) lint && $(BUF) generate
+
+.PHONY: proto-check
+proto-check: tools ## fail when contracts are unformatted, lint-dirty, breaking, or their generated code is stale
+	cd proto && $(BUF) format --diff --exit-code && $(BUF) lint
+	@if [ -n "$(LANDED_REF)" ]; then \
+		cd proto && $(BUF) breaking --against '../.git#ref=$(LANDED_REF),subdir=proto'; \
+	fi
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	cd proto && $(BUF) generate --output $$tmp && \
+	if ! diff -r gen $$tmp/gen > $$tmp/diff; then \
+		head -40 $$tmp/diff; echo "generated code is stale: run make proto"; exit 1; \
+	fi
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	@for dir in $$(go list -m -f '{{.Dir}}'); do \
+		(cd $$dir && for pkg in $$(go list ./...); do \
+			for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+				go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg; \
+			done; done); \
+	done
+
+.PHONY: clean
+clean: ## remove built tools and local run data
+	rm -rf $(BIN) .local

@@ -1,0 +1,147 @@
+// Package topology names every JetStream stream, subject and durable consumer
+// of crmslack in one place, so services agree on them by construction.
+//
+// The convention (docs/conventions.md):
+//
+//	<area>.<version>.<scope...>.<event>
+//
+//	crm.v1.<org>.record.upserted.<module>   events the CRM emits      stream CRM
+//	integration.v1.<org>.team.installed     what the product decides  stream INTEGRATION
+//	slack.in.v1.<team>.command              verified Slack requests   stream SLACK_IN
+//	slack.out.v1.<org>.<team>.post          commands for the egress   stream SLACK_OUT
+//	dlq.<stream>.<durable>                  dead letters              stream DLQ
+//
+// Ids become subject tokens only through Token, which refuses anything that
+// would change a subject's shape.
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names.
+const (
+	StreamCRM         = "CRM"
+	StreamIntegration = "INTEGRATION"
+	StreamSlackIn     = "SLACK_IN"
+	StreamSlackOut    = "SLACK_OUT"
+	StreamDLQ         = "DLQ"
+)
+
+// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. Slack
+// retries an event up to three times over about five minutes and a CRM may
+// republish after a timeout; twice that keeps every retry inside the window.
+const DuplicateWindow = 15 * time.Minute
+
+// ErrBadToken reports an id that cannot be a subject token.
+var ErrBadToken = errors.New("not usable as a subject token")
+
+// Token checks that s can stand as one subject token: not empty, no dots,
+// wildcards or white space. Ids from outside (org ids, team ids, module
+// names) pass through it before they become part of a subject.
+func Token(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("empty id: %w", ErrBadToken)
+	}
+	if strings.ContainsAny(s, ".*> \t\r\n") {
+		return "", fmt.Errorf("id %q: %w", s, ErrBadToken)
+	}
+	return s, nil
+}
+
+// StreamOptions are the deployment-dependent parts of every stream.
+type StreamOptions struct {
+	// Replicas is 1 on a single server and 3 on a production cluster.
+	Replicas int
+	// Storage is file storage unless a test asks for memory.
+	Storage jetstream.StorageType
+}
+
+// Streams returns the configuration of every stream, reconciled at start-up
+// by each service that publishes or consumes.
+func Streams(o StreamOptions) []jetstream.StreamConfig {
+	if o.Replicas < 1 {
+		o.Replicas = 1
+	}
+	stream := func(name, subject, desc string, maxAge time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subject},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     o.Storage,
+			Replicas:    o.Replicas,
+			Duplicates:  DuplicateWindow,
+			MaxAge:      maxAge,
+			Discard:     jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		// A week of CRM events lets a consumer that was down for days catch up.
+		stream(StreamCRM, "crm.v1.>", "Events the CRM emits", 7*24*time.Hour),
+		stream(StreamIntegration, "integration.v1.>", "Team, integration and delivery events", 30*24*time.Hour),
+		// Slack requests are worth nothing after a day: response_urls expire
+		// in 30 minutes and Slack gives up on events within minutes.
+		stream(StreamSlackIn, "slack.in.v1.>", "Verified requests from Slack", 24*time.Hour),
+		stream(StreamSlackOut, "slack.out.v1.>", "Commands for the Slack egress", 3*24*time.Hour),
+		stream(StreamDLQ, "dlq.>", "Dead letters with their reasons", 14*24*time.Hour),
+	}
+}
+
+// CRM event subjects.
+
+// RecordUpserted is the subject of a record created or changed in a module.
+func RecordUpserted(org, module string) string { return "crm.v1." + org + ".record.upserted." + module }
+
+// RecordDeleted is the subject of a record deleted from a module.
+func RecordDeleted(org, module string) string { return "crm.v1." + org + ".record.deleted." + module }
+
+// WorkflowTriggered is the subject of a workflow rule that fired.
+func WorkflowTriggered(org string) string { return "crm.v1." + org + ".workflow.triggered" }
+
+// Activity is the subject of an activity change; change is one of
+// scheduled, updated, cancelled, completed.
+func Activity(org, change string) string { return "crm.v1." + org + ".activity." + change }
+
+// SalesSignal is the subject of a sales signal of one channel ("call").
+func SalesSignal(org, channel string) string { return "crm.v1." + org + ".signal." + channel }
+
+// CrmUser is the subject of a CRM user change; change is upserted or
+// deactivated.
+func CrmUser(org, change string) string { return "crm.v1." + org + ".user." + change }
+
+// Integration event subjects.
+
+// Team is the subject of a team change; change is installed or removed.
+func Team(org, change string) string { return "integration.v1." + org + ".team." + change }
+
+// Integration is the subject of an org's integration switch; change is
+// enabled or disabled.
+func Integration(org, change string) string { return "integration.v1." + org + ".integration." + change }
+
+// Delivery is the subject of a delivery outcome; outcome is succeeded or
+// failed.
+func Delivery(org, outcome string) string { return "integration.v1." + org + ".delivery." + outcome }
+
+// Inbound Slack subjects, by team: the gateway does not know the org.
+
+// SlackCommand is the subject of a verified slash command.
+func SlackCommand(team string) string { return "slack.in.v1." + team + ".command" }
+
+// SlackInteraction is the subject of a verified interaction payload.
+func SlackInteraction(team string) string { return "slack.in.v1." + team + ".interaction" }
+
+// SlackEvent is the subject of a verified Events API callback of one type.
+func SlackEvent(team, eventType string) string { return "slack.in.v1." + team + ".event." + eventType }
+
+// SlackOut is the subject of a command for the Slack egress; kind is one of
+// post, update, ephemeral, respond, upload.
+func SlackOut(org, team, kind string) string { return "slack.out.v1." + org + "." + team + "." + kind }
+
+// DeadLetter is the subject a consumer's dead letters go to.
+func DeadLetter(stream, durable string) string { return "dlq." + stream + "." + durable }
