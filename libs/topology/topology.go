@@ -145,3 +145,7 @@ func SlackOut(org, team, kind string) string { return "slack.out.v1." + org + ".
 
 // DeadLetter is the subject a consumer's dead letters go to.
 func DeadLetter(stream, durable string) string { return "dlq." + stream + "." + durable }
+
+// BucketOrgAccess is the JetStream key-value bucket the team registry keeps
+// each org's teams.v1.OrgAccess in, keyed by org id.
+const BucketOrgAccess = "org_access"
