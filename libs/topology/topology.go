@@ -122,7 +122,9 @@ func Team(org, change string) string { return "integration.v1." + org + ".team."
 
 // Integration is the subject of an org's integration switch; change is
 // enabled or disabled.
-func Integration(org, change string) string { return "integration.v1." + org + ".integration." + change }
+func Integration(org, change string) string {
+	return "integration.v1." + org + ".integration." + change
+}
 
 // Delivery is the subject of a delivery outcome; outcome is succeeded or
 // failed.

@@ -1,0 +1,264 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/crmslack/crmslack/libs/store"
+	"github.com/crmslack/crmslack/libs/testkit"
+)
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	valid := store.Config{URI: "mongodb://127.0.0.1:27017", Database: "crm-sync_1"}
+	tests := []struct {
+		name    string
+		mutate  func(*store.Config)
+		wantErr string // "" for valid
+	}{
+		{"valid", func(*store.Config) {}, ""},
+		{"valid srv", func(c *store.Config) { c.URI = "mongodb+srv://cluster.example.com" }, ""},
+		{"missing URI", func(c *store.Config) { c.URI = "" }, "Config.URI is required"},
+		{"bad scheme", func(c *store.Config) { c.URI = "postgres://x" }, "Config.URI must start with"},
+		{"missing Database", func(c *store.Config) { c.Database = "" }, "Config.Database is required"},
+		{"Database with dot", func(c *store.Config) { c.Database = "a.b" }, `Config.Database "a.b"`},
+		{"Database too long", func(c *store.Config) { c.Database = strings.Repeat("a", 64) }, "Config.Database"},
+		{"negative ConnectTimeout", func(c *store.Config) { c.ConnectTimeout = -time.Second }, "Config.ConnectTimeout"},
+		{"negative OperationTimeout", func(c *store.Config) { c.OperationTimeout = -1 }, "Config.OperationTimeout"},
+		{"AppName too long", func(c *store.Config) { c.AppName = strings.Repeat("x", 129) }, "Config.AppName"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := valid
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+			if tt.wantErr != "" {
+				// Open must refuse the same config before any I/O.
+				if _, err := store.Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Open() = %v, want the validation error", err)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenUnreachableFailsFast(t *testing.T) {
+	t.Parallel()
+	// A port nothing listens on: bind one, then free it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+
+	const timeout = 500 * time.Millisecond
+	begin := time.Now()
+	s, err := store.Open(t.Context(), store.Config{
+		URI:            "mongodb://svc:s3cret@" + addr + "/",
+		Database:       "x",
+		ConnectTimeout: timeout,
+	})
+	elapsed := time.Since(begin)
+	if err == nil {
+		_ = s.Close(context.Background())
+		t.Fatal("Open against a closed port succeeded")
+	}
+	if elapsed > timeout+2*time.Second {
+		t.Errorf("Open took %s to fail, want about %s", elapsed, timeout)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "cannot reach MongoDB at "+addr) || !strings.Contains(msg, "within 500ms") {
+		t.Errorf("error %q should name the address and the deadline", msg)
+	}
+	if strings.Contains(msg, "s3cret") {
+		t.Errorf("error leaks the password: %q", msg)
+	}
+}
+
+func TestOpenPingClose(t *testing.T) {
+	t.Parallel()
+	srv := testkit.Mongo(t)
+	ctx := testkit.Context(t)
+	s, err := store.Open(ctx, store.Config{URI: srv.URI(), Database: "svc", AppName: "store-test"})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if got := s.DB().Name(); got != "svc" {
+		t.Errorf("DB().Name() = %q", got)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestEnsureIndexes(t *testing.T) {
+	t.Parallel()
+	s := testkit.Store(t, "idx")
+	ctx := testkit.Context(t)
+	specs := []store.IndexSpec{
+		{Collection: "deliveries", Model: mongo.IndexModel{
+			Keys:    bson.D{{Key: "event_id", Value: 1}},
+			Options: options.Index().SetUnique(true).SetName("event_id_unique"),
+		}},
+		{Collection: "deliveries", Model: mongo.IndexModel{Keys: bson.D{{Key: "team", Value: 1}, {Key: "at", Value: -1}}}},
+		{Collection: "teams", Model: mongo.IndexModel{Keys: bson.D{{Key: "slack_id", Value: 1}}}},
+	}
+	// Twice, as two replicas starting (or one restarting) would.
+	for i := range 2 {
+		if err := s.EnsureIndexes(ctx, specs); err != nil {
+			t.Fatalf("EnsureIndexes run %d: %v", i+1, err)
+		}
+	}
+	// The unique index is enforced.
+	c := s.Collection("deliveries")
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "event_id", Value: "e1"}}); err != nil {
+		t.Fatalf("InsertOne: %v", err)
+	}
+	if _, err := c.InsertOne(ctx, bson.D{{Key: "event_id", Value: "e1"}}); !store.IsDuplicate(err) {
+		t.Fatalf("second insert of event_id e1: got %v, want duplicate", err)
+	}
+	// Changing the unique flag of an existing index is reported, not
+	// silently ignored (FerretDB would; MongoDB refuses).
+	changed := []store.IndexSpec{{Collection: "deliveries", Model: mongo.IndexModel{
+		Keys:    bson.D{{Key: "event_id", Value: 1}},
+		Options: options.Index().SetName("event_id_unique"),
+	}}}
+	if err := s.EnsureIndexes(ctx, changed); err == nil || !strings.Contains(err.Error(), "event_id_unique") {
+		t.Errorf("EnsureIndexes with a changed unique flag: got %v, want an error naming the index", err)
+	}
+}
+
+func TestIsDuplicate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{fmt.Errorf("other"), false},
+		{mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000}}}, true},
+		{fmt.Errorf("wrapped: %w", mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000}}}), true},
+		{mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 121}}}, false},
+	}
+	for _, tt := range tests {
+		if got := store.IsDuplicate(tt.err); got != tt.want {
+			t.Errorf("IsDuplicate(%v) = %t, want %t", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestLedgerClaim(t *testing.T) {
+	t.Parallel()
+	s := testkit.Store(t, "ledger")
+	ctx := testkit.Context(t)
+	l := s.Ledger("processed")
+
+	type record struct {
+		Team string    `bson:"team"`
+		At   time.Time `bson:"at"`
+	}
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		key       string
+		doc       any
+		wantFirst bool
+		wantErr   bool
+	}{
+		{name: "first claim", key: "evt-1", doc: record{Team: "T1", At: at}, wantFirst: true},
+		{name: "duplicate", key: "evt-1", doc: record{Team: "T2", At: at}, wantFirst: false},
+		{name: "nil doc", key: "evt-2", doc: nil, wantFirst: true},
+		{name: "nil doc duplicate", key: "evt-2", doc: nil, wantFirst: false},
+		{name: "empty key", key: "", doc: nil, wantErr: true},
+		{name: "doc sets _id", key: "evt-3", doc: bson.D{{Key: "_id", Value: "x"}}, wantErr: true},
+		{name: "doc not a document", key: "evt-4", doc: 42, wantErr: true},
+	}
+	// Sequential: each row depends on the ones before.
+	for _, tt := range tests {
+		first, err := l.Claim(ctx, tt.key, tt.doc)
+		if (err != nil) != tt.wantErr {
+			t.Fatalf("%s: Claim err = %v, wantErr %t", tt.name, err, tt.wantErr)
+		}
+		if first != tt.wantFirst {
+			t.Errorf("%s: Claim first = %t, want %t", tt.name, first, tt.wantFirst)
+		}
+	}
+	// The first claim's document is stored whole; the duplicate changed nothing.
+	var got struct {
+		ID   string    `bson:"_id"`
+		Team string    `bson:"team"`
+		At   time.Time `bson:"at"`
+	}
+	if err := s.Collection("processed").FindOne(ctx, bson.D{{Key: "_id", Value: "evt-1"}}).Decode(&got); err != nil {
+		t.Fatalf("FindOne: %v", err)
+	}
+	if got.Team != "T1" || !got.At.Equal(at) {
+		t.Errorf("stored %+v, want team T1 at %s", got, at)
+	}
+}
+
+// TestLedgerClaimConcurrent: replicas racing on one key, exactly one wins.
+func TestLedgerClaimConcurrent(t *testing.T) {
+	t.Parallel()
+	s := testkit.Store(t, "race")
+	ctx := testkit.Context(t)
+	l := s.Ledger("processed")
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			first, err := l.Claim(ctx, "same", nil)
+			if err != nil {
+				t.Errorf("Claim: %v", err)
+			}
+			if first {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Errorf("%d claims reported first, want exactly 1", n)
+	}
+}
+
+// BenchmarkLedgerClaim measures claims/s into the embedded store, half of
+// them duplicates (a redelivery-heavy consumer).
+func BenchmarkLedgerClaim(b *testing.B) {
+	s := testkit.Store(b, "bench")
+	ctx := testkit.Context(b)
+	l := s.Ledger("processed")
+	doc := bson.D{{Key: "team", Value: "T0123456"}, {Key: "kind", Value: "deal.updated"}}
+	i := 0
+	for b.Loop() {
+		if _, err := l.Claim(ctx, fmt.Sprintf("evt-%d", i/2), doc); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "claims/s")
+}
