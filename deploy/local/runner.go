@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/localmongo"
+	"github.com/crmslack/crmslack/libs/localnats"
+	"github.com/crmslack/crmslack/libs/logging"
+	"github.com/crmslack/crmslack/libs/slackstandin"
+)
+
+// Development-only secrets, used only when the environment names none and
+// only with the embedded stand-in: they protect nothing real.
+const (
+	devSigningSecret = "local-dev-signing-secret-0123456789"
+	devClientID      = "1234567890.1234567890"
+	devClientSecret  = "local-dev-client-secret"
+)
+
+// endpoints is what the runner reports once everything is up.
+type endpoints struct {
+	NATS, Mongo, SlackAPI, Standin string
+	Services                       []string
+}
+
+// run starts every part and blocks until ctx ends. environ is the process
+// environment as KEY=VALUE; ready, if not nil, receives the endpoints once
+// all parts are up (tests use it).
+func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endpoints) error {
+	vars := envMap(environ)
+	env := envconfig.FromMap(vars)
+	logCfg := logging.ConfigFromEnv(env)
+	if _, set := vars["LOG_FORMAT"]; !set {
+		logCfg.JSON = false
+	}
+	dataDir := env.String("LOCAL_DATA_DIR", ".local")
+	standinAddr := env.String("SLACK_STANDIN_ADDR", "127.0.0.1:8090")
+	natsPort := env.Int("LOCAL_NATS_PORT", 4222, 0, 65535)
+	mongoAddr := env.String("LOCAL_MONGO_ADDR", "127.0.0.1:27017")
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logging.New(out, logCfg)
+	var ep endpoints
+
+	// Embedded infrastructure, each only when no real one is configured.
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	if url, ok := vars["NATS_URL"]; ok && url != "" {
+		ep.NATS = url
+	} else {
+		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Logger: log.With("part", "nats")})
+		if err != nil {
+			return fmt.Errorf("starting embedded NATS: %w", err)
+		}
+		stops = append(stops, ns.Shutdown)
+		ep.NATS = ns.ClientURL()
+	}
+	if uri, ok := vars["MONGODB_URI"]; ok && uri != "" {
+		ep.Mongo = uri
+	} else {
+		ms, err := localmongo.Start(ctx, localmongo.Options{Dir: filepath.Join(dataDir, "mongo"), Addr: mongoAddr, Logger: log.With("part", "mongo")})
+		if err != nil {
+			return fmt.Errorf("starting embedded FerretDB: %w", err)
+		}
+		stops = append(stops, func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = ms.Close(cctx)
+		})
+		ep.Mongo = ms.URI()
+	}
+	if api, ok := vars["SLACK_API_URL"]; ok && api != "" {
+		ep.SlackAPI = api
+	} else {
+		sa, err := startStandin(vars, standinAddr, log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, sa.Close)
+		ep.Standin = sa.URL()
+		ep.SlackAPI = sa.URL() + "/api/"
+		vars = withDefaults(vars, map[string]string{
+			"SLACK_AUTHORIZE_URL":  sa.URL() + "/oauth/v2/authorize",
+			"SLACK_SIGNING_SECRET": devSigningSecret,
+			"SLACK_CLIENT_ID":      devClientID,
+			"SLACK_CLIENT_SECRET":  devClientSecret,
+		})
+	}
+	vars = withDefaults(vars, map[string]string{
+		"NATS_URL":      ep.NATS,
+		"MONGODB_URI":   ep.Mongo,
+		"SLACK_API_URL": ep.SlackAPI,
+	})
+	vars = withDefaults(vars, localDefaults)
+
+	// Services: each gets its configuration from the same environment, with
+	// the embedded parts' addresses filled in.
+	reg := prometheus.NewRegistry()
+	svcEnv := envconfig.FromMap(vars)
+	var parts []lifecycle.Part
+	for _, s := range services {
+		runFn, desc, err := s.build(svcEnv)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		parts = append(parts, lifecycle.Part{Name: s.name, Run: func(ctx context.Context) error {
+			return runFn(ctx, log.With("service", s.name), prometheus.WrapRegistererWith(prometheus.Labels{"service": s.name}, reg))
+		}})
+		ep.Services = append(ep.Services, fmt.Sprintf("%-10s %s", s.name, desc))
+	}
+	if err := svcEnv.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+
+	report(out, ep)
+	if ready != nil {
+		ready <- ep
+	}
+	if err := lifecycle.Run(ctx, log, parts...); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	// The infrastructure serves until Ctrl-C even when no service runs.
+	<-ctx.Done()
+	fmt.Fprintln(out, "stopped")
+	return nil
+}
+
+func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slackstandin.Server, error) {
+	cfg := slackstandin.Config{
+		App: slackstandin.AppConfig{
+			ClientID:      firstSet(vars["SLACK_CLIENT_ID"], devClientID),
+			ClientSecret:  firstSet(vars["SLACK_CLIENT_SECRET"], devClientSecret),
+			SigningSecret: firstSet(vars["SLACK_SIGNING_SECRET"], devSigningSecret),
+		},
+		Logger: log.With("part", "slack-standin"),
+	}
+	if path := vars["SLACK_STANDIN_SEED"]; path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("SLACK_STANDIN_SEED: %w", err)
+		}
+		defer f.Close()
+		seed, err := slackstandin.LoadSeed(f)
+		if err != nil {
+			return nil, fmt.Errorf("SLACK_STANDIN_SEED: %w", err)
+		}
+		cfg.Seed = seed
+	}
+	sa, err := slackstandin.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("Slack stand-in: %w", err)
+	}
+	if err := sa.Start(addr); err != nil {
+		return nil, fmt.Errorf("starting the Slack stand-in on %s: %w", addr, err)
+	}
+	return sa, nil
+}
+
+func report(w io.Writer, ep endpoints) {
+	var b strings.Builder
+	b.WriteString("crmslack is up\n")
+	fmt.Fprintf(&b, "  %-10s %s\n", "nats", ep.NATS)
+	fmt.Fprintf(&b, "  %-10s %s\n", "mongodb", redactURI(ep.Mongo))
+	if ep.Standin != "" {
+		fmt.Fprintf(&b, "  %-10s %s (Slack Web API at %s, messages at %s/_standin/messages)\n", "slack", ep.Standin, ep.SlackAPI, ep.Standin)
+	} else {
+		fmt.Fprintf(&b, "  %-10s %s\n", "slack", ep.SlackAPI)
+	}
+	for _, s := range ep.Services {
+		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	b.WriteString("Ctrl-C stops everything.\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// withDefaults returns vars with every unset or empty key of defs filled in.
+func withDefaults(vars, defs map[string]string) map[string]string {
+	out := make(map[string]string, len(vars)+len(defs))
+	for k, v := range defs {
+		out[k] = v
+	}
+	for k, v := range vars {
+		if v != "" || out[k] == "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func firstSet(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func redactURI(uri string) string {
+	if i := strings.Index(uri, "@"); i > 0 {
+		if j := strings.Index(uri, "://"); j > 0 && j < i {
+			return uri[:j+3] + "***" + uri[i:]
+		}
+	}
+	return uri
+}

@@ -1,0 +1,218 @@
+package slackstandin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+const (
+	// maxTextLen is where Slack refuses text with msg_too_long.
+	maxTextLen = 40000
+	// maxAttachments is where Slack refuses with too_many_attachments.
+	maxAttachments = 100
+)
+
+// content is what a message says.
+type content struct {
+	text                string
+	blocks, attachments json.RawMessage
+}
+
+func (c content) empty() bool { return c.text == "" && c.blocks == nil && c.attachments == nil }
+
+// readContent checks a message's text, blocks and attachments like Slack.
+func readContent(text string, blocks, attachments []byte) (content, error) {
+	var ct content
+	if utf8.RuneCountInString(text) > maxTextLen {
+		return ct, errCode("msg_too_long")
+	}
+	ct.text = text
+	if len(bytes.TrimSpace(blocks)) > 0 {
+		if err := ValidateBlocks(blocks); err != nil {
+			var be *BlocksError
+			errors.As(err, &be)
+			return ct, errCode(be.Code, be.Messages...)
+		}
+		var buf bytes.Buffer
+		_ = json.Compact(&buf, blocks) // valid: ValidateBlocks decoded it
+		if buf.String() != "[]" {
+			ct.blocks = buf.Bytes()
+		}
+	}
+	if len(bytes.TrimSpace(attachments)) > 0 {
+		var list []json.RawMessage
+		if err := json.Unmarshal(attachments, &list); err != nil {
+			return ct, errCode("invalid_attachments")
+		}
+		if len(list) > maxAttachments {
+			return ct, errCode("too_many_attachments")
+		}
+		if len(list) > 0 {
+			ct.attachments, _ = json.Marshal(list)
+		}
+	}
+	return ct, nil
+}
+
+// messageContent reads and checks the content arguments of a chat method.
+func messageContent(a args) (content, error) {
+	ct, err := readContent(a.get("text"), a.doc("blocks"), a.doc("attachments"))
+	if err != nil {
+		return ct, err
+	}
+	if ct.empty() {
+		return ct, errCode("no_text")
+	}
+	return ct, nil
+}
+
+// target resolves a channel argument: a conversation id, a channel name,
+// or a user id, which Slack takes as the DM with that user.
+func (s *Server) target(c *call, arg string) (*channel, error) {
+	t := c.team
+	var ch *channel
+	switch {
+	case arg == "":
+		return nil, errCode("channel_not_found")
+	case isUserID(arg):
+		u := t.users[arg]
+		if u == nil || u.ID == c.tok.userID {
+			return nil, errCode("channel_not_found")
+		}
+		ch, _ = s.st.openDM(t, []string{arg}, s.now())
+	case isConversationID(arg):
+		ch = s.st.conversation(t, arg)
+	default:
+		ch = s.st.conversationByName(t, arg)
+	}
+	if ch == nil || ch.hidden(c.tok.userID) {
+		return nil, errCode("channel_not_found")
+	}
+	return ch, nil
+}
+
+// canPost applies Slack's posting rules: no archived channels, and only
+// channels the poster is in, except public ones with chat:write.public.
+func canPost(c *call, ch *channel) error {
+	if ch.archived {
+		return errCode("is_archived")
+	}
+	if !ch.isMember(c.tok.userID) && (ch.private || !c.tok.has("chat:write.public")) {
+		return errCode("not_in_channel")
+	}
+	return nil
+}
+
+func (s *Server) chatPostMessage(c *call) (obj, error) {
+	ch, err := s.target(c, c.args.get("channel"))
+	if err != nil {
+		return nil, err
+	}
+	if err := canPost(c, ch); err != nil {
+		return nil, err
+	}
+	ct, err := messageContent(c.args)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.allow("chat.postMessage/"+ch.id, s.cfg.RateLimits.PostMessagePerChannel); err != nil {
+		s.stats.RateLimitedChannels[ch.id]++
+		return nil, err
+	}
+	p := &posted{
+		team: c.team.ws.ID, channel: ch.id, ts: s.nextTS(), threadTS: c.args.get("thread_ts"),
+		author: c.tok.userID, botID: c.tok.botID,
+		text: ct.text, blocks: ct.blocks, attachments: ct.attachments,
+	}
+	s.st.posted[ch.id+"/"+p.ts] = p
+	s.recordLocked(Message{
+		Kind: KindMessage, Team: p.team, Channel: ch.id, User: ch.imUser, Author: p.author,
+		TS: p.ts, ThreadTS: p.threadTS, Text: p.text, Blocks: p.blocks, Attachments: p.attachments,
+	})
+	return obj{"channel": ch.id, "ts": p.ts, "message": s.messageObj(c.team, p)}, nil
+}
+
+func (s *Server) chatUpdate(c *call) (obj, error) {
+	ch := s.st.conversation(c.team, c.args.get("channel"))
+	if ch == nil || ch.hidden(c.tok.userID) {
+		return nil, errCode("channel_not_found")
+	}
+	p := s.st.posted[ch.id+"/"+c.args.get("ts")]
+	if p == nil || p.deleted {
+		return nil, errCode("message_not_found")
+	}
+	if p.author != c.tok.userID {
+		return nil, errCode("cant_update_message")
+	}
+	if ch.archived {
+		return nil, errCode("is_inactive")
+	}
+	ct, err := messageContent(c.args)
+	if err != nil {
+		return nil, err
+	}
+	p.text, p.blocks = ct.text, ct.blocks
+	// Slack keeps the previous attachments unless new ones are sent.
+	if ct.attachments != nil {
+		p.attachments = ct.attachments
+	}
+	s.recordLocked(Message{
+		Kind: KindUpdate, Team: p.team, Channel: ch.id, User: ch.imUser, Author: p.author,
+		TS: p.ts, ThreadTS: p.threadTS, Text: p.text, Blocks: p.blocks, Attachments: p.attachments,
+	})
+	return obj{"channel": ch.id, "ts": p.ts, "text": p.text, "message": s.messageObj(c.team, p)}, nil
+}
+
+func (s *Server) chatPostEphemeral(c *call) (obj, error) {
+	ch, err := s.target(c, c.args.get("channel"))
+	if err != nil {
+		return nil, err
+	}
+	if err := canPost(c, ch); err != nil {
+		return nil, err
+	}
+	userID := c.args.get("user")
+	if userID == "" {
+		return nil, invalidArgs("missing required field: user [json-pointer:/user]")
+	}
+	if c.team.users[userID] == nil {
+		return nil, errCode("user_not_found")
+	}
+	if !ch.isMember(userID) {
+		return nil, errCode("user_not_in_channel")
+	}
+	ct, err := messageContent(c.args)
+	if err != nil {
+		return nil, err
+	}
+	ts := s.nextTS()
+	s.recordLocked(Message{
+		Kind: KindEphemeral, Team: c.team.ws.ID, Channel: ch.id, User: userID, Author: c.tok.userID,
+		TS: ts, ThreadTS: c.args.get("thread_ts"), Text: ct.text, Blocks: ct.blocks, Attachments: ct.attachments,
+	})
+	return obj{"message_ts": ts}, nil
+}
+
+// messageObj is the message object Slack returns from chat methods.
+func (s *Server) messageObj(t *team, p *posted) obj {
+	m := obj{"type": "message", "text": p.text, "user": p.author, "ts": p.ts, "team": p.team}
+	if p.botID != "" {
+		m["bot_id"] = p.botID
+		m["app_id"] = s.cfg.App.AppID
+		m["bot_profile"] = obj{
+			"id": p.botID, "app_id": s.cfg.App.AppID, "name": t.ws.Bot.Name, "deleted": false, "team_id": p.team,
+		}
+	}
+	if p.threadTS != "" {
+		m["thread_ts"] = p.threadTS
+	}
+	if p.blocks != nil {
+		m["blocks"] = p.blocks
+	}
+	if p.attachments != nil {
+		m["attachments"] = p.attachments
+	}
+	return m
+}

@@ -1,0 +1,253 @@
+package slackstandin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// MessageKind says how a recorded message reached Slack.
+type MessageKind string
+
+// Kinds of recorded messages.
+const (
+	KindMessage     MessageKind = "message"      // chat.postMessage
+	KindEphemeral   MessageKind = "ephemeral"    // chat.postEphemeral
+	KindUpdate      MessageKind = "update"       // chat.update
+	KindResponseURL MessageKind = "response_url" // a POST to a response_url
+)
+
+// Message is a message the stand-in accepted.
+type Message struct {
+	Kind    MessageKind `json:"kind"`
+	Team    string      `json:"team"`
+	Channel string      `json:"channel"`
+	// User is the person the message targets: the recipient of an
+	// ephemeral message, the other side of a DM, the owner of a
+	// response_url.
+	User string `json:"user,omitempty"`
+	// Author is the user id that posted it (the app's bot user).
+	Author      string          `json:"author"`
+	TS          string          `json:"ts"`
+	ThreadTS    string          `json:"thread_ts,omitempty"`
+	Text        string          `json:"text"`
+	Blocks      json.RawMessage `json:"blocks,omitempty"`
+	Attachments json.RawMessage `json:"attachments,omitempty"`
+	// ResponseType, ReplaceOriginal and DeleteOriginal are set for
+	// KindResponseURL.
+	ResponseType    string    `json:"response_type,omitempty"`
+	ReplaceOriginal bool      `json:"replace_original,omitempty"`
+	DeleteOriginal  bool      `json:"delete_original,omitempty"`
+	Time            time.Time `json:"time"`
+}
+
+// MessageFilter selects recorded messages; empty fields match anything.
+type MessageFilter struct {
+	Team     string
+	Channel  string
+	User     string
+	Kind     MessageKind
+	ThreadTS string
+}
+
+func (f MessageFilter) match(m Message) bool {
+	return (f.Team == "" || f.Team == m.Team) &&
+		(f.Channel == "" || f.Channel == m.Channel) &&
+		(f.User == "" || f.User == m.User) &&
+		(f.Kind == "" || f.Kind == m.Kind) &&
+		(f.ThreadTS == "" || f.ThreadTS == m.ThreadTS)
+}
+
+// File is a file uploaded and completed through the v2 upload flow.
+type File struct {
+	ID             string          `json:"id"`
+	Team           string          `json:"team"`
+	Name           string          `json:"name"`
+	Title          string          `json:"title"`
+	Length         int             `json:"length"`
+	Content        []byte          `json:"-"`
+	Channels       []string        `json:"channels"`
+	InitialComment string          `json:"initial_comment,omitempty"`
+	ThreadTS       string          `json:"thread_ts,omitempty"`
+	Blocks         json.RawMessage `json:"blocks,omitempty"`
+	AltText        string          `json:"alt_txt,omitempty"`
+	SnippetType    string          `json:"snippet_type,omitempty"`
+	Time           time.Time       `json:"time"`
+}
+
+// Stats counts what the stand-in refused, so a test can prove a client
+// honoured Slack's limits.
+type Stats struct {
+	// Calls counts Web API calls per method that got past fault injection.
+	Calls map[string]int `json:"calls"`
+	// RateLimited counts 429 answers per method.
+	RateLimited map[string]int `json:"rate_limited"`
+	// RateLimitedChannels counts chat.postMessage 429s per channel id.
+	RateLimitedChannels map[string]int `json:"rate_limited_channels"`
+	// Injected counts injected failures per method.
+	Injected map[string]int `json:"injected"`
+}
+
+func newStats() Stats {
+	return Stats{Calls: map[string]int{}, RateLimited: map[string]int{}, RateLimitedChannels: map[string]int{}, Injected: map[string]int{}}
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Calls:               maps.Clone(s.stats.Calls),
+		RateLimited:         maps.Clone(s.stats.RateLimited),
+		RateLimitedChannels: maps.Clone(s.stats.RateLimitedChannels),
+		Injected:            maps.Clone(s.stats.Injected),
+	}
+}
+
+// Messages returns the recorded messages matching f, oldest first.
+func (s *Server) Messages(f MessageFilter) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.messagesLocked(f)
+}
+
+func (s *Server) messagesLocked(f MessageFilter) []Message {
+	var out []Message
+	for _, m := range s.messages {
+		if f.match(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitForMessages waits until at least n recorded messages match f and
+// returns them, or returns what it has with an error when ctx ends. It is
+// woken by each new record rather than polling on a timer.
+func (s *Server) WaitForMessages(ctx context.Context, n int, f MessageFilter) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		got, changed := s.messagesLocked(f), s.changed
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, fmt.Errorf("waiting for %d messages matching %+v, have %d: %w", n, f, len(got), ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// Files returns the completed uploads, oldest first.
+func (s *Server) Files() []File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.filesLocked()
+}
+
+func (s *Server) filesLocked() []File {
+	out := make([]File, 0, len(s.completed))
+	for _, id := range s.completed {
+		f := *s.uploads[id].file
+		f.Channels, f.Content = slices.Clone(f.Channels), slices.Clone(f.Content)
+		out = append(out, f)
+	}
+	return out
+}
+
+// WaitForFiles waits until at least n uploads are completed.
+func (s *Server) WaitForFiles(ctx context.Context, n int) ([]File, error) {
+	for {
+		s.mu.Lock()
+		got, changed := s.filesLocked(), s.changed
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, fmt.Errorf("waiting for %d files, have %d: %w", n, len(got), ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// notifyLocked wakes the waiters after a record was added.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) recordLocked(m Message) {
+	m.Time = s.now()
+	s.messages = append(s.messages, m)
+	s.notifyLocked()
+}
+
+// nextTS hands out message timestamps: "seconds.microseconds" from the
+// clock, strictly increasing so every message has a unique ts.
+func (s *Server) nextTS() string {
+	us := s.now().UnixMicro()
+	if us <= s.lastTS {
+		us = s.lastTS + 1
+	}
+	s.lastTS = us
+	return fmt.Sprintf("%d.%06d", us/1e6, us%1e6)
+}
+
+// serveRecordedMessages: GET /_standin/messages?team=&channel=&user=&kind=&thread_ts=
+func (s *Server) serveRecordedMessages(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	msgs := s.Messages(MessageFilter{
+		Team: q.Get("team"), Channel: q.Get("channel"), User: q.Get("user"),
+		Kind: MessageKind(q.Get("kind")), ThreadTS: q.Get("thread_ts"),
+	})
+	writeJSON(w, http.StatusOK, obj{"ok": true, "messages": nonNil(msgs)})
+}
+
+// serveRecordedFiles: GET /_standin/files
+func (s *Server) serveRecordedFiles(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, obj{"ok": true, "files": nonNil(s.Files())})
+}
+
+// serveFileContent: GET /_standin/files/{id}/content returns the uploaded bytes.
+func (s *Server) serveFileContent(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	u := s.uploads[r.PathValue("id")]
+	var content []byte
+	if u != nil && u.uploaded {
+		content = u.content
+	}
+	s.mu.Unlock()
+	if content == nil {
+		http.Error(w, "file_not_found", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(content)
+}
+
+// serveStats: GET /_standin/stats
+func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// serveReset: POST /_standin/reset
+func (s *Server) serveReset(w http.ResponseWriter, _ *http.Request) {
+	s.Reset()
+	writeJSON(w, http.StatusOK, obj{"ok": true})
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
