@@ -1,0 +1,351 @@
+// Package projection is the in-memory read model slash commands search: the
+// records of every org and module, kept current from RecordUpserted and
+// RecordDeleted events and laid out so one search over 100,000 records is a
+// single tight scan.
+//
+// Versions: a record keeps the highest version it has seen. An upsert or a
+// delete whose version is not above the current one is stale (a duplicate
+// or an out-of-order delivery) and changes nothing. A delete leaves a
+// tombstone holding its version, so an older upsert arriving after it
+// cannot bring the record back; an upsert with a higher version than the
+// delete does bring it back, because the CRM bumps the version on every
+// change and a later change means the record exists again (an undelete or a
+// restore from the recycle bin). Tombstones are a few bytes each and are
+// kept for the life of the process; the durable rebuild starts without them.
+//
+// Layout: each (org, module) is a table with its own lock, so one org's
+// writes never wait on another's searches. A search is one scan, so the
+// table is laid out for scanning: searchable values are folded once at apply
+// time (lower case, phone digits) and stored column by column, one slice of
+// cells per field, so a criterion reads one contiguous column. Each cell
+// carries the first 8 bytes of its text inline, which answers "is" and
+// "starts with" for short values without touching the string, and numbers
+// and checkboxes as float64 (NaN when absent). Text-like values are also
+// joined into one folded haystack per record for global search. A delete
+// swaps the last row into the hole, so there is nothing to compact. Records
+// are kept marshalled and only the ten shown are decoded, which keeps memory
+// near the wire size and hands callers records they own.
+package projection
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	"github.com/crmslack/crmslack/services/query/internal/filter"
+)
+
+// ErrInvalidEvent: the event lacks what the projection needs (org, module,
+// id, schema). Retrying cannot help; the consumer should terminate it.
+var ErrInvalidEvent = errors.New("invalid record event")
+
+// Store holds every org's tables. The zero value is not usable; call New.
+type Store struct {
+	mu     sync.RWMutex
+	tables map[tableKey]*table
+}
+
+type tableKey struct{ org, module string }
+
+// New returns an empty store.
+func New() *Store { return &Store{tables: map[tableKey]*table{}} }
+
+type table struct {
+	mu sync.RWMutex
+	// schema is the one carried by the last upsert applied.
+	schema *crmv1.ModuleSchema
+	// slots numbers the searchable fields by API name; a slot, once given,
+	// keeps its number, so rows written under an older schema stay valid.
+	slots map[string]int
+	rows  []row
+	// cols[slot][i] is the value of that field in rows[i].
+	cols       [][]cell
+	index      map[string]int   // record id → position in rows
+	tombstones map[string]int64 // deleted record id → the delete's version
+}
+
+type row struct {
+	id       string
+	version  int64
+	sortHead uint64 // head of sortKey, compared first
+	sortKey  string // folded display name; ties go by id
+	raw      []byte // the marshalled record
+	haystack string // folded text-like values, NUL-separated, for global search
+	// multi holds multi-select picklist values by slot, folded; nil for most rows.
+	multi map[int][]string
+}
+
+// cell is one searchable value: folded text with its head, or a number
+// (checkboxes are 1 or 0) with NaN meaning absent.
+type cell struct {
+	head uint64
+	text string
+	num  float64
+}
+
+var absent = cell{num: math.NaN()}
+
+// head packs the first 8 bytes of s big-endian, zero-padded, so comparing
+// heads orders and prefixes strings like comparing their first 8 bytes.
+func head(s string) uint64 {
+	var h uint64
+	for i := range 8 {
+		h <<= 8
+		if i < len(s) {
+			h |= uint64(s[i])
+		}
+	}
+	return h
+}
+
+func (s *Store) table(org, module string, create bool) *table {
+	k := tableKey{org, module}
+	s.mu.RLock()
+	t := s.tables[k]
+	s.mu.RUnlock()
+	if t != nil || !create {
+		return t
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t = s.tables[k]; t == nil {
+		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]int64{}}
+		s.tables[k] = t
+	}
+	return t
+}
+
+// ApplyUpserted stores the record unless the projection already holds this
+// version or a newer one (or a newer delete). It reports whether anything
+// changed. The record is copied; the schema is kept as given, so the caller
+// must not modify the event afterwards.
+func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
+	org, rec, schema := ev.GetEnvelope().GetOrgId(), ev.GetRecord(), ev.GetSchema()
+	switch {
+	case org == "" || rec.GetId() == "" || rec.GetModule() == "":
+		return false, fmt.Errorf("record upserted without org, module or id: %w", ErrInvalidEvent)
+	case schema.GetModule() != rec.GetModule():
+		return false, fmt.Errorf("record %s/%s upserted with the schema of %q: %w", rec.GetModule(), rec.GetId(), schema.GetModule(), ErrInvalidEvent)
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("record %s/%s: %w: %w", rec.GetModule(), rec.GetId(), ErrInvalidEvent, err)
+	}
+
+	t := s.table(org, rec.GetModule(), true)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, v := rec.GetId(), rec.GetVersion()
+	if dv, ok := t.tombstones[id]; ok {
+		if v <= dv {
+			return false, nil
+		}
+		delete(t.tombstones, id)
+	}
+	i, exists := t.index[id]
+	if exists && v <= t.rows[i].version {
+		return false, nil
+	}
+	t.schema = schema
+	r, cells := t.build(rec, schema, raw)
+	if !exists {
+		i = len(t.rows)
+		t.index[id] = i
+		t.rows = append(t.rows, row{})
+		for slot := range t.cols {
+			t.cols[slot] = append(t.cols[slot], absent)
+		}
+	}
+	t.rows[i] = r
+	for slot, col := range t.cols {
+		col[i] = absent
+		if slot < len(cells) {
+			col[i] = cells[slot]
+		}
+	}
+	return true, nil
+}
+
+// ApplyDeleted removes the record unless it holds a version at or above the
+// delete's, and remembers the delete so older upserts stay out. It reports
+// whether anything changed.
+func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
+	org, module, id, v := ev.GetEnvelope().GetOrgId(), ev.GetModule(), ev.GetRecordId(), ev.GetVersion()
+	if org == "" || module == "" || id == "" {
+		return false, fmt.Errorf("record deleted without org, module or id: %w", ErrInvalidEvent)
+	}
+	t := s.table(org, module, true)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if dv, ok := t.tombstones[id]; ok && v <= dv {
+		return false, nil
+	}
+	if i, ok := t.index[id]; ok {
+		if v <= t.rows[i].version {
+			return false, nil
+		}
+		last := len(t.rows) - 1
+		if i != last {
+			t.rows[i] = t.rows[last]
+			t.index[t.rows[i].id] = i
+		}
+		t.rows[last] = row{} // let the collector have it
+		t.rows = t.rows[:last]
+		for slot, col := range t.cols {
+			col[i] = col[last]
+			t.cols[slot] = col[:last]
+		}
+		delete(t.index, id)
+	}
+	t.tombstones[id] = v
+	return true, nil
+}
+
+// build folds a record into its row and its cells by slot, giving slots
+// (and columns) to fields the table has not seen yet.
+func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte) (row, []cell) {
+	r := row{id: rec.GetId(), version: rec.GetVersion(), raw: raw}
+	var cells []cell
+	var hay []string
+	for _, f := range schema.GetFields() {
+		class := filter.ClassOf(f.GetType())
+		if class == filter.NotSearchable {
+			continue
+		}
+		slot, ok := t.slots[f.GetApiName()]
+		if !ok {
+			slot = len(t.slots)
+			t.slots[f.GetApiName()] = slot
+			col := make([]cell, len(t.rows), max(cap(t.rows), 1))
+			for i := range col {
+				col[i] = absent
+			}
+			t.cols = append(t.cols, col)
+		}
+		for len(cells) <= slot {
+			cells = append(cells, absent)
+		}
+		c := &cells[slot]
+		var texts []string
+		switch v := rec.GetFields()[f.GetApiName()].GetKind().(type) {
+		case *crmv1.FieldValue_Text:
+			texts = []string{v.Text}
+		case *crmv1.FieldValue_Lookup:
+			texts = []string{v.Lookup.GetName()}
+		case *crmv1.FieldValue_Number:
+			c.num = v.Number
+			texts = []string{strconv.FormatFloat(v.Number, 'f', -1, 64)}
+		case *crmv1.FieldValue_Boolean:
+			c.num = 0
+			if v.Boolean {
+				c.num = 1
+			}
+		case *crmv1.FieldValue_Multi:
+			folded := make([]string, len(v.Multi.GetValues()))
+			for i, s := range v.Multi.GetValues() {
+				folded[i] = filter.Fold(f.GetType(), s)
+			}
+			if r.multi == nil {
+				r.multi = map[int][]string{}
+			}
+			r.multi[slot] = folded
+			texts = v.Multi.GetValues()
+		}
+		if len(texts) == 1 {
+			c.text = filter.Fold(f.GetType(), texts[0])
+			c.head = head(c.text)
+		}
+		if class == filter.TextLike {
+			for _, s := range texts {
+				hay = append(hay, strings.ToLower(s))
+			}
+		}
+		if f.GetApiName() == schema.GetDisplayField() && len(texts) > 0 {
+			r.sortKey = strings.ToLower(texts[0])
+			r.sortHead = head(r.sortKey)
+		}
+	}
+	r.haystack = strings.Join(hay, "\x00")
+	return r, cells
+}
+
+// Schema returns the module's field metadata as the last applied upsert
+// carried it; callers must not modify it.
+func (s *Store) Schema(org, module string) (*crmv1.ModuleSchema, bool) {
+	t := s.table(org, module, false)
+	if t == nil {
+		return nil, false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.schema, t.schema != nil
+}
+
+// Get returns one record, decoded afresh.
+func (s *Store) Get(org, module, id string) (*crmv1.Record, bool, error) {
+	t := s.table(org, module, false)
+	if t == nil {
+		return nil, false, nil
+	}
+	t.mu.RLock()
+	i, ok := t.index[id]
+	var raw []byte
+	if ok {
+		raw = t.rows[i].raw
+	}
+	t.mu.RUnlock()
+	if !ok {
+		return nil, false, nil
+	}
+	rec, err := decode(raw)
+	return rec, err == nil, err
+}
+
+// Result is a page of matching records, in display order, and how many
+// records matched in all.
+type Result struct {
+	Records []*crmv1.Record
+	Total   int
+}
+
+// Search returns the first limit records matching q (by display name, then
+// id) and the number of matches. An org or module with no records gives an
+// empty result.
+func (s *Store) Search(org string, q *filter.Query, limit int) (Result, error) {
+	t := s.table(org, q.Module, false)
+	if t == nil {
+		return Result{}, nil
+	}
+	limit = max(limit, 0)
+	t.mu.RLock()
+	top, total := t.scan(q, limit)
+	raws := make([][]byte, len(top))
+	for i, r := range top {
+		raws[i] = r.raw
+	}
+	t.mu.RUnlock()
+
+	res := Result{Records: make([]*crmv1.Record, len(raws)), Total: total}
+	for i, raw := range raws {
+		rec, err := decode(raw)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Records[i] = rec
+	}
+	return res, nil
+}
+
+func decode(raw []byte) (*crmv1.Record, error) {
+	rec := &crmv1.Record{}
+	if err := proto.Unmarshal(raw, rec); err != nil {
+		return nil, fmt.Errorf("decoding a stored record: %w", err)
+	}
+	return rec, nil
+}
