@@ -9,7 +9,9 @@
 //	integration.v1.<org>.team.installed     what the product decides  stream INTEGRATION
 //	slack.in.v1.<team>.command              verified Slack requests   stream SLACK_IN
 //	slack.out.v1.<org>.<team>.post          commands for the egress   stream SLACK_OUT
-//	dlq.<stream>.<durable>                  dead letters              stream DLQ
+//
+// Dead letters (dlq.<stream>.<durable>, stream DLQ) are named and kept by
+// libs/bus, which every consumer goes through.
 //
 // Ids become subject tokens only through Token, which refuses anything that
 // would change a subject's shape.
@@ -18,8 +20,9 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -30,7 +33,6 @@ const (
 	StreamIntegration = "INTEGRATION"
 	StreamSlackIn     = "SLACK_IN"
 	StreamSlackOut    = "SLACK_OUT"
-	StreamDLQ         = "DLQ"
 )
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. Slack
@@ -41,15 +43,21 @@ const DuplicateWindow = 15 * time.Minute
 // ErrBadToken reports an id that cannot be a subject token.
 var ErrBadToken = errors.New("not usable as a subject token")
 
-// Token checks that s can stand as one subject token: not empty, no dots,
-// wildcards or white space. Ids from outside (org ids, team ids, module
-// names) pass through it before they become part of a subject.
+// Token checks that s can stand as one subject token: valid UTF-8, not
+// empty, no dots, wildcards, white space or control characters. Ids from
+// outside (org ids, team ids, module names) pass through it before they
+// become part of a subject.
 func Token(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("empty id: %w", ErrBadToken)
 	}
-	if strings.ContainsAny(s, ".*> \t\r\n") {
-		return "", fmt.Errorf("id %q: %w", s, ErrBadToken)
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("id %q is not valid UTF-8: %w", s, ErrBadToken)
+	}
+	for _, r := range s {
+		if r == '.' || r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return "", fmt.Errorf("id %q contains %q: %w", s, r, ErrBadToken)
+		}
 	}
 	return s, nil
 }
@@ -89,7 +97,6 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 		// in 30 minutes and Slack gives up on events within minutes.
 		stream(StreamSlackIn, "slack.in.v1.>", "Verified requests from Slack", 24*time.Hour),
 		stream(StreamSlackOut, "slack.out.v1.>", "Commands for the Slack egress", 3*24*time.Hour),
-		stream(StreamDLQ, "dlq.>", "Dead letters with their reasons", 14*24*time.Hour),
 	}
 }
 
@@ -144,9 +151,6 @@ func SlackEvent(team, eventType string) string { return "slack.in.v1." + team + 
 // SlackOut is the subject of a command for the Slack egress; kind is one of
 // post, update, ephemeral, respond, upload.
 func SlackOut(org, team, kind string) string { return "slack.out.v1." + org + "." + team + "." + kind }
-
-// DeadLetter is the subject a consumer's dead letters go to.
-func DeadLetter(stream, durable string) string { return "dlq." + stream + "." + durable }
 
 // BucketOrgAccess is the JetStream key-value bucket the team registry keeps
 // each org's teams.v1.OrgAccess in, keyed by org id.

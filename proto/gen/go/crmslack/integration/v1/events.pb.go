@@ -532,7 +532,11 @@ type DeliverySucceeded struct {
 	Origin string `protobuf:"bytes,10,opt,name=origin,proto3" json:"origin,omitempty"`
 	// True when the command had already been carried out and this is a replay
 	// of the recorded outcome.
-	Duplicate     bool `protobuf:"varint,11,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,11,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// The command's kind: post, update, ephemeral, respond or upload.
+	Kind string `protobuf:"bytes,12,opt,name=kind,proto3" json:"kind,omitempty"`
+	// When the command was issued (its envelope's occurred_at).
+	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -644,6 +648,20 @@ func (x *DeliverySucceeded) GetDuplicate() bool {
 	return false
 }
 
+func (x *DeliverySucceeded) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeliverySucceeded) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
 // DeliveryFailed: a Slack command was refused or gave up.
 type DeliveryFailed struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -653,9 +671,15 @@ type DeliveryFailed struct {
 	TeamId         string                 `protobuf:"bytes,4,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	Code           DeliveryFailureCode    `protobuf:"varint,5,opt,name=code,proto3,enum=crmslack.integration.v1.DeliveryFailureCode" json:"code,omitempty"`
 	// A readable reason, e.g. Slack's error code and what it means.
-	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	Attempts      uint32 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	Origin        string `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
+	Reason   string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Attempts uint32 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Origin   string `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
+	// The command's kind: post, update, ephemeral, respond or upload.
+	Kind string `protobuf:"bytes,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The conversation the command was resolved to, when it got that far.
+	ChannelId string `protobuf:"bytes,10,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	// When the command was issued (its envelope's occurred_at).
+	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -746,6 +770,27 @@ func (x *DeliveryFailed) GetOrigin() string {
 	return ""
 }
 
+func (x *DeliveryFailed) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeliveryFailed) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *DeliveryFailed) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
 var File_crmslack_integration_v1_events_proto protoreflect.FileDescriptor
 
 const file_crmslack_integration_v1_events_proto_rawDesc = "" +
@@ -780,7 +825,7 @@ const file_crmslack_integration_v1_events_proto_rawDesc = "" +
 	"\x12IntegrationEnabled\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12=\n" +
 	"\n" +
-	"enabled_by\x18\x02 \x01(\v2\x1e.crmslack.common.v1.CrmUserRefR\tenabledBy\"\xe8\x02\n" +
+	"enabled_by\x18\x02 \x01(\v2\x1e.crmslack.common.v1.CrmUserRefR\tenabledBy\"\xbb\x03\n" +
 	"\x11DeliverySucceeded\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x1d\n" +
 	"\n" +
@@ -795,7 +840,9 @@ const file_crmslack_integration_v1_events_proto_rawDesc = "" +
 	"\battempts\x18\t \x01(\rR\battempts\x12\x16\n" +
 	"\x06origin\x18\n" +
 	" \x01(\tR\x06origin\x12\x1c\n" +
-	"\tduplicate\x18\v \x01(\bR\tduplicate\"\xb9\x02\n" +
+	"\tduplicate\x18\v \x01(\bR\tduplicate\x12\x12\n" +
+	"\x04kind\x18\f \x01(\tR\x04kind\x12=\n" +
+	"\frequested_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\"\xab\x03\n" +
 	"\x0eDeliveryFailed\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x1d\n" +
 	"\n" +
@@ -805,7 +852,12 @@ const file_crmslack_integration_v1_events_proto_rawDesc = "" +
 	"\x04code\x18\x05 \x01(\x0e2,.crmslack.integration.v1.DeliveryFailureCodeR\x04code\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1a\n" +
 	"\battempts\x18\a \x01(\rR\battempts\x12\x16\n" +
-	"\x06origin\x18\b \x01(\tR\x06origin*\xcf\x01\n" +
+	"\x06origin\x18\b \x01(\tR\x06origin\x12\x12\n" +
+	"\x04kind\x18\t \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\n" +
+	" \x01(\tR\tchannelId\x12=\n" +
+	"\frequested_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt*\xcf\x01\n" +
 	"\x11TeamRemovedReason\x12#\n" +
 	"\x1fTEAM_REMOVED_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19TEAM_REMOVED_REASON_ADMIN\x10\x01\x12'\n" +
@@ -866,13 +918,15 @@ var file_crmslack_integration_v1_events_proto_depIdxs = []int32{
 	11, // 9: crmslack.integration.v1.IntegrationEnabled.envelope:type_name -> crmslack.common.v1.Envelope
 	9,  // 10: crmslack.integration.v1.IntegrationEnabled.enabled_by:type_name -> crmslack.common.v1.CrmUserRef
 	11, // 11: crmslack.integration.v1.DeliverySucceeded.envelope:type_name -> crmslack.common.v1.Envelope
-	11, // 12: crmslack.integration.v1.DeliveryFailed.envelope:type_name -> crmslack.common.v1.Envelope
-	1,  // 13: crmslack.integration.v1.DeliveryFailed.code:type_name -> crmslack.integration.v1.DeliveryFailureCode
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	10, // 12: crmslack.integration.v1.DeliverySucceeded.requested_at:type_name -> google.protobuf.Timestamp
+	11, // 13: crmslack.integration.v1.DeliveryFailed.envelope:type_name -> crmslack.common.v1.Envelope
+	1,  // 14: crmslack.integration.v1.DeliveryFailed.code:type_name -> crmslack.integration.v1.DeliveryFailureCode
+	10, // 15: crmslack.integration.v1.DeliveryFailed.requested_at:type_name -> google.protobuf.Timestamp
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_integration_v1_events_proto_init() }

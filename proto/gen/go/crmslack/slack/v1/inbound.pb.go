@@ -25,16 +25,23 @@ const (
 // SlashCommandReceived: the gateway verified a slash command and passes it on.
 // The org is the one that owns the team.
 type SlashCommandReceived struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Envelope      *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	TeamId        string                 `protobuf:"bytes,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
-	EnterpriseId  string                 `protobuf:"bytes,3,opt,name=enterprise_id,json=enterpriseId,proto3" json:"enterprise_id,omitempty"`
-	ChannelId     string                 `protobuf:"bytes,4,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Command       string                 `protobuf:"bytes,6,opt,name=command,proto3" json:"command,omitempty"`
-	Text          string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
-	ResponseUrl   string                 `protobuf:"bytes,8,opt,name=response_url,json=responseUrl,proto3" json:"response_url,omitempty"`
-	TriggerId     string                 `protobuf:"bytes,9,opt,name=trigger_id,json=triggerId,proto3" json:"trigger_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Envelope     *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	TeamId       string                 `protobuf:"bytes,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EnterpriseId string                 `protobuf:"bytes,3,opt,name=enterprise_id,json=enterpriseId,proto3" json:"enterprise_id,omitempty"`
+	ChannelId    string                 `protobuf:"bytes,4,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	UserId       string                 `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Command      string                 `protobuf:"bytes,6,opt,name=command,proto3" json:"command,omitempty"`
+	Text         string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	ResponseUrl  string                 `protobuf:"bytes,8,opt,name=response_url,json=responseUrl,proto3" json:"response_url,omitempty"`
+	TriggerId    string                 `protobuf:"bytes,9,opt,name=trigger_id,json=triggerId,proto3" json:"trigger_id,omitempty"`
+	// True when the gateway acknowledged the command without its answer
+	// ("Searching…") because the synchronous answer (e.g.
+	// QueryService.RunSlashCommand) did not arrive within its budget: the
+	// command's owner must then answer through response_url. False when the
+	// command was answered synchronously and is published for the record
+	// only; nobody answers it again.
+	Deferred      bool `protobuf:"varint,10,opt,name=deferred,proto3" json:"deferred,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,6 +137,13 @@ func (x *SlashCommandReceived) GetTriggerId() string {
 		return x.TriggerId
 	}
 	return ""
+}
+
+func (x *SlashCommandReceived) GetDeferred() bool {
+	if x != nil {
+		return x.Deferred
+	}
+	return false
 }
 
 // InteractionReceived: a verified block_actions payload (a button click).
@@ -366,7 +380,7 @@ var File_crmslack_slack_v1_inbound_proto protoreflect.FileDescriptor
 
 const file_crmslack_slack_v1_inbound_proto_rawDesc = "" +
 	"\n" +
-	"\x1fcrmslack/slack/v1/inbound.proto\x12\x11crmslack.slack.v1\x1a!crmslack/common/v1/envelope.proto\"\xb6\x02\n" +
+	"\x1fcrmslack/slack/v1/inbound.proto\x12\x11crmslack.slack.v1\x1a!crmslack/common/v1/envelope.proto\"\xd2\x02\n" +
 	"\x14SlashCommandReceived\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\tR\x06teamId\x12#\n" +
@@ -378,7 +392,9 @@ const file_crmslack_slack_v1_inbound_proto_rawDesc = "" +
 	"\x04text\x18\a \x01(\tR\x04text\x12!\n" +
 	"\fresponse_url\x18\b \x01(\tR\vresponseUrl\x12\x1d\n" +
 	"\n" +
-	"trigger_id\x18\t \x01(\tR\ttriggerId\"\xcf\x02\n" +
+	"trigger_id\x18\t \x01(\tR\ttriggerId\x12\x1a\n" +
+	"\bdeferred\x18\n" +
+	" \x01(\bR\bdeferred\"\xcf\x02\n" +
 	"\x13InteractionReceived\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\tR\x06teamId\x12\x1d\n" +

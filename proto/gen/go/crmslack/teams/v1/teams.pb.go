@@ -1368,6 +1368,121 @@ func (x *ResolveTeamResponse) GetIntegrationEnabled() bool {
 	return false
 }
 
+type GetSlackUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        string                 `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSlackUserRequest) Reset() {
+	*x = GetSlackUserRequest{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSlackUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSlackUserRequest) ProtoMessage() {}
+
+func (x *GetSlackUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSlackUserRequest.ProtoReflect.Descriptor instead.
+func (*GetSlackUserRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetSlackUserRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *GetSlackUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+type GetSlackUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's email; empty when Slack does not share it (a bot, or the app
+	// lacks the users:read.email scope).
+	Email    string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	RealName string `protobuf:"bytes,2,opt,name=real_name,json=realName,proto3" json:"real_name,omitempty"`
+	// The user was deactivated in Slack.
+	Deleted       bool `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSlackUserResponse) Reset() {
+	*x = GetSlackUserResponse{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSlackUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSlackUserResponse) ProtoMessage() {}
+
+func (x *GetSlackUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSlackUserResponse.ProtoReflect.Descriptor instead.
+func (*GetSlackUserResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetSlackUserResponse) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *GetSlackUserResponse) GetRealName() string {
+	if x != nil {
+		return x.RealName
+	}
+	return ""
+}
+
+func (x *GetSlackUserResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
 var File_crmslack_teams_v1_teams_proto protoreflect.FileDescriptor
 
 const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
@@ -1453,13 +1568,20 @@ const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
 	"\ateam_id\x18\x01 \x01(\tR\x06teamId\"_\n" +
 	"\x13ResolveTeamResponse\x12\x17\n" +
 	"\aorg_ids\x18\x01 \x03(\tR\x06orgIds\x12/\n" +
-	"\x13integration_enabled\x18\x02 \x01(\bR\x12integrationEnabled*r\n" +
+	"\x13integration_enabled\x18\x02 \x01(\bR\x12integrationEnabled\"G\n" +
+	"\x13GetSlackUserRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\tR\x06teamId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"c\n" +
+	"\x14GetSlackUserResponse\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1b\n" +
+	"\treal_name\x18\x02 \x01(\tR\brealName\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted*r\n" +
 	"\n" +
 	"TeamStatus\x12\x1b\n" +
 	"\x17TEAM_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TEAM_STATUS_ACTIVE\x10\x01\x12\x17\n" +
 	"\x13TEAM_STATUS_REMOVED\x10\x02\x12\x16\n" +
-	"\x12TEAM_STATUS_BROKEN\x10\x032\xde\b\n" +
+	"\x12TEAM_STATUS_BROKEN\x10\x032\xbf\t\n" +
 	"\x13TeamRegistryService\x12V\n" +
 	"\tListTeams\x12#.crmslack.teams.v1.ListTeamsRequest\x1a$.crmslack.teams.v1.ListTeamsResponse\x12P\n" +
 	"\aGetTeam\x12!.crmslack.teams.v1.GetTeamRequest\x1a\".crmslack.teams.v1.GetTeamResponse\x12_\n" +
@@ -1472,7 +1594,8 @@ const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
 	"\x0eGetIntegration\x12(.crmslack.teams.v1.GetIntegrationRequest\x1a).crmslack.teams.v1.GetIntegrationResponse\x12\\\n" +
 	"\vGetBotToken\x12%.crmslack.teams.v1.GetBotTokenRequest\x1a&.crmslack.teams.v1.GetBotTokenResponse\x12q\n" +
 	"\x12ReportTokenFailure\x12,.crmslack.teams.v1.ReportTokenFailureRequest\x1a-.crmslack.teams.v1.ReportTokenFailureResponse\x12\\\n" +
-	"\vResolveTeam\x12%.crmslack.teams.v1.ResolveTeamRequest\x1a&.crmslack.teams.v1.ResolveTeamResponseB\xce\x01\n" +
+	"\vResolveTeam\x12%.crmslack.teams.v1.ResolveTeamRequest\x1a&.crmslack.teams.v1.ResolveTeamResponse\x12_\n" +
+	"\fGetSlackUser\x12&.crmslack.teams.v1.GetSlackUserRequest\x1a'.crmslack.teams.v1.GetSlackUserResponseB\xce\x01\n" +
 	"\x15com.crmslack.teams.v1B\n" +
 	"TeamsProtoP\x01ZCgithub.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1;teamsv1\xa2\x02\x03CTX\xaa\x02\x11Crmslack.Teams.V1\xca\x02\x11Crmslack\\Teams\\V1\xe2\x02\x1dCrmslack\\Teams\\V1\\GPBMetadata\xea\x02\x13Crmslack::Teams::V1b\x06proto3"
 
@@ -1489,7 +1612,7 @@ func file_crmslack_teams_v1_teams_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_teams_v1_teams_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_crmslack_teams_v1_teams_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_crmslack_teams_v1_teams_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_crmslack_teams_v1_teams_proto_goTypes = []any{
 	(TeamStatus)(0),                    // 0: crmslack.teams.v1.TeamStatus
 	(*OrgTeam)(nil),                    // 1: crmslack.teams.v1.OrgTeam
@@ -1516,28 +1639,30 @@ var file_crmslack_teams_v1_teams_proto_goTypes = []any{
 	(*ReportTokenFailureResponse)(nil), // 22: crmslack.teams.v1.ReportTokenFailureResponse
 	(*ResolveTeamRequest)(nil),         // 23: crmslack.teams.v1.ResolveTeamRequest
 	(*ResolveTeamResponse)(nil),        // 24: crmslack.teams.v1.ResolveTeamResponse
-	(*v1.Team)(nil),                    // 25: crmslack.integration.v1.Team
-	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
-	(*v11.CrmUserRef)(nil),             // 27: crmslack.common.v1.CrmUserRef
+	(*GetSlackUserRequest)(nil),        // 25: crmslack.teams.v1.GetSlackUserRequest
+	(*GetSlackUserResponse)(nil),       // 26: crmslack.teams.v1.GetSlackUserResponse
+	(*v1.Team)(nil),                    // 27: crmslack.integration.v1.Team
+	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
+	(*v11.CrmUserRef)(nil),             // 29: crmslack.common.v1.CrmUserRef
 }
 var file_crmslack_teams_v1_teams_proto_depIdxs = []int32{
-	25, // 0: crmslack.teams.v1.OrgTeam.team:type_name -> crmslack.integration.v1.Team
+	27, // 0: crmslack.teams.v1.OrgTeam.team:type_name -> crmslack.integration.v1.Team
 	0,  // 1: crmslack.teams.v1.OrgTeam.status:type_name -> crmslack.teams.v1.TeamStatus
-	26, // 2: crmslack.teams.v1.OrgTeam.updated_at:type_name -> google.protobuf.Timestamp
-	26, // 3: crmslack.teams.v1.OrgTeam.token_expires_at:type_name -> google.protobuf.Timestamp
-	27, // 4: crmslack.teams.v1.Caller.user:type_name -> crmslack.common.v1.CrmUserRef
+	28, // 2: crmslack.teams.v1.OrgTeam.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 3: crmslack.teams.v1.OrgTeam.token_expires_at:type_name -> google.protobuf.Timestamp
+	29, // 4: crmslack.teams.v1.Caller.user:type_name -> crmslack.common.v1.CrmUserRef
 	1,  // 5: crmslack.teams.v1.ListTeamsResponse.teams:type_name -> crmslack.teams.v1.OrgTeam
 	1,  // 6: crmslack.teams.v1.GetTeamResponse.team:type_name -> crmslack.teams.v1.OrgTeam
 	2,  // 7: crmslack.teams.v1.BeginInstallRequest.caller:type_name -> crmslack.teams.v1.Caller
-	27, // 8: crmslack.teams.v1.CompleteInstallRequest.installed_by:type_name -> crmslack.common.v1.CrmUserRef
-	25, // 9: crmslack.teams.v1.CompleteInstallRequest.team:type_name -> crmslack.integration.v1.Team
-	26, // 10: crmslack.teams.v1.CompleteInstallRequest.token_expires_at:type_name -> google.protobuf.Timestamp
+	29, // 8: crmslack.teams.v1.CompleteInstallRequest.installed_by:type_name -> crmslack.common.v1.CrmUserRef
+	27, // 9: crmslack.teams.v1.CompleteInstallRequest.team:type_name -> crmslack.integration.v1.Team
+	28, // 10: crmslack.teams.v1.CompleteInstallRequest.token_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 11: crmslack.teams.v1.CompleteInstallResponse.team:type_name -> crmslack.teams.v1.OrgTeam
 	2,  // 12: crmslack.teams.v1.RemoveTeamRequest.caller:type_name -> crmslack.teams.v1.Caller
 	2,  // 13: crmslack.teams.v1.DisableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
 	2,  // 14: crmslack.teams.v1.EnableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
-	26, // 15: crmslack.teams.v1.GetIntegrationResponse.changed_at:type_name -> google.protobuf.Timestamp
-	26, // 16: crmslack.teams.v1.GetBotTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 15: crmslack.teams.v1.GetIntegrationResponse.changed_at:type_name -> google.protobuf.Timestamp
+	28, // 16: crmslack.teams.v1.GetBotTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 17: crmslack.teams.v1.ReportTokenFailureResponse.status:type_name -> crmslack.teams.v1.TeamStatus
 	3,  // 18: crmslack.teams.v1.TeamRegistryService.ListTeams:input_type -> crmslack.teams.v1.ListTeamsRequest
 	5,  // 19: crmslack.teams.v1.TeamRegistryService.GetTeam:input_type -> crmslack.teams.v1.GetTeamRequest
@@ -1550,19 +1675,21 @@ var file_crmslack_teams_v1_teams_proto_depIdxs = []int32{
 	19, // 26: crmslack.teams.v1.TeamRegistryService.GetBotToken:input_type -> crmslack.teams.v1.GetBotTokenRequest
 	21, // 27: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:input_type -> crmslack.teams.v1.ReportTokenFailureRequest
 	23, // 28: crmslack.teams.v1.TeamRegistryService.ResolveTeam:input_type -> crmslack.teams.v1.ResolveTeamRequest
-	4,  // 29: crmslack.teams.v1.TeamRegistryService.ListTeams:output_type -> crmslack.teams.v1.ListTeamsResponse
-	6,  // 30: crmslack.teams.v1.TeamRegistryService.GetTeam:output_type -> crmslack.teams.v1.GetTeamResponse
-	8,  // 31: crmslack.teams.v1.TeamRegistryService.BeginInstall:output_type -> crmslack.teams.v1.BeginInstallResponse
-	10, // 32: crmslack.teams.v1.TeamRegistryService.CompleteInstall:output_type -> crmslack.teams.v1.CompleteInstallResponse
-	12, // 33: crmslack.teams.v1.TeamRegistryService.RemoveTeam:output_type -> crmslack.teams.v1.RemoveTeamResponse
-	14, // 34: crmslack.teams.v1.TeamRegistryService.DisableIntegration:output_type -> crmslack.teams.v1.DisableIntegrationResponse
-	16, // 35: crmslack.teams.v1.TeamRegistryService.EnableIntegration:output_type -> crmslack.teams.v1.EnableIntegrationResponse
-	18, // 36: crmslack.teams.v1.TeamRegistryService.GetIntegration:output_type -> crmslack.teams.v1.GetIntegrationResponse
-	20, // 37: crmslack.teams.v1.TeamRegistryService.GetBotToken:output_type -> crmslack.teams.v1.GetBotTokenResponse
-	22, // 38: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:output_type -> crmslack.teams.v1.ReportTokenFailureResponse
-	24, // 39: crmslack.teams.v1.TeamRegistryService.ResolveTeam:output_type -> crmslack.teams.v1.ResolveTeamResponse
-	29, // [29:40] is the sub-list for method output_type
-	18, // [18:29] is the sub-list for method input_type
+	25, // 29: crmslack.teams.v1.TeamRegistryService.GetSlackUser:input_type -> crmslack.teams.v1.GetSlackUserRequest
+	4,  // 30: crmslack.teams.v1.TeamRegistryService.ListTeams:output_type -> crmslack.teams.v1.ListTeamsResponse
+	6,  // 31: crmslack.teams.v1.TeamRegistryService.GetTeam:output_type -> crmslack.teams.v1.GetTeamResponse
+	8,  // 32: crmslack.teams.v1.TeamRegistryService.BeginInstall:output_type -> crmslack.teams.v1.BeginInstallResponse
+	10, // 33: crmslack.teams.v1.TeamRegistryService.CompleteInstall:output_type -> crmslack.teams.v1.CompleteInstallResponse
+	12, // 34: crmslack.teams.v1.TeamRegistryService.RemoveTeam:output_type -> crmslack.teams.v1.RemoveTeamResponse
+	14, // 35: crmslack.teams.v1.TeamRegistryService.DisableIntegration:output_type -> crmslack.teams.v1.DisableIntegrationResponse
+	16, // 36: crmslack.teams.v1.TeamRegistryService.EnableIntegration:output_type -> crmslack.teams.v1.EnableIntegrationResponse
+	18, // 37: crmslack.teams.v1.TeamRegistryService.GetIntegration:output_type -> crmslack.teams.v1.GetIntegrationResponse
+	20, // 38: crmslack.teams.v1.TeamRegistryService.GetBotToken:output_type -> crmslack.teams.v1.GetBotTokenResponse
+	22, // 39: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:output_type -> crmslack.teams.v1.ReportTokenFailureResponse
+	24, // 40: crmslack.teams.v1.TeamRegistryService.ResolveTeam:output_type -> crmslack.teams.v1.ResolveTeamResponse
+	26, // 41: crmslack.teams.v1.TeamRegistryService.GetSlackUser:output_type -> crmslack.teams.v1.GetSlackUserResponse
+	30, // [30:42] is the sub-list for method output_type
+	18, // [18:30] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -1579,7 +1706,7 @@ func file_crmslack_teams_v1_teams_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_teams_v1_teams_proto_rawDesc), len(file_crmslack_teams_v1_teams_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	TeamRegistryService_GetBotToken_FullMethodName        = "/crmslack.teams.v1.TeamRegistryService/GetBotToken"
 	TeamRegistryService_ReportTokenFailure_FullMethodName = "/crmslack.teams.v1.TeamRegistryService/ReportTokenFailure"
 	TeamRegistryService_ResolveTeam_FullMethodName        = "/crmslack.teams.v1.TeamRegistryService/ResolveTeam"
+	TeamRegistryService_GetSlackUser_FullMethodName       = "/crmslack.teams.v1.TeamRegistryService/GetSlackUser"
 )
 
 // TeamRegistryServiceClient is the client API for TeamRegistryService service.
@@ -64,6 +65,10 @@ type TeamRegistryServiceClient interface {
 	ReportTokenFailure(ctx context.Context, in *ReportTokenFailureRequest, opts ...grpc.CallOption) (*ReportTokenFailureResponse, error)
 	// ResolveTeam maps a Slack team to the orgs that authorised it.
 	ResolveTeam(ctx context.Context, in *ResolveTeamRequest, opts ...grpc.CallOption) (*ResolveTeamResponse, error)
+	// GetSlackUser returns a Slack user's profile as the team's bot token sees
+	// it (users.info), so the query service can match the user to a CRM user
+	// by email. NotFound when the team or the user is unknown.
+	GetSlackUser(ctx context.Context, in *GetSlackUserRequest, opts ...grpc.CallOption) (*GetSlackUserResponse, error)
 }
 
 type teamRegistryServiceClient struct {
@@ -184,6 +189,16 @@ func (c *teamRegistryServiceClient) ResolveTeam(ctx context.Context, in *Resolve
 	return out, nil
 }
 
+func (c *teamRegistryServiceClient) GetSlackUser(ctx context.Context, in *GetSlackUserRequest, opts ...grpc.CallOption) (*GetSlackUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSlackUserResponse)
+	err := c.cc.Invoke(ctx, TeamRegistryService_GetSlackUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TeamRegistryServiceServer is the server API for TeamRegistryService service.
 // All implementations must embed UnimplementedTeamRegistryServiceServer
 // for forward compatibility.
@@ -216,6 +231,10 @@ type TeamRegistryServiceServer interface {
 	ReportTokenFailure(context.Context, *ReportTokenFailureRequest) (*ReportTokenFailureResponse, error)
 	// ResolveTeam maps a Slack team to the orgs that authorised it.
 	ResolveTeam(context.Context, *ResolveTeamRequest) (*ResolveTeamResponse, error)
+	// GetSlackUser returns a Slack user's profile as the team's bot token sees
+	// it (users.info), so the query service can match the user to a CRM user
+	// by email. NotFound when the team or the user is unknown.
+	GetSlackUser(context.Context, *GetSlackUserRequest) (*GetSlackUserResponse, error)
 	mustEmbedUnimplementedTeamRegistryServiceServer()
 }
 
@@ -258,6 +277,9 @@ func (UnimplementedTeamRegistryServiceServer) ReportTokenFailure(context.Context
 }
 func (UnimplementedTeamRegistryServiceServer) ResolveTeam(context.Context, *ResolveTeamRequest) (*ResolveTeamResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveTeam not implemented")
+}
+func (UnimplementedTeamRegistryServiceServer) GetSlackUser(context.Context, *GetSlackUserRequest) (*GetSlackUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSlackUser not implemented")
 }
 func (UnimplementedTeamRegistryServiceServer) mustEmbedUnimplementedTeamRegistryServiceServer() {}
 func (UnimplementedTeamRegistryServiceServer) testEmbeddedByValue()                             {}
@@ -478,6 +500,24 @@ func _TeamRegistryService_ResolveTeam_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TeamRegistryService_GetSlackUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSlackUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TeamRegistryServiceServer).GetSlackUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TeamRegistryService_GetSlackUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TeamRegistryServiceServer).GetSlackUser(ctx, req.(*GetSlackUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TeamRegistryService_ServiceDesc is the grpc.ServiceDesc for TeamRegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -528,6 +568,10 @@ var TeamRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResolveTeam",
 			Handler:    _TeamRegistryService_ResolveTeam_Handler,
+		},
+		{
+			MethodName: "GetSlackUser",
+			Handler:    _TeamRegistryService_GetSlackUser_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

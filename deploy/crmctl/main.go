@@ -1,0 +1,61 @@
+// Command crmctl is the command line of crmslack for people and scripts:
+// publish CRM events from JSON or NDJSON files, and call any gRPC API of the
+// services.
+//
+//	crmctl publish [-nats URL] [-dry-run] FILE...     events, one per line or a JSON array
+//	crmctl call [-addr HOST:PORT] METHOD [JSON]        e.g. TeamRegistryService/ListTeams '{"orgId":"o1"}'
+//	crmctl methods                                     every gRPC method it knows
+//	crmctl types                                       every event type it can publish
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  crmctl publish [-nats URL] [-dry-run] FILE...   publish CRM events (JSON or NDJSON; - for stdin)
+  crmctl call [-addr HOST:PORT] METHOD [JSON]      call a gRPC method (JSON request, or stdin)
+  crmctl methods                                   list gRPC methods
+  crmctl types                                     list event types publish accepts
+`
+
+// run is main without the process: tests call it.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "publish":
+		err = publishCmd(ctx, args[1:], stdin, stdout)
+	case "call":
+		err = callCmd(ctx, args[1:], stdin, stdout)
+	case "methods":
+		err = methodsCmd(stdout)
+	case "types":
+		err = typesCmd(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "crmctl: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "crmctl %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,152 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MinDuplicateWindow is the shortest stream Duplicates window [Bus.EnsureStream]
+// accepts. Publishers use the event id as Nats-Msg-Id, and the stream drops a
+// repeated id only inside this window. Slack retries an event for about five
+// minutes (three attempts: immediately, after 1 min, after 5 min) and each
+// attempt may be re-published by our ingress; ten minutes covers that with a
+// margin for our own publish retries. The server's default (2 min) would not.
+const MinDuplicateWindow = 10 * time.Minute
+
+// Dead-letter topology.
+const (
+	// DeadLetterStream stores every dead letter.
+	DeadLetterStream = "DLQ"
+	// DeadLetterSubjectPrefix: a consumer's dead letters go to
+	// "dlq.<stream>.<durable>".
+	DeadLetterSubjectPrefix = "dlq"
+	// DeadLetterMaxAge is how long dead letters are kept: two weeks, time
+	// for someone to look after a holiday, then replay or discard them.
+	DeadLetterMaxAge = 14 * 24 * time.Hour
+)
+
+// DeadLetterSubject is the subject a consumer's dead letters are published to.
+func DeadLetterSubject(stream, durable string) string {
+	return DeadLetterSubjectPrefix + "." + stream + "." + durable
+}
+
+// EnsureStream creates the stream or updates it to cfg; calling it again with
+// the same cfg changes nothing. It refuses a Duplicates window shorter than
+// [MinDuplicateWindow], including 0 (the server's 2-minute default): every
+// stream of events must drop a re-published event id for at least that long.
+func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if err := validateName("stream", cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.Duplicates < MinDuplicateWindow {
+		return nil, fmt.Errorf("%w: stream %s: Duplicates window %s is shorter than %s: "+
+			"a re-published event (Slack retries for ~5 min) would be stored twice",
+			ErrInvalidConfig, cfg.Name, cfg.Duplicates, MinDuplicateWindow)
+	}
+	if len(cfg.Subjects) == 0 {
+		return nil, fmt.Errorf("%w: stream %s has no subjects", ErrInvalidConfig, cfg.Name)
+	}
+	s, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: ensuring stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// DeadLetterStreamConfig is the configuration [Bus.EnsureDeadLetterStream]
+// applies, with the given number of replicas (below 1 means 1).
+func DeadLetterStreamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Replicas:    max(replicas, 1),
+		Name:        DeadLetterStream,
+		Description: "crmslack dead letters: messages a consumer gave up on, with Crmslack-Dlq-* headers saying why",
+		Subjects:    []string{DeadLetterSubjectPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy, // kept for people to inspect and replay, not consumed away
+		MaxAge:      DeadLetterMaxAge,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		// The dead-letter Nats-Msg-Id makes a retried dead-letter publish, or
+		// two replicas dead-lettering one message, land once.
+		Duplicates: MinDuplicateWindow,
+	}
+}
+
+// EnsureDeadLetterStream creates or updates the stream "DLQ" (subjects
+// "dlq.>", limits retention, 14 days, file storage). [Subscribe] calls it
+// once per bus for consumers that dead-letter.
+func (b *Bus) EnsureDeadLetterStream(ctx context.Context) (jetstream.Stream, error) {
+	return b.EnsureStream(ctx, DeadLetterStreamConfig(b.cfg.StreamReplicas))
+}
+
+func (b *Bus) ensureDeadLetterStreamOnce(ctx context.Context) error {
+	b.dlqOnce.Lock()
+	defer b.dlqOnce.Unlock()
+	if b.dlqDone {
+		return nil
+	}
+	if _, err := b.EnsureDeadLetterStream(ctx); err != nil {
+		return err
+	}
+	b.dlqDone = true
+	return nil
+}
+
+// validateName checks a stream or consumer name: JetStream names are one
+// subject token, and a name with a path separator would escape the store.
+func validateName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: %s name is required", ErrInvalidConfig, kind)
+	}
+	if strings.ContainsAny(name, ".*>/\\") || strings.IndexFunc(name, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}) >= 0 {
+		return fmt.Errorf("%w: %s name %q may not contain '.', '*', '>', '/', '\\', white space or control characters", ErrInvalidConfig, kind, name)
+	}
+	return nil
+}
+
+// validatePublishSubject checks a subject to publish on: literal tokens
+// only, none empty.
+func validatePublishSubject(subject string) error {
+	return checkSubject(subject, false)
+}
+
+// validateFilterSubject checks a consumer filter: '*' stands for one whole
+// token and '>' only for the last.
+func validateFilterSubject(subject string) error {
+	return checkSubject(subject, true)
+}
+
+func checkSubject(subject string, wildcards bool) error {
+	if subject == "" {
+		return fmt.Errorf("%w: empty subject", ErrInvalidSubject)
+	}
+	if !utf8.ValidString(subject) {
+		return fmt.Errorf("%w: subject %q is not valid UTF-8", ErrInvalidSubject, subject)
+	}
+	tokens := strings.Split(subject, ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return fmt.Errorf("%w: subject %q has an empty token", ErrInvalidSubject, subject)
+		case strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			return fmt.Errorf("%w: subject %q contains white space or a control character", ErrInvalidSubject, subject)
+		case tok == "*" || tok == ">":
+			if !wildcards {
+				return fmt.Errorf("%w: subject %q has a wildcard; publish on a literal subject", ErrInvalidSubject, subject)
+			}
+			if tok == ">" && i != len(tokens)-1 {
+				return fmt.Errorf("%w: subject %q has '>' before its last token", ErrInvalidSubject, subject)
+			}
+		case strings.ContainsAny(tok, "*>"):
+			return fmt.Errorf("%w: subject %q has a wildcard inside a token", ErrInvalidSubject, subject)
+		}
+	}
+	return nil
+}
