@@ -21,13 +21,8 @@ import (
 	"github.com/crmslack/crmslack/libs/slackstandin"
 )
 
-// Development-only secrets, used only when the environment names none and
-// only with the embedded stand-in: they protect nothing real.
-const (
-	devSigningSecret = "local-dev-signing-secret-0123456789"
-	devClientID      = "1234567890.1234567890"
-	devClientSecret  = "local-dev-client-secret"
-)
+// devClientID is the stand-in app's client id; it is not a secret.
+const devClientID = "1234567890.1234567890"
 
 // endpoints is what the runner reports once everything is up.
 type endpoints struct {
@@ -54,6 +49,13 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	}
 	log := logging.New(out, logCfg)
 	var ep endpoints
+	secrets, err := devSecrets(dataDir)
+	if err != nil {
+		return err
+	}
+	// The product's own keys are generated for the local stack; Slack's
+	// secrets only when Slack is the stand-in, since real Slack has its own.
+	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS"))
 
 	// Embedded infrastructure, each only when no real one is configured.
 	var stops []func()
@@ -89,6 +91,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	if api, ok := vars["SLACK_API_URL"]; ok && api != "" {
 		ep.SlackAPI = api
 	} else {
+		vars = withDefaults(vars, pick(secrets, "SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET"))
 		sa, err := startStandin(vars, standinAddr, log)
 		if err != nil {
 			return err
@@ -97,10 +100,8 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		ep.Standin = sa.URL()
 		ep.SlackAPI = sa.URL() + "/api/"
 		vars = withDefaults(vars, map[string]string{
-			"SLACK_AUTHORIZE_URL":  sa.URL() + "/oauth/v2/authorize",
-			"SLACK_SIGNING_SECRET": devSigningSecret,
-			"SLACK_CLIENT_ID":      devClientID,
-			"SLACK_CLIENT_SECRET":  devClientSecret,
+			"SLACK_AUTHORIZE_URL": sa.URL() + "/oauth/v2/authorize",
+			"SLACK_CLIENT_ID":     devClientID,
 		})
 	}
 	vars = withDefaults(vars, map[string]string{
@@ -108,7 +109,6 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		"MONGODB_URI":   ep.Mongo,
 		"SLACK_API_URL": ep.SlackAPI,
 	})
-	vars = withDefaults(vars, localDefaults)
 
 	// Services: each gets its configuration from the same environment, with
 	// the embedded parts' addresses filled in.
@@ -146,8 +146,8 @@ func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slack
 	cfg := slackstandin.Config{
 		App: slackstandin.AppConfig{
 			ClientID:      firstSet(vars["SLACK_CLIENT_ID"], devClientID),
-			ClientSecret:  firstSet(vars["SLACK_CLIENT_SECRET"], devClientSecret),
-			SigningSecret: firstSet(vars["SLACK_SIGNING_SECRET"], devSigningSecret),
+			ClientSecret:  vars["SLACK_CLIENT_SECRET"],
+			SigningSecret: vars["SLACK_SIGNING_SECRET"],
 		},
 		Logger: log.With("part", "slack-standin"),
 	}
@@ -210,6 +210,14 @@ func withDefaults(vars, defs map[string]string) map[string]string {
 		if v != "" || out[k] == "" {
 			out[k] = v
 		}
+	}
+	return out
+}
+
+func pick(m map[string]string, keys ...string) map[string]string {
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		out[k] = m[k]
 	}
 	return out
 }

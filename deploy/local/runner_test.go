@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,18 +18,40 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/crmslack/crmslack/libs/testkit"
 )
 
-// testEnviron runs every part on a free port in a temporary folder.
-func testEnviron(t *testing.T) []string {
+// testEnviron runs every part on a free port in a temporary folder. The
+// names of the ops addresses are returned so tests can poll readiness.
+func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	t.Helper()
+	teams, gw := freeAddr(t), freeAddr(t)
+	ops = map[string]string{"teams": freeAddr(t), "gateway": freeAddr(t)}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_NATS_PORT=0",
 		"LOCAL_MONGO_ADDR=127.0.0.1:0",
 		"SLACK_STANDIN_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=warn",
+		"TEAMS_GRPC_ADDR=" + teams,
+		"TEAMS_ADDR=" + teams,
+		"TEAMS_OPS_ADDR=" + ops["teams"],
+		"GATEWAY_ADDR=" + gw,
+		"GATEWAY_PUBLIC_URL=http://" + gw,
+		"GATEWAY_OPS_ADDR=" + ops["gateway"],
+	}, ops
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // syncBuffer is a bytes.Buffer safe to read while the runner writes.
@@ -56,7 +79,8 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 	var out syncBuffer
 	ready := make(chan endpoints, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, testEnviron(t), &out, ready) }()
+	environ, ops := testEnviron(t)
+	go func() { done <- run(ctx, environ, &out, ready) }()
 
 	var ep endpoints
 	select {
@@ -99,6 +123,16 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("auth.test status %d", resp.StatusCode)
 	}
+	for name, addr := range ops {
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, "%s never became ready:\n%s", name, out.String())
+	}
 	if !strings.Contains(out.String(), "crmslack is up") {
 		t.Errorf("no start-up report in:\n%s", out.String())
 	}
@@ -138,7 +172,8 @@ func TestInterruptExitsZero(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), testEnviron(t)...)
+	environ, _ := testEnviron(t)
+	cmd.Env = append(os.Environ(), environ...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/services/gateway"
+	"github.com/crmslack/crmslack/services/teams"
 )
 
 // runFunc is a service's exported Run with its configuration bound.
@@ -19,9 +22,25 @@ type service struct {
 	build func(env *envconfig.Loader) (runFunc, string, error)
 }
 
-// localDefaults are the addresses and development keys the services get
-// under `make run` when the environment sets none.
-var localDefaults = map[string]string{}
-
-// services lists every service the runner starts, in start order.
-var services = []service{}
+// services lists every service the runner starts. The team registry comes
+// first: it creates the org_access bucket the others watch.
+var services = []service{
+	{"teams", func(env *envconfig.Loader) (runFunc, string, error) {
+		cfg := teams.ConfigFromEnv(env)
+		if err := cfg.Validate(); err != nil {
+			return nil, "", err
+		}
+		return func(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) error {
+			return teams.Run(ctx, cfg, log, reg)
+		}, fmt.Sprintf("gRPC %s, ops http://%s", cfg.GRPCAddr, cfg.OpsAddr), nil
+	}},
+	{"gateway", func(env *envconfig.Loader) (runFunc, string, error) {
+		cfg := gateway.ConfigFromEnv(env)
+		if err := cfg.Validate(); err != nil {
+			return nil, "", err
+		}
+		return func(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) error {
+			return gateway.Run(ctx, cfg, log, reg)
+		}, fmt.Sprintf("Slack endpoints %s/slack/…, ops http://%s", cfg.PublicURL, cfg.OpsAddr), nil
+	}},
+}

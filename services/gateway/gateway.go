@@ -1,0 +1,302 @@
+// Package gateway is the only component that accepts HTTP from Slack. It
+// verifies every request's signature, publishes verified slash commands,
+// interactions and events to JetStream and acknowledges them at once, and
+// runs the "Add to Slack" OAuth flow, handing its outcome to the team
+// registry over gRPC. It holds no CRM data. Run is its in-process entry
+// point, used by cmd/gateway and the local runner.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/installticket"
+	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/signed"
+	"github.com/crmslack/crmslack/libs/topology"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+
+	"github.com/crmslack/crmslack/services/gateway/internal/install"
+	"github.com/crmslack/crmslack/services/gateway/internal/oauthstate"
+	"github.com/crmslack/crmslack/services/gateway/internal/slackhttp"
+	"github.com/crmslack/crmslack/services/gateway/internal/teamdir"
+	"github.com/crmslack/crmslack/services/gateway/internal/verify"
+)
+
+// Config is the gateway's configuration. Each field names its variable and
+// default.
+type Config struct {
+	// Addr is GATEWAY_ADDR, the HTTP listener for Slack and browsers.
+	// Default 127.0.0.1:8080.
+	Addr string
+	// PublicURL is GATEWAY_PUBLIC_URL, how Slack and browsers reach Addr
+	// (the OAuth redirect_uri is <it>/slack/oauth/callback; cookies are
+	// Secure when it is https). Default http://127.0.0.1:8080.
+	PublicURL string
+	// OpsAddr is GATEWAY_OPS_ADDR, serving /healthz, /readyz and /metrics.
+	// Default 127.0.0.1:8081.
+	OpsAddr string
+	// StateKey is GATEWAY_STATE_KEY: HMAC key(s) of the OAuth state,
+	// comma-separated, at least 32 bytes each; the first signs. Required.
+	StateKey string
+	// InstallTicketKey is INSTALL_TICKET_KEY: the key(s) the team registry
+	// signs install tickets with. Required.
+	InstallTicketKey string
+	// SigningSecret is SLACK_SIGNING_SECRET: verifies Slack's requests;
+	// several comma-separated during a rotation. Required.
+	SigningSecret string
+	// ClientID is SLACK_CLIENT_ID. Required.
+	ClientID string
+	// ClientSecret is SLACK_CLIENT_SECRET. Required.
+	ClientSecret string
+	// SlackAPIURL is SLACK_API_URL. Default https://slack.com/api/.
+	SlackAPIURL string
+	// SlackAuthorizeURL is SLACK_AUTHORIZE_URL. Default
+	// https://slack.com/oauth/v2/authorize.
+	SlackAuthorizeURL string
+	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address. Default
+	// 127.0.0.1:9101.
+	TeamsAddr string
+	// NATSURL is NATS_URL. Default nats://127.0.0.1:4222.
+	NATSURL string
+	// NATSReplicas is NATS_REPLICAS, for the SLACK_IN stream and the nonce
+	// bucket. Default 1.
+	NATSReplicas int
+	// MaxBody is GATEWAY_MAX_BODY_BYTES, the cap on a Slack request body.
+	// Default 1048576 (1 MiB).
+	MaxBody int
+	// AckBudget is GATEWAY_ACK_BUDGET: how long a Slack request may wait
+	// for its publish before the gateway answers 503 (Slack retries).
+	// Default 2.5s, inside Slack's 3 s.
+	AckBudget time.Duration
+
+	// Ready, not from the environment, is called once the gateway serves,
+	// with the addresses it bound (tests listen on port 0).
+	Ready func(Addrs)
+	// Now, not from the environment, is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Addrs are the bound listen addresses.
+type Addrs struct {
+	HTTP, Ops string
+}
+
+// ConfigFromEnv reads the configuration; problems are recorded in l.
+func ConfigFromEnv(l *envconfig.Loader) Config {
+	return Config{
+		Addr:              l.String("GATEWAY_ADDR", "127.0.0.1:8080"),
+		PublicURL:         l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
+		OpsAddr:           l.String("GATEWAY_OPS_ADDR", "127.0.0.1:8081"),
+		StateKey:          l.Required("GATEWAY_STATE_KEY"),
+		InstallTicketKey:  l.Required("INSTALL_TICKET_KEY"),
+		SigningSecret:     l.Required("SLACK_SIGNING_SECRET"),
+		ClientID:          l.Required("SLACK_CLIENT_ID"),
+		ClientSecret:      l.Required("SLACK_CLIENT_SECRET"),
+		SlackAPIURL:       l.URL("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
+		SlackAuthorizeURL: l.URL("SLACK_AUTHORIZE_URL", "https://slack.com/oauth/v2/authorize", "http", "https"),
+		TeamsAddr:         l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		NATSURL:           l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:      l.Int("NATS_REPLICAS", 1, 1, 5),
+		MaxBody:           l.Int("GATEWAY_MAX_BODY_BYTES", slackhttp.DefaultMaxBody, 4096, 16<<20),
+		AckBudget:         l.Duration("GATEWAY_ACK_BUDGET", slackhttp.DefaultAckBudget, 100*time.Millisecond, 2900*time.Millisecond),
+	}
+}
+
+// Validate reports every invalid field by its variable name, never with a
+// secret's value.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	for name, addr := range map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	for name, v := range map[string]string{"GATEWAY_PUBLIC_URL": c.PublicURL, "SLACK_API_URL": c.SlackAPIURL, "SLACK_AUTHORIZE_URL": c.SlackAuthorizeURL} {
+		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad(name, "%q is not an http(s) URL", v)
+		}
+	}
+	if !strings.HasSuffix(c.SlackAPIURL, "/") {
+		bad("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
+	}
+	if _, err := oauthstate.New(nil, 0, signed.ParseKeys(c.StateKey)...); err != nil {
+		bad("GATEWAY_STATE_KEY", "%v", err)
+	}
+	if _, err := installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...); err != nil {
+		bad("INSTALL_TICKET_KEY", "%v", err)
+	}
+	if _, err := verify.New(nil, 0, splitList(c.SigningSecret)...); err != nil {
+		bad("SLACK_SIGNING_SECRET", "required")
+	}
+	if c.ClientID == "" {
+		bad("SLACK_CLIENT_ID", "required")
+	}
+	if c.ClientSecret == "" {
+		bad("SLACK_CLIENT_SECRET", "required")
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL", "required")
+	}
+	if c.NATSReplicas < 1 {
+		bad("NATS_REPLICAS", "must be at least 1")
+	}
+	if c.MaxBody < 4096 {
+		bad("GATEWAY_MAX_BODY_BYTES", "must be at least 4096")
+	}
+	if c.AckBudget <= 0 || c.AckBudget >= 3*time.Second {
+		bad("GATEWAY_ACK_BUDGET", "must be above 0 and below Slack's 3s")
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+type busPublisher struct{ b *bus.Bus }
+
+func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
+	_, err := p.b.Publish(ctx, subject, ev)
+	return err
+}
+
+// Run serves until ctx ends; a clean stop returns nil.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("gateway configuration: %w", err)
+	}
+	log = log.With("service", "gateway")
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	verifier, err := verify.New(cfg.Now, verify.DefaultSkew, splitList(cfg.SigningSecret)...)
+	if err != nil {
+		return err
+	}
+	states, err := oauthstate.New(cfg.Now, oauthstate.DefaultTTL, signed.ParseKeys(cfg.StateKey)...)
+	if err != nil {
+		return err
+	}
+	tickets, err := installticket.NewSigner(cfg.Now, installticket.ParseKeys(cfg.InstallTicketKey)...)
+	if err != nil {
+		return err
+	}
+
+	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "gateway", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing the bus", "err", err)
+		}
+	}()
+	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
+		if sc.Name == topology.StreamSlackIn {
+			if _, err := b.EnsureStream(ctx, sc); err != nil {
+				return err
+			}
+		}
+	}
+	nonces, err := install.EnsureNonceStore(ctx, b.JetStream(), cfg.NATSReplicas)
+	if err != nil {
+		return err
+	}
+	cc, err := rpc.Dial(cfg.TeamsAddr)
+	if err != nil {
+		return fmt.Errorf("TEAMS_ADDR: %w", err)
+	}
+	defer func() { _ = cc.Close() }()
+
+	dir := teamdir.New(log)
+	slackHandler, err := slackhttp.New(verifier, busPublisher{b}, dir, log, slackhttp.Options{
+		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	httpClient := &http.Client{Timeout: 15 * time.Second}
+	installHandler := install.New(install.Config{
+		ClientID: cfg.ClientID, AuthorizeURL: cfg.SlackAuthorizeURL, PublicURL: cfg.PublicURL,
+	}, tickets, states, nonces, install.SlackOAuth{
+		APIURL: cfg.SlackAPIURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, HTTP: httpClient,
+	}, teamsv1.NewTeamRegistryServiceClient(cc), log, cfg.Now)
+
+	mux := http.NewServeMux()
+	slackHandler.Register(mux)
+	installHandler.Register(mux)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second, // the OAuth callback calls Slack and the registry
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	var ready lifecycle.Readiness
+	ready.AddCheck(func(context.Context) error {
+		if !b.Conn().IsConnected() {
+			return errors.New("NATS disconnected")
+		}
+		if !dir.Synced() {
+			return errors.New("team directory not loaded yet (is the team registry up?)")
+		}
+		return nil
+	})
+	gatherer, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		gatherer = prometheus.NewRegistry()
+	}
+	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
+
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_ADDR %s: %w", cfg.Addr, err)
+	}
+	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("GATEWAY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
+	}
+	ready.MarkReady(true)
+	log.InfoContext(ctx, "gateway serving", "http", lis.Addr().String(), "ops", opsLis.Addr().String(), "public_url", cfg.PublicURL)
+	if cfg.Ready != nil {
+		cfg.Ready(Addrs{HTTP: lis.Addr().String(), Ops: opsLis.Addr().String()})
+	}
+	defer ready.MarkReady(false)
+	return lifecycle.Run(ctx, log,
+		lifecycle.HTTPServer("http", srv, lis),
+		lifecycle.HTTPServer("ops", ops, opsLis),
+		lifecycle.Part{Name: "team-directory", Run: func(ctx context.Context) error {
+			return dir.Run(ctx, b.JetStream(), time.Second)
+		}},
+	)
+}
+
+// splitList splits a comma-separated variable, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

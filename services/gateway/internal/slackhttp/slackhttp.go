@@ -1,0 +1,320 @@
+// Package slackhttp serves the Slack endpoints of the gateway:
+// /slack/commands, /slack/interactions and /slack/events. Every request's
+// signature is checked on the raw, size-capped body before anything is
+// parsed; what passes is published to JetStream and acknowledged at once,
+// well inside Slack's three seconds. Events are published with Slack's
+// event_id as the message id, so Slack's retries (X-Slack-Retry-Num) and
+// repeats of one event, on any gateway replica, are stored once.
+package slackhttp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/tracectx"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
+
+	"github.com/crmslack/crmslack/services/gateway/internal/teamdir"
+	"github.com/crmslack/crmslack/services/gateway/internal/verify"
+)
+
+// Producer names the gateway in envelopes.
+const Producer = "gateway"
+
+// DefaultMaxBody caps a Slack request body. Slack's own payloads stay far
+// below it (a slash command is a few hundred bytes, a block_actions payload
+// a few KiB).
+const DefaultMaxBody = 1 << 20
+
+// DefaultAckBudget is how long a request may spend publishing before the
+// gateway gives up and answers 503, leaving Slack's retry to try again.
+// Slack waits three seconds.
+const DefaultAckBudget = 2500 * time.Millisecond
+
+// Events the gateway passes on; others are acknowledged and dropped.
+var forwardedEvents = map[string]bool{"app_uninstalled": true, "tokens_revoked": true}
+
+// Messages shown to Slack users.
+const (
+	MsgNotConnected = "This Slack workspace is not connected to a CRM. Ask a CRM administrator to add it under Setup > Marketplace > Slack."
+	MsgDisabled     = "The CRM integration is turned off for this workspace. Ask a CRM administrator to enable it."
+)
+
+// Publisher publishes one event and waits for the stream's ack.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, ev bus.Event) error
+}
+
+// Directory resolves a team to its orgs.
+type Directory interface {
+	Resolve(team string) teamdir.Resolution
+	// Synced reports whether the directory has loaded; before that an
+	// unknown team is not known to be unconnected.
+	Synced() bool
+}
+
+// Handler serves the three Slack endpoints.
+type Handler struct {
+	verifier  *verify.Verifier
+	pub       Publisher
+	dir       Directory
+	log       *slog.Logger
+	maxBody   int64
+	ackBudget time.Duration
+	now       func() time.Time
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Options configure New.
+type Options struct {
+	MaxBody   int64         // default DefaultMaxBody
+	AckBudget time.Duration // default DefaultAckBudget
+	Now       func() time.Time
+	// Registerer receives the request metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// New returns the handler.
+func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o Options) (*Handler, error) {
+	h := &Handler{verifier: v, pub: pub, dir: dir, log: log, maxBody: o.MaxBody, ackBudget: o.AckBudget, now: o.Now}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	if h.ackBudget <= 0 {
+		h.ackBudget = DefaultAckBudget
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmslack_gateway_slack_requests_total",
+		Help: "Slack requests by endpoint and outcome (published, ignored, unknown_team, bad_signature, bad_payload, too_large, publish_failed, challenge).",
+	}, []string{"endpoint", "outcome"})
+	h.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "crmslack_gateway_slack_ack_seconds",
+		Help:    "Time from a Slack request's arrival to its answer.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"endpoint"})
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{h.requests, h.latency} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return h, nil
+}
+
+// Register adds the routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /slack/commands", h.serve("commands", h.command))
+	mux.HandleFunc("POST /slack/interactions", h.serve("interactions", h.interaction))
+	mux.HandleFunc("POST /slack/events", h.serve("events", h.event))
+}
+
+// request is a verified Slack request on its way through a handler.
+type request struct {
+	ctx      context.Context
+	endpoint string
+	body     []byte
+	header   http.Header
+}
+
+// outcome is a handler's answer.
+type outcome struct {
+	status      int
+	contentType string
+	body        []byte
+	label       string
+}
+
+func (h *Handler) serve(endpoint string, handle func(*request) outcome) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := tracectx.Ensure(r.Context())
+		out := h.verified(ctx, endpoint, w, r, handle)
+		if out.contentType != "" {
+			w.Header().Set("Content-Type", out.contentType)
+		}
+		w.WriteHeader(out.status)
+		if len(out.body) > 0 {
+			_, _ = w.Write(out.body)
+		}
+		h.requests.WithLabelValues(endpoint, out.label).Inc()
+		h.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	}
+}
+
+func plain(status int, label, msg string) outcome {
+	return outcome{status: status, contentType: "text/plain; charset=utf-8", body: []byte(msg + "\n"), label: label}
+}
+
+func (h *Handler) verified(ctx context.Context, endpoint string, w http.ResponseWriter, r *http.Request, handle func(*request) outcome) outcome {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.log.WarnContext(ctx, "slack request refused: body too large", "endpoint", endpoint, "limit", h.maxBody, "remote", remoteIP(r))
+			return plain(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		}
+		return plain(http.StatusBadRequest, "bad_payload", "cannot read request body")
+	}
+	if err := h.verifier.Verify(r.Header.Get(verify.HeaderTimestamp), r.Header.Get(verify.HeaderSignature), body); err != nil {
+		// The reason is one of verify's fixed errors: no secret, no
+		// signature, no body.
+		h.log.WarnContext(ctx, "slack request refused: signature check failed", "endpoint", endpoint, "reason", err.Error(), "remote", remoteIP(r))
+		return plain(http.StatusUnauthorized, "bad_signature", "invalid request signature")
+	}
+	return handle(&request{ctx: ctx, endpoint: endpoint, body: body, header: r.Header})
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// envelope builds the envelope of an inbound message. The org is the one
+// that owns the team when there is exactly one; otherwise (an unknown team,
+// or one serving several orgs) it is "slack:<team>", which no org id can
+// be, and consumers resolve the org themselves.
+func (h *Handler) envelope(ctx context.Context, id, team string, res teamdir.Resolution) *commonv1.Envelope {
+	org := "slack:" + team
+	if len(res.Orgs) == 1 {
+		org = res.Orgs[0]
+	}
+	env := &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.New(h.now()), SchemaVersion: 1, Producer: Producer}
+	if tc, ok := tracectx.FromContext(ctx); ok {
+		env.Trace = &commonv1.TraceContext{Traceparent: tc.Traceparent()}
+	}
+	return env
+}
+
+// publish publishes within the ack budget; false means the request should
+// be answered 503 so Slack retries.
+func (h *Handler) publish(r *request, subject string, ev bus.Event) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, h.ackBudget)
+	defer cancel()
+	if err := h.pub.Publish(ctx, subject, ev); err != nil {
+		h.log.ErrorContext(r.ctx, "slack request not published; Slack will retry", "endpoint", r.endpoint, "subject", subject, "err", err)
+		return false
+	}
+	return true
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (h *Handler) command(r *request) outcome {
+	c, err := ParseSlashCommand(r.body)
+	if err != nil {
+		h.log.WarnContext(r.ctx, "slash command refused", "err", err)
+		return plain(http.StatusBadRequest, "bad_payload", "malformed slash command")
+	}
+	res := h.dir.Resolve(c.TeamID)
+	if (!res.Known() && h.dir.Synced()) || res.Disabled {
+		msg := MsgNotConnected
+		label := "unknown_team"
+		if res.Disabled {
+			msg, label = MsgDisabled, "disabled"
+		}
+		h.log.InfoContext(r.ctx, "slash command from a workspace without an active CRM", "team", c.TeamID, "disabled", res.Disabled)
+		body, _ := json.Marshal(map[string]string{"response_type": "ephemeral", "text": msg})
+		return outcome{status: http.StatusOK, contentType: "application/json", body: body, label: label}
+	}
+	// Slack does not retry slash commands; trigger_id is unique per
+	// invocation.
+	id := c.TriggerID
+	if id == "" {
+		id = newID()
+	}
+	ev := &slackv1.SlashCommandReceived{
+		Envelope: h.envelope(r.ctx, "slack-command:"+id, c.TeamID, res),
+		TeamId:   c.TeamID, EnterpriseId: c.EnterpriseID, ChannelId: c.ChannelID, UserId: c.UserID,
+		Command: c.Command, Text: c.Text, ResponseUrl: c.ResponseURL, TriggerId: c.TriggerID,
+	}
+	if !h.publish(r, topology.SlackCommand(c.TeamID), ev) {
+		return plain(http.StatusServiceUnavailable, "publish_failed", "try again")
+	}
+	return outcome{status: http.StatusOK, label: "published"}
+}
+
+func (h *Handler) interaction(r *request) outcome {
+	in, err := ParseInteraction(r.body)
+	if err != nil {
+		h.log.WarnContext(r.ctx, "interaction refused", "err", err)
+		return plain(http.StatusBadRequest, "bad_payload", "malformed interaction")
+	}
+	if in.Type != "block_actions" {
+		return outcome{status: http.StatusOK, label: "ignored"}
+	}
+	res := h.dir.Resolve(in.TeamID)
+	if (!res.Known() && h.dir.Synced()) || res.Disabled {
+		h.log.InfoContext(r.ctx, "interaction from a workspace without an active CRM", "team", in.TeamID)
+		return outcome{status: http.StatusOK, label: "unknown_team"}
+	}
+	id := in.TriggerID
+	if id == "" {
+		id = newID()
+	}
+	ev := &slackv1.InteractionReceived{
+		Envelope: h.envelope(r.ctx, "slack-interaction:"+id, in.TeamID, res),
+		TeamId:   in.TeamID, ChannelId: in.ChannelID, UserId: in.UserID, ActionId: in.ActionID,
+		BlockId: in.BlockID, Value: in.Value, ResponseUrl: in.ResponseURL, TriggerId: in.TriggerID,
+		MessageTs: in.MessageTS,
+	}
+	if !h.publish(r, topology.SlackInteraction(in.TeamID), ev) {
+		return plain(http.StatusServiceUnavailable, "publish_failed", "try again")
+	}
+	return outcome{status: http.StatusOK, label: "published"}
+}
+
+func (h *Handler) event(r *request) outcome {
+	e, err := ParseEvent(r.body)
+	if err != nil {
+		h.log.WarnContext(r.ctx, "event refused", "err", err)
+		return plain(http.StatusBadRequest, "bad_payload", "malformed event")
+	}
+	if e.Type == TypeURLVerification {
+		return outcome{status: http.StatusOK, contentType: "text/plain; charset=utf-8", body: []byte(e.Challenge), label: "challenge"}
+	}
+	retry, _ := strconv.Atoi(r.header.Get("X-Slack-Retry-Num"))
+	if !forwardedEvents[e.Event.Type] {
+		return outcome{status: http.StatusOK, label: "ignored"}
+	}
+	ev := &slackv1.SlackEventReceived{
+		// Slack's event id, not the retry number: every retry of one event
+		// carries the same id and the stream keeps the first.
+		Envelope:     h.envelope(r.ctx, "slack-event:"+e.EventID, e.TeamID, h.dir.Resolve(e.TeamID)),
+		SlackEventId: e.EventID, TeamId: e.TeamID, EnterpriseId: e.EnterpriseID, ApiAppId: e.APIAppID,
+		Type: e.Event.Type, RevokedBotUserIds: e.Event.Tokens.Bot, RevokedUserIds: e.Event.Tokens.OAuth,
+		EventTime: e.EventTime,
+	}
+	if !h.publish(r, topology.SlackEvent(e.TeamID, e.Event.Type), ev) {
+		return plain(http.StatusServiceUnavailable, "publish_failed", "try again")
+	}
+	h.log.InfoContext(r.ctx, "slack event published", "team", e.TeamID, "type", e.Event.Type, "slack_event_id", e.EventID, "retry", retry)
+	return outcome{status: http.StatusOK, label: "published"}
+}

@@ -1,0 +1,147 @@
+// Package teamdir is the gateway's in-memory map from Slack team to the CRM
+// orgs that use it, kept current by watching the org_access bucket the team
+// registry writes. The gateway answers a slash command from an unknown
+// workspace at once, without a network call, and stamps the owning org on
+// what it publishes when there is exactly one.
+package teamdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/crmslack/crmslack/libs/topology"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+)
+
+// Resolution is what the directory knows of a team.
+type Resolution struct {
+	// Orgs with the team active and the integration on, sorted.
+	Orgs []string
+	// Disabled is true when the team is active only in orgs whose
+	// integration is off.
+	Disabled bool
+}
+
+// Known reports whether some org uses the team.
+func (r Resolution) Known() bool { return len(r.Orgs) > 0 || r.Disabled }
+
+// Directory is safe for concurrent use.
+type Directory struct {
+	log    *slog.Logger
+	mu     sync.RWMutex
+	orgs   map[string]*teamsv1.OrgAccess
+	teams  map[string]Resolution
+	synced atomic.Bool
+}
+
+// New returns an empty directory; Run fills it.
+func New(log *slog.Logger) *Directory {
+	return &Directory{log: log, orgs: map[string]*teamsv1.OrgAccess{}, teams: map[string]Resolution{}}
+}
+
+// Synced reports whether the bucket's initial values have been read.
+func (d *Directory) Synced() bool { return d.synced.Load() }
+
+// Resolve looks a team up.
+func (d *Directory) Resolve(team string) Resolution {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.teams[team]
+}
+
+// Set records an org's access (nil removes the org) and rebuilds the team
+// index. Orgs are few and change rarely, so a rebuild is fine.
+func (d *Directory) Set(org string, a *teamsv1.OrgAccess) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a == nil {
+		delete(d.orgs, org)
+	} else {
+		d.orgs[org] = a
+	}
+	teams := make(map[string]Resolution, len(d.teams))
+	for id, oa := range d.orgs {
+		for _, t := range oa.GetTeams() {
+			if t.GetStatus() != teamsv1.TeamStatus_TEAM_STATUS_ACTIVE {
+				continue
+			}
+			r := teams[t.GetTeamId()]
+			if oa.GetIntegrationEnabled() {
+				r.Orgs = append(r.Orgs, id)
+			} else {
+				r.Disabled = true
+			}
+			teams[t.GetTeamId()] = r
+		}
+	}
+	for id, r := range teams {
+		slices.Sort(r.Orgs)
+		r.Disabled = r.Disabled && len(r.Orgs) == 0
+		teams[id] = r
+	}
+	d.teams = teams
+}
+
+// Run watches the bucket until ctx ends. The bucket is created by the team
+// registry; until it exists Run waits for it, retrying every retry.
+func (d *Directory) Run(ctx context.Context, js jetstream.JetStream, retry time.Duration) error {
+	for {
+		err := d.watch(ctx, js)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.log.WarnContext(ctx, "watching org access; retrying", "bucket", topology.BucketOrgAccess, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retry):
+		}
+	}
+}
+
+func (d *Directory) watch(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := js.KeyValue(ctx, topology.BucketOrgAccess)
+	if err != nil {
+		return fmt.Errorf("binding bucket: %w", err)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watching bucket: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watcher closed")
+			}
+			if e == nil { // every initial value has been delivered
+				if !d.synced.Swap(true) {
+					d.log.InfoContext(ctx, "org access loaded")
+				}
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				d.Set(e.Key(), nil)
+				continue
+			}
+			a := &teamsv1.OrgAccess{}
+			if err := proto.Unmarshal(e.Value(), a); err != nil {
+				d.log.ErrorContext(ctx, "undecodable org access ignored", "org", e.Key(), "err", err)
+				continue
+			}
+			d.Set(e.Key(), a)
+		}
+	}
+}

@@ -1,0 +1,325 @@
+// Package teams is the team registry: which Slack teams each CRM org
+// authorised, their encrypted tokens, and each org's integration switch.
+// Run is its in-process entry point, used by cmd/teams and the local runner.
+//
+// It serves teams.v1.TeamRegistryService over gRPC, consumes the Slack
+// events the gateway verified (app_uninstalled, tokens_revoked), publishes
+// TeamInstalled, TeamRemoved, IntegrationDisabled and IntegrationEnabled,
+// keeps each org's OrgAccess in the org_access bucket for the Slack egress,
+// and refreshes rotating Slack tokens well before they expire.
+package teams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/installticket"
+	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/store"
+	"github.com/crmslack/crmslack/libs/topology"
+
+	"github.com/crmslack/crmslack/services/teams/internal/accesskv"
+	"github.com/crmslack/crmslack/services/teams/internal/app"
+	"github.com/crmslack/crmslack/services/teams/internal/grpcapi"
+	"github.com/crmslack/crmslack/services/teams/internal/inbound"
+	"github.com/crmslack/crmslack/services/teams/internal/mongorepo"
+	"github.com/crmslack/crmslack/services/teams/internal/sealing"
+	"github.com/crmslack/crmslack/services/teams/internal/slackapi"
+)
+
+// Config is the registry's configuration. Each field names its variable and
+// default.
+type Config struct {
+	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
+	NATSURL string
+	// NATSReplicas is NATS_REPLICAS: replicas of the streams and of the
+	// org_access bucket. Default 1.
+	NATSReplicas int
+	// MongoURI is MONGODB_URI. Default mongodb://127.0.0.1:27017.
+	MongoURI string
+	// Database is TEAMS_MONGODB_DATABASE, the registry's own database.
+	// Default "teams".
+	Database string
+	// GRPCAddr is TEAMS_GRPC_ADDR, where TeamRegistryService listens.
+	// Default 127.0.0.1:9101.
+	GRPCAddr string
+	// OpsAddr is TEAMS_OPS_ADDR, serving /healthz, /readyz and /metrics.
+	// Default 127.0.0.1:9201.
+	OpsAddr string
+	// TokenKeys is TEAMS_TOKEN_KEYS: "keyid:base64-of-32-bytes" entries,
+	// comma-separated; the first encrypts, all decrypt. Required.
+	TokenKeys string
+	// InstallTicketKey is INSTALL_TICKET_KEY: HMAC key(s), comma-separated,
+	// at least 32 bytes each, shared with the gateway; the first signs the
+	// install tickets of BeginInstall. Required.
+	InstallTicketKey string
+	// GatewayPublicURL is GATEWAY_PUBLIC_URL, the gateway's public base URL;
+	// BeginInstall answers <it>/slack/install?…. Default
+	// http://127.0.0.1:8080.
+	GatewayPublicURL string
+	// SlackAPIURL is SLACK_API_URL. Default https://slack.com/api/.
+	SlackAPIURL string
+	// SlackClientID is SLACK_CLIENT_ID, for token refresh. Required.
+	SlackClientID string
+	// SlackClientSecret is SLACK_CLIENT_SECRET, for token refresh. Required.
+	SlackClientSecret string
+	// RefreshInterval is TEAMS_REFRESH_INTERVAL: how often rotating tokens
+	// are checked for a due refresh. Default 1m.
+	RefreshInterval time.Duration
+	// SweepInterval is TEAMS_SWEEP_INTERVAL: how often events whose publish
+	// failed, and failed org_access writes, are retried. Default 30s.
+	SweepInterval time.Duration
+	// MembershipTTL is TEAMS_MEMBERSHIP_TTL: how long ListTeams remembers
+	// that an email belongs to a team (a fifth of it for "does not").
+	// Default 10m.
+	MembershipTTL time.Duration
+
+	// Ready, not from the environment, is called once the service serves,
+	// with the addresses it bound (tests listen on port 0).
+	Ready func(Addrs)
+	// Now, not from the environment, is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Addrs are the bound listen addresses.
+type Addrs struct {
+	GRPC, Ops string
+}
+
+// ConfigFromEnv reads the configuration; problems are recorded in l.
+func ConfigFromEnv(l *envconfig.Loader) Config {
+	return Config{
+		NATSURL:           l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:      l.Int("NATS_REPLICAS", 1, 1, 5),
+		MongoURI:          l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+		Database:          l.String("TEAMS_MONGODB_DATABASE", "teams"),
+		GRPCAddr:          l.String("TEAMS_GRPC_ADDR", "127.0.0.1:9101"),
+		OpsAddr:           l.String("TEAMS_OPS_ADDR", "127.0.0.1:9201"),
+		TokenKeys:         l.Required("TEAMS_TOKEN_KEYS"),
+		InstallTicketKey:  l.Required("INSTALL_TICKET_KEY"),
+		GatewayPublicURL:  l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
+		SlackAPIURL:       l.URL("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
+		SlackClientID:     l.Required("SLACK_CLIENT_ID"),
+		SlackClientSecret: l.Required("SLACK_CLIENT_SECRET"),
+		RefreshInterval:   l.Duration("TEAMS_REFRESH_INTERVAL", time.Minute, time.Second, time.Hour),
+		SweepInterval:     l.Duration("TEAMS_SWEEP_INTERVAL", 30*time.Second, time.Second, time.Hour),
+		MembershipTTL:     l.Duration("TEAMS_MEMBERSHIP_TTL", 10*time.Minute, time.Second, 24*time.Hour),
+	}
+}
+
+// Validate reports every invalid field by its variable name. It never
+// repeats a secret.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL", "required")
+	}
+	if c.NATSReplicas < 1 {
+		bad("NATS_REPLICAS", "must be at least 1")
+	}
+	if err := (store.Config{URI: c.MongoURI, Database: c.Database}).Validate(); err != nil {
+		bad("MONGODB_URI/TEAMS_MONGODB_DATABASE", "%v", err)
+	}
+	for name, addr := range map[string]string{"TEAMS_GRPC_ADDR": c.GRPCAddr, "TEAMS_OPS_ADDR": c.OpsAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	if _, err := sealing.ParseKeys(c.TokenKeys); err != nil {
+		bad("TEAMS_TOKEN_KEYS", "%v", err)
+	}
+	if _, err := installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...); err != nil {
+		bad("INSTALL_TICKET_KEY", "%v", err)
+	}
+	for name, v := range map[string]string{"GATEWAY_PUBLIC_URL": c.GatewayPublicURL, "SLACK_API_URL": c.SlackAPIURL} {
+		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad(name, "%q is not an http(s) URL", v)
+		}
+	}
+	if !strings.HasSuffix(c.SlackAPIURL, "/") {
+		bad("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
+	}
+	if c.SlackClientID == "" {
+		bad("SLACK_CLIENT_ID", "required")
+	}
+	if c.SlackClientSecret == "" {
+		bad("SLACK_CLIENT_SECRET", "required")
+	}
+	for name, d := range map[string]time.Duration{"TEAMS_REFRESH_INTERVAL": c.RefreshInterval, "TEAMS_SWEEP_INTERVAL": c.SweepInterval, "TEAMS_MEMBERSHIP_TTL": c.MembershipTTL} {
+		if d <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// busPublisher adapts bus.Bus to app.Publisher.
+type busPublisher struct{ b *bus.Bus }
+
+func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
+	_, err := p.b.Publish(ctx, subject, ev)
+	return err
+}
+
+// Run runs the registry until ctx ends; a clean stop returns nil.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("teams configuration: %w", err)
+	}
+	log = log.With("service", "teams")
+	keys, err := sealing.ParseKeys(cfg.TokenKeys)
+	if err != nil {
+		return err
+	}
+	tickets, err := installticket.NewSigner(cfg.Now, installticket.ParseKeys(cfg.InstallTicketKey)...)
+	if err != nil {
+		return err
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+
+	db, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.Database, AppName: "teams"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = db.Close(cctx)
+	}()
+	if err := db.EnsureIndexes(ctx, mongorepo.Indexes()); err != nil {
+		return err
+	}
+
+	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "teams", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing the bus", "err", err)
+		}
+	}()
+	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
+		if sc.Name == topology.StreamIntegration || sc.Name == topology.StreamSlackIn {
+			if _, err := b.EnsureStream(ctx, sc); err != nil {
+				return err
+			}
+		}
+	}
+	kv, err := accesskv.Ensure(ctx, b.JetStream(), cfg.NATSReplicas)
+	if err != nil {
+		return err
+	}
+
+	svc := app.New(app.Config{
+		InstallURL:    strings.TrimSuffix(cfg.GatewayPublicURL, "/") + "/slack/install",
+		MembershipTTL: cfg.MembershipTTL,
+	}, mongorepo.New(db.DB()), busPublisher{b}, accesskv.New(kv),
+		slackapi.New(cfg.SlackAPIURL, cfg.SlackClientID, cfg.SlackClientSecret, nil, cfg.Now),
+		keys, tickets, log, cfg.Now)
+
+	// Publish what a previous run left pending and write every org's access,
+	// so the bucket is right even if it was lost.
+	if err := svc.Sweep(ctx, true); err != nil {
+		log.WarnContext(ctx, "start-up sweep incomplete; retrying in the background", "err", err)
+	}
+
+	sub, err := inbound.Subscribe(ctx, b, svc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
+		defer cancel()
+		_ = sub.Stop(sctx)
+	}()
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("TEAMS_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+	}
+	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return fmt.Errorf("TEAMS_OPS_ADDR %s: %w", cfg.OpsAddr, err)
+	}
+	gs := rpc.NewServer(log)
+	grpcapi.Register(gs, grpcapi.New(svc))
+
+	var ready lifecycle.Readiness
+	ready.AddCheck(db.Ping)
+	ready.AddCheck(func(context.Context) error {
+		if !b.Conn().IsConnected() {
+			return errors.New("NATS disconnected")
+		}
+		return nil
+	})
+	gatherer, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		gatherer = prometheus.NewRegistry()
+	}
+	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
+
+	refreshes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmslack_teams_token_refresh_runs_total",
+		Help: "Background token refresh runs by outcome (ok, error).",
+	}, []string{"outcome"})
+	if err := reg.Register(refreshes); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+
+	ready.MarkReady(true)
+	log.InfoContext(ctx, "team registry serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(), "sealing_key_id", keys.CurrentKeyID())
+	if cfg.Ready != nil {
+		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
+	}
+	defer ready.MarkReady(false)
+	return lifecycle.Run(ctx, log,
+		gs.Part("grpc", grpcLis),
+		lifecycle.HTTPServer("ops", ops, opsLis),
+		lifecycle.Part{Name: "maintenance", Run: func(ctx context.Context) error {
+			refresh := time.NewTicker(cfg.RefreshInterval)
+			defer refresh.Stop()
+			sweep := time.NewTicker(cfg.SweepInterval)
+			defer sweep.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-refresh.C:
+					n, err := svc.RefreshDue(ctx)
+					if err != nil && ctx.Err() == nil {
+						refreshes.WithLabelValues("error").Inc()
+						log.WarnContext(ctx, "token refresh run incomplete", "refreshed", n, "err", err)
+					} else {
+						refreshes.WithLabelValues("ok").Inc()
+					}
+				case <-sweep.C:
+					if err := svc.Sweep(ctx, false); err != nil && ctx.Err() == nil {
+						log.WarnContext(ctx, "sweep incomplete", "err", err)
+					}
+				}
+			}
+		}},
+	)
+}
