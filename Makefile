@@ -14,7 +14,6 @@ LANDED_REF := $(shell cat proto/LANDED 2>/dev/null)
 # Benchmarks: override BENCH to pick, COUNT for benchstat samples.
 BENCH ?= .
 COUNT ?= 1
-BENCHTIME ?= 1x
 
 .PHONY: help
 help: ## list targets

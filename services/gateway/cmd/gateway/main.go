@@ -3,39 +3,10 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/logging"
+	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/services/gateway"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	env := envconfig.New()
-	logCfg := logging.ConfigFromEnv(env)
-	cfg := gateway.ConfigFromEnv(env)
-	if err := env.Err(); err != nil {
-		fmt.Fprintf(os.Stderr, "gateway: configuration:\n%v\n", err)
-		os.Exit(2)
-	}
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "gateway: configuration:\n%v\n", err)
-		os.Exit(2)
-	}
-	log := logging.New(os.Stderr, logCfg)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := gateway.Run(ctx, cfg, log, reg); err != nil {
-		log.Error("gateway stopped", "err", err)
-		os.Exit(1)
-	}
+	lifecycle.Main(lifecycle.Entry[gateway.Config]{Name: "gateway", Load: gateway.ConfigFromEnv, Run: gateway.Run})
 }
