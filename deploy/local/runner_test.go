@@ -27,7 +27,7 @@ import (
 func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	t.Helper()
 	teams, gw := freeAddr(t), freeAddr(t)
-	ops = map[string]string{"teams": freeAddr(t), "gateway": freeAddr(t)}
+	ops = map[string]string{"teams": freeAddr(t), "gateway": freeAddr(t), "delivery": freeAddr(t)}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_NATS_PORT=0",
@@ -40,6 +40,8 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"GATEWAY_ADDR=" + gw,
 		"GATEWAY_PUBLIC_URL=http://" + gw,
 		"GATEWAY_OPS_ADDR=" + ops["gateway"],
+		"DELIVERY_GRPC_ADDR=" + freeAddr(t),
+		"DELIVERY_OPS_ADDR=" + ops["delivery"],
 	}, ops
 }
 

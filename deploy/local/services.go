@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/services/delivery"
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/teams"
 )
@@ -42,5 +43,13 @@ var services = []service{
 		return func(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) error {
 			return gateway.Run(ctx, cfg, log, reg)
 		}, fmt.Sprintf("Slack endpoints %s/slack/…, ops http://%s", cfg.PublicURL, cfg.OpsAddr), nil
+	}}, {"delivery", func(env *envconfig.Loader) (runFunc, string, error) {
+		cfg := delivery.ConfigFromEnv(env)
+		if err := cfg.Validate(); err != nil {
+			return nil, "", err
+		}
+		return func(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) error {
+			return delivery.Run(ctx, cfg, log, reg)
+		}, fmt.Sprintf("gRPC %s, ops http://%s", cfg.GRPCAddr, cfg.OpsAddr), nil
 	}},
 }

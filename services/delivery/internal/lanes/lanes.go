@@ -1,0 +1,415 @@
+// Package lanes consumes the command stream with one durable pull consumer
+// and hands each command to a lane: commands of one lane (one channel, one
+// response_url, ...) are carried out one at a time in stream order; lanes
+// run independently, so a channel held back by its rate limit or a Slack
+// outage holds back nothing else.
+//
+// Messages are acknowledged one by one when their command is settled, so a
+// lane can keep its messages while the others go on. Held messages are kept
+// alive with InProgress before AckWait runs out. MaxAckPending bounds how
+// many are held at once; it must be large enough for the deepest backlog a
+// single channel may build, or that backlog would fill it and stall the
+// rest (see the service's DELIVERY_MAX_IN_FLIGHT).
+//
+// # Order across restarts
+//
+// Lanes are sorted by stream sequence. A graceful stop naks every held
+// message in sequence order, so JetStream redelivers them first and in
+// order. After a crash the dead process's messages come back only when
+// their AckWait expires; newer messages could otherwise overtake them. So
+// when the consumer has messages pending at start-up, no lane starts until
+// those have been redelivered (counted against the pending count read at
+// start, bounded by AckWait plus a margin), and then each lane starts with
+// its oldest message. Ordering holds for one active instance; several
+// replicas would share the consumer and need subject partitioning.
+package lanes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Item is one held message.
+type Item struct {
+	Seq  uint64
+	Lane string
+	// Delivered counts deliveries of the message (1 on the first).
+	Delivered uint64
+	// Stored is when the stream stored it (the command's enqueue time).
+	Stored time.Time
+	// Payload is what Decode returned.
+	Payload any
+
+	started bool // guarded by the dispatcher's mutex
+
+	mu  sync.Mutex
+	msg jetstream.Msg
+}
+
+// Msg is the newest delivery of the item's message; settle it through this.
+func (it *Item) Msg() jetstream.Msg {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.msg
+}
+
+func (it *Item) setMsg(m jetstream.Msg, delivered uint64) {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	it.msg, it.Delivered = m, delivered
+}
+
+// Decode turns a message into a lane name and a payload; an error means the
+// message cannot be handled at all, and Reject is called with it.
+type Decode func(msg jetstream.Msg) (lane string, payload any, err error)
+
+// Process carries an item out and settles its message (ack or term). It
+// returns false when it stopped before settling (ctx ended); the item is
+// then handed back to JetStream.
+type Process func(ctx context.Context, it *Item) bool
+
+// Reject settles a message Decode refused (dead letter and term).
+type Reject func(ctx context.Context, msg jetstream.Msg, err error)
+
+// Config configures a Dispatcher.
+type Config struct {
+	// AckWait is the consumer's AckWait; held messages get an InProgress
+	// every AckWait/3.
+	AckWait time.Duration
+	// Prefetch is how many messages a pull asks for. Default 256.
+	Prefetch int
+	// DrainTimeout bounds the wait for lanes to finish their current
+	// command when stopping. Default 30s.
+	DrainTimeout time.Duration
+	Decode       Decode
+	Process      Process
+	Reject       Reject
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+// Dispatcher runs the lanes of one consumer.
+type Dispatcher struct {
+	cfg Config
+	log *slog.Logger
+
+	workCtx  context.Context
+	stopWork context.CancelFunc
+	workers  sync.WaitGroup
+
+	mu       sync.Mutex
+	held     map[uint64]*Item
+	lanes    map[string]*lane
+	stopping bool
+	gateOpen bool
+	gateSeq  uint64
+	gateWant int
+	gateSeen map[uint64]bool
+
+	heldGauge, lanesGauge prometheus.Gauge
+}
+
+type lane struct {
+	name    string
+	queue   []*Item // sorted by Seq
+	running bool
+}
+
+// New returns a dispatcher.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = 256
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.AckWait <= 0 {
+		return nil, errors.New("lanes: AckWait is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{
+		cfg: cfg, log: cfg.Logger,
+		held: map[uint64]*Item{}, lanes: map[string]*lane{}, gateSeen: map[uint64]bool{},
+		heldGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "crmslack", Subsystem: "delivery", Name: "held_messages",
+			Help: "Command messages held unacknowledged, waiting in a lane or being delivered.",
+		}),
+		lanesGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "crmslack", Subsystem: "delivery", Name: "active_lanes",
+			Help: "Lanes (channels, response URLs, ...) with commands waiting or in progress.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		for _, g := range []prometheus.Collector{d.heldGauge, d.lanesGauge} {
+			if err := cfg.Registerer.Register(g); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return nil, err
+				}
+			}
+		}
+	}
+	d.workCtx, d.stopWork = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Run consumes cons until ctx ends, then stops gracefully: no new messages,
+// lanes finish the command they are on (Slack calls already started are
+// completed and recorded), and every other held message is nak'ed in stream
+// order for immediate redelivery.
+func (d *Dispatcher) Run(ctx context.Context, cons jetstream.Consumer) error {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading consumer info: %w", err)
+	}
+	d.mu.Lock()
+	if info.NumAckPending > 0 {
+		// A previous process died holding messages: wait for them.
+		d.gateSeq, d.gateWant = info.Delivered.Stream, info.NumAckPending
+		d.log.InfoContext(ctx, "messages pending from a previous run; lanes start once they are redelivered",
+			"pending", info.NumAckPending, "up_to_seq", info.Delivered.Stream)
+		time.AfterFunc(d.cfg.AckWait+2*time.Second, d.openGate)
+	} else {
+		d.gateOpen = true
+	}
+	d.mu.Unlock()
+
+	cc, err := cons.Consume(d.onMsg,
+		jetstream.PullMaxMessages(d.cfg.Prefetch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				d.log.Debug("consume heartbeat missed", "err", err)
+				return
+			}
+			d.log.Warn("consume error", "err", err)
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("consuming: %w", err)
+	}
+	hb := time.NewTicker(max(d.cfg.AckWait/3, 100*time.Millisecond))
+	defer hb.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hb.C:
+			d.heartbeat()
+		}
+	}
+	return d.stop(cc)
+}
+
+// stop is the graceful part of Run.
+func (d *Dispatcher) stop(cc jetstream.ConsumeContext) error {
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+		cc.Stop()
+	}
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	d.stopWork() // waits (pacing, back-off) end now; calls in flight finish
+	done := make(chan struct{})
+	go func() { d.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.DrainTimeout):
+		d.log.Warn("lanes still busy after the drain timeout; their messages will be redelivered after AckWait")
+	}
+	d.mu.Lock()
+	items := make([]*Item, 0, len(d.held))
+	for _, it := range d.held {
+		if !it.started {
+			items = append(items, it)
+		}
+	}
+	d.mu.Unlock()
+	slices.SortFunc(items, func(a, b *Item) int { return compare(a.Seq, b.Seq) })
+	for _, it := range items {
+		_ = it.Msg().Nak()
+	}
+	d.log.Info("delivery stopped", "handed_back", len(items))
+	return nil
+}
+
+func compare(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (d *Dispatcher) heartbeat() {
+	d.mu.Lock()
+	msgs := make([]jetstream.Msg, 0, len(d.held))
+	for _, it := range d.held {
+		msgs = append(msgs, it.Msg())
+	}
+	d.heldGauge.Set(float64(len(d.held)))
+	d.lanesGauge.Set(float64(len(d.lanes)))
+	d.mu.Unlock()
+	for _, m := range msgs {
+		_ = m.InProgress()
+	}
+}
+
+func (d *Dispatcher) openGate() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gateOpen {
+		return
+	}
+	d.gateOpen = true
+	d.gateSeen = nil
+	d.log.Info("lanes starting", "held", len(d.held))
+	for _, l := range d.lanes {
+		d.startLocked(l)
+	}
+}
+
+func (d *Dispatcher) onMsg(msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		d.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	seq := md.Sequence.Stream
+	d.mu.Lock()
+	if it, ok := d.held[seq]; ok {
+		// Redelivered while held (a missed heartbeat): keep the newest
+		// delivery's reply subject, handle it once.
+		it.setMsg(msg, md.NumDelivered)
+		d.mu.Unlock()
+		return
+	}
+	stopping := d.stopping
+	d.mu.Unlock()
+	if stopping {
+		_ = msg.Nak()
+		return
+	}
+	name, payload, err := d.cfg.Decode(msg)
+	if err != nil {
+		d.cfg.Reject(d.workCtx, msg, err)
+		return
+	}
+	it := &Item{msg: msg, Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.held[seq] = it
+	l := d.lanes[name]
+	if l == nil {
+		l = &lane{name: name}
+		d.lanes[name] = l
+	}
+	i, _ := slices.BinarySearchFunc(l.queue, seq, func(x *Item, s uint64) int { return compare(x.Seq, s) })
+	if i < len(l.queue) && l.queue[0].started && i == 0 {
+		d.log.Warn("an older message arrived while a newer one of its lane is in progress; order within the lane is broken",
+			"lane", name, "seq", seq, "in_progress", l.queue[0].Seq)
+		i = 1
+	}
+	l.queue = slices.Insert(l.queue, i, it)
+	if !d.gateOpen {
+		if seq <= d.gateSeq {
+			d.gateSeen[seq] = true
+		}
+		if len(d.gateSeen) >= d.gateWant {
+			d.gateOpen = true
+			d.gateSeen = nil
+			d.log.Info("messages of the previous run are back; lanes starting", "held", len(d.held))
+			for _, l := range d.lanes {
+				d.startLocked(l)
+			}
+		}
+		return
+	}
+	d.startLocked(l)
+}
+
+// startLocked starts l's worker if it has work and none.
+func (d *Dispatcher) startLocked(l *lane) {
+	if l.running || len(l.queue) == 0 || d.stopping {
+		return
+	}
+	l.running = true
+	d.workers.Add(1)
+	go d.runLane(l)
+}
+
+func (d *Dispatcher) runLane(l *lane) {
+	defer d.workers.Done()
+	for {
+		d.mu.Lock()
+		if len(l.queue) == 0 || d.stopping {
+			l.running = false
+			if len(l.queue) == 0 {
+				delete(d.lanes, l.name)
+			}
+			d.mu.Unlock()
+			return
+		}
+		it := l.queue[0]
+		it.started = true
+		d.mu.Unlock()
+
+		settled := d.process(it)
+
+		d.mu.Lock()
+		if settled {
+			if i := slices.Index(l.queue, it); i >= 0 {
+				l.queue = slices.Delete(l.queue, i, i+1)
+			}
+			delete(d.held, it.Seq)
+		} else {
+			it.started = false // handed back at stop
+		}
+		d.mu.Unlock()
+		if !settled {
+			d.mu.Lock()
+			l.running = false
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+// process runs Process, recovering a panic: the item is handed back with a
+// delay and left out of its lane, so the lane and the process go on.
+func (d *Dispatcher) process(it *Item) (settled bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("processing a command panicked; handing it back", "seq", it.Seq, "lane", it.Lane,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			_ = it.Msg().NakWithDelay(d.cfg.AckWait)
+			settled = true // out of the lane: the redelivery comes back as new
+		}
+	}()
+	return d.cfg.Process(d.workCtx, it)
+}
+
+// Held reports how many messages are held (for tests).
+func (d *Dispatcher) Held() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.held)
+}

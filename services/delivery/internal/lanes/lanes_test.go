@@ -1,0 +1,298 @@
+package lanes
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/testkit"
+)
+
+// setup returns a stream "T" on "t.>" and a durable consumer on it.
+func setup(t *testing.T) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	js := testkit.JetStream(t, testkit.NATSConn(t, testkit.NATS(t)))
+	ctx := testkit.Context(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, "T", jetstream.ConsumerConfig{
+		Durable: "d", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 2 * time.Second, MaxAckPending: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
+}
+
+func publish(t *testing.T, js jetstream.JetStream, lane string, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := js.Publish(testkit.Context(t), "t."+lane, []byte(fmt.Sprintf("%s %d", lane, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// recorder records the payloads each lane processed, in order.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string][]string
+	done map[string]time.Time
+}
+
+func newRecorder() *recorder {
+	return &recorder{seen: map[string][]string{}, done: map[string]time.Time{}}
+}
+
+func (r *recorder) add(lane, payload string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[lane] = append(r.seen[lane], payload)
+	r.done[lane] = time.Now()
+}
+
+func (r *recorder) count(lane string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen[lane])
+}
+
+func decode(msg jetstream.Msg) (string, any, error) {
+	lane := strings.TrimPrefix(msg.Subject(), "t.")
+	if lane == "bad" {
+		return "", nil, fmt.Errorf("undecodable")
+	}
+	return lane, string(msg.Data()), nil
+}
+
+func run(t *testing.T, d *Dispatcher, cons jetstream.Consumer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, cons) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func want(lane string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s %d", lane, i)
+	}
+	return out
+}
+
+func TestLanesKeepOrderAndDoNotWaitForEachOther(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t)
+	rec := newRecorder()
+	var rejected []string
+	var mu sync.Mutex
+	d, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			if it.Lane == "slow" {
+				time.Sleep(20 * time.Millisecond)
+			}
+			rec.add(it.Lane, it.Payload.(string))
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(_ context.Context, msg jetstream.Msg, err error) {
+			mu.Lock()
+			rejected = append(rejected, msg.Subject())
+			mu.Unlock()
+			_ = msg.Term()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "slow", 30)
+	publish(t, js, "bad", 1)
+	for i := range 5 {
+		publish(t, js, fmt.Sprintf("fast%d", i), 30)
+	}
+	run(t, d, cons)
+	testkit.Eventually(t, 10*time.Second, func() bool { return rec.count("slow") == 30 }, "slow lane done")
+	testkit.Eventually(t, 10*time.Second, func() bool { return d.Held() == 0 }, "nothing held")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for lane, got := range rec.seen {
+		if !slices.Equal(got, want(lane, 30)) {
+			t.Errorf("lane %s out of order: %q", lane, got)
+		}
+		if lane != "slow" && rec.done[lane].After(rec.done["slow"]) {
+			t.Errorf("lane %s finished after the slow lane, published before it", lane)
+		}
+	}
+	if len(rejected) != 1 {
+		t.Errorf("rejected %v, want the one undecodable message", rejected)
+	}
+}
+
+func TestStopHandsBackInOrder(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t)
+	started := make(chan struct{}, 1)
+	first, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done() // stuck in a rate-limit wait until the stop
+			return false
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "a", 10)
+	stop := run(t, first, cons)
+	<-started
+	testkit.Eventually(t, 5*time.Second, func() bool { return first.Held() == 10 }, "all ten held")
+	stop()
+
+	rec := newRecorder()
+	second, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			rec.add(it.Lane, it.Payload.(string))
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	run(t, second, cons)
+	testkit.Eventually(t, 10*time.Second, func() bool { return rec.count("a") == 10 }, "all ten redelivered")
+	if el := time.Since(begin); el > time.Second {
+		t.Errorf("redelivery took %s: a graceful stop must hand messages back at once, not after AckWait", el)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.seen["a"]; !slices.Equal(got, want("a", 10)) {
+		t.Errorf("after the stop: %q", got)
+	}
+}
+
+func TestPanicDoesNotStopTheLane(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t)
+	rec := newRecorder()
+	var once sync.Once
+	d, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			if it.Payload.(string) == "a 3" {
+				once.Do(func() { panic("boom") })
+			}
+			rec.add(it.Lane, it.Payload.(string))
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "a", 6)
+	run(t, d, cons)
+	// The panicking message comes back after its delay and goes through.
+	testkit.Eventually(t, 10*time.Second, func() bool { return rec.count("a") == 6 }, "every message processed despite the panic")
+}
+
+// TestCrashedHoldersComeFirst: a process dies holding a lane's messages
+// (its connection is gone: no ack, no nak, no heartbeat). Newer messages of
+// the lane published meanwhile must not overtake them: lanes wait until the
+// dead process's messages are redelivered.
+func TestCrashedHoldersComeFirst(t *testing.T) {
+	t.Parallel()
+	srv := testkit.NATS(t)
+	js := testkit.JetStream(t, testkit.NATSConn(t, srv))
+	ctx := testkit.Context(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	consCfg := jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second, MaxAckPending: 1000}
+	publish(t, js, "a", 10)
+
+	// The doomed process, on its own connection.
+	nc1 := testkit.NATSConn(t, srv)
+	js1 := testkit.JetStream(t, nc1)
+	cons1, err := js1.CreateOrUpdateConsumer(ctx, "T", consCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := New(Config{
+		AckWait: time.Hour, // no heartbeat before the crash
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool { <-ctx.Done(); return false },
+		Reject:  func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, first, cons1)
+	testkit.Eventually(t, 5*time.Second, func() bool { return first.Held() == 10 }, "all ten held")
+	nc1.Close() // the crash
+	stop()
+
+	// Five newer messages of the same lane arrive while it is down.
+	for i := 10; i < 15; i++ {
+		if _, err := js.Publish(ctx, "t.a", []byte(fmt.Sprintf("a %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons2, err := js.CreateOrUpdateConsumer(ctx, "T", consCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	second, err := New(Config{
+		AckWait: time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			rec.add(it.Lane, it.Payload.(string))
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, second, cons2)
+	testkit.Eventually(t, 10*time.Second, func() bool { return rec.count("a") == 15 }, "all fifteen processed")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.seen["a"]; !slices.Equal(got, want("a", 15)) {
+		t.Errorf("after the crash: %q", got)
+	}
+}

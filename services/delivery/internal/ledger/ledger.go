@@ -1,0 +1,191 @@
+// Package ledger is delivery's idempotency record: one entry per (org,
+// idempotency key) in a JetStream key-value bucket, written around the Slack
+// call that must happen at most once.
+//
+//   - Claim, before the call: a create-only write (KV Create) that fails when
+//     the key exists, so two deliveries of one command can never both decide
+//     to post.
+//   - Update, after: compare-and-set on the claim's revision, recording the
+//     result (channel, ts, file ids).
+//   - Release, when the call definitely did not happen and the command
+//     failed: the key is free for a later retry by the caller.
+//
+// An entry that is claimed but has no result after its claimant is gone
+// means "the call may or may not have happened"; the caller resolves it
+// (see the deliver package) instead of repeating the call blindly.
+//
+// Why JetStream KV and not MongoDB: the embedded FerretDB scans the whole
+// collection on every read and update, which a per-message read-modify-write
+// cannot afford; KV Create / Update are single appends to a stream, keyed
+// lookups are direct gets, and entries expire with the bucket's TTL. The
+// audit trail (channel + ts per command) is in MongoDB, written in batches
+// from the outcome events.
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the key-value bucket of the ledger.
+const Bucket = "delivery_ledger"
+
+// State is where a command stands in the ledger.
+type State string
+
+// States of an entry.
+const (
+	// Claimed: a delivery is about to call Slack (or did, and was lost).
+	Claimed State = "claimed"
+	// Completing: an upload's bytes are at Slack under FileID; sharing it
+	// (files.completeUploadExternal) may have happened.
+	Completing State = "completing"
+	// Done: the call happened; the result is recorded.
+	Done State = "done"
+	// Unknown: the call may have happened and could not be checked; the
+	// command was reported failed and is not repeated (at most once).
+	Unknown State = "unknown"
+)
+
+// Record is an entry's value.
+type Record struct {
+	State State `json:"s"`
+	// CommandID is the envelope event id of the command that claimed.
+	CommandID string `json:"c"`
+	// Owner is the delivery instance that claimed, and ClaimedAt when.
+	Owner     string    `json:"o"`
+	ClaimedAt time.Time `json:"t"`
+	Channel   string    `json:"ch,omitempty"`
+	TS        string    `json:"ts,omitempty"`
+	Permalink string    `json:"pl,omitempty"`
+	FileIDs   []string  `json:"f,omitempty"`
+}
+
+// Entry is a record and the revision it was read at.
+type Entry struct {
+	Record
+	Revision uint64
+}
+
+// Key is the bucket key of org's idempotency key: a hash, because
+// idempotency keys are arbitrary strings and KV keys are not, and because
+// the key also travels in the Slack message's metadata as its marker.
+func Key(org, idempotencyKey string) string {
+	// Length-prefixed, so no (org, key) pair can spell another.
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(org)) + ":" + org + idempotencyKey))
+	return "k" + hex.EncodeToString(sum[:20])
+}
+
+// Config returns the bucket configuration. ttl bounds how long a key is
+// remembered: it must exceed how long a command can be redelivered (the
+// SLACK_OUT stream keeps commands 3 days).
+func Config(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "delivery idempotency: one entry per (org, idempotency key), claimed before the Slack call",
+		History:     1,
+		TTL:         ttl,
+		Replicas:    max(replicas, 1),
+		Storage:     jetstream.FileStorage,
+	}
+}
+
+// Ensure creates or updates the bucket.
+func Ensure(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, Config(ttl, replicas))
+	if err != nil {
+		return nil, fmt.Errorf("ensuring bucket %s: %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// Ledger reads and writes entries.
+type Ledger struct{ kv jetstream.KeyValue }
+
+// New returns a ledger over kv.
+func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv} }
+
+// ErrConflict is returned by Update and Release when the entry changed
+// since it was read.
+var ErrConflict = errors.New("ledger entry changed since it was read")
+
+// Claim records rec under key if the key is free and returns it with
+// created true; if the key is taken it returns the existing entry with
+// created false.
+func (l *Ledger) Claim(ctx context.Context, key string, rec Record) (Entry, bool, error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("encoding ledger record: %w", err)
+	}
+	for range 3 {
+		rev, err := l.kv.Create(ctx, key, data)
+		if err == nil {
+			return Entry{Record: rec, Revision: rev}, true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return Entry{}, false, fmt.Errorf("claiming %s: %w", key, err)
+		}
+		e, err := l.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released between the two calls: claim again
+		}
+		if err != nil {
+			return Entry{}, false, err
+		}
+		return e, false, nil
+	}
+	return Entry{}, false, fmt.Errorf("claiming %s: the key keeps changing", key)
+}
+
+// Get reads key's entry; jetstream.ErrKeyNotFound when there is none.
+func (l *Ledger) Get(ctx context.Context, key string) (Entry, error) {
+	kve, err := l.kv.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Entry{}, err
+		}
+		return Entry{}, fmt.Errorf("reading %s: %w", key, err)
+	}
+	var rec Record
+	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
+		return Entry{}, fmt.Errorf("decoding ledger entry %s: %w", key, err)
+	}
+	return Entry{Record: rec, Revision: kve.Revision()}, nil
+}
+
+// Update replaces the entry read at revision with rec and returns the new
+// revision, or ErrConflict when the entry moved on.
+func (l *Ledger) Update(ctx context.Context, key string, rec Record, revision uint64) (uint64, error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("encoding ledger record: %w", err)
+	}
+	rev, err := l.kv.Update(ctx, key, data, revision)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
+		}
+		return 0, fmt.Errorf("updating %s: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Release deletes the entry read at revision, freeing the key.
+func (l *Ledger) Release(ctx context.Context, key string, revision uint64) error {
+	err := l.kv.Delete(ctx, key, jetstream.LastRevision(revision))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("releasing %s at revision %d: %w", key, revision, ErrConflict)
+		}
+		return fmt.Errorf("releasing %s: %w", key, err)
+	}
+	return nil
+}

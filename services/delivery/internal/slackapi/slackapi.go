@@ -1,0 +1,502 @@
+// Package slackapi is delivery's adapter to the Slack Web API, on slack-go
+// pointed at a configurable API URL (Slack, or the stand-in). It turns every
+// outcome into one [*Error] whose [Kind] tells the caller what to do next:
+// wait (rate limited), retry (temporary), check before retrying (ambiguous),
+// refresh the token (auth), or give up (not found, refused).
+//
+// Tokens are passed per call and never logged or put into errors.
+package slackapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+// Kind classifies a failed call.
+type Kind int
+
+// Kinds of failure.
+const (
+	// KindTemporary: the call did not take effect (HTTP 5xx, a refused
+	// connection, Slack's own internal_error): retry with back-off.
+	KindTemporary Kind = iota + 1
+	// KindAmbiguous: the request may have reached Slack and taken effect
+	// (a timeout or a connection lost after sending). Retrying a non-
+	// idempotent call blindly could do it twice.
+	KindAmbiguous
+	// KindRateLimited: HTTP 429; wait RetryAfter before calling this
+	// method (for this channel) again.
+	KindRateLimited
+	// KindAuth: the token does not work (invalid_auth, token_expired,
+	// token_revoked, account_inactive, not_authed).
+	KindAuth
+	// KindNotFound: the target does not exist for this team (channel,
+	// user, message, file).
+	KindNotFound
+	// KindUnsupported: the method does not exist at this API URL.
+	KindUnsupported
+	// KindRefused: any other Slack error; retrying will not help.
+	KindRefused
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindTemporary:
+		return "temporary"
+	case KindAmbiguous:
+		return "ambiguous"
+	case KindRateLimited:
+		return "rate_limited"
+	case KindAuth:
+		return "auth"
+	case KindNotFound:
+		return "not_found"
+	case KindUnsupported:
+		return "unsupported"
+	case KindRefused:
+		return "refused"
+	}
+	return "unknown"
+}
+
+// Error is a failed Slack call.
+type Error struct {
+	Method string
+	Kind   Kind
+	// Code is Slack's error code ("channel_not_found"), or "http_503",
+	// "network" for failures below the API.
+	Code string
+	// RetryAfter is Slack's Retry-After, for KindRateLimited.
+	RetryAfter time.Duration
+	// Detail is Slack's response_metadata.messages, joined, when given.
+	Detail string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	s := e.Method + ": " + e.Code
+	if e.Kind == KindRateLimited {
+		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Err != nil && e.Kind != KindRefused && e.Kind != KindNotFound && e.Kind != KindAuth {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf returns the kind of err, or 0 when err is not an *Error.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}
+
+// authCodes are the errors that mean the token does not work.
+var authCodes = []string{"invalid_auth", "not_authed", "token_expired", "token_revoked", "account_inactive", "no_permission", "org_login_required", "ekm_access_denied"}
+
+// notFoundCodes mean the target is not in this team, or gone.
+var notFoundCodes = []string{"channel_not_found", "user_not_found", "users_not_found", "message_not_found", "file_not_found", "user_not_visible"}
+
+// temporaryCodes are Slack errors worth retrying.
+var temporaryCodes = []string{"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+// classify turns a slack-go error into an *Error. idempotent says whether
+// repeating the call is harmless, which decides if a network failure is
+// merely temporary or ambiguous.
+func classify(method string, err error, idempotent bool) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Method: method, Err: err}
+	var rl *slack.RateLimitedError
+	var sc slack.StatusCodeError
+	var se slack.SlackErrorResponse
+	switch {
+	case errors.As(err, &rl):
+		e.Kind, e.Code, e.RetryAfter = KindRateLimited, "ratelimited", max(rl.RetryAfter, time.Second)
+	case errors.As(err, &sc):
+		e.Code = fmt.Sprintf("http_%d", sc.Code)
+		e.Kind = KindTemporary
+		if sc.Code < 500 {
+			e.Kind = KindRefused
+		}
+	case errors.As(err, &se):
+		e.Code = se.Err
+		e.Detail = strings.Join(se.ResponseMetadata.Messages, "; ")
+		switch {
+		case slices.Contains(authCodes, se.Err):
+			e.Kind = KindAuth
+		case slices.Contains(notFoundCodes, se.Err):
+			e.Kind = KindNotFound
+		case slices.Contains(temporaryCodes, se.Err):
+			e.Kind = KindTemporary
+		case se.Err == "unknown_method" || se.Err == "method_deprecated":
+			e.Kind = KindUnsupported
+		case se.Err == "ratelimited":
+			e.Kind, e.RetryAfter = KindRateLimited, time.Second
+		default:
+			e.Kind = KindRefused
+		}
+	default:
+		e.Code = "network"
+		e.Kind = networkKind(err, idempotent)
+	}
+	return e
+}
+
+// networkKind decides whether a failure below HTTP may have let the request
+// through. Only a failed dial is certain not to have.
+func networkKind(err error, idempotent bool) Kind {
+	if idempotent {
+		return KindTemporary
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return KindTemporary
+	}
+	return KindAmbiguous
+}
+
+// Client calls the Web API at one base URL.
+type Client struct {
+	apiURL string
+	hc     *http.Client
+	// respondHosts are the only hosts response_url replies may go to;
+	// plainHTTP those of them that may be reached without TLS.
+	respondHosts []string
+	plainHTTP    []string
+}
+
+// New returns a client for apiURL ("https://slack.com/api/"). Replies to a
+// response_url may go only to respondHosts (e.g. hooks.slack.com) and to the
+// API URL's own host, over https, or over plain http only when the API URL
+// itself is plain http (a local stand-in). Any other URL is refused, so CRM
+// data never goes to a URL a command merely claims is Slack's.
+func New(apiURL string, hc *http.Client, respondHosts []string) (*Client, error) {
+	if !strings.HasSuffix(apiURL, "/") {
+		apiURL += "/"
+	}
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("slack API URL %q is not an absolute URL", apiURL)
+	}
+	c := &Client{apiURL: apiURL, hc: hc}
+	for _, h := range append(slices.Clone(respondHosts), u.Host) {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" && !slices.Contains(c.respondHosts, h) {
+			c.respondHosts = append(c.respondHosts, h)
+		}
+	}
+	if u.Scheme == "http" {
+		c.plainHTTP = []string{strings.ToLower(u.Host)}
+	}
+	return c, nil
+}
+
+// NewHTTPClient returns an HTTP client whose connection pool fits conns
+// concurrent calls to one host (Go's default keeps only two idle).
+func NewHTTPClient(conns int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = conns * 2
+	t.MaxIdleConnsPerHost = conns
+	return &http.Client{Transport: t}
+}
+
+func (c *Client) api(token string) *slack.Client {
+	return slack.New(token, slack.OptionAPIURL(c.apiURL), slack.OptionHTTPClient(c.hc))
+}
+
+// Content is a message body: the fallback text and the Block Kit blocks.
+type Content struct {
+	Text   string
+	Blocks json.RawMessage
+}
+
+func (ct Content) options() ([]slack.MsgOption, error) {
+	opts := []slack.MsgOption{slack.MsgOptionText(ct.Text, false)}
+	if len(ct.Blocks) > 0 {
+		var raw []json.RawMessage
+		if err := json.Unmarshal(ct.Blocks, &raw); err != nil {
+			return nil, fmt.Errorf("blocks: %w", err)
+		}
+		blocks := make([]slack.Block, 0, len(raw))
+		for _, r := range raw {
+			b, err := slack.BlockFromJSON(string(r))
+			if err != nil {
+				return nil, fmt.Errorf("blocks: %w", err)
+			}
+			blocks = append(blocks, b)
+		}
+		opts = append(opts, slack.MsgOptionBlocks(blocks...))
+	}
+	return opts, nil
+}
+
+// MarkerEventType is the metadata event type of every message delivery
+// posts; its payload carries the idempotency marker, so a post whose outcome
+// was lost can be found again in the channel's history.
+const MarkerEventType = "crmslack_delivery"
+
+// MarkerField is the metadata payload field holding the marker.
+const MarkerField = "delivery_key"
+
+// Post is a chat.postMessage.
+type Post struct {
+	Channel     string
+	Content     Content
+	ThreadTS    string
+	UnfurlLinks bool
+	// Marker goes into the message's metadata (MarkerEventType).
+	Marker string
+}
+
+// PostMessage posts m and returns the channel and ts Slack assigned.
+func (c *Client) PostMessage(ctx context.Context, token string, m Post) (channel, ts string, err error) {
+	opts, err := m.Content.options()
+	if err != nil {
+		return "", "", &Error{Method: "chat.postMessage", Kind: KindRefused, Code: "invalid_blocks", Err: err}
+	}
+	if m.ThreadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(m.ThreadTS))
+	}
+	if m.UnfurlLinks {
+		opts = append(opts, slack.MsgOptionEnableLinkUnfurl())
+	} else {
+		opts = append(opts, slack.MsgOptionDisableLinkUnfurl())
+	}
+	if m.Marker != "" {
+		opts = append(opts, slack.MsgOptionMetadata(slack.SlackMetadata{
+			EventType:    MarkerEventType,
+			EventPayload: map[string]any{MarkerField: m.Marker},
+		}))
+	}
+	channel, ts, err = c.api(token).PostMessageContext(ctx, m.Channel, opts...)
+	return channel, ts, classify("chat.postMessage", err, false)
+}
+
+// UpdateMessage replaces the content of the app's message ts in channel.
+// Repeating it is harmless.
+func (c *Client) UpdateMessage(ctx context.Context, token, channel, ts string, content Content) error {
+	opts, err := content.options()
+	if err != nil {
+		return &Error{Method: "chat.update", Kind: KindRefused, Code: "invalid_blocks", Err: err}
+	}
+	_, _, _, err = c.api(token).UpdateMessageContext(ctx, channel, ts, opts...)
+	return classify("chat.update", err, true)
+}
+
+// PostEphemeral shows content to user in channel.
+func (c *Client) PostEphemeral(ctx context.Context, token, channel, user string, content Content) (ts string, err error) {
+	opts, err := content.options()
+	if err != nil {
+		return "", &Error{Method: "chat.postEphemeral", Kind: KindRefused, Code: "invalid_blocks", Err: err}
+	}
+	ts, err = c.api(token).PostEphemeralContext(ctx, channel, user, opts...)
+	return ts, classify("chat.postEphemeral", err, false)
+}
+
+// LookupByEmail finds the user of the token's team with email.
+func (c *Client) LookupByEmail(ctx context.Context, token, email string) (userID string, err error) {
+	u, err := c.api(token).GetUserByEmailContext(ctx, email)
+	if err != nil {
+		return "", classify("users.lookupByEmail", err, true)
+	}
+	if u.Deleted {
+		return "", &Error{Method: "users.lookupByEmail", Kind: KindNotFound, Code: "user_disabled"}
+	}
+	return u.ID, nil
+}
+
+// OpenDM opens (or finds) the direct message channel with user.
+func (c *Client) OpenDM(ctx context.Context, token, user string) (channelID string, err error) {
+	ch, _, _, err := c.api(token).OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
+	if err != nil {
+		return "", classify("conversations.open", err, true)
+	}
+	return ch.ID, nil
+}
+
+// HistoryMessage is the part of a channel's message that reconciliation
+// needs.
+type HistoryMessage struct {
+	TS     string
+	Marker string
+}
+
+// History returns one page of channel's messages newer than oldest (a
+// Slack ts), newest first, with their metadata, and the cursor of the next
+// page ("" at the end).
+func (c *Client) History(ctx context.Context, token, channel, oldest, cursor string) ([]HistoryMessage, string, error) {
+	resp, err := c.api(token).GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+		ChannelID: channel, Oldest: oldest, Cursor: cursor, Limit: 200, IncludeAllMetadata: true,
+	})
+	if err != nil {
+		return nil, "", classify("conversations.history", err, true)
+	}
+	out := make([]HistoryMessage, 0, len(resp.Messages))
+	for _, m := range resp.Messages {
+		hm := HistoryMessage{TS: m.Timestamp}
+		if m.Metadata.EventType == MarkerEventType {
+			hm.Marker, _ = m.Metadata.EventPayload[MarkerField].(string)
+		}
+		out = append(out, hm)
+	}
+	next := ""
+	if resp.HasMore {
+		next = resp.ResponseMetaData.NextCursor
+	}
+	return out, next, nil
+}
+
+// Permalink returns the permalink of message ts in channel.
+func (c *Client) Permalink(ctx context.Context, token, channel, ts string) (string, error) {
+	link, err := c.api(token).GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: channel, Ts: ts})
+	return link, classify("chat.getPermalink", err, true)
+}
+
+// GetUploadURL reserves a file of size bytes and returns where to upload it.
+func (c *Client) GetUploadURL(ctx context.Context, token, filename string, size int) (uploadURL, fileID string, err error) {
+	resp, err := c.api(token).GetUploadURLExternalContext(ctx, slack.GetUploadURLExternalParameters{FileName: filename, FileSize: size})
+	if err != nil {
+		return "", "", classify("files.getUploadURLExternal", err, true)
+	}
+	return resp.UploadURL, resp.FileID, nil
+}
+
+// Upload sends the file's bytes to the URL GetUploadURL returned. slack-go
+// refuses to send the token to a host that is not Slack's or the API URL's.
+func (c *Client) Upload(ctx context.Context, token, uploadURL, filename string, content []byte) error {
+	err := c.api(token).UploadToURL(ctx, slack.UploadToURLParameters{
+		UploadURL: uploadURL, Filename: filename, Reader: bytes.NewReader(content),
+	})
+	return classify("upload", err, true)
+}
+
+// CompleteUpload shares the uploaded file to channels, with comment as its
+// initial comment. A file can be completed once: completing it again
+// answers file_not_found.
+func (c *Client) CompleteUpload(ctx context.Context, token, fileID, title string, channels []string, comment string) error {
+	p := slack.CompleteUploadExternalParameters{
+		Files:          []slack.FileSummary{{ID: fileID, Title: title}},
+		InitialComment: comment,
+	}
+	if len(channels) == 1 {
+		p.Channel = channels[0]
+	} else {
+		p.Channels = channels
+	}
+	_, err := c.api(token).CompleteUploadExternalContext(ctx, p)
+	return classify("files.completeUploadExternal", err, false)
+}
+
+// Response is a reply through a response_url.
+type Response struct {
+	Text            string          `json:"text"`
+	Blocks          json.RawMessage `json:"blocks,omitempty"`
+	ResponseType    string          `json:"response_type,omitempty"`
+	ReplaceOriginal bool            `json:"replace_original,omitempty"`
+	DeleteOriginal  bool            `json:"delete_original,omitempty"`
+}
+
+// ErrHostNotAllowed is returned by Respond for a response_url on a host
+// that is not one of Slack's.
+var ErrHostNotAllowed = errors.New("response_url host is not an allowed Slack host")
+
+// CheckResponseURL refuses a response_url that is not https on an allowed
+// host (plain http only for a configured host, such as a local stand-in).
+func (c *Client) CheckResponseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%w: not an absolute URL", ErrHostNotAllowed)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: URL carries credentials", ErrHostNotAllowed)
+	}
+	host := strings.ToLower(u.Host)
+	if !slices.Contains(c.respondHosts, host) {
+		return fmt.Errorf("%w: %s", ErrHostNotAllowed, u.Host)
+	}
+	if u.Scheme != "https" && (u.Scheme != "http" || !slices.Contains(c.plainHTTP, host)) {
+		return fmt.Errorf("%w: %s must be reached over https", ErrHostNotAllowed, u.Host)
+	}
+	return nil
+}
+
+// Respond POSTs r to a response_url. Slack answers 404 expired_url or
+// used_url when the URL is past its 30 minutes or 5 uses.
+func (c *Client) Respond(ctx context.Context, responseURL string, r Response) error {
+	const method = "response_url"
+	if err := c.CheckResponseURL(responseURL); err != nil {
+		return &Error{Method: method, Kind: KindRefused, Code: "host_not_allowed", Err: err}
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return &Error{Method: method, Kind: KindRefused, Code: "invalid_payload", Err: err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
+	if err != nil {
+		return &Error{Method: method, Kind: KindRefused, Code: "invalid_url", Err: err}
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &Error{Method: method, Kind: networkKind(err, false), Code: "network", Err: err}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var answer struct {
+		OK               bool   `json:"ok"`
+		Error            string `json:"error"`
+		ResponseMetadata struct {
+			Messages []string `json:"messages"`
+		} `json:"response_metadata"`
+	}
+	_ = json.Unmarshal(raw, &answer)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return nil
+	case resp.StatusCode == http.StatusTooManyRequests:
+		d := parseRetryAfter(resp.Header.Get("Retry-After"))
+		return &Error{Method: method, Kind: KindRateLimited, Code: "ratelimited", RetryAfter: d}
+	case resp.StatusCode >= 500:
+		return &Error{Method: method, Kind: KindTemporary, Code: fmt.Sprintf("http_%d", resp.StatusCode)}
+	case answer.Error == "expired_url" || answer.Error == "used_url" || resp.StatusCode == http.StatusNotFound:
+		code := answer.Error
+		if code == "" {
+			code = "expired_url"
+		}
+		return &Error{Method: method, Kind: KindNotFound, Code: code}
+	default:
+		code := answer.Error
+		if code == "" {
+			code = fmt.Sprintf("http_%d", resp.StatusCode)
+		}
+		return &Error{Method: method, Kind: KindRefused, Code: code, Detail: strings.Join(answer.ResponseMetadata.Messages, "; ")}
+	}
+}
+
+func parseRetryAfter(v string) time.Duration {
+	var secs int
+	if _, err := fmt.Sscan(v, &secs); err != nil || secs < 1 {
+		return time.Second
+	}
+	return time.Duration(secs) * time.Second
+}

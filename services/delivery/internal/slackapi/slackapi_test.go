@@ -1,0 +1,118 @@
+package slackapi
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+)
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	dial := &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+	read := &net.OpError{Op: "read", Err: errors.New("connection reset")}
+	for _, tc := range []struct {
+		name       string
+		err        error
+		idempotent bool
+		want       Kind
+	}{
+		{"429", &slack.RateLimitedError{RetryAfter: 3 * time.Second}, false, KindRateLimited},
+		{"503", slack.StatusCodeError{Code: 503, Status: "503"}, false, KindTemporary},
+		{"404 page", slack.StatusCodeError{Code: 404, Status: "404"}, false, KindRefused},
+		{"invalid_auth", slack.SlackErrorResponse{Err: "invalid_auth"}, false, KindAuth},
+		{"token_expired", slack.SlackErrorResponse{Err: "token_expired"}, false, KindAuth},
+		{"channel_not_found", slack.SlackErrorResponse{Err: "channel_not_found"}, false, KindNotFound},
+		{"users_not_found", slack.SlackErrorResponse{Err: "users_not_found"}, true, KindNotFound},
+		{"internal_error", slack.SlackErrorResponse{Err: "internal_error"}, false, KindTemporary},
+		{"unknown_method", slack.SlackErrorResponse{Err: "unknown_method"}, true, KindUnsupported},
+		{"not_in_channel", slack.SlackErrorResponse{Err: "not_in_channel"}, false, KindRefused},
+		{"refused connection", dial, false, KindTemporary},
+		{"reset after sending a post", read, false, KindAmbiguous},
+		{"reset on a lookup", read, true, KindTemporary},
+		{"timeout of a post", context.DeadlineExceeded, false, KindAmbiguous},
+	} {
+		if got := KindOf(classify("m", tc.err, tc.idempotent)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	var e *Error
+	if !errors.As(classify("m", &slack.RateLimitedError{RetryAfter: 0}, false), &e) || e.RetryAfter != time.Second {
+		t.Error("a 429 without Retry-After must wait at least a second")
+	}
+}
+
+func TestResponseURLHosts(t *testing.T) {
+	t.Parallel()
+	local, err := New("http://127.0.0.1:8090/api/", http.DefaultClient, []string{"hooks.slack.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := New("https://slack.com/api/", http.DefaultClient, []string{"hooks.slack.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c   *Client
+		url string
+		ok  bool
+	}{
+		{prod, "https://hooks.slack.com/commands/T1/1/abc", true},
+		{prod, "http://hooks.slack.com/commands/T1/1/abc", false},
+		{prod, "https://HOOKS.slack.com/commands/x", true},
+		{prod, "https://hooks.slack.com.evil.example/x", false},
+		{prod, "https://evil.example/?u=hooks.slack.com", false},
+		{prod, "https://user@hooks.slack.com/x", false},
+		{prod, "https://slack.com/x", true},
+		{prod, "/relative", false},
+		{local, "http://127.0.0.1:8090/response/abc", true},
+		{local, "http://127.0.0.1:9999/response/abc", false},
+		{local, "https://hooks.slack.com/x", true},
+	} {
+		if err := tc.c.CheckResponseURL(tc.url); (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.url, err, tc.ok)
+		}
+	}
+}
+
+func TestRespondErrors(t *testing.T) {
+	t.Parallel()
+	answers := map[string]func(w http.ResponseWriter){
+		"/ok": func(w http.ResponseWriter) { _, _ = w.Write([]byte(`{"ok":true}`)) },
+		"/expired": func(w http.ResponseWriter) {
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"ok":false,"error":"expired_url"}`))
+		},
+		"/used": func(w http.ResponseWriter) {
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"ok":false,"error":"used_url"}`))
+		},
+		"/blocks": func(w http.ResponseWriter) {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"ok":false,"error":"invalid_blocks"}`))
+		},
+		"/busy": func(w http.ResponseWriter) { w.WriteHeader(503) },
+		"/slow": func(w http.ResponseWriter) { w.Header().Set("Retry-After", "4"); w.WriteHeader(429) },
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answers[r.URL.Path](w) }))
+	defer srv.Close()
+	c, err := New(srv.URL+"/api/", srv.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]Kind{"/ok": 0, "/expired": KindNotFound, "/used": KindNotFound, "/blocks": KindRefused, "/busy": KindTemporary, "/slow": KindRateLimited} {
+		err := c.Respond(context.Background(), srv.URL+path, Response{Text: "x"})
+		if KindOf(err) != want {
+			t.Errorf("%s: %v, want kind %v", path, err, want)
+		}
+	}
+	var e *Error
+	if err := c.Respond(context.Background(), srv.URL+"/slow", Response{Text: "x"}); !errors.As(err, &e) || e.RetryAfter != 4*time.Second {
+		t.Errorf("Retry-After not read: %v", err)
+	}
+}
