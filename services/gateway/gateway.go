@@ -28,10 +28,12 @@ import (
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
+	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/gateway/internal/install"
 	"github.com/crmslack/crmslack/services/gateway/internal/oauthstate"
+	"github.com/crmslack/crmslack/services/gateway/internal/queryanswer"
 	"github.com/crmslack/crmslack/services/gateway/internal/slackhttp"
 	"github.com/crmslack/crmslack/services/gateway/internal/teamdir"
 	"github.com/crmslack/crmslack/services/gateway/internal/verify"
@@ -84,6 +86,19 @@ type Config struct {
 	// Default 2.5s, inside Slack's 3 s.
 	AckBudget time.Duration
 
+	// QueryAddr is QUERY_ADDR, the query service's gRPC address. Default
+	// 127.0.0.1:9103; empty (only in code) publishes every command instead
+	// of answering any while Slack waits.
+	QueryAddr string
+	// QueryCommands is GATEWAY_QUERY_COMMANDS: the slash commands answered
+	// by the query service while Slack waits, comma-separated. Default /zcrm.
+	QueryCommands string
+	// AnswerBudget is GATEWAY_ANSWER_BUDGET: how long a slash command waits
+	// for its answer before the gateway says "Searching…" and the answer
+	// follows through the response_url. Default 1.5s (100ms to 2.5s); 0
+	// means the default.
+	AnswerBudget time.Duration
+
 	// Ready, not from the environment, is called once the gateway serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
@@ -114,6 +129,9 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		NATSReplicas:      l.Int("NATS_REPLICAS", 1, 1, 5),
 		MaxBody:           l.Int("GATEWAY_MAX_BODY_BYTES", slackhttp.DefaultMaxBody, 4096, 16<<20),
 		AckBudget:         l.Duration("GATEWAY_ACK_BUDGET", slackhttp.DefaultAckBudget, 100*time.Millisecond, 2900*time.Millisecond),
+		QueryAddr:         l.String("QUERY_ADDR", "127.0.0.1:9103"),
+		QueryCommands:     l.String("GATEWAY_QUERY_COMMANDS", "/zcrm"),
+		AnswerBudget:      l.Duration("GATEWAY_ANSWER_BUDGET", slackhttp.DefaultAnswerBudget, 100*time.Millisecond, 2500*time.Millisecond),
 	}
 }
 
@@ -124,7 +142,10 @@ func (c Config) Validate() error {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
-	for name, addr := range map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr} {
+	for name, addr := range map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr, "QUERY_ADDR": c.QueryAddr} {
+		if name == "QUERY_ADDR" && addr == "" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(name, "%q is not host:port", addr)
 		}
@@ -163,6 +184,14 @@ func (c Config) Validate() error {
 	}
 	if c.AckBudget <= 0 || c.AckBudget >= 3*time.Second {
 		bad("GATEWAY_ACK_BUDGET", "must be above 0 and below Slack's 3s")
+	}
+	if c.AnswerBudget < 0 || c.AnswerBudget > 2500*time.Millisecond {
+		bad("GATEWAY_ANSWER_BUDGET", "must be above 0 and at most 2.5s, leaving time to say \"Searching…\" inside Slack's 3s")
+	}
+	for _, cmd := range splitList(c.QueryCommands) {
+		if !strings.HasPrefix(cmd, "/") {
+			bad("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
+		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
@@ -223,10 +252,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	}
 	defer func() { _ = cc.Close() }()
 
-	dir := teamdir.New(log)
-	slackHandler, err := slackhttp.New(verifier, busPublisher{b}, dir, log, slackhttp.Options{
+	answers := slackhttp.Options{
 		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
-	})
+		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
+	}
+	if cfg.QueryAddr != "" {
+		qc, err := rpc.Dial(cfg.QueryAddr)
+		if err != nil {
+			return fmt.Errorf("QUERY_ADDR: %w", err)
+		}
+		defer func() { _ = qc.Close() }()
+		answers.Answerer = queryanswer.New(queryv1.NewQueryServiceClient(qc))
+	}
+
+	dir := teamdir.New(log)
+	slackHandler, err := slackhttp.New(verifier, busPublisher{b}, dir, log, answers)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}

@@ -49,11 +49,30 @@ const DefaultAckBudget = 2500 * time.Millisecond
 // Events the gateway passes on; others are acknowledged and dropped.
 var forwardedEvents = map[string]bool{"app_uninstalled": true, "tokens_revoked": true}
 
+// DefaultAnswerBudget is how long the gateway waits for a synchronous answer
+// to a slash command before it answers "Searching…" and lets the answer
+// follow through the response_url. With the publish that then follows, the
+// whole stays inside Slack's three seconds.
+const DefaultAnswerBudget = 1500 * time.Millisecond
+
+// slackDeadline is how long after a request's arrival its answer must be on
+// the wire: Slack gives up at three seconds.
+const slackDeadline = 2800 * time.Millisecond
+
 // Messages shown to Slack users.
 const (
 	MsgNotConnected = "This Slack workspace is not connected to a CRM. Ask a CRM administrator to add it under Setup > Marketplace > Slack."
 	MsgDisabled     = "The CRM integration is turned off for this workspace. Ask a CRM administrator to enable it."
+	MsgSearching    = "Searching the CRM… the results will appear here in a moment."
+	MsgUnavailable  = "CRM search is unavailable right now. Please try again in a moment."
+	MsgSeveralOrgs  = "This Slack workspace is connected to several CRM organisations, so /zcrm cannot tell which one to search. Ask a CRM administrator to keep the workspace in one organisation."
 )
+
+// Answerer answers a slash command while the request waits, within ctx's
+// deadline. It returns the JSON body Slack shows (an ephemeral message).
+type Answerer interface {
+	Answer(ctx context.Context, org string, c SlashCommand) ([]byte, error)
+}
 
 // Publisher publishes one event and waits for the stream's ack.
 type Publisher interface {
@@ -78,6 +97,10 @@ type Handler struct {
 	ackBudget time.Duration
 	now       func() time.Time
 
+	answerer     Answerer
+	answered     map[string]bool
+	answerBudget time.Duration
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -89,11 +112,28 @@ type Options struct {
 	Now       func() time.Time
 	// Registerer receives the request metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Answerer answers the Commands synchronously; nil publishes every
+	// command for a consumer to answer.
+	Answerer Answerer
+	// Commands are the slash commands the Answerer answers, e.g. "/zcrm".
+	Commands []string
+	// AnswerBudget is how long to wait for the Answerer; default
+	// DefaultAnswerBudget.
+	AnswerBudget time.Duration
 }
 
 // New returns the handler.
 func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o Options) (*Handler, error) {
-	h := &Handler{verifier: v, pub: pub, dir: dir, log: log, maxBody: o.MaxBody, ackBudget: o.AckBudget, now: o.Now}
+	h := &Handler{
+		verifier: v, pub: pub, dir: dir, log: log, maxBody: o.MaxBody, ackBudget: o.AckBudget, now: o.Now,
+		answerer: o.Answerer, answered: map[string]bool{}, answerBudget: o.AnswerBudget,
+	}
+	for _, c := range o.Commands {
+		h.answered[c] = true
+	}
+	if h.answerBudget <= 0 {
+		h.answerBudget = DefaultAnswerBudget
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBody
 	}
@@ -105,7 +145,7 @@ func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o O
 	}
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crmslack_gateway_slack_requests_total",
-		Help: "Slack requests by endpoint and outcome (published, ignored, unknown_team, bad_signature, bad_payload, too_large, publish_failed, challenge).",
+		Help: "Slack requests by endpoint and outcome (published, answered, deferred, ignored, unknown_team, bad_signature, bad_payload, too_large, publish_failed, challenge).",
 	}, []string{"endpoint", "outcome"})
 	h.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "crmslack_gateway_slack_ack_seconds",
@@ -132,6 +172,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 // request is a verified Slack request on its way through a handler.
 type request struct {
 	ctx      context.Context
+	start    time.Time
 	endpoint string
 	body     []byte
 	header   http.Header
@@ -149,7 +190,7 @@ func (h *Handler) serve(endpoint string, handle func(*request) outcome) http.Han
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := tracectx.Ensure(r.Context())
-		out := h.verified(ctx, endpoint, w, r, handle)
+		out := h.verified(ctx, start, endpoint, w, r, handle)
 		if out.contentType != "" {
 			w.Header().Set("Content-Type", out.contentType)
 		}
@@ -166,7 +207,7 @@ func plain(status int, label, msg string) outcome {
 	return outcome{status: status, contentType: "text/plain; charset=utf-8", body: []byte(msg + "\n"), label: label}
 }
 
-func (h *Handler) verified(ctx context.Context, endpoint string, w http.ResponseWriter, r *http.Request, handle func(*request) outcome) outcome {
+func (h *Handler) verified(ctx context.Context, start time.Time, endpoint string, w http.ResponseWriter, r *http.Request, handle func(*request) outcome) outcome {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -182,7 +223,7 @@ func (h *Handler) verified(ctx context.Context, endpoint string, w http.Response
 		h.log.WarnContext(ctx, "slack request refused: signature check failed", "endpoint", endpoint, "reason", err.Error(), "remote", remoteIP(r))
 		return plain(http.StatusUnauthorized, "bad_signature", "invalid request signature")
 	}
-	return handle(&request{ctx: ctx, endpoint: endpoint, body: body, header: r.Header})
+	return handle(&request{ctx: ctx, start: start, endpoint: endpoint, body: body, header: r.Header})
 }
 
 func remoteIP(r *http.Request) string {
@@ -212,7 +253,11 @@ func (h *Handler) envelope(ctx context.Context, id, team string, res teamdir.Res
 // publish publishes within the ack budget; false means the request should
 // be answered 503 so Slack retries.
 func (h *Handler) publish(r *request, subject string, ev bus.Event) bool {
-	ctx, cancel := context.WithTimeout(r.ctx, h.ackBudget)
+	return h.publishWithin(r, h.ackBudget, subject, ev)
+}
+
+func (h *Handler) publishWithin(r *request, budget time.Duration, subject string, ev bus.Event) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, budget)
 	defer cancel()
 	if err := h.pub.Publish(ctx, subject, ev); err != nil {
 		h.log.ErrorContext(r.ctx, "slack request not published; Slack will retry", "endpoint", r.endpoint, "subject", subject, "err", err)
@@ -241,24 +286,70 @@ func (h *Handler) command(r *request) outcome {
 			msg, label = MsgDisabled, "disabled"
 		}
 		h.log.InfoContext(r.ctx, "slash command from a workspace without an active CRM", "team", c.TeamID, "disabled", res.Disabled)
-		body, _ := json.Marshal(map[string]string{"response_type": "ephemeral", "text": msg})
-		return outcome{status: http.StatusOK, contentType: "application/json", body: body, label: label}
+		return ephemeral(label, msg)
 	}
-	// Slack does not retry slash commands; trigger_id is unique per
-	// invocation.
-	id := c.TriggerID
-	if id == "" {
-		id = newID()
+	triggerID := c.TriggerID
+	if c.TriggerID == "" {
+		// Only to give the command an id: never passed on as a trigger.
+		c.TriggerID = newID()
 	}
 	ev := &slackv1.SlashCommandReceived{
-		Envelope: h.envelope(r.ctx, "slack-command:"+id, c.TeamID, res),
+		Envelope: h.envelope(r.ctx, CommandEventID(c), c.TeamID, res),
 		TeamId:   c.TeamID, EnterpriseId: c.EnterpriseID, ChannelId: c.ChannelID, UserId: c.UserID,
-		Command: c.Command, Text: c.Text, ResponseUrl: c.ResponseURL, TriggerId: c.TriggerID,
+		Command: c.Command, Text: c.Text, ResponseUrl: c.ResponseURL, TriggerId: triggerID,
+	}
+	if h.answerer != nil && h.answered[c.Command] {
+		return h.answer(r, c, res, ev)
 	}
 	if !h.publish(r, topology.SlackCommand(c.TeamID), ev) {
 		return plain(http.StatusServiceUnavailable, "publish_failed", "try again")
 	}
 	return outcome{status: http.StatusOK, label: "published"}
+}
+
+// CommandEventID is a slash command's event id: Slack does not retry slash
+// commands, and trigger_id is unique per invocation.
+func CommandEventID(c SlashCommand) string { return "slack-command:" + c.TriggerID }
+
+// answer answers a command while Slack waits, or, when the answer is not
+// ready within the budget, says "Searching…" at once and publishes the
+// command as deferred so its answer follows through the response_url. The
+// gateway alone decides which of the two happened, so a command is answered
+// exactly once; Slack never sees a timeout, since slash commands are not
+// retried and a 503 would show the user an error.
+func (h *Handler) answer(r *request, c SlashCommand, res teamdir.Resolution, ev *slackv1.SlashCommandReceived) outcome {
+	if len(res.Orgs) != 1 {
+		return ephemeral("several_orgs", MsgSeveralOrgs)
+	}
+	subject := topology.SlackCommand(c.TeamID)
+	ctx, cancel := context.WithTimeout(r.ctx, h.answerBudget)
+	body, err := h.answerer.Answer(ctx, res.Orgs[0], c)
+	cancel()
+	if err == nil {
+		// Recorded for the audit trail only; losing the record costs the
+		// user nothing, so its failure does not change the answer.
+		left := slackDeadline - time.Since(r.start)
+		if left > 0 {
+			if !h.publishWithin(r, min(left, h.ackBudget), subject, ev) {
+				h.log.WarnContext(r.ctx, "answered slash command not recorded", "team", c.TeamID)
+			}
+		}
+		return outcome{status: http.StatusOK, contentType: "application/json", body: body, label: "answered"}
+	}
+	h.log.WarnContext(r.ctx, "slash command not answered in time; the answer follows through response_url",
+		"team", c.TeamID, "budget", h.answerBudget, "err", err)
+	ev.Deferred = true
+	left := slackDeadline - time.Since(r.start)
+	if left <= 0 || !h.publishWithin(r, min(left, h.ackBudget), subject, ev) {
+		return ephemeral("publish_failed", MsgUnavailable)
+	}
+	return ephemeral("deferred", MsgSearching)
+}
+
+// ephemeral is an answer only the caller sees.
+func ephemeral(label, text string) outcome {
+	body, _ := json.Marshal(map[string]string{"response_type": "ephemeral", "text": text})
+	return outcome{status: http.StatusOK, contentType: "application/json", body: body, label: label}
 }
 
 func (h *Handler) interaction(r *request) outcome {
