@@ -24,6 +24,7 @@ import (
 	// Registers the event types publish accepts.
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 )
 
 // line is one input event: its proto type, optional explicit subject and the
@@ -46,8 +47,9 @@ type enveloped interface {
 	GetEnvelope() *commonv1.Envelope
 }
 
-// publishable lists the packages whose events publish takes.
-var publishable = []string{"crmslack.crm.v1.", "crmslack.integration.v1."}
+// publishable lists the packages whose events publish takes (sharing: the
+// shares a CRM asks for through the bus).
+var publishable = []string{"crmslack.crm.v1.", "crmslack.integration.v1.", "crmslack.sharing.v1."}
 
 // decodeEvents reads JSON (one object or an array) or NDJSON and returns every
 // event, or every problem found with its line number: nothing is published

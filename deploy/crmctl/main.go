@@ -3,6 +3,7 @@
 // services.
 //
 //	crmctl publish [-nats URL] [-dry-run] FILE...     events, one per line or a JSON array
+//	crmctl import -org ORG -module M [-schema F] FILE  records from a CRM export (CSV or NDJSON)
 //	crmctl call [-addr HOST:PORT] METHOD [JSON]        e.g. TeamRegistryService/ListTeams '{"orgId":"o1"}'
 //	crmctl methods                                     every gRPC method it knows
 //	crmctl types                                       every event type it can publish
@@ -25,6 +26,8 @@ func main() {
 
 const usage = `usage:
   crmctl publish [-nats URL] [-dry-run] FILE...   publish CRM events (JSON or NDJSON; - for stdin)
+  crmctl import -org ORG -module MODULE [-schema schema.json] FILE.csv|FILE.ndjson
+                                                   backfill records from a CRM export (crmctl import -h)
   crmctl call [-addr HOST:PORT] METHOD [JSON]      call a gRPC method (JSON request, or stdin)
   crmctl methods                                   list gRPC methods
   crmctl types                                     list event types publish accepts
@@ -40,6 +43,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "publish":
 		err = publishCmd(ctx, args[1:], stdin, stdout)
+	case "import":
+		err = importCmd(ctx, args[1:], stdin, stdout)
 	case "call":
 		err = callCmd(ctx, args[1:], stdin, stdout)
 	case "methods":

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -85,6 +86,11 @@ type Input struct {
 	Message string
 	// SharedBy names who shared the card, for the attribution line.
 	SharedBy string
+	// SharedBySlackUser is the Slack user id (U… or W…) of who shared the
+	// card; when set, the attribution mentions them (<@U…>), which Slack
+	// shows as their name in the reader's workspace, instead of SharedBy.
+	// A value that is not a Slack user id is ignored.
+	SharedBySlackUser string
 	// Location is the viewer's time zone for datetimes; nil means UTC.
 	Location *time.Location
 	Buttons  []Button
@@ -124,11 +130,23 @@ func Render(in Input) (Card, error) {
 		}
 		blocks = append(blocks, slack.NewSectionBlock(nil, objs, nil))
 	}
-	blocks = append(blocks, slack.NewContextBlock("", markdown(attribution(in.Schema, in.Record, in.SharedBy), MaxSectionText)))
+	mention := Mention(in.SharedBySlackUser)
+	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, attribution(in.Schema, in.Record, in.SharedBy, mention), false, false)))
 	if actions != nil {
 		blocks = append(blocks, actions)
 	}
-	return Card{Blocks: blocks, Text: fallback(in.Message, title, in.SharedBy, fields)}, nil
+	return Card{Blocks: blocks, Text: fallback(in.Message, title, in.SharedBy, mention, fields)}, nil
+}
+
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,31}$`)
+
+// Mention is Slack's mention of a user id, "<@U…>", or "" when id is not
+// a Slack user id (so nothing from outside can inject markup through it).
+func Mention(id string) string {
+	if !slackUserID.MatchString(id) {
+		return ""
+	}
+	return "<@" + id + ">"
 }
 
 func check(rec *crmv1.Record, schema *crmv1.ModuleSchema) error {
@@ -152,13 +170,17 @@ func fieldText(f field) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, label+mrkdwn(f.value, MaxFieldText-utf8.RuneCountInString(label)), false, false)
 }
 
-// attribution is the context line: the module, and who shared the card.
-func attribution(schema *crmv1.ModuleSchema, rec *crmv1.Record, sharedBy string) string {
+// attribution is the context line as mrkdwn: the module, and who shared
+// the card, by mention when there is one.
+func attribution(schema *crmv1.ModuleSchema, rec *crmv1.Record, sharedBy, mention string) string {
 	s := singular(schema, rec)
+	if mention != "" {
+		return mrkdwn(s+" · Shared by ", MaxSectionText-len(mention)) + mention
+	}
 	if sharedBy = strings.TrimSpace(sharedBy); sharedBy != "" {
 		s += " · Shared by " + sharedBy
 	}
-	return s
+	return mrkdwn(s, MaxSectionText)
 }
 
 func singular(schema *crmv1.ModuleSchema, rec *crmv1.Record) string {
@@ -309,7 +331,7 @@ func actionsBlock(cfg Config, rec *crmv1.Record, buttons []Button) (*slack.Actio
 
 // fallback is the plain-text version of the card, escaped because Slack
 // reads a message's text as mrkdwn too.
-func fallback(message, title, sharedBy string, fields []field) string {
+func fallback(message, title, sharedBy, mention string, fields []field) string {
 	var b strings.Builder
 	if m := strings.TrimSpace(message); m != "" {
 		b.WriteString(m + "\n")
@@ -317,6 +339,10 @@ func fallback(message, title, sharedBy string, fields []field) string {
 	b.WriteString(title)
 	for _, f := range fields {
 		b.WriteString("\n" + f.label + ": " + f.value)
+	}
+	if mention != "" {
+		const by = "\nShared by "
+		return mrkdwn(b.String(), MaxSectionText-len(by)-len(mention)) + by + mention
 	}
 	if s := strings.TrimSpace(sharedBy); s != "" {
 		b.WriteString("\nShared by " + s)

@@ -69,6 +69,12 @@ func goldenCases(tb testing.TB) map[string]func() (card.Card, error) {
 				SharedBy: "Grace Hopper",
 			})
 		},
+		"shared_by_mention": func() (card.Card, error) {
+			return card.Render(card.Input{
+				Config: cfg, Record: deal("d1", "Q4 licences", 50000), Schema: dealSchema(),
+				Message: "Can someone call them?", SharedBy: "Grace <Hopper>", SharedBySlackUser: "U0ACME0ALC",
+			})
+		},
 		"list_of_10": func() (card.Card, error) {
 			return card.RenderList(card.ListInput{Config: cfg, Schema: dealSchema(), Records: tenDeals, Total: 42, Buttons: shareButtons})
 		},
@@ -353,4 +359,25 @@ func BenchmarkRenderCard(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cards/s")
+}
+
+// TestMentionOnlyForSlackUserIDs: the mention goes into mrkdwn unescaped,
+// so only a Slack user id's shape is accepted.
+func TestMentionOnlyForSlackUserIDs(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]string{
+		"U0ACME0ALC": "<@U0ACME0ALC>", "W0ENTERPRS": "<@W0ENTERPRS>",
+		"": "", "u0acme": "", "U0> <!channel": "", "C0ACMEGNRL": "", "U0ACME0ALC|x": "",
+	} {
+		if got := card.Mention(id); got != want {
+			t.Errorf("Mention(%q) = %q, want %q", id, got, want)
+		}
+	}
+	c, err := card.Render(card.Input{Config: cfg, Record: deal("d1", "Q4", 1), Schema: dealSchema(), SharedBy: "Grace", SharedBySlackUser: "<!channel>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw := string(marshal(t, c)); strings.Contains(raw, "<!channel>") || !strings.Contains(raw, "Shared by Grace") {
+		t.Errorf("a bad Slack user id must fall back to the name:\n%s", raw)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -11,7 +12,8 @@ import (
 // checkBlocks checks marshalled blocks against Block Kit's documented
 // limits, reading the JSON generically so it does not trust the types that
 // produced it. It also checks that mrkdwn carries no unescaped &, < or >
-// (the renderer writes no links or mentions in mrkdwn).
+// (the renderer writes no links in mrkdwn, and no mention but a user
+// mention <@U…> made by card.Mention).
 func checkBlocks(raw []byte) error {
 	var blocks []map[string]any
 	if err := json.Unmarshal(raw, &blocks); err != nil {
@@ -95,6 +97,8 @@ func checkBlock(b map[string]any) error {
 	return fmt.Errorf("unexpected block type %v", b["type"])
 }
 
+var userMention = regexp.MustCompile(`<@[UW][A-Z0-9]{2,31}>`)
+
 // checkTextObject checks a text object of the given type ("" for either).
 func checkTextObject(v any, typ string, max int) error {
 	o, ok := v.(map[string]any)
@@ -110,7 +114,7 @@ func checkTextObject(v any, typ string, max int) error {
 		return err
 	}
 	if t == "mrkdwn" {
-		bare := strings.NewReplacer("&amp;", "", "&lt;", "", "&gt;", "").Replace(s)
+		bare := strings.NewReplacer("&amp;", "", "&lt;", "", "&gt;", "").Replace(userMention.ReplaceAllString(s, ""))
 		if strings.ContainsAny(bare, "&<>") {
 			return fmt.Errorf("unescaped &, < or > in %.40q", s)
 		}

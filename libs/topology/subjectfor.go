@@ -9,6 +9,7 @@ import (
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 )
 
 // SubjectFor returns the subject a CRM or integration event is published on,
@@ -61,6 +62,10 @@ func SubjectFor(m proto.Message) (string, error) {
 		return CrmUser(org, "upserted"), nil
 	case *crmv1.CrmUserDeactivated:
 		return CrmUser(org, "deactivated"), nil
+	case *sharingv1.ShareRecordRequested:
+		return ShareRequested(org, "record"), nil
+	case *sharingv1.ShareChartRequested:
+		return ShareRequested(org, "chart"), nil
 	case *integrationv1.TeamInstalled:
 		return Team(org, "installed"), nil
 	case *integrationv1.TeamRemoved:

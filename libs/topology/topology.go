@@ -122,6 +122,10 @@ func SalesSignal(org, channel string) string { return "crm.v1." + org + ".signal
 // deactivated.
 func CrmUser(org, change string) string { return "crm.v1." + org + ".user." + change }
 
+// ShareRequested is the subject of a share the CRM asks for through the bus
+// instead of gRPC; kind is record or chart.
+func ShareRequested(org, kind string) string { return "crm.v1." + org + ".share." + kind }
+
 // Integration event subjects.
 
 // Team is the subject of a team change; change is installed or removed.

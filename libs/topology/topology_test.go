@@ -8,6 +8,7 @@ import (
 
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
 )
 
@@ -27,6 +28,8 @@ func TestSubjectFor(t *testing.T) {
 		{"activity", &crmv1.ActivityCancelled{Envelope: env("o")}, "crm.v1.o.activity.cancelled", false},
 		{"signal", &crmv1.SalesSignal{Envelope: env("o"), Channel: crmv1.SignalChannel_SIGNAL_CHANNEL_SUPPORT_TICKET}, "crm.v1.o.signal.support_ticket", false},
 		{"user", &crmv1.CrmUserDeactivated{Envelope: env("o")}, "crm.v1.o.user.deactivated", false},
+		{"share record", &sharingv1.ShareRecordRequested{Envelope: env("o")}, "crm.v1.o.share.record", false},
+		{"share chart", &sharingv1.ShareChartRequested{Envelope: env("o")}, "crm.v1.o.share.chart", false},
 		{"signal without channel", &crmv1.SalesSignal{Envelope: env("o")}, "", true},
 		{"dotted org", &crmv1.WorkflowRuleTriggered{Envelope: env("a.b")}, "", true},
 		{"missing org", &crmv1.WorkflowRuleTriggered{Envelope: env("")}, "", true},

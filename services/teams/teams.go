@@ -87,6 +87,9 @@ type Config struct {
 	// that an email belongs to a team (a fifth of it for "does not").
 	// Default 10m.
 	MembershipTTL time.Duration
+	// DirectoryTTL is TEAMS_DIRECTORY_TTL: how long ListDirectory keeps a
+	// team's channels and users before asking Slack again. Default 5m.
+	DirectoryTTL time.Duration
 
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
@@ -118,6 +121,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		RefreshInterval:   l.Duration("TEAMS_REFRESH_INTERVAL", time.Minute, time.Second, time.Hour),
 		SweepInterval:     l.Duration("TEAMS_SWEEP_INTERVAL", 30*time.Second, time.Second, time.Hour),
 		MembershipTTL:     l.Duration("TEAMS_MEMBERSHIP_TTL", 10*time.Minute, time.Second, 24*time.Hour),
+		DirectoryTTL:      l.Duration("TEAMS_DIRECTORY_TTL", 5*time.Minute, time.Second, 24*time.Hour),
 	}
 }
 
@@ -161,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.SlackClientSecret == "" {
 		bad("SLACK_CLIENT_SECRET", "required")
+	}
+	if c.DirectoryTTL < 0 {
+		bad("TEAMS_DIRECTORY_TTL", "must not be negative (0 means the default, 5m)")
 	}
 	for name, d := range map[string]time.Duration{"TEAMS_REFRESH_INTERVAL": c.RefreshInterval, "TEAMS_SWEEP_INTERVAL": c.SweepInterval, "TEAMS_MEMBERSHIP_TTL": c.MembershipTTL} {
 		if d <= 0 {
@@ -234,6 +241,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	svc := app.New(app.Config{
 		InstallURL:    strings.TrimSuffix(cfg.GatewayPublicURL, "/") + "/slack/install",
 		MembershipTTL: cfg.MembershipTTL,
+		DirectoryTTL:  cfg.DirectoryTTL,
 	}, mongorepo.New(db.DB()), busPublisher{b}, accesskv.New(kv),
 		slackapi.New(cfg.SlackAPIURL, cfg.SlackClientID, cfg.SlackClientSecret, nil, cfg.Now),
 		keys, tickets, log, cfg.Now)

@@ -11,7 +11,8 @@
 // delete does bring it back, because the CRM bumps the version on every
 // change and a later change means the record exists again (an undelete or a
 // restore from the recycle bin). Tombstones are a few bytes each and are
-// kept for the life of the process; the durable rebuild starts without them.
+// kept for the life of the process; the durable rebuild (package feed)
+// replays them too, from the deletes kept in the snapshot stream.
 //
 // Layout: each (org, module) is a table with its own lock, so one org's
 // writes never wait on another's searches. A search is one scan, so the

@@ -8,6 +8,7 @@ package seedset
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
@@ -295,4 +296,35 @@ func Refusals() []Refusal {
 		{"not a number", "leads [age] > [forty]", "not a number"},
 		{"not a boolean", "contacts [email opt out] is [maybe]", "true or false"},
 	}
+}
+
+// GeneratedLeads returns n leads drawn from a fixed seed, shaped like the
+// seed records (names, companies, phones, sources, revenue, age, notes),
+// for benchmarks: ids lead-000000 upwards, version 1.
+func GeneratedLeads(n int) []*crmv1.Record {
+	rng := rand.New(rand.NewPCG(5, 100_000))
+	firsts := []string{"Peter", "Mary", "John", "Anna", "Sam", "Eve", "Kate", "Tom", "Nina", "Omar", "Lena", "Paul", "James", "Sarah"}
+	lasts := []string{"Watson", "Smith", "Peterson", "Doe", "Stone", "Watsonville", "Brown", "Haddad", "Smithson", "Martin", "Butler", "Nguyen", "Garcia", "Müller"}
+	companies := []string{"Zylker", "Zylkerton Labs", "Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises", "Cyberdyne"}
+	sources := []string{"Advertisement", "Cold Call", "Partner", "Tradeshow", "Webform"}
+	prefixes := []string{"555", "234", "912", "301", "415", "020"}
+	notes := []string{"Met at the booth", "Asked for a demo of the analytics add-on", "Referred by a partner", "", "Wants a quote before the end of the quarter"}
+	out := make([]*crmv1.Record, n)
+	for i := range n {
+		first, last := firsts[rng.IntN(len(firsts))], lasts[rng.IntN(len(lasts))]
+		f := fields{
+			"First_Name": Text(first), "Last_Name": Text(last), "Full_Name": Text(first + " " + last),
+			"Company":        Text(companies[rng.IntN(len(companies))]),
+			"Email":          Text(fmt.Sprintf("%s.%s%d@example.com", first, last, i)),
+			"Phone":          Text(fmt.Sprintf("%s-%04d", prefixes[rng.IntN(len(prefixes))], rng.IntN(10000))),
+			"Lead_Source":    Text(sources[rng.IntN(len(sources))]),
+			"Annual_Revenue": Number(float64(rng.IntN(200) * 1000)),
+			"Age":            Number(float64(20 + rng.IntN(50))),
+			"Description":    Text(notes[rng.IntN(len(notes))]),
+			"Email_Opt_Out":  Bool(rng.IntN(2) == 0),
+			"Owner":          Lookup("u1", "Ada Admin", "Users"),
+		}
+		out[i] = record("Leads", fmt.Sprintf("lead-%06d", i), f)
+	}
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"image"
-	"image/color"
 	"image/png"
 	"math"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	"github.com/crmslack/crmslack/services/sharing/internal/chart"
+	"github.com/crmslack/crmslack/services/sharing/internal/chart/pixeltest"
 )
 
 var dump = flag.String("dump", "", "write every rendered chart as a PNG into this directory, to look at")
@@ -40,11 +40,6 @@ func render(tb testing.TB, c *sharingv1.Chart) image.Image {
 		}
 	}
 	return img
-}
-
-func same(a color.Color, b color.RGBA) bool {
-	r, g, bl, _ := a.RGBA()
-	return uint8(r>>8) == b.R && uint8(g>>8) == b.G && uint8(bl>>8) == b.B
 }
 
 func TestRenderEveryTypeDecodesAtRequestedSize(t *testing.T) {
@@ -78,7 +73,7 @@ func TestRenderEveryTypeDecodesAtRequestedSize(t *testing.T) {
 			if w, h := chart.Size(tt.chart); w != tt.w || h != tt.h {
 				t.Errorf("Size = %dx%d, want %dx%d", w, h, tt.w, tt.h)
 			}
-			if count(img, chart.Palette[0]) == 0 {
+			if pixeltest.Count(img, chart.Palette[0]) == 0 {
 				t.Error("the first series' colour is nowhere in the image")
 			}
 		})
@@ -131,79 +126,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func count(img image.Image, c color.RGBA) int {
-	n := 0
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			if same(img.At(x, y), c) {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-// bar is a solid run of one colour found in the image: its extent along
-// the value axis (lo..hi, inclusive) and its centre across it.
-type bar struct{ lo, hi, centre int }
-
-func (b bar) length() int { return b.hi - b.lo + 1 }
-
-// findBars finds bars of colour c. For columns it scans x, for horizontal
-// bars y; a line counts when its longest solid run of c is at least minRun
-// pixels, which leaves out legend swatches and text. Adjacent lines form
-// one bar.
-func findBars(img image.Image, c color.RGBA, vertical bool, minRun int) []bar {
-	b := img.Bounds()
-	outer, inner := b.Dx(), b.Dy()
-	at := func(o, i int) bool { return same(img.At(o, i), c) }
-	if !vertical {
-		outer, inner = b.Dy(), b.Dx()
-		at = func(o, i int) bool { return same(img.At(i, o), c) }
-	}
-	var bars []bar
-	start, lo, hi := -1, 0, 0
-	for o := 0; o <= outer; o++ {
-		first, last := -1, -1
-		if o < outer {
-			first, last = longestRun(inner, func(i int) bool { return at(o, i) })
-		}
-		if last-first+1 < minRun || first < 0 {
-			if start >= 0 {
-				bars = append(bars, bar{lo: lo, hi: hi, centre: (start + o - 1) / 2})
-				start = -1
-			}
-			continue
-		}
-		if start < 0 {
-			start, lo, hi = o, first, last
-		}
-		lo, hi = min(lo, first), max(hi, last)
-	}
-	return bars
-}
-
-// longestRun returns the ends of the longest run of i in [0, n) where
-// has(i) holds, or -1, -1.
-func longestRun(n int, has func(int) bool) (first, last int) {
-	first, last = -1, -1
-	runStart := -1
-	for i := 0; i <= n; i++ {
-		if i < n && has(i) {
-			if runStart < 0 {
-				runStart = i
-			}
-			continue
-		}
-		if runStart >= 0 && (first < 0 || i-1-runStart > last-first) {
-			first, last = runStart, i-1
-		}
-		runStart = -1
-	}
-	return first, last
-}
-
 func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
 
 // TestColumnPixels proves the columns stand where the data puts them:
@@ -217,41 +139,41 @@ func TestColumnPixels(t *testing.T) {
 		Categories: []string{"North", "Centre", "South"}, Series: []*sharingv1.Series{series("Deals", 10, 0, 30)},
 	})
 	blue := chart.Palette[0]
-	bars := findBars(img, blue, true, 30)
+	bars := pixeltest.FindBars(img, blue, true, 30)
 	if len(bars) != 2 {
 		t.Fatalf("found %d columns of the series colour, want 2: %+v", len(bars), bars)
 	}
 	first, third := bars[0], bars[1]
 	// Image y grows downwards: hi is the baseline end of a column.
-	if first.hi != third.hi {
-		t.Errorf("columns stand on different baselines: y=%d and y=%d", first.hi, third.hi)
+	if first.Hi != third.Hi {
+		t.Errorf("columns stand on different baselines: y=%d and y=%d", first.Hi, third.Hi)
 	}
-	base := first.hi
-	if r := float64(third.length()) / float64(first.length()); !near(r, 3, 0.05) {
-		t.Errorf("third column is %.3f× the first (%d px vs %d px), want 3×", r, third.length(), first.length())
+	base := first.Hi
+	if r := float64(third.Len()) / float64(first.Len()); !near(r, 3, 0.05) {
+		t.Errorf("third column is %.3f× the first (%d px vs %d px), want 3×", r, third.Len(), first.Len())
 	}
-	unit := float64(first.length()) / 10 // pixels per data unit
-	middle := (first.centre + third.centre) / 2
+	unit := float64(first.Len()) / 10 // pixels per data unit
+	middle := (first.Centre + third.Centre) / 2
 	checks := []struct {
 		x, y int
 		want bool
 		what string
 	}{
-		{first.centre, base - 2, true, "first column just above the baseline"},
-		{first.centre, base - int(9*unit), true, "first column at 9"},
-		{first.centre, base - int(11*unit), false, "above the first column at 11"},
-		{third.centre, base - int(29*unit), true, "third column at 29"},
-		{third.centre, base - int(31*unit), false, "above the third column at 31"},
+		{first.Centre, base - 2, true, "first column just above the baseline"},
+		{first.Centre, base - int(9*unit), true, "first column at 9"},
+		{first.Centre, base - int(11*unit), false, "above the first column at 11"},
+		{third.Centre, base - int(29*unit), true, "third column at 29"},
+		{third.Centre, base - int(31*unit), false, "above the third column at 31"},
 		{middle, base - 2, false, "the zero column just above the baseline"},
 		{middle, base - int(5*unit), false, "the zero column at 5"},
 	}
 	for _, c := range checks {
-		if got := same(img.At(c.x, c.y), blue); got != c.want {
+		if got := pixeltest.Same(img.At(c.x, c.y), blue); got != c.want {
 			t.Errorf("%s (x=%d, y=%d): series colour present = %v, want %v", c.what, c.x, c.y, got, c.want)
 		}
 	}
 	// The three categories are evenly spaced across the plot.
-	if gap := third.centre - first.centre; gap < img.Bounds().Dx()/3 {
+	if gap := third.Centre - first.Centre; gap < img.Bounds().Dx()/3 {
 		t.Errorf("first and third columns only %d px apart", gap)
 	}
 }
@@ -264,19 +186,19 @@ func TestBarPixels(t *testing.T) {
 		Categories: []string{"North", "Centre", "South"}, Series: []*sharingv1.Series{series("Deals", 10, 0, 30)},
 	})
 	blue := chart.Palette[0]
-	bars := findBars(img, blue, false, 30)
+	bars := pixeltest.FindBars(img, blue, false, 30)
 	if len(bars) != 2 {
 		t.Fatalf("found %d bars, want 2: %+v", len(bars), bars)
 	}
 	top, bottom := bars[0], bars[1] // scanned top to bottom
-	if top.lo != bottom.lo {
-		t.Errorf("bars start at x=%d and x=%d, want one baseline", top.lo, bottom.lo)
+	if top.Lo != bottom.Lo {
+		t.Errorf("bars start at x=%d and x=%d, want one baseline", top.Lo, bottom.Lo)
 	}
-	if r := float64(bottom.length()) / float64(top.length()); !near(r, 3, 0.05) {
-		t.Errorf("South is %.3f× North (%d px vs %d px), want 3×", r, bottom.length(), top.length())
+	if r := float64(bottom.Len()) / float64(top.Len()); !near(r, 3, 0.05) {
+		t.Errorf("South is %.3f× North (%d px vs %d px), want 3×", r, bottom.Len(), top.Len())
 	}
-	middle := (top.centre + bottom.centre) / 2
-	if same(img.At(top.lo+2, middle), blue) {
+	middle := (top.Centre + bottom.Centre) / 2
+	if pixeltest.Same(img.At(top.Lo+2, middle), blue) {
 		t.Error("the zero bar (Centre) has the series colour")
 	}
 }
@@ -288,15 +210,15 @@ func TestStackedColumnPixels(t *testing.T) {
 		Type: sharingv1.ChartType_CHART_TYPE_STACKED_COLUMN, Categories: []string{"Q1"},
 		Series: []*sharingv1.Series{series("New", 10), series("Renewal", 20)},
 	})
-	low := findBars(img, chart.Palette[0], true, 30)
-	high := findBars(img, chart.Palette[1], true, 30)
+	low := pixeltest.FindBars(img, chart.Palette[0], true, 30)
+	high := pixeltest.FindBars(img, chart.Palette[1], true, 30)
 	if len(low) != 1 || len(high) != 1 {
 		t.Fatalf("found %d and %d segments, want 1 each", len(low), len(high))
 	}
-	if d := low[0].lo - high[0].hi; d < 0 || d > 2 {
-		t.Errorf("Renewal ends at y=%d, New starts at y=%d: not stacked", high[0].hi, low[0].lo)
+	if d := low[0].Lo - high[0].Hi; d < 0 || d > 2 {
+		t.Errorf("Renewal ends at y=%d, New starts at y=%d: not stacked", high[0].Hi, low[0].Lo)
 	}
-	if r := float64(high[0].length()) / float64(low[0].length()); !near(r, 2, 0.05) {
+	if r := float64(high[0].Len()) / float64(low[0].Len()); !near(r, 2, 0.05) {
 		t.Errorf("Renewal is %.3f× New, want 2×", r)
 	}
 }
@@ -309,7 +231,7 @@ func TestPiePixels(t *testing.T) {
 			Type: typ, Title: "Leads by source", Categories: []string{"Web", "Referral", "Trade show"},
 			Series: []*sharingv1.Series{series("Leads", 60, 30, 10)},
 		})
-		n := []float64{float64(count(img, chart.Palette[0])), float64(count(img, chart.Palette[1])), float64(count(img, chart.Palette[2]))}
+		n := []float64{float64(pixeltest.Count(img, chart.Palette[0])), float64(pixeltest.Count(img, chart.Palette[1])), float64(pixeltest.Count(img, chart.Palette[2]))}
 		total := n[0] + n[1] + n[2]
 		for i, want := range []float64{0.6, 0.3, 0.1} {
 			if got := n[i] / total; !near(got, want, 0.02) {
@@ -317,7 +239,7 @@ func TestPiePixels(t *testing.T) {
 			}
 		}
 		b := img.Bounds()
-		if typ == sharingv1.ChartType_CHART_TYPE_DONUT && count(img, chart.Palette[0]) > 0 {
+		if typ == sharingv1.ChartType_CHART_TYPE_DONUT && pixeltest.Count(img, chart.Palette[0]) > 0 {
 			// The hole: find the pie's centre as the middle of the coloured area.
 			cx, cy := centre(img)
 			if r, g, bl, _ := img.At(cx, cy).RGBA(); r>>8 != 0xff || g>>8 != 0xff || bl>>8 != 0xff {
@@ -335,7 +257,7 @@ func centre(img image.Image) (int, int) {
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
 			px := img.At(x, y)
-			if same(px, chart.Palette[0]) || same(px, chart.Palette[1]) || same(px, chart.Palette[2]) {
+			if pixeltest.Same(px, chart.Palette[0]) || pixeltest.Same(px, chart.Palette[1]) || pixeltest.Same(px, chart.Palette[2]) {
 				if x > b.Dx()*2/3 {
 					continue // legend swatches
 				}
@@ -354,17 +276,17 @@ func TestFunnelPixels(t *testing.T) {
 		Type: sharingv1.ChartType_CHART_TYPE_FUNNEL, Title: "Pipeline", Categories: []string{"Leads", "Deals", "Won"},
 		Series: []*sharingv1.Series{series("", 100, 50, 25)},
 	})
-	stages := findBars(img, chart.Palette[0], false, 20)
+	stages := pixeltest.FindBars(img, chart.Palette[0], false, 20)
 	if len(stages) != 3 {
 		t.Fatalf("found %d stages, want 3: %+v", len(stages), stages)
 	}
-	mid := func(b bar) int { return (b.lo + b.hi) / 2 }
+	mid := func(b pixeltest.Bar) int { return (b.Lo + b.Hi) / 2 }
 	for i, want := range []float64{1, 0.5, 0.25} {
 		s := stages[i]
 		if d := mid(s) - mid(stages[0]); d < -1 || d > 1 {
 			t.Errorf("stage %d is centred at x=%d, stage 0 at x=%d", i, mid(s), mid(stages[0]))
 		}
-		if r := float64(s.length()) / float64(stages[0].length()); !near(r, want, 0.02) {
+		if r := float64(s.Len()) / float64(stages[0].Len()); !near(r, want, 0.02) {
 			t.Errorf("stage %d is %.3f of the first's width, want %.2f", i, r, want)
 		}
 	}

@@ -58,6 +58,12 @@ type Slack interface {
 	// UserInfo returns a user of the token's team (users.info); found is
 	// false when Slack does not know the user.
 	UserInfo(ctx context.Context, botToken, userID string) (u SlackUser, found bool, err error)
+	// Channels lists the team's public channels and the private ones the
+	// bot is in, archived ones included (conversations.list, every page).
+	Channels(ctx context.Context, botToken string) ([]SlackChannel, error)
+	// Users lists the team's members, bots and deactivated ones included
+	// (users.list, every page).
+	Users(ctx context.Context, botToken string) ([]SlackMember, error)
 }
 
 // SlackUser is a Slack user's profile as the registry passes it on.

@@ -48,6 +48,9 @@ type Config struct {
 	MembershipTTL time.Duration
 	// ExpirySkew: a token expiring within it counts as expired.
 	ExpirySkew time.Duration
+	// DirectoryTTL is how long a team's channels and users are cached for
+	// ListDirectory.
+	DirectoryTTL time.Duration
 }
 
 // Service is the registry's use cases. Safe for concurrent use.
@@ -66,6 +69,8 @@ type Service struct {
 	refreshes singleflight.Group
 	members   *memberCache
 	users     *userCache
+	dirs      *directoryCache
+	dirLoads  singleflight.Group
 
 	retryMu     sync.Mutex
 	retryAccess map[string]bool // orgs whose access sync failed
@@ -87,9 +92,12 @@ func New(cfg Config, repo Repo, pub Publisher, access AccessStore, slack Slack,
 	if cfg.ExpirySkew == 0 {
 		cfg.ExpirySkew = time.Minute
 	}
+	if cfg.DirectoryTTL == 0 {
+		cfg.DirectoryTTL = 5 * time.Minute
+	}
 	return &Service{
 		cfg: cfg, repo: repo, pub: pub, access: access, slack: slack, keys: keys, tickets: tickets,
-		log: log, now: now, members: newMemberCache(10_000), users: newUserCache(10_000), retryAccess: map[string]bool{},
+		log: log, now: now, members: newMemberCache(10_000), users: newUserCache(10_000), dirs: newDirectoryCache(), retryAccess: map[string]bool{},
 	}
 }
 
@@ -391,6 +399,7 @@ func (s *Service) CompleteInstall(ctx context.Context, in CompleteInstallInput) 
 		return registry.Team{}, false, err
 	}
 	s.members.forgetTeam(in.Team.TeamID)
+	s.dirs.forget(in.Team.TeamID)
 	s.log.InfoContext(ctx, "team installed", "org", in.OrgID, "team", in.Team.TeamID, "reinstall", reinstall,
 		"by", in.By.ID, "rotating", t.Rotating(), "key_id", t.BotToken.KeyID)
 	s.afterTeam(ctx, t)
@@ -982,6 +991,7 @@ func (s *Service) HandleSlackEvent(ctx context.Context, ev SlackEvent) error {
 		}
 	}
 	s.members.forgetTeam(ev.TeamID)
+	s.dirs.forget(ev.TeamID)
 	return errors.Join(errs...)
 }
 

@@ -83,6 +83,8 @@ func (noSlack) AuthTest(context.Context, string) error                 { return 
 func (noSlack) UserInfo(context.Context, string, string) (app.SlackUser, bool, error) {
 	return app.SlackUser{}, false, nil
 }
+func (noSlack) Channels(context.Context, string) ([]app.SlackChannel, error) { return nil, nil }
+func (noSlack) Users(context.Context, string) ([]app.SlackMember, error)     { return nil, nil }
 
 type fixture struct {
 	svc    *app.Service
@@ -93,6 +95,12 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, noSlack{})
+}
+
+// newFixtureWith is newFixture with slack playing Slack.
+func newFixtureWith(t *testing.T, slack app.Slack) *fixture {
 	t.Helper()
 	db := testkit.Store(t, "teams_app")
 	secret := make([]byte, 32)
@@ -106,7 +114,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{repo: mongorepo.New(db.DB()), pub: &flakyPublisher{}, access: &memAccess{last: map[string]registry.Access{}}, keys: keys}
-	f.svc = app.New(app.Config{InstallURL: "http://gw/slack/install"}, f.repo, f.pub, f.access, noSlack{}, keys, tickets, testkit.Logger(t), nil)
+	f.svc = app.New(app.Config{InstallURL: "http://gw/slack/install"}, f.repo, f.pub, f.access, slack, keys, tickets, testkit.Logger(t), nil)
 	return f
 }
 

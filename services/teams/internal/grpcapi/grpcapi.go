@@ -182,3 +182,23 @@ func (s *Server) GetSlackUser(ctx context.Context, req *teamsv1.GetSlackUserRequ
 	}
 	return &teamsv1.GetSlackUserResponse{Email: u.Email, RealName: u.RealName, Deleted: u.Deleted}, nil
 }
+
+// ListDirectory lists a team's channels and people.
+func (s *Server) ListDirectory(ctx context.Context, req *teamsv1.ListDirectoryRequest) (*teamsv1.ListDirectoryResponse, error) {
+	d, err := s.svc.ListDirectory(ctx, req.GetOrgId(), req.GetTeamId())
+	if err != nil {
+		return nil, edge(err)
+	}
+	out := &teamsv1.ListDirectoryResponse{
+		Channels:  make([]*teamsv1.DirectoryChannel, 0, len(d.Channels)),
+		Users:     make([]*teamsv1.DirectoryUser, 0, len(d.Users)),
+		FetchedAt: pbconv.Timestamp(d.FetchedAt),
+	}
+	for _, c := range d.Channels {
+		out.Channels = append(out.Channels, &teamsv1.DirectoryChannel{Id: c.ID, Name: c.Name, IsPrivate: c.Private, IsMember: c.Member, CanPost: c.CanPost})
+	}
+	for _, u := range d.Users {
+		out.Users = append(out.Users, &teamsv1.DirectoryUser{Id: u.ID, Name: u.Name, RealName: u.RealName, Email: u.Email})
+	}
+	return out, nil
+}

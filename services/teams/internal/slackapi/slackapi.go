@@ -1,6 +1,7 @@
 // Package slackapi is the registry's Slack Web API client: token refresh
-// (oauth.v2.access, grant_type refresh_token), users.lookupByEmail and
-// auth.test, through slack-go pointed at the configured API URL.
+// (oauth.v2.access, grant_type refresh_token), users.lookupByEmail,
+// users.info, auth.test, and the directory listings (conversations.list,
+// users.list), through slack-go pointed at the configured API URL.
 package slackapi
 
 import (
@@ -96,4 +97,82 @@ func (c *Client) UserInfo(ctx context.Context, botToken, userID string) (app.Sla
 		return app.SlackUser{}, false, classify(err)
 	}
 	return app.SlackUser{Email: u.Profile.Email, RealName: u.RealName, Deleted: u.Deleted}, true, nil
+}
+
+// pageSize is the page size of the list methods: Slack recommends no more
+// than 200.
+const pageSize = 200
+
+// maxListed bounds a listing, so a huge workspace cannot exhaust memory.
+const maxListed = 100_000
+
+// maxRateLimitWait is the longest one Retry-After is waited out; longer
+// means the listing fails and the caller may come back later.
+const maxRateLimitWait = 30 * time.Second
+
+// waitRateLimit waits out a rate limit and reports whether to try again.
+func waitRateLimit(ctx context.Context, err error) bool {
+	var rl *slack.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter > maxRateLimitWait {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(rl.RetryAfter):
+		return true
+	}
+}
+
+// Channels lists public channels and the private ones the bot is in.
+func (c *Client) Channels(ctx context.Context, botToken string) ([]app.SlackChannel, error) {
+	api := c.api(botToken)
+	var out []app.SlackChannel
+	cursor := ""
+	for {
+		page, next, err := api.GetConversationsContext(ctx, &slack.GetConversationsParameters{
+			Types: []string{"public_channel", "private_channel"}, Limit: pageSize, Cursor: cursor,
+		})
+		if err != nil {
+			if waitRateLimit(ctx, err) {
+				continue
+			}
+			return nil, classify(err)
+		}
+		for _, ch := range page {
+			out = append(out, app.SlackChannel{
+				ID: ch.ID, Name: ch.Name, Private: ch.IsPrivate, Member: ch.IsMember, Archived: ch.IsArchived,
+			})
+		}
+		if next == "" || len(out) >= maxListed {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// Users lists the team's members.
+func (c *Client) Users(ctx context.Context, botToken string) ([]app.SlackMember, error) {
+	p := c.api(botToken).GetUsersPaginated(slack.GetUsersOptionLimit(pageSize))
+	var out []app.SlackMember
+	for len(out) < maxListed {
+		next, err := p.Next(ctx)
+		if err != nil {
+			if p.Done(err) {
+				return out, nil
+			}
+			if waitRateLimit(ctx, err) {
+				continue
+			}
+			return nil, classify(err)
+		}
+		p = next
+		for _, u := range p.Users {
+			out = append(out, app.SlackMember{
+				ID: u.ID, Name: u.Name, RealName: u.RealName, Email: u.Profile.Email,
+				Deleted: u.Deleted, Bot: u.IsBot || u.IsAppUser,
+			})
+		}
+	}
+	return out, nil
 }

@@ -1034,18 +1034,27 @@ func (x *ListSharesRequest) GetPageToken() string {
 
 // Share is one recorded share.
 type Share struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ShareId       string                 `protobuf:"bytes,1,opt,name=share_id,json=shareId,proto3" json:"share_id,omitempty"`
-	OrgId         string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
-	Sharer        *v1.CrmUserRef         `protobuf:"bytes,3,opt,name=sharer,proto3" json:"sharer,omitempty"`
-	Kind          string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
-	What          string                 `protobuf:"bytes,5,opt,name=what,proto3" json:"what,omitempty"`
-	TeamId        string                 `protobuf:"bytes,6,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
-	Targets       []string               `protobuf:"bytes,7,rep,name=targets,proto3" json:"targets,omitempty"`
-	SharedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=shared_at,json=sharedAt,proto3" json:"shared_at,omitempty"`
-	Outcome       string                 `protobuf:"bytes,9,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ShareId  string                 `protobuf:"bytes,1,opt,name=share_id,json=shareId,proto3" json:"share_id,omitempty"`
+	OrgId    string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Sharer   *v1.CrmUserRef         `protobuf:"bytes,3,opt,name=sharer,proto3" json:"sharer,omitempty"`
+	Kind     string                 `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	What     string                 `protobuf:"bytes,5,opt,name=what,proto3" json:"what,omitempty"`
+	TeamId   string                 `protobuf:"bytes,6,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	Targets  []string               `protobuf:"bytes,7,rep,name=targets,proto3" json:"targets,omitempty"`
+	SharedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=shared_at,json=sharedAt,proto3" json:"shared_at,omitempty"`
+	// One of "pending" (accepted, not every delivery reported yet),
+	// "delivered", "partial" (some targets failed), "failed" or "refused"
+	// (a rule refused it; nothing was sent).
+	Outcome string `protobuf:"bytes,9,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Why it failed or was refused, in words; for "partial", which targets
+	// failed and why.
+	OutcomeDetail string `protobuf:"bytes,10,opt,name=outcome_detail,json=outcomeDetail,proto3" json:"outcome_detail,omitempty"`
+	// The Slack user who shared it with the "Share this record" button of a
+	// /zcrm result; empty for shares asked by the CRM.
+	SharerSlackUserId string `protobuf:"bytes,11,opt,name=sharer_slack_user_id,json=sharerSlackUserId,proto3" json:"sharer_slack_user_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Share) Reset() {
@@ -1141,6 +1150,20 @@ func (x *Share) GetOutcome() string {
 	return ""
 }
 
+func (x *Share) GetOutcomeDetail() string {
+	if x != nil {
+		return x.OutcomeDetail
+	}
+	return ""
+}
+
+func (x *Share) GetSharerSlackUserId() string {
+	if x != nil {
+		return x.SharerSlackUserId
+	}
+	return ""
+}
+
 type ListSharesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Shares        []*Share               `protobuf:"bytes,1,rep,name=shares,proto3" json:"shares,omitempty"`
@@ -1191,6 +1214,118 @@ func (x *ListSharesResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+// ShareRecordRequested asks for a ShareRecord through the bus, for
+// event-driven callers such as the CRM's connector. It is published on
+// crm.v1.<org>.share.record; envelope.org_id must equal request.org_id, and
+// request.request_id, when empty, is the envelope's event_id, so a
+// republished request shares once. There is no reply: the share, or its
+// refusal and the reason, is recorded and listed by ListShares.
+type ShareRecordRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelope      *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Request       *ShareRecordRequest    `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareRecordRequested) Reset() {
+	*x = ShareRecordRequested{}
+	mi := &file_crmslack_sharing_v1_sharing_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareRecordRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareRecordRequested) ProtoMessage() {}
+
+func (x *ShareRecordRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_sharing_v1_sharing_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareRecordRequested.ProtoReflect.Descriptor instead.
+func (*ShareRecordRequested) Descriptor() ([]byte, []int) {
+	return file_crmslack_sharing_v1_sharing_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ShareRecordRequested) GetEnvelope() *v1.Envelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *ShareRecordRequested) GetRequest() *ShareRecordRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// ShareChartRequested asks for a ShareChart through the bus; published on
+// crm.v1.<org>.share.chart, otherwise as ShareRecordRequested.
+type ShareChartRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelope      *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Request       *ShareChartRequest     `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareChartRequested) Reset() {
+	*x = ShareChartRequested{}
+	mi := &file_crmslack_sharing_v1_sharing_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareChartRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareChartRequested) ProtoMessage() {}
+
+func (x *ShareChartRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_sharing_v1_sharing_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareChartRequested.ProtoReflect.Descriptor instead.
+func (*ShareChartRequested) Descriptor() ([]byte, []int) {
+	return file_crmslack_sharing_v1_sharing_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ShareChartRequested) GetEnvelope() *v1.Envelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *ShareChartRequested) GetRequest() *ShareChartRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
 }
 
 var File_crmslack_sharing_v1_sharing_proto protoreflect.FileDescriptor
@@ -1281,7 +1416,7 @@ const file_crmslack_sharing_v1_sharing_proto_rawDesc = "" +
 	"\tsharer_id\x18\x04 \x01(\tR\bsharerId\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\x9f\x02\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\xf7\x02\n" +
 	"\x05Share\x12\x19\n" +
 	"\bshare_id\x18\x01 \x01(\tR\ashareId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x126\n" +
@@ -1291,10 +1426,19 @@ const file_crmslack_sharing_v1_sharing_proto_rawDesc = "" +
 	"\ateam_id\x18\x06 \x01(\tR\x06teamId\x12\x18\n" +
 	"\atargets\x18\a \x03(\tR\atargets\x127\n" +
 	"\tshared_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bsharedAt\x12\x18\n" +
-	"\aoutcome\x18\t \x01(\tR\aoutcome\"p\n" +
+	"\aoutcome\x18\t \x01(\tR\aoutcome\x12%\n" +
+	"\x0eoutcome_detail\x18\n" +
+	" \x01(\tR\routcomeDetail\x12/\n" +
+	"\x14sharer_slack_user_id\x18\v \x01(\tR\x11sharerSlackUserId\"p\n" +
 	"\x12ListSharesResponse\x122\n" +
 	"\x06shares\x18\x01 \x03(\v2\x1a.crmslack.sharing.v1.ShareR\x06shares\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*Z\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x01\n" +
+	"\x14ShareRecordRequested\x128\n" +
+	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12A\n" +
+	"\arequest\x18\x02 \x01(\v2'.crmslack.sharing.v1.ShareRecordRequestR\arequest\"\x91\x01\n" +
+	"\x13ShareChartRequested\x128\n" +
+	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12@\n" +
+	"\arequest\x18\x02 \x01(\v2&.crmslack.sharing.v1.ShareChartRequestR\arequest*Z\n" +
 	"\n" +
 	"TargetKind\x12\x1b\n" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1332,7 +1476,7 @@ func file_crmslack_sharing_v1_sharing_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_sharing_v1_sharing_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_crmslack_sharing_v1_sharing_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_crmslack_sharing_v1_sharing_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_crmslack_sharing_v1_sharing_proto_goTypes = []any{
 	(TargetKind)(0),               // 0: crmslack.sharing.v1.TargetKind
 	(ChartType)(0),                // 1: crmslack.sharing.v1.ChartType
@@ -1350,42 +1494,49 @@ var file_crmslack_sharing_v1_sharing_proto_goTypes = []any{
 	(*ListSharesRequest)(nil),     // 13: crmslack.sharing.v1.ListSharesRequest
 	(*Share)(nil),                 // 14: crmslack.sharing.v1.Share
 	(*ListSharesResponse)(nil),    // 15: crmslack.sharing.v1.ListSharesResponse
-	(*v1.CrmUserRef)(nil),         // 16: crmslack.common.v1.CrmUserRef
-	(*v11.Record)(nil),            // 17: crmslack.crm.v1.Record
-	(*v11.ModuleSchema)(nil),      // 18: crmslack.crm.v1.ModuleSchema
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*ShareRecordRequested)(nil),  // 16: crmslack.sharing.v1.ShareRecordRequested
+	(*ShareChartRequested)(nil),   // 17: crmslack.sharing.v1.ShareChartRequested
+	(*v1.CrmUserRef)(nil),         // 18: crmslack.common.v1.CrmUserRef
+	(*v11.Record)(nil),            // 19: crmslack.crm.v1.Record
+	(*v11.ModuleSchema)(nil),      // 20: crmslack.crm.v1.ModuleSchema
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*v1.Envelope)(nil),           // 22: crmslack.common.v1.Envelope
 }
 var file_crmslack_sharing_v1_sharing_proto_depIdxs = []int32{
-	16, // 0: crmslack.sharing.v1.ShareRecordRequest.sharer:type_name -> crmslack.common.v1.CrmUserRef
-	17, // 1: crmslack.sharing.v1.ShareRecordRequest.record:type_name -> crmslack.crm.v1.Record
-	18, // 2: crmslack.sharing.v1.ShareRecordRequest.schema:type_name -> crmslack.crm.v1.ModuleSchema
+	18, // 0: crmslack.sharing.v1.ShareRecordRequest.sharer:type_name -> crmslack.common.v1.CrmUserRef
+	19, // 1: crmslack.sharing.v1.ShareRecordRequest.record:type_name -> crmslack.crm.v1.Record
+	20, // 2: crmslack.sharing.v1.ShareRecordRequest.schema:type_name -> crmslack.crm.v1.ModuleSchema
 	0,  // 3: crmslack.sharing.v1.ShareRecordRequest.target_kind:type_name -> crmslack.sharing.v1.TargetKind
 	1,  // 4: crmslack.sharing.v1.Chart.type:type_name -> crmslack.sharing.v1.ChartType
 	4,  // 5: crmslack.sharing.v1.Chart.series:type_name -> crmslack.sharing.v1.Series
-	16, // 6: crmslack.sharing.v1.ShareChartRequest.sharer:type_name -> crmslack.common.v1.CrmUserRef
+	18, // 6: crmslack.sharing.v1.ShareChartRequest.sharer:type_name -> crmslack.common.v1.CrmUserRef
 	5,  // 7: crmslack.sharing.v1.ShareChartRequest.chart:type_name -> crmslack.sharing.v1.Chart
 	0,  // 8: crmslack.sharing.v1.ShareChartRequest.target_kind:type_name -> crmslack.sharing.v1.TargetKind
 	9,  // 9: crmslack.sharing.v1.ListTargetsResponse.teams:type_name -> crmslack.sharing.v1.TargetTeam
 	10, // 10: crmslack.sharing.v1.ListTargetsResponse.channels:type_name -> crmslack.sharing.v1.TargetChannel
 	11, // 11: crmslack.sharing.v1.ListTargetsResponse.users:type_name -> crmslack.sharing.v1.TargetUser
-	19, // 12: crmslack.sharing.v1.ListSharesRequest.from:type_name -> google.protobuf.Timestamp
-	19, // 13: crmslack.sharing.v1.ListSharesRequest.to:type_name -> google.protobuf.Timestamp
-	16, // 14: crmslack.sharing.v1.Share.sharer:type_name -> crmslack.common.v1.CrmUserRef
-	19, // 15: crmslack.sharing.v1.Share.shared_at:type_name -> google.protobuf.Timestamp
+	21, // 12: crmslack.sharing.v1.ListSharesRequest.from:type_name -> google.protobuf.Timestamp
+	21, // 13: crmslack.sharing.v1.ListSharesRequest.to:type_name -> google.protobuf.Timestamp
+	18, // 14: crmslack.sharing.v1.Share.sharer:type_name -> crmslack.common.v1.CrmUserRef
+	21, // 15: crmslack.sharing.v1.Share.shared_at:type_name -> google.protobuf.Timestamp
 	14, // 16: crmslack.sharing.v1.ListSharesResponse.shares:type_name -> crmslack.sharing.v1.Share
-	2,  // 17: crmslack.sharing.v1.SharingService.ShareRecord:input_type -> crmslack.sharing.v1.ShareRecordRequest
-	6,  // 18: crmslack.sharing.v1.SharingService.ShareChart:input_type -> crmslack.sharing.v1.ShareChartRequest
-	8,  // 19: crmslack.sharing.v1.SharingService.ListTargets:input_type -> crmslack.sharing.v1.ListTargetsRequest
-	13, // 20: crmslack.sharing.v1.SharingService.ListShares:input_type -> crmslack.sharing.v1.ListSharesRequest
-	3,  // 21: crmslack.sharing.v1.SharingService.ShareRecord:output_type -> crmslack.sharing.v1.ShareRecordResponse
-	7,  // 22: crmslack.sharing.v1.SharingService.ShareChart:output_type -> crmslack.sharing.v1.ShareChartResponse
-	12, // 23: crmslack.sharing.v1.SharingService.ListTargets:output_type -> crmslack.sharing.v1.ListTargetsResponse
-	15, // 24: crmslack.sharing.v1.SharingService.ListShares:output_type -> crmslack.sharing.v1.ListSharesResponse
-	21, // [21:25] is the sub-list for method output_type
-	17, // [17:21] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	22, // 17: crmslack.sharing.v1.ShareRecordRequested.envelope:type_name -> crmslack.common.v1.Envelope
+	2,  // 18: crmslack.sharing.v1.ShareRecordRequested.request:type_name -> crmslack.sharing.v1.ShareRecordRequest
+	22, // 19: crmslack.sharing.v1.ShareChartRequested.envelope:type_name -> crmslack.common.v1.Envelope
+	6,  // 20: crmslack.sharing.v1.ShareChartRequested.request:type_name -> crmslack.sharing.v1.ShareChartRequest
+	2,  // 21: crmslack.sharing.v1.SharingService.ShareRecord:input_type -> crmslack.sharing.v1.ShareRecordRequest
+	6,  // 22: crmslack.sharing.v1.SharingService.ShareChart:input_type -> crmslack.sharing.v1.ShareChartRequest
+	8,  // 23: crmslack.sharing.v1.SharingService.ListTargets:input_type -> crmslack.sharing.v1.ListTargetsRequest
+	13, // 24: crmslack.sharing.v1.SharingService.ListShares:input_type -> crmslack.sharing.v1.ListSharesRequest
+	3,  // 25: crmslack.sharing.v1.SharingService.ShareRecord:output_type -> crmslack.sharing.v1.ShareRecordResponse
+	7,  // 26: crmslack.sharing.v1.SharingService.ShareChart:output_type -> crmslack.sharing.v1.ShareChartResponse
+	12, // 27: crmslack.sharing.v1.SharingService.ListTargets:output_type -> crmslack.sharing.v1.ListTargetsResponse
+	15, // 28: crmslack.sharing.v1.SharingService.ListShares:output_type -> crmslack.sharing.v1.ListSharesResponse
+	25, // [25:29] is the sub-list for method output_type
+	21, // [21:25] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_sharing_v1_sharing_proto_init() }
@@ -1399,7 +1550,7 @@ func file_crmslack_sharing_v1_sharing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_sharing_v1_sharing_proto_rawDesc), len(file_crmslack_sharing_v1_sharing_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1483,6 +1483,272 @@ func (x *GetSlackUserResponse) GetDeleted() bool {
 	return false
 }
 
+type ListDirectoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	TeamId        string                 `protobuf:"bytes,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDirectoryRequest) Reset() {
+	*x = ListDirectoryRequest{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDirectoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDirectoryRequest) ProtoMessage() {}
+
+func (x *ListDirectoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDirectoryRequest.ProtoReflect.Descriptor instead.
+func (*ListDirectoryRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListDirectoryRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *ListDirectoryRequest) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+// DirectoryChannel is a channel of a team: public ones, and private ones
+// the app's bot is in. Archived channels are left out.
+type DirectoryChannel struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	IsPrivate bool                   `protobuf:"varint,3,opt,name=is_private,json=isPrivate,proto3" json:"is_private,omitempty"`
+	// The app's bot is a member of the channel.
+	IsMember bool `protobuf:"varint,4,opt,name=is_member,json=isMember,proto3" json:"is_member,omitempty"`
+	// The app can post there: it is a member, or the channel is public and
+	// the team granted chat:write.public.
+	CanPost       bool `protobuf:"varint,5,opt,name=can_post,json=canPost,proto3" json:"can_post,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectoryChannel) Reset() {
+	*x = DirectoryChannel{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectoryChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectoryChannel) ProtoMessage() {}
+
+func (x *DirectoryChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectoryChannel.ProtoReflect.Descriptor instead.
+func (*DirectoryChannel) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DirectoryChannel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DirectoryChannel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DirectoryChannel) GetIsPrivate() bool {
+	if x != nil {
+		return x.IsPrivate
+	}
+	return false
+}
+
+func (x *DirectoryChannel) GetIsMember() bool {
+	if x != nil {
+		return x.IsMember
+	}
+	return false
+}
+
+func (x *DirectoryChannel) GetCanPost() bool {
+	if x != nil {
+		return x.CanPost
+	}
+	return false
+}
+
+// DirectoryUser is an active person of a team: deactivated users and bots
+// are left out.
+type DirectoryUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The Slack handle.
+	Name     string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	RealName string `protobuf:"bytes,3,opt,name=real_name,json=realName,proto3" json:"real_name,omitempty"`
+	// Empty when Slack does not share it (no users:read.email scope).
+	Email         string `protobuf:"bytes,4,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectoryUser) Reset() {
+	*x = DirectoryUser{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectoryUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectoryUser) ProtoMessage() {}
+
+func (x *DirectoryUser) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectoryUser.ProtoReflect.Descriptor instead.
+func (*DirectoryUser) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DirectoryUser) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DirectoryUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DirectoryUser) GetRealName() string {
+	if x != nil {
+		return x.RealName
+	}
+	return ""
+}
+
+func (x *DirectoryUser) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type ListDirectoryResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Channels []*DirectoryChannel    `protobuf:"bytes,1,rep,name=channels,proto3" json:"channels,omitempty"`
+	Users    []*DirectoryUser       `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	// When the listing was read from Slack (it may be cached).
+	FetchedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=fetched_at,json=fetchedAt,proto3" json:"fetched_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDirectoryResponse) Reset() {
+	*x = ListDirectoryResponse{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDirectoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDirectoryResponse) ProtoMessage() {}
+
+func (x *ListDirectoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDirectoryResponse.ProtoReflect.Descriptor instead.
+func (*ListDirectoryResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListDirectoryResponse) GetChannels() []*DirectoryChannel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *ListDirectoryResponse) GetUsers() []*DirectoryUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListDirectoryResponse) GetFetchedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FetchedAt
+	}
+	return nil
+}
+
 var File_crmslack_teams_v1_teams_proto protoreflect.FileDescriptor
 
 const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
@@ -1575,13 +1841,34 @@ const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
 	"\x14GetSlackUserResponse\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1b\n" +
 	"\treal_name\x18\x02 \x01(\tR\brealName\x12\x18\n" +
-	"\adeleted\x18\x03 \x01(\bR\adeleted*r\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\"F\n" +
+	"\x14ListDirectoryRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x17\n" +
+	"\ateam_id\x18\x02 \x01(\tR\x06teamId\"\x8d\x01\n" +
+	"\x10DirectoryChannel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"is_private\x18\x03 \x01(\bR\tisPrivate\x12\x1b\n" +
+	"\tis_member\x18\x04 \x01(\bR\bisMember\x12\x19\n" +
+	"\bcan_post\x18\x05 \x01(\bR\acanPost\"f\n" +
+	"\rDirectoryUser\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
+	"\treal_name\x18\x03 \x01(\tR\brealName\x12\x14\n" +
+	"\x05email\x18\x04 \x01(\tR\x05email\"\xcb\x01\n" +
+	"\x15ListDirectoryResponse\x12?\n" +
+	"\bchannels\x18\x01 \x03(\v2#.crmslack.teams.v1.DirectoryChannelR\bchannels\x126\n" +
+	"\x05users\x18\x02 \x03(\v2 .crmslack.teams.v1.DirectoryUserR\x05users\x129\n" +
+	"\n" +
+	"fetched_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tfetchedAt*r\n" +
 	"\n" +
 	"TeamStatus\x12\x1b\n" +
 	"\x17TEAM_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TEAM_STATUS_ACTIVE\x10\x01\x12\x17\n" +
 	"\x13TEAM_STATUS_REMOVED\x10\x02\x12\x16\n" +
-	"\x12TEAM_STATUS_BROKEN\x10\x032\xbf\t\n" +
+	"\x12TEAM_STATUS_BROKEN\x10\x032\xa3\n" +
+	"\n" +
 	"\x13TeamRegistryService\x12V\n" +
 	"\tListTeams\x12#.crmslack.teams.v1.ListTeamsRequest\x1a$.crmslack.teams.v1.ListTeamsResponse\x12P\n" +
 	"\aGetTeam\x12!.crmslack.teams.v1.GetTeamRequest\x1a\".crmslack.teams.v1.GetTeamResponse\x12_\n" +
@@ -1595,7 +1882,8 @@ const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
 	"\vGetBotToken\x12%.crmslack.teams.v1.GetBotTokenRequest\x1a&.crmslack.teams.v1.GetBotTokenResponse\x12q\n" +
 	"\x12ReportTokenFailure\x12,.crmslack.teams.v1.ReportTokenFailureRequest\x1a-.crmslack.teams.v1.ReportTokenFailureResponse\x12\\\n" +
 	"\vResolveTeam\x12%.crmslack.teams.v1.ResolveTeamRequest\x1a&.crmslack.teams.v1.ResolveTeamResponse\x12_\n" +
-	"\fGetSlackUser\x12&.crmslack.teams.v1.GetSlackUserRequest\x1a'.crmslack.teams.v1.GetSlackUserResponseB\xce\x01\n" +
+	"\fGetSlackUser\x12&.crmslack.teams.v1.GetSlackUserRequest\x1a'.crmslack.teams.v1.GetSlackUserResponse\x12b\n" +
+	"\rListDirectory\x12'.crmslack.teams.v1.ListDirectoryRequest\x1a(.crmslack.teams.v1.ListDirectoryResponseB\xce\x01\n" +
 	"\x15com.crmslack.teams.v1B\n" +
 	"TeamsProtoP\x01ZCgithub.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1;teamsv1\xa2\x02\x03CTX\xaa\x02\x11Crmslack.Teams.V1\xca\x02\x11Crmslack\\Teams\\V1\xe2\x02\x1dCrmslack\\Teams\\V1\\GPBMetadata\xea\x02\x13Crmslack::Teams::V1b\x06proto3"
 
@@ -1612,7 +1900,7 @@ func file_crmslack_teams_v1_teams_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_teams_v1_teams_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_crmslack_teams_v1_teams_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_crmslack_teams_v1_teams_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_crmslack_teams_v1_teams_proto_goTypes = []any{
 	(TeamStatus)(0),                    // 0: crmslack.teams.v1.TeamStatus
 	(*OrgTeam)(nil),                    // 1: crmslack.teams.v1.OrgTeam
@@ -1641,58 +1929,67 @@ var file_crmslack_teams_v1_teams_proto_goTypes = []any{
 	(*ResolveTeamResponse)(nil),        // 24: crmslack.teams.v1.ResolveTeamResponse
 	(*GetSlackUserRequest)(nil),        // 25: crmslack.teams.v1.GetSlackUserRequest
 	(*GetSlackUserResponse)(nil),       // 26: crmslack.teams.v1.GetSlackUserResponse
-	(*v1.Team)(nil),                    // 27: crmslack.integration.v1.Team
-	(*timestamppb.Timestamp)(nil),      // 28: google.protobuf.Timestamp
-	(*v11.CrmUserRef)(nil),             // 29: crmslack.common.v1.CrmUserRef
+	(*ListDirectoryRequest)(nil),       // 27: crmslack.teams.v1.ListDirectoryRequest
+	(*DirectoryChannel)(nil),           // 28: crmslack.teams.v1.DirectoryChannel
+	(*DirectoryUser)(nil),              // 29: crmslack.teams.v1.DirectoryUser
+	(*ListDirectoryResponse)(nil),      // 30: crmslack.teams.v1.ListDirectoryResponse
+	(*v1.Team)(nil),                    // 31: crmslack.integration.v1.Team
+	(*timestamppb.Timestamp)(nil),      // 32: google.protobuf.Timestamp
+	(*v11.CrmUserRef)(nil),             // 33: crmslack.common.v1.CrmUserRef
 }
 var file_crmslack_teams_v1_teams_proto_depIdxs = []int32{
-	27, // 0: crmslack.teams.v1.OrgTeam.team:type_name -> crmslack.integration.v1.Team
+	31, // 0: crmslack.teams.v1.OrgTeam.team:type_name -> crmslack.integration.v1.Team
 	0,  // 1: crmslack.teams.v1.OrgTeam.status:type_name -> crmslack.teams.v1.TeamStatus
-	28, // 2: crmslack.teams.v1.OrgTeam.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 3: crmslack.teams.v1.OrgTeam.token_expires_at:type_name -> google.protobuf.Timestamp
-	29, // 4: crmslack.teams.v1.Caller.user:type_name -> crmslack.common.v1.CrmUserRef
+	32, // 2: crmslack.teams.v1.OrgTeam.updated_at:type_name -> google.protobuf.Timestamp
+	32, // 3: crmslack.teams.v1.OrgTeam.token_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 4: crmslack.teams.v1.Caller.user:type_name -> crmslack.common.v1.CrmUserRef
 	1,  // 5: crmslack.teams.v1.ListTeamsResponse.teams:type_name -> crmslack.teams.v1.OrgTeam
 	1,  // 6: crmslack.teams.v1.GetTeamResponse.team:type_name -> crmslack.teams.v1.OrgTeam
 	2,  // 7: crmslack.teams.v1.BeginInstallRequest.caller:type_name -> crmslack.teams.v1.Caller
-	29, // 8: crmslack.teams.v1.CompleteInstallRequest.installed_by:type_name -> crmslack.common.v1.CrmUserRef
-	27, // 9: crmslack.teams.v1.CompleteInstallRequest.team:type_name -> crmslack.integration.v1.Team
-	28, // 10: crmslack.teams.v1.CompleteInstallRequest.token_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 8: crmslack.teams.v1.CompleteInstallRequest.installed_by:type_name -> crmslack.common.v1.CrmUserRef
+	31, // 9: crmslack.teams.v1.CompleteInstallRequest.team:type_name -> crmslack.integration.v1.Team
+	32, // 10: crmslack.teams.v1.CompleteInstallRequest.token_expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 11: crmslack.teams.v1.CompleteInstallResponse.team:type_name -> crmslack.teams.v1.OrgTeam
 	2,  // 12: crmslack.teams.v1.RemoveTeamRequest.caller:type_name -> crmslack.teams.v1.Caller
 	2,  // 13: crmslack.teams.v1.DisableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
 	2,  // 14: crmslack.teams.v1.EnableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
-	28, // 15: crmslack.teams.v1.GetIntegrationResponse.changed_at:type_name -> google.protobuf.Timestamp
-	28, // 16: crmslack.teams.v1.GetBotTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 15: crmslack.teams.v1.GetIntegrationResponse.changed_at:type_name -> google.protobuf.Timestamp
+	32, // 16: crmslack.teams.v1.GetBotTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 17: crmslack.teams.v1.ReportTokenFailureResponse.status:type_name -> crmslack.teams.v1.TeamStatus
-	3,  // 18: crmslack.teams.v1.TeamRegistryService.ListTeams:input_type -> crmslack.teams.v1.ListTeamsRequest
-	5,  // 19: crmslack.teams.v1.TeamRegistryService.GetTeam:input_type -> crmslack.teams.v1.GetTeamRequest
-	7,  // 20: crmslack.teams.v1.TeamRegistryService.BeginInstall:input_type -> crmslack.teams.v1.BeginInstallRequest
-	9,  // 21: crmslack.teams.v1.TeamRegistryService.CompleteInstall:input_type -> crmslack.teams.v1.CompleteInstallRequest
-	11, // 22: crmslack.teams.v1.TeamRegistryService.RemoveTeam:input_type -> crmslack.teams.v1.RemoveTeamRequest
-	13, // 23: crmslack.teams.v1.TeamRegistryService.DisableIntegration:input_type -> crmslack.teams.v1.DisableIntegrationRequest
-	15, // 24: crmslack.teams.v1.TeamRegistryService.EnableIntegration:input_type -> crmslack.teams.v1.EnableIntegrationRequest
-	17, // 25: crmslack.teams.v1.TeamRegistryService.GetIntegration:input_type -> crmslack.teams.v1.GetIntegrationRequest
-	19, // 26: crmslack.teams.v1.TeamRegistryService.GetBotToken:input_type -> crmslack.teams.v1.GetBotTokenRequest
-	21, // 27: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:input_type -> crmslack.teams.v1.ReportTokenFailureRequest
-	23, // 28: crmslack.teams.v1.TeamRegistryService.ResolveTeam:input_type -> crmslack.teams.v1.ResolveTeamRequest
-	25, // 29: crmslack.teams.v1.TeamRegistryService.GetSlackUser:input_type -> crmslack.teams.v1.GetSlackUserRequest
-	4,  // 30: crmslack.teams.v1.TeamRegistryService.ListTeams:output_type -> crmslack.teams.v1.ListTeamsResponse
-	6,  // 31: crmslack.teams.v1.TeamRegistryService.GetTeam:output_type -> crmslack.teams.v1.GetTeamResponse
-	8,  // 32: crmslack.teams.v1.TeamRegistryService.BeginInstall:output_type -> crmslack.teams.v1.BeginInstallResponse
-	10, // 33: crmslack.teams.v1.TeamRegistryService.CompleteInstall:output_type -> crmslack.teams.v1.CompleteInstallResponse
-	12, // 34: crmslack.teams.v1.TeamRegistryService.RemoveTeam:output_type -> crmslack.teams.v1.RemoveTeamResponse
-	14, // 35: crmslack.teams.v1.TeamRegistryService.DisableIntegration:output_type -> crmslack.teams.v1.DisableIntegrationResponse
-	16, // 36: crmslack.teams.v1.TeamRegistryService.EnableIntegration:output_type -> crmslack.teams.v1.EnableIntegrationResponse
-	18, // 37: crmslack.teams.v1.TeamRegistryService.GetIntegration:output_type -> crmslack.teams.v1.GetIntegrationResponse
-	20, // 38: crmslack.teams.v1.TeamRegistryService.GetBotToken:output_type -> crmslack.teams.v1.GetBotTokenResponse
-	22, // 39: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:output_type -> crmslack.teams.v1.ReportTokenFailureResponse
-	24, // 40: crmslack.teams.v1.TeamRegistryService.ResolveTeam:output_type -> crmslack.teams.v1.ResolveTeamResponse
-	26, // 41: crmslack.teams.v1.TeamRegistryService.GetSlackUser:output_type -> crmslack.teams.v1.GetSlackUserResponse
-	30, // [30:42] is the sub-list for method output_type
-	18, // [18:30] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	28, // 18: crmslack.teams.v1.ListDirectoryResponse.channels:type_name -> crmslack.teams.v1.DirectoryChannel
+	29, // 19: crmslack.teams.v1.ListDirectoryResponse.users:type_name -> crmslack.teams.v1.DirectoryUser
+	32, // 20: crmslack.teams.v1.ListDirectoryResponse.fetched_at:type_name -> google.protobuf.Timestamp
+	3,  // 21: crmslack.teams.v1.TeamRegistryService.ListTeams:input_type -> crmslack.teams.v1.ListTeamsRequest
+	5,  // 22: crmslack.teams.v1.TeamRegistryService.GetTeam:input_type -> crmslack.teams.v1.GetTeamRequest
+	7,  // 23: crmslack.teams.v1.TeamRegistryService.BeginInstall:input_type -> crmslack.teams.v1.BeginInstallRequest
+	9,  // 24: crmslack.teams.v1.TeamRegistryService.CompleteInstall:input_type -> crmslack.teams.v1.CompleteInstallRequest
+	11, // 25: crmslack.teams.v1.TeamRegistryService.RemoveTeam:input_type -> crmslack.teams.v1.RemoveTeamRequest
+	13, // 26: crmslack.teams.v1.TeamRegistryService.DisableIntegration:input_type -> crmslack.teams.v1.DisableIntegrationRequest
+	15, // 27: crmslack.teams.v1.TeamRegistryService.EnableIntegration:input_type -> crmslack.teams.v1.EnableIntegrationRequest
+	17, // 28: crmslack.teams.v1.TeamRegistryService.GetIntegration:input_type -> crmslack.teams.v1.GetIntegrationRequest
+	19, // 29: crmslack.teams.v1.TeamRegistryService.GetBotToken:input_type -> crmslack.teams.v1.GetBotTokenRequest
+	21, // 30: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:input_type -> crmslack.teams.v1.ReportTokenFailureRequest
+	23, // 31: crmslack.teams.v1.TeamRegistryService.ResolveTeam:input_type -> crmslack.teams.v1.ResolveTeamRequest
+	25, // 32: crmslack.teams.v1.TeamRegistryService.GetSlackUser:input_type -> crmslack.teams.v1.GetSlackUserRequest
+	27, // 33: crmslack.teams.v1.TeamRegistryService.ListDirectory:input_type -> crmslack.teams.v1.ListDirectoryRequest
+	4,  // 34: crmslack.teams.v1.TeamRegistryService.ListTeams:output_type -> crmslack.teams.v1.ListTeamsResponse
+	6,  // 35: crmslack.teams.v1.TeamRegistryService.GetTeam:output_type -> crmslack.teams.v1.GetTeamResponse
+	8,  // 36: crmslack.teams.v1.TeamRegistryService.BeginInstall:output_type -> crmslack.teams.v1.BeginInstallResponse
+	10, // 37: crmslack.teams.v1.TeamRegistryService.CompleteInstall:output_type -> crmslack.teams.v1.CompleteInstallResponse
+	12, // 38: crmslack.teams.v1.TeamRegistryService.RemoveTeam:output_type -> crmslack.teams.v1.RemoveTeamResponse
+	14, // 39: crmslack.teams.v1.TeamRegistryService.DisableIntegration:output_type -> crmslack.teams.v1.DisableIntegrationResponse
+	16, // 40: crmslack.teams.v1.TeamRegistryService.EnableIntegration:output_type -> crmslack.teams.v1.EnableIntegrationResponse
+	18, // 41: crmslack.teams.v1.TeamRegistryService.GetIntegration:output_type -> crmslack.teams.v1.GetIntegrationResponse
+	20, // 42: crmslack.teams.v1.TeamRegistryService.GetBotToken:output_type -> crmslack.teams.v1.GetBotTokenResponse
+	22, // 43: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:output_type -> crmslack.teams.v1.ReportTokenFailureResponse
+	24, // 44: crmslack.teams.v1.TeamRegistryService.ResolveTeam:output_type -> crmslack.teams.v1.ResolveTeamResponse
+	26, // 45: crmslack.teams.v1.TeamRegistryService.GetSlackUser:output_type -> crmslack.teams.v1.GetSlackUserResponse
+	30, // 46: crmslack.teams.v1.TeamRegistryService.ListDirectory:output_type -> crmslack.teams.v1.ListDirectoryResponse
+	34, // [34:47] is the sub-list for method output_type
+	21, // [21:34] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_teams_v1_teams_proto_init() }
@@ -1706,7 +2003,7 @@ func file_crmslack_teams_v1_teams_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_teams_v1_teams_proto_rawDesc), len(file_crmslack_teams_v1_teams_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

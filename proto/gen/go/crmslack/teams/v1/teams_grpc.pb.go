@@ -31,6 +31,7 @@ const (
 	TeamRegistryService_ReportTokenFailure_FullMethodName = "/crmslack.teams.v1.TeamRegistryService/ReportTokenFailure"
 	TeamRegistryService_ResolveTeam_FullMethodName        = "/crmslack.teams.v1.TeamRegistryService/ResolveTeam"
 	TeamRegistryService_GetSlackUser_FullMethodName       = "/crmslack.teams.v1.TeamRegistryService/GetSlackUser"
+	TeamRegistryService_ListDirectory_FullMethodName      = "/crmslack.teams.v1.TeamRegistryService/ListDirectory"
 )
 
 // TeamRegistryServiceClient is the client API for TeamRegistryService service.
@@ -69,6 +70,12 @@ type TeamRegistryServiceClient interface {
 	// it (users.info), so the query service can match the user to a CRM user
 	// by email. NotFound when the team or the user is unknown.
 	GetSlackUser(ctx context.Context, in *GetSlackUserRequest, opts ...grpc.CallOption) (*GetSlackUserResponse, error)
+	// ListDirectory lists the channels and people of one of an org's active
+	// teams, as the team's bot sees them (conversations.list, users.list),
+	// cached for a few minutes: the only places CRM data of the org may be
+	// shared to in that team. NotFound when the team is not the org's;
+	// FailedPrecondition when it was removed or its token is broken.
+	ListDirectory(ctx context.Context, in *ListDirectoryRequest, opts ...grpc.CallOption) (*ListDirectoryResponse, error)
 }
 
 type teamRegistryServiceClient struct {
@@ -199,6 +206,16 @@ func (c *teamRegistryServiceClient) GetSlackUser(ctx context.Context, in *GetSla
 	return out, nil
 }
 
+func (c *teamRegistryServiceClient) ListDirectory(ctx context.Context, in *ListDirectoryRequest, opts ...grpc.CallOption) (*ListDirectoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDirectoryResponse)
+	err := c.cc.Invoke(ctx, TeamRegistryService_ListDirectory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TeamRegistryServiceServer is the server API for TeamRegistryService service.
 // All implementations must embed UnimplementedTeamRegistryServiceServer
 // for forward compatibility.
@@ -235,6 +252,12 @@ type TeamRegistryServiceServer interface {
 	// it (users.info), so the query service can match the user to a CRM user
 	// by email. NotFound when the team or the user is unknown.
 	GetSlackUser(context.Context, *GetSlackUserRequest) (*GetSlackUserResponse, error)
+	// ListDirectory lists the channels and people of one of an org's active
+	// teams, as the team's bot sees them (conversations.list, users.list),
+	// cached for a few minutes: the only places CRM data of the org may be
+	// shared to in that team. NotFound when the team is not the org's;
+	// FailedPrecondition when it was removed or its token is broken.
+	ListDirectory(context.Context, *ListDirectoryRequest) (*ListDirectoryResponse, error)
 	mustEmbedUnimplementedTeamRegistryServiceServer()
 }
 
@@ -280,6 +303,9 @@ func (UnimplementedTeamRegistryServiceServer) ResolveTeam(context.Context, *Reso
 }
 func (UnimplementedTeamRegistryServiceServer) GetSlackUser(context.Context, *GetSlackUserRequest) (*GetSlackUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSlackUser not implemented")
+}
+func (UnimplementedTeamRegistryServiceServer) ListDirectory(context.Context, *ListDirectoryRequest) (*ListDirectoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDirectory not implemented")
 }
 func (UnimplementedTeamRegistryServiceServer) mustEmbedUnimplementedTeamRegistryServiceServer() {}
 func (UnimplementedTeamRegistryServiceServer) testEmbeddedByValue()                             {}
@@ -518,6 +544,24 @@ func _TeamRegistryService_GetSlackUser_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TeamRegistryService_ListDirectory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDirectoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TeamRegistryServiceServer).ListDirectory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TeamRegistryService_ListDirectory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TeamRegistryServiceServer).ListDirectory(ctx, req.(*ListDirectoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TeamRegistryService_ServiceDesc is the grpc.ServiceDesc for TeamRegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -572,6 +616,10 @@ var TeamRegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSlackUser",
 			Handler:    _TeamRegistryService_GetSlackUser_Handler,
+		},
+		{
+			MethodName: "ListDirectory",
+			Handler:    _TeamRegistryService_ListDirectory_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

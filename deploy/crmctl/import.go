@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+)
+
+// maxReported bounds the bad rows listed; the count is always given.
+const maxReported = 50
+
+// importEventID is the event id of an imported record version: derived
+// from org, module, id and version only, so importing the same file again
+// (or an overlapping one) publishes the same ids, which the CRM stream
+// drops as duplicates inside its window and the query service's
+// compare-by-version drops after it.
+func importEventID(org, module, id string, version int64) string {
+	sum := sha256.Sum256([]byte(org + "\x00" + module + "\x00" + id + "\x00" + strconv.FormatInt(version, 10)))
+	return "crmctl-import-" + hex.EncodeToString(sum[:16])
+}
+
+// importCmd backfills a module from a CRM export: every row is validated
+// before anything is published; then rows are published in file order,
+// with progress, and a failure says exactly which rows made it.
+func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	org := fs.String("org", "", "CRM org id the records belong to (required)")
+	module := fs.String("module", "", "module API name, e.g. Leads (required)")
+	schemaPath := fs.String("schema", "", "module schema as JSON (crm.v1.ModuleSchema); default: built in for Leads, Contacts, Accounts, Deals")
+	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	format := fs.String("format", "", "csv or ndjson; default: from the file's extension")
+	comma := fs.String("comma", ",", "CSV field separator")
+	version := fs.Int64("version", 1, "version of records whose row gives none; 1 lets any later CRM change win")
+	every := fs.Int("progress", 1000, "print progress every N rows")
+	ignoreUnknown := fs.Bool("ignore-unknown", false, "skip columns (CSV) or fields (NDJSON) the schema does not have, instead of refusing the file")
+	dryRun := fs.Bool("dry-run", false, "validate only; publish nothing")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: crmctl import -org ORG -module MODULE [-schema schema.json] [flags] FILE.csv|FILE.ndjson")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var problems []string
+	if _, err := topology.Token(*org); err != nil {
+		problems = append(problems, "-org: "+err.Error())
+	}
+	if _, err := topology.Token(*module); err != nil {
+		problems = append(problems, "-module: "+err.Error())
+	}
+	if fs.NArg() != 1 {
+		problems = append(problems, "name exactly one file (- for stdin, with -format)")
+	}
+	if *version < 1 {
+		problems = append(problems, "-version must be at least 1")
+	}
+	if *every < 1 {
+		problems = append(problems, "-progress must be at least 1")
+	}
+	sep, n := utf8.DecodeRuneInString(*comma)
+	if n == 0 || n != len(*comma) || sep == '"' || sep == '\n' || sep == '\r' {
+		problems = append(problems, "-comma must be one character other than a quote or a newline")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	name := fs.Arg(0)
+	kind := *format
+	if kind == "" {
+		switch strings.ToLower(filepath.Ext(name)) {
+		case ".csv":
+			kind = "csv"
+		case ".ndjson", ".jsonl":
+			kind = "ndjson"
+		default:
+			return fmt.Errorf("%s: cannot tell CSV from NDJSON by the name; pass -format", name)
+		}
+	}
+	if kind != "csv" && kind != "ndjson" {
+		return fmt.Errorf("-format %q: want csv or ndjson", kind)
+	}
+	schema, err := loadSchema(*schemaPath, *module)
+	if err != nil {
+		return err
+	}
+
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	var rows []row
+	var bad []rowError
+	switch kind {
+	case "csv":
+		var cols *csvColumns
+		rows, cols, bad = readCSV(r, sep, schema, *ignoreUnknown, *version)
+		if cols != nil && len(cols.ignored) > 0 {
+			fmt.Fprintf(stdout, "ignoring %d columns the %s schema does not have: %s\n", len(cols.ignored), *module, strings.Join(cols.ignored, ", "))
+		}
+	case "ndjson":
+		rows, bad = readNDJSON(r, schema, *ignoreUnknown, *version)
+	}
+	if len(bad) > 0 {
+		return badRows(name, bad)
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("%s: no records", name)
+	}
+
+	now := time.Now()
+	events := make([]event, len(rows))
+	for i, rw := range rows {
+		ev := &crmv1.RecordUpserted{
+			Envelope: &commonv1.Envelope{
+				EventId: importEventID(*org, *module, rw.Record.GetId(), rw.Record.GetVersion()), OrgId: *org,
+				OccurredAt: timestamppb.New(now), SchemaVersion: 1, Producer: "crmctl-import",
+			},
+			Record: rw.Record,
+			Schema: schema,
+		}
+		subject, err := topology.SubjectFor(ev)
+		if err != nil {
+			return err
+		}
+		events[i] = event{Where: fmt.Sprintf("%s:%d", name, rw.Line), Subject: subject, Msg: ev}
+	}
+	if *dryRun {
+		fmt.Fprintf(stdout, "%d records valid, to %s; nothing published (dry run)\n", len(events), events[0].Subject)
+		return nil
+	}
+
+	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl-import", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return fmt.Errorf("nothing published: %w", err)
+	}
+	defer b.Close()
+	replicas, err := strconv.Atoi(envOr("NATS_REPLICAS", "1"))
+	if err != nil || replicas < 1 {
+		return fmt.Errorf("nothing published: NATS_REPLICAS: %q is not a positive number", os.Getenv("NATS_REPLICAS"))
+	}
+	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: replicas}) {
+		if sc.Name == topology.StreamCRM {
+			if _, err := b.EnsureStream(ctx, sc); err != nil {
+				return fmt.Errorf("nothing published: %w", err)
+			}
+		}
+	}
+	var published, duplicates int
+	start := time.Now()
+	for i, ev := range events {
+		ack, err := b.Publish(ctx, ev.Subject, ev.Msg)
+		if err != nil {
+			done := "no row was published"
+			if i > 0 {
+				done = fmt.Sprintf("the %d rows before it (lines %d to %d) were published", i, rows[0].Line, rows[i-1].Line)
+			}
+			return fmt.Errorf("%s: %w\n%s; it and the %d rows after it were not. Running the same import again is safe: rows already published are dropped as duplicates",
+				ev.Where, err, done, len(events)-i-1)
+		}
+		if ack.Duplicate {
+			duplicates++
+		} else {
+			published++
+		}
+		if n := i + 1; n%*every == 0 && n < len(events) {
+			fmt.Fprintf(stdout, "%d of %d rows published (up to line %d)\n", n, len(events), rows[i].Line)
+		}
+	}
+	fmt.Fprintf(stdout, "%d rows: %d published, %d already published (duplicates dropped) in %s\n",
+		len(events), published, duplicates, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// badRows reports bad rows: how many, and the first maxReported with their
+// line numbers.
+func badRows(name string, bad []rowError) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "nothing published: %d bad rows in %s", len(bad), name)
+	for i, e := range bad {
+		if i == maxReported {
+			fmt.Fprintf(&b, "\n… and %d more", len(bad)-maxReported)
+			break
+		}
+		if e.Line > 0 {
+			fmt.Fprintf(&b, "\n%s:%d: %s", name, e.Line, e.Msg)
+		} else {
+			fmt.Fprintf(&b, "\n%s: %s", name, e.Msg)
+		}
+	}
+	return errors.New(b.String())
+}

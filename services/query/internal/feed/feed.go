@@ -1,0 +1,302 @@
+// Package feed moves CRM events into the query service's memory, in two
+// steps with one durable hand-off between them:
+//
+//  1. The persister: durable consumers on the CRM stream, shared by every
+//     replica (each event is handled by one of them), write each record and
+//     user event to its snapshot subject with compare-and-set by version
+//     (package snapshot). An event is acknowledged only once its snapshot is
+//     stored, or found already superseded, so the snapshot streams hold the
+//     effect of every acknowledged event.
+//  2. The applier: every replica follows the snapshot streams with its own
+//     ordered consumer (replay of the last message per subject, then every
+//     new one) and applies each snapshot to its in-memory projection and CRM
+//     user directory.
+//
+// So the memory of every replica is exactly a fold of durable state: a
+// restarted replica rebuilds it by replaying the snapshot streams (deletes
+// included, as tombstones), with nothing to reconcile and no window where
+// an event was consumed but not persisted. Versions make every step
+// idempotent and order-free: duplicates, redeliveries and out-of-order
+// events change nothing they should not, at both steps.
+//
+// Why replicas do not each read the CRM stream directly: the CRM stream
+// keeps 7 days, so a restarted replica would need a start position that
+// covers every event not yet persisted; with several writers of one
+// last-per-subject stream, a lagging writer could also overwrite a newer
+// snapshot with an older one. Following the snapshot stream needs no start
+// position (DeliverLastPerSubject is the rebuild) and makes the persister
+// the only writer, guarded by compare-and-set. The cost is one more hop
+// (a direct get and a publish, well under a millisecond).
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	"github.com/crmslack/crmslack/services/query/internal/crmusers"
+	"github.com/crmslack/crmslack/services/query/internal/projection"
+	"github.com/crmslack/crmslack/services/query/internal/snapshot"
+)
+
+// Durable consumer names on the CRM stream. They are a contract: renaming
+// one replays the whole CRM stream into the snapshot streams (harmless,
+// since writes compare versions, but slow).
+const (
+	DurableRecordsUpserted = "query-records-upserted"
+	DurableRecordsDeleted  = "query-records-deleted"
+	DurableUsersUpserted   = "query-users-upserted"
+	DurableUsersDeactivate = "query-users-deactivated"
+)
+
+// Specs returns the persister's consumers. Settings, each chosen:
+//   - AckWait 30 s (the default): a write is two round trips to JetStream;
+//     30 s only matters when JetStream itself is struggling.
+//   - MaxDeliver 20 with the default back-off (about an hour): a JetStream
+//     hiccup heals by itself; an event that fails that long is
+//     dead-lettered rather than retried for ever.
+//   - Concurrency 8 for record upserts (a backfill is 100k of them; writes
+//     are compare-and-set, so order does not matter), 2 for the rest.
+//   - MaxAckPending 1000 (the default) bounds events in flight per durable
+//     across replicas.
+//
+// Duplicates: the CRM stream's 15-minute window drops a re-published
+// event; a redelivered one finds its version already stored and is acked.
+func Specs() []bus.ConsumerSpec {
+	spec := func(durable, filter string, concurrency int) bus.ConsumerSpec {
+		return bus.ConsumerSpec{
+			Stream:         topology.StreamCRM,
+			Durable:        durable,
+			FilterSubjects: []string{filter},
+			AckWait:        30 * time.Second,
+			MaxDeliver:     bus.DefaultMaxDeliver,
+			MaxAckPending:  bus.DefaultMaxAckPending,
+			Concurrency:    concurrency,
+		}
+	}
+	return []bus.ConsumerSpec{
+		spec(DurableRecordsUpserted, topology.RecordUpserted("*", "*"), 8),
+		spec(DurableRecordsDeleted, topology.RecordDeleted("*", "*"), 2),
+		spec(DurableUsersUpserted, topology.CrmUser("*", "upserted"), 2),
+		spec(DurableUsersDeactivate, topology.CrmUser("*", "deactivated"), 2),
+	}
+}
+
+// Metrics of both steps.
+type Metrics struct {
+	written *prometheus.CounterVec
+	applied *prometheus.CounterVec
+}
+
+// NewMetrics registers the feed's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmslack_query_snapshot_writes_total",
+			Help: "CRM events persisted to the snapshot streams, by stream and outcome (written, superseded).",
+		}, []string{"stream", "outcome"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmslack_query_snapshots_applied_total",
+			Help: "Snapshots applied to memory, by stream and outcome (applied, stale, invalid).",
+		}, []string{"stream", "outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.written, m.applied} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering feed metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Persister writes CRM events to the snapshot streams.
+type Persister struct {
+	records, users *snapshot.Writer
+	metrics        *Metrics
+}
+
+// NewPersister returns a persister writing with the two writers.
+func NewPersister(records, users *snapshot.Writer, m *Metrics) *Persister {
+	return &Persister{records: records, users: users, metrics: m}
+}
+
+func (p *Persister) count(stream string, wrote bool) {
+	outcome := "superseded"
+	if wrote {
+		outcome = "written"
+	}
+	p.metrics.written.WithLabelValues(stream, outcome).Inc()
+}
+
+// RecordUpserted persists an upsert.
+func (p *Persister) RecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted) error {
+	org, rec := ev.GetEnvelope().GetOrgId(), ev.GetRecord()
+	switch {
+	case rec.GetId() == "" || rec.GetModule() == "":
+		return bus.Permanent(fmt.Errorf("record upserted without module or id: %w", projection.ErrInvalidEvent))
+	case ev.GetSchema().GetModule() != rec.GetModule():
+		return bus.Permanent(fmt.Errorf("record %s/%s upserted with the schema of %q: %w", rec.GetModule(), rec.GetId(), ev.GetSchema().GetModule(), projection.ErrInvalidEvent))
+	}
+	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, rec.GetModule(), rec.GetId()),
+		snapshot.RecordMsgID(org, rec.GetModule(), rec.GetId(), rec.GetVersion()), rec.GetVersion(), ev)
+	if err != nil {
+		return err
+	}
+	p.count(snapshot.StreamRecords, wrote)
+	return nil
+}
+
+// RecordDeleted persists a delete as the record's tombstone.
+func (p *Persister) RecordDeleted(ctx context.Context, ev *crmv1.RecordDeleted) error {
+	org, module, id := ev.GetEnvelope().GetOrgId(), ev.GetModule(), ev.GetRecordId()
+	if module == "" || id == "" {
+		return bus.Permanent(fmt.Errorf("record deleted without module or id: %w", projection.ErrInvalidEvent))
+	}
+	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, module, id), snapshot.RecordMsgID(org, module, id, ev.GetVersion()), ev.GetVersion(), ev)
+	if err != nil {
+		return err
+	}
+	p.count(snapshot.StreamRecords, wrote)
+	return nil
+}
+
+// UserUpserted persists a CRM user.
+func (p *Persister) UserUpserted(ctx context.Context, ev *crmv1.CrmUserUpserted) error {
+	org, u := ev.GetEnvelope().GetOrgId(), ev.GetUser()
+	if u.GetId() == "" {
+		return bus.Permanent(fmt.Errorf("user upserted without id: %w", crmusers.ErrInvalidEvent))
+	}
+	wrote, err := p.users.Put(ctx, snapshot.UserSubject(org, u.GetId()), snapshot.UserMsgID(org, u.GetId(), u.GetVersion()), u.GetVersion(), ev)
+	if err != nil {
+		return err
+	}
+	p.count(snapshot.StreamUsers, wrote)
+	return nil
+}
+
+// UserDeactivated persists a deactivation.
+func (p *Persister) UserDeactivated(ctx context.Context, ev *crmv1.CrmUserDeactivated) error {
+	org, id := ev.GetEnvelope().GetOrgId(), ev.GetUserId()
+	if id == "" {
+		return bus.Permanent(fmt.Errorf("user deactivated without id: %w", crmusers.ErrInvalidEvent))
+	}
+	wrote, err := p.users.Put(ctx, snapshot.UserSubject(org, id), snapshot.UserMsgID(org, id, ev.GetVersion()), ev.GetVersion(), ev)
+	if err != nil {
+		return err
+	}
+	p.count(snapshot.StreamUsers, wrote)
+	return nil
+}
+
+// Subscribe starts the persister's consumers; on error, those already
+// started are stopped.
+func Subscribe(ctx context.Context, b *bus.Bus, p *Persister) ([]*bus.Subscription, error) {
+	specs := Specs()
+	var subs []*bus.Subscription
+	add := func(s *bus.Subscription, err error) error {
+		if err != nil {
+			return err
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	err := errors.Join(
+		add(bus.Subscribe(ctx, b, specs[0], p.RecordUpserted)),
+		add(bus.Subscribe(ctx, b, specs[1], p.RecordDeleted)),
+		add(bus.Subscribe(ctx, b, specs[2], p.UserUpserted)),
+		add(bus.Subscribe(ctx, b, specs[3], p.UserDeactivated)),
+	)
+	if err != nil {
+		for _, s := range subs {
+			_ = s.Stop(ctx)
+		}
+		return nil, err
+	}
+	return subs, nil
+}
+
+// Applier applies snapshots to memory.
+type Applier struct {
+	Records *projection.Store
+	Users   *crmusers.Directory
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+func (a *Applier) outcome(stream string, changed bool, err error, m snapshot.Msg) {
+	switch {
+	case err != nil:
+		// Cannot happen for snapshots the persister wrote (it validates);
+		// a hand-made message is skipped, not retried.
+		a.Log.Warn("snapshot not applied", "stream", stream, "subject", m.Subject, "seq", m.Seq, "err", err)
+		a.Metrics.applied.WithLabelValues(stream, "invalid").Inc()
+	case changed:
+		a.Metrics.applied.WithLabelValues(stream, "applied").Inc()
+	default:
+		a.Metrics.applied.WithLabelValues(stream, "stale").Inc()
+	}
+}
+
+func decode[T proto.Message](m snapshot.Msg, ev T) (T, error) {
+	if err := proto.Unmarshal(m.Data, ev); err != nil {
+		return ev, fmt.Errorf("decoding %s: %w", m.Type, err)
+	}
+	return ev, nil
+}
+
+// Type names of the snapshots, as in their Crmslack-Type header.
+var (
+	typeRecordUpserted  = string((&crmv1.RecordUpserted{}).ProtoReflect().Descriptor().FullName())
+	typeRecordDeleted   = string((&crmv1.RecordDeleted{}).ProtoReflect().Descriptor().FullName())
+	typeUserUpserted    = string((&crmv1.CrmUserUpserted{}).ProtoReflect().Descriptor().FullName())
+	typeUserDeactivated = string((&crmv1.CrmUserDeactivated{}).ProtoReflect().Descriptor().FullName())
+)
+
+// Record applies a QUERY_RECORDS snapshot.
+func (a *Applier) Record(m snapshot.Msg) {
+	var changed bool
+	var err error
+	switch m.Type {
+	case typeRecordUpserted:
+		var ev *crmv1.RecordUpserted
+		if ev, err = decode(m, &crmv1.RecordUpserted{}); err == nil {
+			changed, err = a.Records.ApplyUpserted(ev)
+		}
+	case typeRecordDeleted:
+		var ev *crmv1.RecordDeleted
+		if ev, err = decode(m, &crmv1.RecordDeleted{}); err == nil {
+			changed, err = a.Records.ApplyDeleted(ev)
+		}
+	default:
+		err = fmt.Errorf("unexpected type %q", m.Type)
+	}
+	a.outcome(snapshot.StreamRecords, changed, err, m)
+}
+
+// User applies a QUERY_USERS snapshot.
+func (a *Applier) User(m snapshot.Msg) {
+	var changed bool
+	var err error
+	switch m.Type {
+	case typeUserUpserted:
+		var ev *crmv1.CrmUserUpserted
+		if ev, err = decode(m, &crmv1.CrmUserUpserted{}); err == nil {
+			changed, err = a.Users.ApplyUpserted(ev)
+		}
+	case typeUserDeactivated:
+		var ev *crmv1.CrmUserDeactivated
+		if ev, err = decode(m, &crmv1.CrmUserDeactivated{}); err == nil {
+			changed, err = a.Users.ApplyDeactivated(ev)
+		}
+	default:
+		err = fmt.Errorf("unexpected type %q", m.Type)
+	}
+	a.outcome(snapshot.StreamUsers, changed, err, m)
+}

@@ -1,0 +1,282 @@
+// Package snapshot keeps the query service's durable state in JetStream:
+// the last applied event of every record and every CRM user, in streams
+// that keep one message per subject (a key-value store by another name).
+//
+// Streams (declared here, not in libs/topology: only the query service
+// reads or writes them, and their subjects are no event contract):
+//
+//	QUERY_RECORDS  query.records.<org>.<module>.<record>   last RecordUpserted, or RecordDeleted as a tombstone
+//	QUERY_USERS    query.users.<org>.<user>                last CrmUserUpserted, or CrmUserDeactivated
+//
+// Each message is the event itself (protobuf, type in Crmslack-Type), with
+// its version in Crmslack-Version, so replaying a stream is re-applying the
+// events that made the state, and deletes survive a restart as tombstones.
+//
+// # Writing: compare-and-set by version
+//
+// [Writer.Put] reads the subject's last message (a direct get), returns
+// without writing when it holds the same version or a newer one, and
+// otherwise publishes with Nats-Expected-Last-Subject-Sequence set to what
+// it read; a concurrent writer makes that fail, and Put reads again. So the
+// stream only ever moves forward per subject, whatever order the events
+// arrive in and however many replicas write. The Nats-Msg-Id is
+// org/module/id/version (org/id/version for users), so a re-published
+// snapshot inside the duplicate window is dropped before the check.
+//
+// # Reading: replay, then follow
+//
+// [Follow] starts an ordered consumer with DeliverLastPerSubject: it
+// delivers the last message of every subject, then every new message, and
+// reports when it has caught up with the stream as it was at the start.
+package snapshot
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+)
+
+// Stream names and subject roots.
+const (
+	StreamRecords = "QUERY_RECORDS"
+	StreamUsers   = "QUERY_USERS"
+	recordsRoot   = "query.records"
+	usersRoot     = "query.users"
+)
+
+// HeaderVersion carries the snapshot's version, compared before writing.
+const HeaderVersion = "Crmslack-Version"
+
+// maxCASAttempts bounds Put's read-compare-write loop. Each retry means
+// another writer stored a newer message for the same subject meanwhile;
+// more than a handful in a row means something else is wrong.
+const maxCASAttempts = 8
+
+// StreamConfigs returns both streams. One message per subject, kept for
+// ever (the CRM stream keeps 7 days; these are what outlives it); direct
+// gets on, since every write starts with one; the duplicate window of every
+// stream of the project.
+func StreamConfigs(replicas int, storage jetstream.StorageType) []jetstream.StreamConfig {
+	if replicas < 1 {
+		replicas = 1
+	}
+	mk := func(name, root, desc string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:              name,
+			Description:       desc,
+			Subjects:          []string{root + ".>"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			Discard:           jetstream.DiscardOld,
+			Storage:           storage,
+			Replicas:          replicas,
+			Duplicates:        topology.DuplicateWindow,
+			AllowDirect:       true,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(StreamRecords, recordsRoot, "query: last applied event of every CRM record (deletes as tombstones); rebuilt into memory at start-up"),
+		mk(StreamUsers, usersRoot, "query: last applied event of every CRM user; rebuilt into memory at start-up"),
+	}
+}
+
+// Token makes any id one subject token: ids that are valid tokens (and do
+// not start with "~") stay as they are, readable; anything else becomes
+// "~" and its unpadded base64url, so distinct ids never share a subject.
+func Token(id string) string {
+	if _, err := topology.Token(id); err == nil && !strings.HasPrefix(id, "~") && isPrintableASCII(id) {
+		return id
+	}
+	return "~" + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// RecordSubject is where a record's snapshot lives.
+func RecordSubject(org, module, id string) string {
+	return recordsRoot + "." + Token(org) + "." + Token(module) + "." + Token(id)
+}
+
+// UserSubject is where a CRM user's snapshot lives.
+func UserSubject(org, id string) string {
+	return usersRoot + "." + Token(org) + "." + Token(id)
+}
+
+// RecordMsgID and UserMsgID are the Nats-Msg-Id of a snapshot.
+func RecordMsgID(org, module, id string, version int64) string {
+	return org + "/" + module + "/" + id + "/" + strconv.FormatInt(version, 10)
+}
+
+// UserMsgID is the Nats-Msg-Id of a user snapshot.
+func UserMsgID(org, id string, version int64) string {
+	return org + "/" + id + "/" + strconv.FormatInt(version, 10)
+}
+
+// Writer writes snapshots to one stream.
+type Writer struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string
+}
+
+// NewWriter binds a writer to the stream, which must exist with
+// AllowDirect (see [StreamConfigs]).
+func NewWriter(ctx context.Context, js jetstream.JetStream, stream string) (*Writer, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: looking up stream %s: %w", stream, err)
+	}
+	return &Writer{js: js, stream: s, name: stream}, nil
+}
+
+// Put stores ev on subject unless the subject already holds version or a
+// newer one. It reports whether it wrote.
+func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, ev proto.Message) (bool, error) {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+	if err != nil {
+		return false, fmt.Errorf("snapshot: encoding %s: %w", subject, err)
+	}
+	typ := string(ev.ProtoReflect().Descriptor().FullName())
+	for range maxCASAttempts {
+		var expect uint64
+		last, err := w.stream.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Nothing stored: expect sequence 0, "no message on the subject".
+		case err != nil:
+			return false, fmt.Errorf("snapshot: reading %s: %w", subject, err)
+		default:
+			if v, perr := strconv.ParseInt(last.Header.Get(HeaderVersion), 10, 64); perr == nil && v >= version {
+				return false, nil
+			}
+			expect = last.Sequence
+		}
+		m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, msgID)
+		m.Header.Set(bus.HeaderType, typ)
+		m.Header.Set(HeaderVersion, strconv.FormatInt(version, 10))
+		ack, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(w.name))
+		if err == nil {
+			return !ack.Duplicate, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			continue // another writer got there first: read again and compare
+		}
+		return false, fmt.Errorf("snapshot: writing %s: %w", subject, err)
+	}
+	return false, fmt.Errorf("snapshot: writing %s: still contended after %d attempts", subject, maxCASAttempts)
+}
+
+// Msg is one snapshot as [Follow] delivers it.
+type Msg struct {
+	Subject string
+	// Type is the protobuf full name of Data.
+	Type string
+	Data []byte
+	// Seq is the stream sequence.
+	Seq uint64
+}
+
+// Following is a running [Follow].
+type Following struct {
+	cc       jetstream.ConsumeContext
+	caughtUp chan struct{}
+	once     sync.Once
+	applied  atomic.Uint64
+}
+
+// CaughtUp is closed once every message the stream held when Follow
+// started has been applied.
+func (f *Following) CaughtUp() <-chan struct{} { return f.caughtUp }
+
+// Applied counts messages handed to apply.
+func (f *Following) Applied() uint64 { return f.applied.Load() }
+
+// Stop stops following and waits (bounded by ctx) for the consumer to close.
+func (f *Following) Stop(ctx context.Context) error {
+	f.cc.Stop()
+	select {
+	case <-f.cc.Closed():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("snapshot: stopping: %w", ctx.Err())
+	}
+}
+
+// Follow replays the last message of every subject of the stream, then
+// every new one, calling apply for each in stream order on one goroutine.
+// An ordered consumer (ephemeral, in memory on the server, no acks) is
+// right here: each replica needs every message, so there is no work to
+// share, nothing to acknowledge, and after a reconnect it resumes from the
+// last sequence it saw by itself.
+func Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, apply func(Msg)) (*Following, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: looking up stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: stream %s info: %w", stream, err)
+	}
+	target := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		target = 0
+	}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+		// The server removes an ordered consumer's ephemeral a while after
+		// its client is gone.
+		// No NamePrefix: the default is unique per consumer, and two
+		// replicas (or a restarted one) must never share a name.
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: ordered consumer on %s: %w", stream, err)
+	}
+	f := &Following{caughtUp: make(chan struct{})}
+	if target == 0 {
+		f.once.Do(func() { close(f.caughtUp) })
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			log.Warn("snapshot without metadata", "stream", stream, "subject", m.Subject(), "err", err)
+			return
+		}
+		apply(Msg{Subject: m.Subject(), Type: m.Headers().Get(bus.HeaderType), Data: m.Data(), Seq: md.Sequence.Stream})
+		f.applied.Add(1)
+		if md.Sequence.Stream >= target {
+			f.once.Do(func() { close(f.caughtUp) })
+		}
+	}, jetstream.PullMaxMessages(1000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		log.Warn("following snapshots", "stream", stream, "err", err)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: consuming %s: %w", stream, err)
+	}
+	f.cc = cc
+	return f, nil
+}

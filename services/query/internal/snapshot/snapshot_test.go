@@ -1,0 +1,171 @@
+package snapshot_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/testkit"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	"github.com/crmslack/crmslack/services/query/internal/snapshot"
+)
+
+func streams(t *testing.T) (jetstream.JetStream, *snapshot.Writer) {
+	t.Helper()
+	ns := testkit.NATS(t)
+	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
+	ctx := testkit.Context(t)
+	for _, sc := range snapshot.StreamConfigs(1, jetstream.FileStorage) {
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, w
+}
+
+func deleted(v int64) *crmv1.RecordDeleted {
+	return &crmv1.RecordDeleted{Envelope: &commonv1.Envelope{OrgId: "o"}, Module: "Deals", RecordId: "d1", Version: v}
+}
+
+// TestPutOnlyMovesForward: whatever the order and however many writers,
+// the subject ends with the highest version.
+func TestPutOnlyMovesForward(t *testing.T) {
+	t.Parallel()
+	js, w := streams(t)
+	ctx := testkit.Context(t)
+	subj := snapshot.RecordSubject("o", "Deals", "d1")
+	put := func(v int64) bool {
+		t.Helper()
+		wrote, err := w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", "d1", v), v, deleted(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wrote
+	}
+	if !put(2) || put(1) || put(2) {
+		t.Fatal("want: 2 written, then 1 and 2 again refused")
+	}
+
+	versions := rand.Perm(60)
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Go(func() {
+			for _, v := range versions[g*10 : g*10+10] {
+				if _, err := w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", "d1", int64(v)), int64(v), deleted(int64(v))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st, err := js.Stream(ctx, snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := st.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := strconv.Atoi(last.Header.Get(snapshot.HeaderVersion)); v != 59 {
+		t.Fatalf("last version %d, want 59", v)
+	}
+	info, _ := st.Info(ctx)
+	if info.State.Msgs != 1 {
+		t.Fatalf("%d messages kept, want 1", info.State.Msgs)
+	}
+}
+
+// TestFollowReplaysThenFollows: the last message of every subject first,
+// caught up, then new messages as they come.
+func TestFollowReplaysThenFollows(t *testing.T) {
+	t.Parallel()
+	js, w := streams(t)
+	ctx := testkit.Context(t)
+	for i := range 30 {
+		id := fmt.Sprintf("d%d", i%10)
+		v := int64(i)
+		if _, err := w.Put(ctx, snapshot.RecordSubject("o", "Deals", id), snapshot.RecordMsgID("o", "Deals", id, v), v, deleted(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var got []snapshot.Msg
+	f, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, testkit.Logger(t), func(m snapshot.Msg) {
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Stop(ctx) }()
+	select {
+	case <-f.CaughtUp():
+	case <-time.After(testkit.DefaultTimeout):
+		t.Fatal("not caught up")
+	}
+	mu.Lock()
+	if len(got) != 10 || got[0].Type != "crmslack.crm.v1.RecordDeleted" {
+		t.Fatalf("replayed %d messages (%v), want the last of each of 10 subjects", len(got), got)
+	}
+	mu.Unlock()
+	if _, err := w.Put(ctx, snapshot.RecordSubject("o", "Deals", "new"), "x", 1, deleted(1)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 11 })
+}
+
+func TestFollowEmptyStreamIsCaughtUp(t *testing.T) {
+	t.Parallel()
+	js, _ := streams(t)
+	f, err := snapshot.Follow(testkit.Context(t), js, snapshot.StreamUsers, testkit.Logger(t), func(snapshot.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Stop(testkit.Context(t)) }()
+	select {
+	case <-f.CaughtUp():
+	case <-time.After(time.Second):
+		t.Fatal("an empty stream is not caught up at once")
+	}
+}
+
+func TestTokenKeepsSubjectsApart(t *testing.T) {
+	t.Parallel()
+	seen := map[string]string{}
+	for _, id := range []string{"1234", "a.b", "a b", "~a", "*", ">", "", "é", "a_b-C", "YS5i", "~YS5i"} {
+		tok := snapshot.Token(id)
+		if prev, dup := seen[tok]; dup {
+			t.Errorf("%q and %q share token %q", prev, id, tok)
+		}
+		seen[tok] = id
+		if _, err := jetstreamToken(tok); err != nil {
+			t.Errorf("Token(%q) = %q: %v", id, tok, err)
+		}
+	}
+	if snapshot.Token("1234") != "1234" {
+		t.Error("a plain id is not kept readable")
+	}
+}
+
+func jetstreamToken(s string) (string, error) {
+	for _, r := range s {
+		if r == '.' || r == '*' || r == '>' || r <= ' ' || r >= 0x7f {
+			return "", fmt.Errorf("bad rune %q", r)
+		}
+	}
+	if s == "" {
+		return "", fmt.Errorf("empty")
+	}
+	return s, nil
+}

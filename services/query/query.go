@@ -1,0 +1,385 @@
+// Package query is the slash-command service: it answers /zcrm commands
+// from an in-memory projection of every org's CRM records. Run is its
+// in-process entry point, used by cmd/query and the local runner.
+//
+// # Data
+//
+// CRM record and user events (stream CRM) are persisted by shared durable
+// consumers into two snapshot streams that keep the last event per record
+// and per user (QUERY_RECORDS, QUERY_USERS; deletes as tombstones), with
+// compare-and-set by version. Every replica follows those streams with an
+// ordered consumer: at start-up the replay of the last message per subject
+// rebuilds its memory, and only then does it report ready; afterwards it
+// applies each new snapshot within a millisecond or so. See internal/feed
+// and internal/snapshot.
+//
+// # Answering
+//
+// QueryService.RunSlashCommand answers from memory: the caller's Slack
+// email (asked of the team registry, cached) must belong to an active CRM
+// user of the org; the text is parsed, bound to the module's fields and
+// searched; the answer is ephemeral Block Kit with at most 10 record cards,
+// each with "Open in CRM" and "Share this record", the total matched and
+// how the query was understood. GetRecord returns one record and its
+// module's schema.
+//
+// # Late answers: the contract with the gateway
+//
+// Slack gives a slash command 3 seconds. The gateway calls RunSlashCommand
+// with a deadline well under that. If the answer arrives in time, the
+// gateway returns it. If not, the gateway acknowledges at once with an
+// ephemeral "Searching…" and publishes the command to
+// slack.in.v1.<team>.command with SlashCommandReceived.deferred = true.
+// This service's durable consumer "query-commands" answers each deferred
+// /zcrm command by publishing slack.v1.RespondToURL to
+// slack.out.v1.<org>.<team>.respond (idempotency key = the command's event
+// id) for the Slack egress. Commands published with deferred = false were
+// answered synchronously and are ignored, so no command is answered twice.
+// See internal/late.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/topology"
+	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
+	"github.com/crmslack/crmslack/services/query/internal/app"
+	"github.com/crmslack/crmslack/services/query/internal/crmusers"
+	"github.com/crmslack/crmslack/services/query/internal/feed"
+	"github.com/crmslack/crmslack/services/query/internal/grpcapi"
+	"github.com/crmslack/crmslack/services/query/internal/late"
+	"github.com/crmslack/crmslack/services/query/internal/projection"
+	"github.com/crmslack/crmslack/services/query/internal/render"
+	"github.com/crmslack/crmslack/services/query/internal/snapshot"
+	"github.com/crmslack/crmslack/services/query/internal/teamsclient"
+)
+
+// Directory finds a Slack user's email; the team registry's GetSlackUser
+// implements it in production. It returns [ErrUnknownSlackUser] when the
+// team has no such user.
+type Directory = app.Directory
+
+// SlackUser is what a Directory answers.
+type SlackUser = app.SlackUser
+
+// ErrUnknownSlackUser is what a Directory returns for a user it does not know.
+var ErrUnknownSlackUser = app.ErrUnknownSlackUser
+
+// Config is the service's configuration. Each field names its variable and
+// default.
+type Config struct {
+	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
+	NATSURL string
+	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
+	// declares (QUERY_RECORDS, QUERY_USERS) and ensures (CRM, SLACK_IN,
+	// SLACK_OUT). Default 1.
+	NATSReplicas int
+	// GRPCAddr is QUERY_GRPC_ADDR, where QueryService listens. Default
+	// 127.0.0.1:9103.
+	GRPCAddr string
+	// OpsAddr is QUERY_OPS_ADDR, serving /healthz, /readyz and /metrics.
+	// Default 127.0.0.1:9203.
+	OpsAddr string
+	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
+	// (GetSlackUser, ResolveTeam). Default 127.0.0.1:9101.
+	TeamsAddr string
+	// CRMBaseURL is CRM_BASE_URL, the CRM's web UI; "Open in CRM" links of
+	// records that carry no URL of their own are <it>/<module>/<id>. Empty
+	// (the default): such records get no link.
+	CRMBaseURL string
+	// SlashCommands is QUERY_SLASH_COMMANDS: the command names this service
+	// answers late, comma-separated. Default "/zcrm".
+	SlashCommands []string
+	// SlackUserTTL is QUERY_SLACK_USER_TTL: how long a Slack user's email
+	// is remembered. Default 10m.
+	SlackUserTTL time.Duration
+
+	// Directory, not from the environment, replaces the team registry for
+	// Slack users' emails (tests, the local runner). Nil: TEAMS_ADDR.
+	Directory Directory
+	// Ready, not from the environment, is called once the service is ready,
+	// with the addresses it bound (tests listen on port 0).
+	Ready func(Addrs)
+	// Now, not from the environment, is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Addrs are the bound listen addresses.
+type Addrs struct {
+	GRPC, Ops string
+}
+
+// ConfigFromEnv reads the configuration; problems are recorded in l.
+func ConfigFromEnv(l *envconfig.Loader) Config {
+	var cmds []string
+	for c := range strings.SplitSeq(l.String("QUERY_SLASH_COMMANDS", "/zcrm"), ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			cmds = append(cmds, c)
+		}
+	}
+	return Config{
+		NATSURL:       l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:  l.Int("NATS_REPLICAS", 1, 1, 5),
+		GRPCAddr:      l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
+		OpsAddr:       l.String("QUERY_OPS_ADDR", "127.0.0.1:9203"),
+		TeamsAddr:     l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		CRMBaseURL:    l.URL("CRM_BASE_URL", "", "http", "https"),
+		SlashCommands: cmds,
+		SlackUserTTL:  l.Duration("QUERY_SLACK_USER_TTL", teamsclient.DefaultUserTTL, time.Second, 24*time.Hour),
+	}
+}
+
+// Validate reports every invalid field by its variable name.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL", "required")
+	}
+	if c.NATSReplicas < 1 {
+		bad("NATS_REPLICAS", "must be at least 1")
+	}
+	for name, addr := range map[string]string{"QUERY_GRPC_ADDR": c.GRPCAddr, "QUERY_OPS_ADDR": c.OpsAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	if c.Directory == nil && c.TeamsAddr == "" {
+		bad("TEAMS_ADDR", "required (the team registry gives Slack users' emails)")
+	}
+	if c.CRMBaseURL != "" {
+		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
+		}
+	}
+	if len(c.SlashCommands) == 0 {
+		bad("QUERY_SLASH_COMMANDS", "name at least one command, e.g. /zcrm")
+	}
+	for _, cmd := range c.SlashCommands {
+		if !strings.HasPrefix(cmd, "/") || strings.ContainsAny(cmd, " \t") {
+			bad("QUERY_SLASH_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
+		}
+	}
+	if c.SlackUserTTL <= 0 {
+		bad("QUERY_SLACK_USER_TTL", "must be positive")
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// busPublisher adapts bus.Bus to late.Publisher.
+type busPublisher struct{ b *bus.Bus }
+
+func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
+	_, err := p.b.Publish(ctx, subject, ev)
+	return err
+}
+
+// Run runs the service until ctx ends; a clean stop returns nil.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("query configuration: %w", err)
+	}
+	log = log.With("service", "query")
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+
+	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "query", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing the bus", "err", err)
+		}
+	}()
+	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
+		switch sc.Name {
+		case topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut:
+			if _, err := b.EnsureStream(ctx, sc); err != nil {
+				return err
+			}
+		}
+	}
+	for _, sc := range snapshot.StreamConfigs(cfg.NATSReplicas, jetstream.FileStorage) {
+		if _, err := b.EnsureStream(ctx, sc); err != nil {
+			return err
+		}
+	}
+
+	directory, teams := cfg.Directory, app.TeamOrgs(nil)
+	if cfg.TeamsAddr != "" {
+		cc, err := rpc.Dial(cfg.TeamsAddr)
+		if err != nil {
+			return fmt.Errorf("TEAMS_ADDR: %w", err)
+		}
+		defer cc.Close()
+		tc := teamsclient.New(cc, cfg.SlackUserTTL, cfg.Now)
+		teams = tc
+		if directory == nil {
+			directory = tc
+		}
+	}
+	if teams == nil {
+		teams = noTeams{}
+	}
+
+	feedMetrics, err := feed.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	answerMetrics, err := app.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	records, users := projection.New(), crmusers.New()
+	svc := &app.Service{
+		Records: records, Users: users, Directory: directory, Teams: teams,
+		Render: render.Renderer{Card: card.Config{BaseURL: cfg.CRMBaseURL}},
+	}
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("QUERY_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+	}
+	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return fmt.Errorf("QUERY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
+	}
+
+	var ready lifecycle.Readiness
+	var loaded atomic.Bool
+	ready.AddCheck(func(context.Context) error {
+		if !b.Conn().IsConnected() {
+			return errors.New("NATS disconnected")
+		}
+		return nil
+	})
+	gs := rpc.NewServer(log)
+	queryv1.RegisterQueryServiceServer(gs, grpcapi.New(svc, records, answerMetrics, log, loaded.Load))
+	gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	gatherer, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		gatherer = prometheus.NewRegistry()
+	}
+	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
+	defer ready.MarkReady(false)
+
+	applier := &feed.Applier{Records: records, Users: users, Log: log, Metrics: feedMetrics}
+	answerLate := &late.Handler{Svc: svc, Pub: busPublisher{b}, Commands: cfg.SlashCommands, Log: log, Metrics: answerMetrics, Now: cfg.Now}
+
+	return lifecycle.Run(ctx, log,
+		gs.Part("grpc", grpcLis),
+		lifecycle.HTTPServer("ops", ops, opsLis),
+		lifecycle.Part{Name: "projection", Run: func(ctx context.Context) error {
+			return runProjection(ctx, b, log, applier, answerLate, func() {
+				loaded.Store(true)
+				gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+				ready.MarkReady(true)
+				log.InfoContext(ctx, "query serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(), "crm_users", users.Count())
+				if cfg.Ready != nil {
+					cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
+				}
+			})
+		}},
+	)
+}
+
+// runProjection rebuilds memory from the snapshot streams, then starts the
+// persister and the late-answer consumer, calls onReady, and keeps
+// following until ctx ends.
+func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, onReady func()) error {
+	js := b.JetStream()
+	start := time.Now()
+	recs, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, log, applier.Record)
+	if err != nil {
+		return err
+	}
+	stopCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
+	}
+	defer func() {
+		sctx, cancel := stopCtx()
+		defer cancel()
+		_ = recs.Stop(sctx)
+	}()
+	usrs, err := snapshot.Follow(ctx, js, snapshot.StreamUsers, log, applier.User)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := stopCtx()
+		defer cancel()
+		_ = usrs.Stop(sctx)
+	}()
+	for _, f := range []*snapshot.Following{recs, usrs} {
+		select {
+		case <-f.CaughtUp():
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	log.InfoContext(ctx, "projection rebuilt from snapshots", "records", recs.Applied(), "users", usrs.Applied(), "ms", time.Since(start).Milliseconds())
+
+	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
+	if err != nil {
+		return err
+	}
+	usersW, err := snapshot.NewWriter(ctx, js, snapshot.StreamUsers)
+	if err != nil {
+		return err
+	}
+	subs, err := feed.Subscribe(ctx, b, feed.NewPersister(recordsW, usersW, applier.Metrics))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := stopCtx()
+		defer cancel()
+		for _, s := range subs {
+			if err := s.Stop(sctx); err != nil {
+				log.Warn("stopping a consumer", "err", err)
+			}
+		}
+	}()
+	lateSub, err := bus.Subscribe(ctx, b, late.Spec(), lateHandler.Handle)
+	if err != nil {
+		return err
+	}
+	subs = append(subs, lateSub)
+	onReady()
+	<-ctx.Done()
+	return nil
+}
+
+// noTeams is the TeamOrgs of a service without a team registry: only
+// requests that carry their org can be answered.
+type noTeams struct{}
+
+func (noTeams) OrgsOfTeam(context.Context, string) ([]string, error) { return nil, nil }

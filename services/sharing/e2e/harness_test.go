@@ -1,0 +1,345 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/slackstandin"
+	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
+	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+
+	"github.com/crmslack/crmslack/services/delivery"
+	"github.com/crmslack/crmslack/services/gateway"
+	"github.com/crmslack/crmslack/services/query"
+	"github.com/crmslack/crmslack/services/sharing"
+	"github.com/crmslack/crmslack/services/teams"
+)
+
+// The stand-in's default seed: Acme (Alice, Bob; #general, #sales and
+// #deal-desk with the bot in them, #random without) and Globex (#deals).
+const (
+	org         = "acme-crm"
+	acme        = "T0ACME0001"
+	globex      = "T0GLBX0001"
+	alice       = "U0ACME0ALC"
+	aliceEmail  = "alice@acme.example"
+	bob         = "U0ACME0BOB"
+	acmeGeneral = "C0ACMEGNRL"
+	acmeSales   = "C0ACMESALE"
+	acmeDesk    = "G0ACMEDEAL"
+	globexDeals = "C0GLBXDEAL"
+	crmBaseURL  = "https://crm.example.com/crm/acme"
+
+	signingSecret = "standin-signing-secret"
+	clientID      = "1234567890.1234567890"
+	clientSecret  = "standin-client-secret"
+)
+
+// stack is every service sharing works with, in-process, on embedded
+// NATS and FerretDB, with the Slack stand-in playing Slack: the team
+// registry, the gateway (for button clicks), the query service (records
+// and /zcrm results), the delivery service (the only Slack egress) and
+// sharing itself.
+type stack struct {
+	standin  *slackstandin.Server
+	sender   *slackstandin.Sender
+	js       jetstream.JetStream
+	bus      *bus.Bus
+	gateway  string // http://host:port
+	registry teamsv1.TeamRegistryServiceClient
+	query    queryv1.QueryServiceClient
+	sharing  sharingv1.SharingServiceClient
+}
+
+func randomKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// quiet logs warnings and errors of the services to the test.
+func quiet(t *testing.T, svc string) *slog.Logger {
+	return testkit.Logger(t).With("svc", svc)
+}
+
+// runner starts services and stops them all, in reverse order, at cleanup.
+type runner struct {
+	t     *testing.T
+	mu    sync.Mutex
+	stops []func()
+}
+
+// start runs a service until cleanup and waits for it to be ready; ready
+// gets the service's Ready callback to call.
+func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	up := make(chan A, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(a A) { up <- a }) }()
+	var a A
+	select {
+	case a = <-up:
+	case err := <-done:
+		cancel()
+		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		r.t.Fatalf("%s not ready in 60s", name)
+	}
+	r.mu.Lock()
+	r.stops = append(r.stops, func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				r.t.Errorf("%s stopped with %v", name, err)
+			}
+		case <-time.After(45 * time.Second):
+			r.t.Errorf("%s did not stop within 45s", name)
+		}
+	})
+	r.mu.Unlock()
+	return a
+}
+
+func (r *runner) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.stops) - 1; i >= 0; i-- {
+		r.stops[i]()
+	}
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := rpc.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	ns := testkit.NATS(t)
+	ms := testkit.Mongo(t)
+	std, err := slackstandin.New(slackstandin.Config{
+		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
+		RateLimits: slackstandin.RateLimits{Disabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := std.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(std.Close)
+	s := &stack{standin: std, sender: std.NewSender(nil)}
+	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
+	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: quiet(t, "crm")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.bus.Close() })
+	for _, sc := range topology.Streams(topology.StreamOptions{}) {
+		if _, err := s.bus.EnsureStream(testkit.Context(t), sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := &runner{t: t}
+	t.Cleanup(r.stopAll)
+	apiURL := std.URL() + "/api/"
+	ticketKey := randomKey(t)
+	gwAddr := freeAddr(t)
+	s.gateway = "http://" + gwAddr
+
+	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+		return teams.Run(ctx, teams.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
+			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
+			SlackClientID: clientID, SlackClientSecret: clientSecret,
+			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
+			Ready: ready,
+		}, quiet(t, "teams"), prometheus.NewRegistry())
+	})
+	s.registry = teamsv1.NewTeamRegistryServiceClient(dial(t, ta.GRPC))
+
+	// The admin added both workspaces to the org.
+	for _, w := range []struct{ id, name, domain, bot string }{
+		{acme, "Acme Corp", "acme-corp", "U0ACMEBOT1"}, {globex, "Globex", "globex", "U0GLBXBOT1"},
+	} {
+		_, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
+			OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
+			Team:     &integrationv1.Team{TeamId: w.id, Name: w.name, Domain: w.domain, BotUserId: w.bot, Scopes: slackstandin.DefaultBotScopes()},
+			BotToken: std.IssueBotToken(w.id),
+		})
+		if err != nil {
+			t.Fatalf("installing %s: %v", w.id, err)
+		}
+	}
+
+	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
+		return query.Run(ctx, query.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
+			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
+			Ready: ready,
+		}, quiet(t, "query"), prometheus.NewRegistry())
+	})
+	s.query = queryv1.NewQueryServiceClient(dial(t, qa.GRPC))
+
+	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+		return delivery.Run(ctx, delivery.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
+			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 100, ChannelBurst: 10, Concurrency: 8,
+			MaxInFlight: 1000, MaxAttempts: 4, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			SlackTimeout: 5 * time.Second, AckWait: 5 * time.Second, MaxDeliver: 20, LedgerTTL: 7 * 24 * time.Hour,
+			Unconfirmed: "fail", Permalinks: true, AuditBatch: 100, AuditFlush: 20 * time.Millisecond,
+			Ready: ready,
+		}, quiet(t, "delivery"), prometheus.NewRegistry())
+	})
+
+	start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
+		return gateway.Run(ctx, gateway.Config{
+			Addr: gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
+			ClientID: clientID, ClientSecret: clientSecret,
+			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
+			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
+			MaxBody: 1 << 20, AckBudget: 2500 * time.Millisecond,
+			Ready: ready,
+		}, quiet(t, "gateway"), prometheus.NewRegistry())
+	})
+
+	sa := start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
+		return sharing.Run(ctx, sharing.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, QueryAddr: qa.GRPC,
+			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour,
+			Ready: ready,
+		}, quiet(t, "sharing"), prometheus.NewRegistry())
+	})
+	s.sharing = sharingv1.NewSharingServiceClient(dial(t, sa.GRPC))
+	// Sharing is ready to decide once it has read the org's access.
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		_, err := s.sharing.ListTargets(testkit.Context(t), &sharingv1.ListTargetsRequest{OrgId: org, SharerEmail: aliceEmail})
+		return err == nil
+	}, "sharing sees the org's teams")
+	return s
+}
+
+var eventSeq struct {
+	sync.Mutex
+	n int
+}
+
+func envelope(id string) *commonv1.Envelope {
+	if id == "" {
+		eventSeq.Lock()
+		eventSeq.n++
+		id = fmt.Sprintf("crm-%d-%d", time.Now().UnixNano(), eventSeq.n)
+		eventSeq.Unlock()
+	}
+	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
+}
+
+func dealSchema() *crmv1.ModuleSchema {
+	return &crmv1.ModuleSchema{
+		Module: "Deals", SingularLabel: "Deal", PluralLabel: "Deals", DisplayField: "Deal_Name", HasCardView: true,
+		Fields: []*crmv1.FieldMeta{
+			{ApiName: "Deal_Name", Label: "Deal Name", Type: crmv1.FieldType_FIELD_TYPE_SINGLE_LINE},
+			{ApiName: "Amount", Label: "Amount", Type: crmv1.FieldType_FIELD_TYPE_CURRENCY, CurrencyCode: "EUR"},
+			{ApiName: "Stage", Label: "Stage", Type: crmv1.FieldType_FIELD_TYPE_PICKLIST, PicklistValues: []string{"Qualification", "Negotiation/Review", "Closed Won"}},
+			{ApiName: "Closing_Date", Label: "Closing Date", Type: crmv1.FieldType_FIELD_TYPE_DATE},
+			{ApiName: "Account_Name", Label: "Account Name", Type: crmv1.FieldType_FIELD_TYPE_LOOKUP, LookupModule: "Accounts"},
+			{ApiName: "Owner", Label: "Deal Owner", Type: crmv1.FieldType_FIELD_TYPE_OWNER},
+		},
+	}
+}
+
+// theDeal is the record every test shares.
+func theDeal() *crmv1.Record {
+	return &crmv1.Record{
+		Module: "Deals", Id: "d-1001", Version: 1,
+		Owner: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail},
+		Fields: map[string]*crmv1.FieldValue{
+			"Deal_Name":    {Kind: &crmv1.FieldValue_Text{Text: "Zylker Q4 licences"}},
+			"Amount":       {Kind: &crmv1.FieldValue_Number{Number: 125000}},
+			"Stage":        {Kind: &crmv1.FieldValue_Text{Text: "Negotiation/Review"}},
+			"Closing_Date": {Kind: &crmv1.FieldValue_Date{Date: "2026-12-15"}},
+			"Account_Name": {Kind: &crmv1.FieldValue_Lookup{Lookup: &crmv1.LookupValue{Id: "a-1", Name: "Zylker Corp", Module: "Accounts"}}},
+			"Owner":        {Kind: &crmv1.FieldValue_Lookup{Lookup: &crmv1.LookupValue{Id: "crm-alice", Name: "Alice Johnson"}}},
+		},
+	}
+}
+
+// seedCRM publishes what the CRM would: Alice as a CRM user and the deal,
+// and waits until the query service knows the deal.
+func (s *stack) seedCRM(t *testing.T) {
+	t.Helper()
+	ctx := testkit.Context(t)
+	items := []bus.Published{
+		{Subject: topology.CrmUser(org, "upserted"), Event: &crmv1.CrmUserUpserted{Envelope: envelope(""),
+			User: &crmv1.CrmUser{Id: "crm-alice", Email: aliceEmail, FullName: "Alice Johnson", Active: true, Version: 1}}},
+		{Subject: topology.RecordUpserted(org, "Deals"), Event: &crmv1.RecordUpserted{Envelope: envelope(""), Record: theDeal(), Schema: dealSchema()}},
+	}
+	if err := s.bus.PublishBatch(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		_, err := s.query.GetRecord(ctx, &queryv1.GetRecordRequest{OrgId: org, Module: "Deals", RecordId: "d-1001"})
+		return err == nil
+	}, "the query service knows the deal")
+}
+
+// countOut counts the commands the SLACK_OUT stream holds.
+func (s *stack) countOut(t *testing.T) uint64 {
+	t.Helper()
+	st, err := s.js.Stream(testkit.Context(t), topology.StreamSlackOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}

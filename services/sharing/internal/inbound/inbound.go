@@ -1,0 +1,114 @@
+// Package inbound is sharing's NATS side: the durable consumers that take
+// shares asked for through the bus, clicks on "Share this record", and the
+// delivery outcomes of the commands sharing sent. Each hands its event to
+// the app layer and follows libs/bus's handler contract.
+package inbound
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+
+	"github.com/crmslack/crmslack/services/sharing/internal/app"
+)
+
+// Durable consumer names. Each is a contract: renaming one replays its
+// stream (the share ids and the egress's idempotency keys would keep the
+// replay from posting twice, but it would be wasted work).
+const (
+	DurableRecordRequests = "sharing-record-requests"
+	DurableChartRequests  = "sharing-chart-requests"
+	DurableInteractions   = "sharing-interactions"
+	DurableSucceeded      = "sharing-delivery-succeeded"
+	DurableFailed         = "sharing-delivery-failed"
+)
+
+// RequestSpec is the consumer of shares asked for through the bus. A
+// handler reads a record from the query service, a directory from the
+// team registry and may render a chart: 60 s of AckWait covers a cold
+// directory read. Ten deliveries with the default back-off retry for
+// about two minutes, after which a request is too old to share anyway
+// (app.Config.RequestMaxAge refuses it). Four at a time: chart rendering
+// is CPU-bound and the service shares two cores with others.
+func RequestSpec(durable, kind string) bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamCRM,
+		Durable:        durable,
+		FilterSubjects: []string{topology.ShareRequested("*", kind)},
+		AckWait:        60 * time.Second,
+		MaxDeliver:     10,
+		BackOff:        []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second},
+		MaxAckPending:  256,
+		Concurrency:    4,
+	}
+}
+
+// InteractionSpec is the consumer of button clicks. Slack's response_url
+// lives 30 minutes, so retrying beyond a few minutes is pointless: five
+// deliveries over about 20 s, then the dead-letter subject. Every
+// interaction of every team passes through it (clicks on other buttons
+// are acknowledged at once).
+func InteractionSpec() bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamSlackIn,
+		Durable:        DurableInteractions,
+		FilterSubjects: []string{topology.SlackInteraction("*")},
+		AckWait:        30 * time.Second,
+		MaxDeliver:     5,
+		BackOff:        []time.Duration{time.Second, 3 * time.Second, 5 * time.Second, 10 * time.Second},
+		MaxAckPending:  256,
+		Concurrency:    4,
+	}
+}
+
+// OutcomeSpec is the consumer of one kind of delivery outcome (succeeded
+// or failed). Every service's outcomes pass through; sharing keeps its own
+// with one insert each. The default retry schedule (about an hour) rides
+// out a database outage.
+func OutcomeSpec(durable, outcome string) bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamIntegration,
+		Durable:        durable,
+		FilterSubjects: []string{topology.Delivery("*", outcome)},
+		AckWait:        30 * time.Second,
+		MaxDeliver:     bus.DefaultMaxDeliver,
+		BackOff:        bus.DefaultBackOff(),
+		MaxAckPending:  1000,
+		Concurrency:    2,
+	}
+}
+
+// Subscribe starts every consumer. On error the ones started are stopped.
+func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
+	var subs []*bus.Subscription
+	add := func(s *bus.Subscription, err error) error {
+		if err != nil {
+			return err
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	err := add(bus.Subscribe(ctx, b, RequestSpec(DurableRecordRequests, "record"), svc.HandleShareRecordRequested))
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, RequestSpec(DurableChartRequests, "chart"), svc.HandleShareChartRequested))
+	}
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, InteractionSpec(), svc.ShareFromButton))
+	}
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded))
+	}
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed))
+	}
+	if err != nil {
+		for _, s := range subs {
+			_ = s.Stop(ctx)
+		}
+		return nil, fmt.Errorf("subscribing: %w", err)
+	}
+	return subs, nil
+}
