@@ -121,7 +121,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		parts = append(parts, lifecycle.Part{Name: s.name, Run: func(ctx context.Context) error {
-			return runFn(ctx, log.With("service", s.name), prometheus.WrapRegistererWith(prometheus.Labels{"service": s.name}, reg))
+			return runFn(ctx, log, prometheus.WrapRegistererWith(prometheus.Labels{"service": s.name}, reg))
 		}})
 		ep.Services = append(ep.Services, fmt.Sprintf("%-10s %s", s.name, desc))
 	}

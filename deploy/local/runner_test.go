@@ -27,7 +27,8 @@ import (
 func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	t.Helper()
 	teams, gw := freeAddr(t), freeAddr(t)
-	ops = map[string]string{"teams": freeAddr(t), "gateway": freeAddr(t), "delivery": freeAddr(t)}
+	query := freeAddr(t)
+	ops = map[string]string{"teams": freeAddr(t), "gateway": freeAddr(t), "delivery": freeAddr(t), "query": freeAddr(t), "sharing": freeAddr(t)}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_NATS_PORT=0",
@@ -42,6 +43,11 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"GATEWAY_OPS_ADDR=" + ops["gateway"],
 		"DELIVERY_GRPC_ADDR=" + freeAddr(t),
 		"DELIVERY_OPS_ADDR=" + ops["delivery"],
+		"QUERY_GRPC_ADDR=" + query,
+		"QUERY_ADDR=" + query,
+		"QUERY_OPS_ADDR=" + ops["query"],
+		"SHARING_GRPC_ADDR=" + freeAddr(t),
+		"SHARING_OPS_ADDR=" + ops["sharing"],
 	}, ops
 }
 
