@@ -26,7 +26,7 @@ import (
 // (the seed's rule), so [x] >= [a] [x] < [b] matches everything.
 //
 // The gateway-inclusive bench (signed request in, answer out, at a steady
-// 50 commands per second) belongs with the gateway.
+// 50 commands per second) is BenchmarkSlashCommandEndToEnd in e2e.
 func BenchmarkRunSlashCommand(b *testing.B) {
 	n := 100_000
 	if v, err := strconv.Atoi(os.Getenv("QUERY_BENCH_RECORDS")); err == nil && v > 0 {
