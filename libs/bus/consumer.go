@@ -10,11 +10,9 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -521,7 +519,7 @@ func (s *Subscription) nakDelay(n uint64, err error) time.Duration {
 // deadLetter publishes the message to the dead-letter subject and terminates
 // it; if the publish fails it naks instead, so nothing is lost.
 func (s *Subscription) deadLetter(ctx context.Context, d *delivery, reason string) {
-	reason = headerSafe(reason)
+	reason = HeaderSafe(reason)
 	log := s.log.With("subject", d.info.Subject, "stream_seq", d.info.StreamSeq, "delivery", d.info.NumDelivered, "reason", reason)
 	if s.spec.DisableDeadLetter {
 		if err := d.msg.TermWithReason(reason); err != nil {
@@ -531,7 +529,7 @@ func (s *Subscription) deadLetter(ctx context.Context, d *delivery, reason strin
 		s.handled[OutcomeTerm].Inc()
 		return
 	}
-	if _, err := s.publishDeadLetter(ctx, d.info.Subject, d.msg.Data(), d.info.Header, d.info.StreamSeq, d.info.NumDelivered, reason); err != nil {
+	if _, err := s.b.publishDeadLetter(ctx, s.spec.Stream, s.spec.Durable, d.info.Subject, d.msg.Data(), d.info.Header, d.info.StreamSeq, d.info.NumDelivered, reason); err != nil {
 		delay := s.nakDelay(d.info.NumDelivered, nil)
 		log.ErrorContext(ctx, "dead-letter publish failed; nak'ing so the message is not lost", "retry_in", delay, "error", err)
 		_ = d.msg.NakWithDelay(delay)
@@ -543,38 +541,6 @@ func (s *Subscription) deadLetter(ctx context.Context, d *delivery, reason strin
 	}
 	log.ErrorContext(ctx, "message dead-lettered", "dlq_subject", DeadLetterSubject(s.spec.Stream, s.spec.Durable))
 	s.handled[OutcomeDLQ].Inc()
-}
-
-// publishDeadLetter publishes payload and headers of stream message seq to
-// the consumer's dead-letter subject.
-func (s *Subscription) publishDeadLetter(ctx context.Context, subject string, data []byte, orig nats.Header, seq, deliveries uint64, reason string) (*jetstream.PubAck, error) {
-	h := make(nats.Header, len(orig)+8)
-	for k, v := range orig {
-		switch {
-		case k == HeaderMsgID:
-			h[HeaderDLQOriginalMsgID] = slices.Clone(v)
-		case strings.HasPrefix(k, "Nats-"):
-			// Directives to the original stream (expected sequence, TTL,
-			// rollup, schedule) must not act on the dead-letter stream.
-		default:
-			h[k] = slices.Clone(v)
-		}
-	}
-	h.Set(HeaderMsgID, DeadLetterMsgID(s.spec.Stream, s.spec.Durable, seq))
-	h.Set(HeaderDLQReason, headerSafe(reason))
-	h.Set(HeaderDLQStream, s.spec.Stream)
-	h.Set(HeaderDLQConsumer, s.spec.Durable)
-	h.Set(HeaderDLQSubject, subject)
-	h.Set(HeaderDLQDeliveries, strconv.FormatUint(deliveries, 10))
-	h.Set(HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
-	m := &nats.Msg{Subject: DeadLetterSubject(s.spec.Stream, s.spec.Durable), Data: data, Header: h}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ack, err := s.b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(DeadLetterStream))
-	if err != nil {
-		return nil, fmt.Errorf("bus: dead-lettering %s seq %d: %w", s.spec.Stream, seq, err)
-	}
-	return ack, nil
 }
 
 // DeadLetterMsgID is the Nats-Msg-Id of a dead letter. It names the consumer
@@ -621,7 +587,7 @@ func (s *Subscription) onMaxDeliveries(m *nats.Msg) {
 	}
 	reason := fmt.Sprintf("max deliveries (%d) exhausted without a verdict: the last delivery's ack wait (%s) expired or its outcome could not be recorded",
 		s.spec.MaxDeliver, s.spec.AckWait)
-	ack, err := s.publishDeadLetter(ctx, raw.Subject, raw.Data, raw.Header, raw.Sequence, adv.Deliveries, reason)
+	ack, err := s.b.publishDeadLetter(ctx, s.spec.Stream, s.spec.Durable, raw.Subject, raw.Data, raw.Header, raw.Sequence, adv.Deliveries, reason)
 	if err != nil {
 		s.log.ErrorContext(ctx, "dead-lettering message past max deliveries failed; it stays in the stream",
 			"stream_seq", adv.StreamSeq, "error", err)
@@ -631,21 +597,4 @@ func (s *Subscription) onMaxDeliveries(m *nats.Msg) {
 		s.log.ErrorContext(ctx, "message dead-lettered after max deliveries", "subject", raw.Subject, "stream_seq", raw.Sequence, "reason", reason)
 		s.handled[OutcomeDLQ].Inc()
 	}
-}
-
-// headerSafe makes s usable as a header value and an ack reason: no control
-// characters (a newline would break the protocol), at most 1 KiB.
-func headerSafe(s string) string {
-	const maxLen = 1024
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			r = ' '
-		}
-		if b.Len()+utf8.RuneLen(r) > maxLen {
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -79,4 +79,9 @@
 // advisory for its consumer: a message whose last delivery timed out (a hung
 // handler, a crashed replica) is fetched from the stream and dead-lettered
 // too, instead of silently staying unprocessed.
+//
+// A service that runs a consumer of its own instead of [Subscribe] (the
+// delivery service's ordered lanes) dead-letters through [Bus.DeadLetter]
+// and [Bus.DeadLetterStored], which write the same headers under the same
+// Nats-Msg-Id, and terminates with a [HeaderSafe] reason.
 package bus

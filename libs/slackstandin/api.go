@@ -37,6 +37,14 @@ var methods = map[string]method{
 	"users.lookupByEmail":          {limit: Tier3, scope: "users:read.email", handle: (*Server).usersLookupByEmail},
 	"files.getUploadURLExternal":   {limit: Tier4, scope: "files:write", handle: (*Server).filesGetUploadURLExternal},
 	"files.completeUploadExternal": {limit: Tier4, scope: "files:write", handle: (*Server).filesCompleteUploadExternal},
+
+	// Reading back what was posted. conversations.history checks the scope
+	// of the conversation's type (channels:history, groups:history,
+	// im:history, mpim:history) inside. chat.getPermalink needs no scope;
+	// its limit is "special", with no published number: modelled as Tier 4.
+	"conversations.history": {limit: Tier3, handle: (*Server).conversationsHistory},
+	"chat.getPermalink":     {limit: Tier4, handle: (*Server).chatGetPermalink},
+	"files.info":            {limit: Tier4, scope: "files:read", handle: (*Server).filesInfo},
 }
 
 // call is one Web API request on its way through a handler.

@@ -6,8 +6,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -186,13 +188,100 @@ func (s *Server) filesCompleteUploadExternal(c *call) (obj, error) {
 			title = u.name
 		}
 		u.file = &File{
-			ID: u.id, Team: u.team, Name: u.name, Title: title, Length: u.length, Content: u.content,
+			ID: u.id, Team: u.team, User: c.tok.userID, Name: u.name, Title: title, Length: u.length, Content: u.content,
 			Channels: channels, InitialComment: ct.text, ThreadTS: threadTS, Blocks: ct.blocks,
 			AltText: u.altText, SnippetType: u.snippetType, Time: s.now(),
+		}
+		// Sharing a file posts a message carrying it in each channel.
+		for _, chID := range channels {
+			p := &posted{
+				team: u.team, channel: chID, ts: s.nextTS(), threadTS: threadTS, author: c.tok.userID,
+				text: ct.text, blocks: ct.blocks, fileID: u.id,
+			}
+			s.st.addPosted(p)
+			u.file.Shares = append(u.file.Shares, FileShare{Channel: chID, TS: p.ts})
 		}
 		s.completed = append(s.completed, u.id)
 		out = append(out, obj{"id": u.id, "title": title})
 	}
 	s.notifyLocked()
 	return obj{"files": out}, nil
+}
+
+// filesInfo answers a completed file of the caller's team.
+func (s *Server) filesInfo(c *call) (obj, error) {
+	id := c.args.get("file")
+	if id == "" {
+		return nil, invalidArgs("missing required field: file [json-pointer:/file]")
+	}
+	u := s.uploads[id]
+	if u == nil || u.team != c.team.ws.ID || u.file == nil {
+		return nil, errCode("file_not_found")
+	}
+	return obj{
+		"file": s.fileObj(c.team, u.file), "comments": []obj{},
+		"paging":            obj{"count": 100, "total": 0, "page": 1, "pages": 0},
+		"response_metadata": obj{"next_cursor": ""},
+	}, nil
+}
+
+// fileObj is a file object as files.info and message "files" show it: the
+// conversations it is shared in (channels, groups, ims) and, per
+// conversation, the ts of the message that shares it (shares).
+func (s *Server) fileObj(t *team, f *File) obj {
+	ext := strings.TrimPrefix(strings.ToLower(path.Ext(f.Name)), ".")
+	mimetype := mime.TypeByExtension("." + ext)
+	if mimetype == "" {
+		mimetype = "application/octet-stream"
+	}
+	mimetype, _, _ = strings.Cut(mimetype, ";")
+	filetype := ext
+	if filetype == "" {
+		filetype = "binary"
+	}
+	channels, groups, ims := []string{}, []string{}, []string{}
+	public, private := obj{}, obj{}
+	for _, sh := range f.Shares {
+		ch := s.st.channels[sh.Channel]
+		info := []obj{{
+			"ts": sh.TS, "channel_name": ch.name, "team_id": f.Team,
+			"reply_users": []string{}, "reply_users_count": 0, "reply_count": 0,
+		}}
+		switch {
+		case ch.im:
+			ims = append(ims, ch.id)
+			private[ch.id] = info
+		case ch.private || ch.mpim:
+			groups = append(groups, ch.id)
+			private[ch.id] = info
+		default:
+			channels = append(channels, ch.id)
+			public[ch.id] = info
+		}
+	}
+	shares := obj{}
+	if len(public) > 0 {
+		shares["public"] = public
+	}
+	if len(private) > 0 {
+		shares["private"] = private
+	}
+	base := s.baseURL
+	o := obj{
+		"id": f.ID, "created": f.Time.Unix(), "timestamp": f.Time.Unix(),
+		"name": f.Name, "title": f.Title, "mimetype": mimetype, "filetype": filetype,
+		"pretty_type": strings.ToUpper(filetype), "user": f.User, "user_team": f.Team,
+		"editable": false, "size": f.Length, "mode": "hosted", "is_external": false, "external_type": "",
+		"is_public": len(channels) > 0, "public_url_shared": false, "display_as_bot": false, "username": "",
+		"url_private":          base + "/_standin/files/" + f.ID + "/content",
+		"url_private_download": base + "/_standin/files/" + f.ID + "/content",
+		"permalink":            "https://" + t.ws.Domain + ".slack.com/files/" + f.User + "/" + f.ID + "/" + f.Name,
+		"permalink_public":     "https://slack-files.com/" + f.Team + "-" + f.ID,
+		"channels":             channels, "groups": groups, "ims": ims, "shares": shares,
+		"comments_count": 0, "has_rich_preview": false, "file_access": "visible",
+	}
+	if f.AltText != "" {
+		o["alt_txt"] = f.AltText
+	}
+	return o
 }

@@ -117,6 +117,10 @@ func (s *Server) chatPostMessage(c *call) (obj, error) {
 	if err != nil {
 		return nil, err
 	}
+	meta, err := readMetadata(c.args.doc("metadata"))
+	if err != nil {
+		return nil, err
+	}
 	if err := s.allow("chat.postMessage/"+ch.id, s.cfg.RateLimits.PostMessagePerChannel); err != nil {
 		s.stats.RateLimitedChannels[ch.id]++
 		return nil, err
@@ -124,14 +128,19 @@ func (s *Server) chatPostMessage(c *call) (obj, error) {
 	p := &posted{
 		team: c.team.ws.ID, channel: ch.id, ts: s.nextTS(), threadTS: c.args.get("thread_ts"),
 		author: c.tok.userID, botID: c.tok.botID,
-		text: ct.text, blocks: ct.blocks, attachments: ct.attachments,
+		text: ct.text, blocks: ct.blocks, attachments: ct.attachments, metadata: meta,
 	}
-	s.st.posted[ch.id+"/"+p.ts] = p
+	s.st.addPosted(p)
 	s.recordLocked(Message{
 		Kind: KindMessage, Team: p.team, Channel: ch.id, User: ch.imUser, Author: p.author,
 		TS: p.ts, ThreadTS: p.threadTS, Text: p.text, Blocks: p.blocks, Attachments: p.attachments,
+		Metadata: p.metadata,
 	})
-	return obj{"channel": ch.id, "ts": p.ts, "message": s.messageObj(c.team, p)}, nil
+	m := s.messageObj(c.team, p)
+	if p.metadata != nil {
+		m["metadata"] = p.metadata
+	}
+	return obj{"channel": ch.id, "ts": p.ts, "message": m}, nil
 }
 
 func (s *Server) chatUpdate(c *call) (obj, error) {
@@ -152,6 +161,13 @@ func (s *Server) chatUpdate(c *call) (obj, error) {
 	ct, err := messageContent(c.args)
 	if err != nil {
 		return nil, err
+	}
+	meta, err := readMetadata(c.args.doc("metadata"))
+	if err != nil {
+		return nil, err
+	}
+	if meta != nil {
+		p.metadata = meta // Slack keeps the metadata unless new metadata is sent
 	}
 	p.text, p.blocks = ct.text, ct.blocks
 	// Slack keeps the previous attachments unless new ones are sent.
@@ -215,4 +231,47 @@ func (s *Server) messageObj(t *team, p *posted) obj {
 		m["attachments"] = p.attachments
 	}
 	return m
+}
+
+// maxMetadataBytes is where the stand-in refuses metadata with
+// metadata_too_large (Slack documents no number; 8 KB is generous).
+const maxMetadataBytes = 8 << 10
+
+// readMetadata checks a message's metadata argument like Slack: a JSON
+// object, inline in a JSON body or encoded as a string in a form, with an
+// event_type string and an event_payload object. It returns the metadata
+// compacted, or nil when there is none.
+func readMetadata(raw []byte) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if len(raw) > maxMetadataBytes {
+		return nil, errCode("metadata_too_large")
+	}
+	var m struct {
+		EventType    *string         `json:"event_type"`
+		EventPayload json.RawMessage `json:"event_payload"`
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, errCode("invalid_metadata_format")
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, errCode("invalid_metadata_schema", "[ERROR] event_type must be a string [json-pointer:/metadata/event_type]")
+	}
+	if m.EventType == nil || *m.EventType == "" {
+		return nil, errCode("invalid_metadata_schema", "[ERROR] missing required field: event_type [json-pointer:/metadata/event_type]")
+	}
+	var payload map[string]json.RawMessage
+	if p := bytes.TrimSpace(m.EventPayload); len(p) == 0 || p[0] != '{' || json.Unmarshal(p, &payload) != nil {
+		return nil, errCode("invalid_metadata_schema", "[ERROR] event_payload must be an object [json-pointer:/metadata/event_payload]")
+	}
+	out, _ := json.Marshal(struct {
+		EventType    string          `json:"event_type"`
+		EventPayload json.RawMessage `json:"event_payload"`
+	}{*m.EventType, m.EventPayload})
+	var buf bytes.Buffer
+	_ = json.Compact(&buf, out)
+	return buf.Bytes(), nil
 }

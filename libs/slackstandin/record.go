@@ -37,6 +37,9 @@ type Message struct {
 	Text        string          `json:"text"`
 	Blocks      json.RawMessage `json:"blocks,omitempty"`
 	Attachments json.RawMessage `json:"attachments,omitempty"`
+	// Metadata is the message metadata ({event_type, event_payload}) a
+	// chat.postMessage carried, compacted.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 	// ResponseType, ReplaceOriginal and DeleteOriginal are set for
 	// KindResponseURL.
 	ResponseType    string    `json:"response_type,omitempty"`
@@ -64,8 +67,10 @@ func (f MessageFilter) match(m Message) bool {
 
 // File is a file uploaded and completed through the v2 upload flow.
 type File struct {
-	ID             string          `json:"id"`
-	Team           string          `json:"team"`
+	ID   string `json:"id"`
+	Team string `json:"team"`
+	// User is who uploaded it (the bot user for a bot token).
+	User           string          `json:"user"`
 	Name           string          `json:"name"`
 	Title          string          `json:"title"`
 	Length         int             `json:"length"`
@@ -76,7 +81,15 @@ type File struct {
 	Blocks         json.RawMessage `json:"blocks,omitempty"`
 	AltText        string          `json:"alt_txt,omitempty"`
 	SnippetType    string          `json:"snippet_type,omitempty"`
-	Time           time.Time       `json:"time"`
+	// Shares are the messages that share the file, one per channel.
+	Shares []FileShare `json:"shares,omitempty"`
+	Time   time.Time   `json:"time"`
+}
+
+// FileShare is the message sharing a file in a channel.
+type FileShare struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
 }
 
 // Stats counts what the stand-in refused, so a test can prove a client
@@ -155,7 +168,7 @@ func (s *Server) filesLocked() []File {
 	out := make([]File, 0, len(s.completed))
 	for _, id := range s.completed {
 		f := *s.uploads[id].file
-		f.Channels, f.Content = slices.Clone(f.Channels), slices.Clone(f.Content)
+		f.Channels, f.Content, f.Shares = slices.Clone(f.Channels), slices.Clone(f.Content), slices.Clone(f.Shares)
 		out = append(out, f)
 	}
 	return out

@@ -124,10 +124,10 @@ func (s *Server) applyResponse(ru *responseURL, p responsePayload, ct content, r
 		}
 	case responseType == "in_channel":
 		m.TS = s.nextTS()
-		s.st.posted[ru.channel+"/"+m.TS] = &posted{
+		s.st.addPosted(&posted{
 			team: ru.team, channel: ru.channel, ts: m.TS, threadTS: p.ThreadTS, author: bot,
 			text: ct.text, blocks: ct.blocks, attachments: ct.attachments,
-		}
+		})
 	default:
 		m.TS = s.nextTS()
 	}

@@ -73,11 +73,14 @@ type AppConfig struct {
 
 // DefaultBotScopes returns the bot scopes a token gets when none are asked
 // for. chat:write.public is left out on purpose so not_in_channel is
-// reachable.
+// reachable. The *:history scopes let the app read back the conversations
+// it is in (conversations.history), which the egress needs to find a post
+// whose answer was lost.
 func DefaultBotScopes() []string {
 	return []string{
 		"chat:write", "commands", "channels:read", "groups:read", "im:read", "im:write",
 		"mpim:read", "mpim:write", "users:read", "users:read.email", "files:read", "files:write",
+		"channels:history", "groups:history", "im:history", "mpim:history",
 	}
 }
 

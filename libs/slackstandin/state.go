@@ -15,6 +15,9 @@ type state struct {
 	order    []string            // team ids in seed order
 	channels map[string]*channel // every conversation, by id
 	posted   map[string]*posted  // by channel+"/"+ts
+	// history is each channel's messages, oldest first, for
+	// conversations.history; the same *posted as in posted.
+	history map[string][]*posted
 }
 
 type team struct {
@@ -38,17 +41,23 @@ type channel struct {
 	created        int64
 }
 
-// posted is a message as it stands now, for chat.update and response_url.
+// posted is a message as it stands now, for chat.update, response_url,
+// conversations.history and chat.getPermalink.
 type posted struct {
 	team, channel, ts, threadTS string
 	author, botID               string
 	text                        string
 	blocks, attachments         json.RawMessage
-	deleted                     bool
+	// metadata is the message metadata ({event_type, event_payload}),
+	// compacted; nil when the message has none.
+	metadata json.RawMessage
+	// fileID is set for the message that shares a file in a channel.
+	fileID  string
+	deleted bool
 }
 
 func newState(seed *Seed, appID string) *state {
-	st := &state{teams: map[string]*team{}, channels: map[string]*channel{}, posted: map[string]*posted{}}
+	st := &state{teams: map[string]*team{}, channels: map[string]*channel{}, posted: map[string]*posted{}, history: map[string][]*posted{}}
 	for _, ws := range seed.Workspaces {
 		t := &team{ws: ws, users: map[string]*User{}, dms: map[string]string{}}
 		addUser := func(u User) {
@@ -70,14 +79,26 @@ func newState(seed *Seed, appID string) *state {
 			t.convOrder = append(t.convOrder, c.ID)
 		}
 		for _, m := range ws.Messages {
-			st.posted[m.Channel+"/"+m.TS] = &posted{
+			st.addPosted(&posted{
 				team: ws.ID, channel: m.Channel, ts: m.TS, threadTS: m.ThreadTS, author: m.User, text: m.Text,
-			}
+			})
 		}
 		st.teams[ws.ID] = t
 		st.order = append(st.order, ws.ID)
 	}
 	return st
+}
+
+// addPosted records a message in its channel, keeping the history sorted
+// by ts (new messages have the newest ts, seed messages may not).
+func (st *state) addPosted(p *posted) {
+	st.posted[p.channel+"/"+p.ts] = p
+	h := st.history[p.channel]
+	i := len(h)
+	for i > 0 && tsMicros(h[i-1].ts) > tsMicros(p.ts) {
+		i--
+	}
+	st.history[p.channel] = slices.Insert(h, i, p)
 }
 
 // conversation finds a conversation of team t by id.

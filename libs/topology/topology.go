@@ -9,6 +9,7 @@
 //	integration.v1.<org>.team.installed     what the product decides  stream INTEGRATION
 //	slack.in.v1.<team>.command              verified Slack requests   stream SLACK_IN
 //	slack.out.v1.<org>.<team>.post          commands for the egress   stream SLACK_OUT
+//	                                        (stored as ….post.<partition>)
 //
 // Dead letters (dlq.<stream>.<durable>, stream DLQ) are named and kept by
 // libs/bus, which every consumer goes through.
@@ -20,6 +21,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -68,13 +70,40 @@ type StreamOptions struct {
 	Replicas int
 	// Storage is file storage unless a test asks for memory.
 	Storage jetstream.StorageType
+	// SlackOutPartitions is the partition count of SLACK_OUT's transform;
+	// 0 means SlackOutPartitions. Only the delivery service sets it (from
+	// DELIVERY_PARTITIONS), during the migration that changes the count.
+	SlackOutPartitions int
 }
+
+// SlackOutPartitions is how many partitions the commands for the Slack
+// egress are spread over, by org and team: up to this many delivery replicas
+// share the work while each team's commands keep their order. Changing it
+// moves teams between partitions: a migration (docs/configuration.md).
+const SlackOutPartitions = 8
+
+// SlackOutTransform is SLACK_OUT's subject transform for p partitions: the
+// stream stores slack.out.v1.<org>.<team>.<kind> as
+// slack.out.v1.<org>.<team>.<kind>.<k>, k = {{partition(p,1,2)}} (FNV-1a of
+// the org and team tokens, modulo p). Publishers use SlackOut unchanged.
+func SlackOutTransform(p int) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source:      "slack.out.v1.*.*.*",
+		Destination: "slack.out.v1.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(" + strconv.Itoa(p) + ",1,2)}}",
+	}
+}
+
+// SlackOutPartition is the filter of partition k's commands.
+func SlackOutPartition(k int) string { return "slack.out.v1.*.*.*." + strconv.Itoa(k) }
 
 // Streams returns the configuration of every stream, reconciled at start-up
 // by each service that publishes or consumes.
 func Streams(o StreamOptions) []jetstream.StreamConfig {
 	if o.Replicas < 1 {
 		o.Replicas = 1
+	}
+	if o.SlackOutPartitions < 1 {
+		o.SlackOutPartitions = SlackOutPartitions
 	}
 	stream := func(name, subject, desc string, maxAge time.Duration) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
@@ -89,6 +118,10 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		}
 	}
+	slackOut := stream(StreamSlackOut, "slack.out.v1.>", "Commands for the Slack egress, partitioned by org and team", 3*24*time.Hour)
+	// Each command gets a partition token, so that delivery replicas can
+	// share the work and keep each team's order.
+	slackOut.SubjectTransform = SlackOutTransform(o.SlackOutPartitions)
 	return []jetstream.StreamConfig{
 		// A week of CRM events lets a consumer that was down for days catch up.
 		stream(StreamCRM, "crm.v1.>", "Events the CRM emits", 7*24*time.Hour),
@@ -96,7 +129,7 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 		// Slack requests are worth nothing after a day: response_urls expire
 		// in 30 minutes and Slack gives up on events within minutes.
 		stream(StreamSlackIn, "slack.in.v1.>", "Verified requests from Slack", 24*time.Hour),
-		stream(StreamSlackOut, "slack.out.v1.>", "Commands for the Slack egress", 3*24*time.Hour),
+		slackOut,
 	}
 }
 

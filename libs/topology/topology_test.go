@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -66,5 +67,27 @@ func TestStreamsKeepDuplicatesLongerThanSlackRetries(t *testing.T) {
 		if s.Duplicates < DuplicateWindow || s.Replicas != 1 || len(s.Subjects) != 1 {
 			t.Errorf("stream %s: %+v", s.Name, s)
 		}
+	}
+}
+
+func TestSlackOutIsPartitioned(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ opt, want int }{{0, SlackOutPartitions}, {16, 16}} {
+		for _, s := range Streams(StreamOptions{SlackOutPartitions: tc.opt}) {
+			tr := s.SubjectTransform
+			if s.Name != StreamSlackOut {
+				if tr != nil {
+					t.Errorf("stream %s has a subject transform", s.Name)
+				}
+				continue
+			}
+			want := "slack.out.v1.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(" + strconv.Itoa(tc.want) + ",1,2)}}"
+			if tr == nil || tr.Source != "slack.out.v1.*.*.*" || tr.Destination != want {
+				t.Errorf("SLACK_OUT transform %+v, want %s", tr, want)
+			}
+		}
+	}
+	if got := SlackOutPartition(3); got != "slack.out.v1.*.*.*.3" {
+		t.Errorf("SlackOutPartition(3) = %s", got)
 	}
 }

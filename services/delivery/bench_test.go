@@ -11,35 +11,72 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+
+	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 )
 
 // BenchmarkSustainedPosts measures throughput with no rate limit: b.N posts
 // over 50 channels, published at once; posts/s from the first publish to
-// the last post in Slack.
+// the last post in Slack. The channels' commands come from eight orgs that
+// fall in the eight partitions, so that replicas=2 splits the work in two
+// halves (one replica per four partitions, in this one process).
 func BenchmarkSustainedPosts(b *testing.B) {
-	const org = "org-bench"
-	e := newEnv(b, envOptions{})
-	e.setAccess(org, true, acme)
-	cfg := e.config()
-	cfg.Permalinks = false
-	e.start(cfg)
-	warm(b, e, org)
+	for _, replicas := range []int{1, 2} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			e := newEnv(b, envOptions{})
+			orgs := spreadOrgs(b, acme)
+			for _, org := range orgs {
+				e.setAccess(org, true, acme)
+			}
+			orgOf := func(ch int) string { return orgs[ch%len(orgs)] }
+			cfg := e.config()
+			cfg.Permalinks = false
+			var rs []*running
+			for range replicas {
+				rs = append(rs, e.start(cfg))
+			}
+			for _, r := range rs {
+				waitOwned(b, r, testPartitions/replicas)
+			}
+			warm(b, e, orgOf)
 
-	cmds := make([]bus.Event, b.N)
-	for i := range cmds {
-		cmds[i] = postTo(org, acme, loadChannel(1+i%50), "B "+strconv.Itoa(i))
+			cmds := make([]bus.Event, b.N)
+			for i := range cmds {
+				ch := 1 + i%50
+				cmds[i] = postTo(orgOf(ch), acme, loadChannel(ch), "B "+strconv.Itoa(i))
+			}
+			base := len(e.slack.Messages(slackstandin.MessageFilter{}))
+			b.ResetTimer()
+			start := time.Now()
+			e.publish(cmds...)
+			ctx := testkit.Context(b)
+			if _, err := e.slack.WaitForMessages(ctx, base+b.N, slackstandin.MessageFilter{}); err != nil {
+				b.Fatal(err)
+			}
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "posts/s")
+		})
 	}
-	base := len(e.slack.Messages(slackstandin.MessageFilter{}))
-	b.ResetTimer()
-	start := time.Now()
-	e.publish(cmds...)
-	ctx := testkit.Context(b)
-	if _, err := e.slack.WaitForMessages(ctx, base+b.N, slackstandin.MessageFilter{}); err != nil {
-		b.Fatal(err)
+}
+
+// spreadOrgs returns one org id per partition: orgs whose commands to team
+// fall in partitions 0 to P-1.
+func spreadOrgs(tb testing.TB, team string) []string {
+	tb.Helper()
+	orgs := make([]string, testPartitions)
+	found := 0
+	for i := 0; found < testPartitions && i < 100000; i++ {
+		org := fmt.Sprintf("org-bench-%d", i)
+		if k := partition.Of(org, team, testPartitions); orgs[k] == "" {
+			orgs[k] = org
+			found++
+		}
 	}
-	el := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/el.Seconds(), "posts/s")
+	if found < testPartitions {
+		tb.Fatal("no org for some partition")
+	}
+	return orgs
 }
 
 // BenchmarkPostLatency offers posts at a steady 200/s over 50 channels,
@@ -57,7 +94,7 @@ func BenchmarkPostLatency(b *testing.B) {
 	cfg := e.config()
 	cfg.Permalinks = false
 	e.start(cfg)
-	warm(b, e, org)
+	warm(b, e, func(int) string { return org })
 
 	sent := make([]time.Time, n)
 	base := len(e.slack.Messages(slackstandin.MessageFilter{}))
@@ -126,14 +163,14 @@ func BenchmarkRateLimitedBacklog(b *testing.B) {
 	}
 }
 
-// warm posts one message per channel so tokens, connections and buckets
-// exist before timing.
-func warm(b *testing.B, e *env, org string) {
+// warm posts one message per channel (from orgOf(channel)) so tokens,
+// connections and buckets exist before timing.
+func warm(b *testing.B, e *env, orgOf func(ch int) string) {
 	b.Helper()
 	var cmds []bus.Event
 	var ids []string
 	for ch := 1; ch <= 50; ch++ {
-		c := postTo(org, acme, loadChannel(ch), "warm")
+		c := postTo(orgOf(ch), acme, loadChannel(ch), "warm")
 		cmds = append(cmds, c)
 		ids = append(ids, c.GetEnvelope().GetEventId())
 	}

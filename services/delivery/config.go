@@ -15,6 +15,7 @@ import (
 
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
+	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 )
 
 // Config is the delivery service's configuration. Each field names its
@@ -63,11 +64,24 @@ type Config struct {
 	// Concurrency is DELIVERY_CONCURRENCY: Slack calls in flight at once.
 	// Default 32.
 	Concurrency int
-	// MaxInFlight is DELIVERY_MAX_IN_FLIGHT: commands held at once (the
-	// consumer's MaxAckPending). One channel's backlog beyond it would hold
-	// up the others, so keep it above the deepest backlog expected. Each
-	// held command costs its payload in memory. Default 20000.
+	// MaxInFlight is DELIVERY_MAX_IN_FLIGHT: commands held at once per
+	// partition (each partition consumer's MaxAckPending). One channel's
+	// backlog beyond it would hold up the rest of its partition, so keep it
+	// above the deepest backlog expected. Each held command costs its
+	// payload in memory. Default 20000.
 	MaxInFlight int
+
+	// Partitions is DELIVERY_PARTITIONS: how many partitions SLACK_OUT's
+	// commands are spread over (by org and team), each consumed by one
+	// replica at a time; at most this many replicas share the work. All
+	// replicas, and the stream's transform, must agree; changing it is a
+	// migration (docs/configuration.md). Default 8 (also when zero).
+	Partitions int
+	// LeaseTTL is DELIVERY_LEASE_TTL: how long a partition lease lives
+	// without renewal (renewed every third of it). A crashed replica's
+	// partitions are taken over after it, then their held commands after
+	// AckWait. Default 10s (also when zero).
+	LeaseTTL time.Duration
 	// MaxAttempts is DELIVERY_MAX_ATTEMPTS: failed attempts (5xx, network)
 	// before a command fails with RETRIES_EXHAUSTED and is dead-lettered.
 	// Default 6.
@@ -110,10 +124,30 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Addrs are the bound listen addresses.
+// Addrs are the bound listen addresses, and the instance id this replica
+// writes in its partition leases and ledger claims.
 type Addrs struct {
 	GRPC, Ops string
+	Instance  string
 }
+
+// withDefaults fills the fields whose zero value means their default (a
+// Config written in code, before these fields existed).
+func (c Config) withDefaults() Config {
+	if c.Partitions == 0 {
+		c.Partitions = partition.DefaultCount
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = defaultLeaseTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// defaultLeaseTTL is DELIVERY_LEASE_TTL's default.
+const defaultLeaseTTL = 10 * time.Second
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -129,6 +163,8 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		ChannelBurst: l.Int("DELIVERY_CHANNEL_BURST", 3, 1, 10000),
 		Concurrency:  l.Int("DELIVERY_CONCURRENCY", 32, 1, 1024),
 		MaxInFlight:  l.Int("DELIVERY_MAX_IN_FLIGHT", 20000, 1, 1_000_000),
+		Partitions:   l.Int("DELIVERY_PARTITIONS", partition.DefaultCount, 1, partition.MaxCount),
+		LeaseTTL:     l.Duration("DELIVERY_LEASE_TTL", defaultLeaseTTL, time.Second, 10*time.Minute),
 		MaxAttempts:  l.Int("DELIVERY_MAX_ATTEMPTS", 6, 1, 100),
 		BackoffBase:  l.Duration("DELIVERY_BACKOFF_BASE", 500*time.Millisecond, time.Millisecond, time.Minute),
 		BackoffMax:   l.Duration("DELIVERY_BACKOFF_MAX", 30*time.Second, time.Millisecond, time.Hour),
@@ -255,6 +291,12 @@ func (c Config) Validate() error {
 		if v < 1 {
 			bad(name, "must be at least 1")
 		}
+	}
+	if c.Partitions < 0 || c.Partitions > partition.MaxCount {
+		bad("DELIVERY_PARTITIONS", "%d is not between 1 and %d", c.Partitions, partition.MaxCount)
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < time.Second {
+		bad("DELIVERY_LEASE_TTL", "must be at least 1s")
 	}
 	if c.MaxDeliver < 2 {
 		bad("DELIVERY_MAX_DELIVER", "must be at least 2")

@@ -22,7 +22,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 	if c.GRPCAddr != "127.0.0.1:9102" || c.SlackAPIURL != "https://slack.com/api/" || c.ChannelRate != 1 || c.ChannelBurst != 3 ||
-		c.AckWait != 30*time.Second || c.Unconfirmed != "fail" || c.LedgerTTL != 7*24*time.Hour || c.ResponseURLHosts[0] != "hooks.slack.com" {
+		c.AckWait != 30*time.Second || c.Unconfirmed != "fail" || c.LedgerTTL != 7*24*time.Hour || c.ResponseURLHosts[0] != "hooks.slack.com" ||
+		c.Partitions != 8 || c.LeaseTTL != 10*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -33,10 +34,12 @@ func TestConfigNamesEveryBadVariable(t *testing.T) {
 		"DELIVERY_CHANNEL_RATE":   "fast",
 		"DELIVERY_TIER_OVERRIDES": "chat.update=lots",
 		"DELIVERY_ACK_WAIT":       "soon",
+		"DELIVERY_PARTITIONS":     "0",
+		"DELIVERY_LEASE_TTL":      "100ms",
 	})
 	delivery.ConfigFromEnv(l)
 	err := l.Err()
-	for _, name := range []string{"DELIVERY_CHANNEL_RATE", "DELIVERY_TIER_OVERRIDES", "DELIVERY_ACK_WAIT"} {
+	for _, name := range []string{"DELIVERY_CHANNEL_RATE", "DELIVERY_TIER_OVERRIDES", "DELIVERY_ACK_WAIT", "DELIVERY_PARTITIONS", "DELIVERY_LEASE_TTL"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
 		}

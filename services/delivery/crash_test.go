@@ -19,7 +19,9 @@ import (
 // their answer, and starts delivery again on the same NATS and MongoDB.
 // Nothing is lost, nothing is posted twice, every channel keeps its order,
 // and the posts whose answers were lost are found in the channels' history
-// instead of being posted again.
+// (the stand-in's conversations.history, by the marker in each post's
+// metadata) instead of being posted again. Every outcome carries the post's
+// permalink, those found in history included.
 func TestKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	const (
@@ -78,7 +80,7 @@ func TestKilledMidBatch(t *testing.T) {
 	e.out.wait(t, 60*time.Second, ids...)
 
 	for _, id := range ids {
-		e.out.mustSucceed(t, id)
+		checkPermalink(t, e.out.mustSucceed(t, id))
 	}
 	for ch := range channels {
 		want := make([]string, before+after)
@@ -117,6 +119,8 @@ func (e *env) startChild(t *testing.T) *exec.Cmd {
 		"DELIVERY_SLACK_TIMEOUT="+cfg.SlackTimeout.String(),
 		"DELIVERY_BACKOFF_BASE="+cfg.BackoffBase.String(),
 		"DELIVERY_BACKOFF_MAX="+cfg.BackoffMax.String(),
+		"DELIVERY_PARTITIONS="+strconv.Itoa(cfg.Partitions),
+		"DELIVERY_LEASE_TTL="+cfg.LeaseTTL.String(),
 	)
 	cmd.Stderr = tbWriter{t}
 	if err := cmd.Start(); err != nil {

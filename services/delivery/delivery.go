@@ -7,8 +7,21 @@
 // (DeliveryAuditService). Run is its in-process entry point, used by
 // cmd/delivery and the local runner.
 //
-// Inside: lanes (one consumer, one in-order lane per channel), deliver (one
-// command to its end: boundary, Block Kit, targets, pacing, ledger, Slack),
+// # Replicas
+//
+// Any number of replicas may run. SLACK_OUT's subject transform adds a
+// partition token to every command (the hash of its org and team, among
+// DELIVERY_PARTITIONS), each partition has its own durable consumer
+// (delivery-p<k>), and a replica consumes only the partitions whose lease it
+// holds in the bucket delivery_partitions; the replicas share the partitions
+// evenly. A channel belongs to one team, so to one partition, so to one
+// replica at a time: its commands keep their order across replicas,
+// restarts, crashes and handovers (see the partition and lanes packages).
+//
+// Inside: partition (the transform, the leases, the mover of commands
+// stored without a partition), lanes (one consumer, one in-order lane per
+// channel), deliver (one command to its end: boundary, Block Kit, targets,
+// pacing, ledger, Slack),
 // boundary (OrgAccess read model), pacing (token buckets and Retry-After),
 // targets (email and DM resolution), ledger (idempotency in JetStream KV),
 // slackapi (slack-go adapter), tokens (team registry client), outcome
@@ -26,9 +39,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,23 +66,49 @@ import (
 	"github.com/crmslack/crmslack/services/delivery/internal/ledger"
 	"github.com/crmslack/crmslack/services/delivery/internal/outcome"
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
+	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 	"github.com/crmslack/crmslack/services/delivery/internal/slackapi"
 	"github.com/crmslack/crmslack/services/delivery/internal/tokens"
 )
 
-// Durable is the command consumer's durable name on SLACK_OUT: a contract
-// (renaming it replays three days of commands; the ledger would keep them
-// from being posted again, but every one would be re-reported).
-const Durable = "delivery-commands"
+// Durable was the single command consumer of the one-instance layout.
+//
+// Deprecated: commands are consumed per partition by the durables
+// [Durables] names; a Durable left from an earlier version is taken over
+// (its unsettled commands moved into their partitions) and removed at
+// start-up.
+const Durable = partition.LegacyDurable
+
+// Durables are the command consumers' durable names on SLACK_OUT for p
+// partitions, "delivery-p0" to "delivery-p<p-1>": contracts (renaming one
+// replays its partition's commands; the ledger would keep them from being
+// posted again, but every one would be re-reported).
+func Durables(p int) []string {
+	out := make([]string, p)
+	for k := range out {
+		out[k] = partition.Durable(k)
+	}
+	return out
+}
+
+// SlackOutStream is the SLACK_OUT stream configuration delivery ensures:
+// libs/topology's, with the subject transform that adds the partition token
+// for p partitions.
+func SlackOutStream(o topology.StreamOptions, p int) jetstream.StreamConfig {
+	for _, sc := range topology.Streams(o) {
+		if sc.Name == topology.StreamSlackOut {
+			return partition.Apply(sc, p)
+		}
+	}
+	panic("libs/topology declares no " + topology.StreamSlackOut + " stream")
+}
 
 // Run runs the delivery service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("delivery configuration: %w", err)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg = cfg.withDefaults()
 	log = slog.New(tracectx.LogHandler(log.Handler())).With("service", "delivery")
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -99,8 +138,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		}
 	}()
 	js := b.JetStream()
-	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
-		if sc.Name == topology.StreamSlackOut || sc.Name == topology.StreamIntegration {
+	streamOpts := topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}
+	ensureSlackOut := func(ctx context.Context) error {
+		_, err := b.EnsureStream(ctx, SlackOutStream(streamOpts, cfg.Partitions))
+		return err
+	}
+	if err := ensureSlackOutAtStart(ctx, js, cfg.Partitions, ensureSlackOut, log); err != nil {
+		return err
+	}
+	for _, sc := range topology.Streams(streamOpts) {
+		if sc.Name == topology.StreamIntegration {
 			if _, err := b.EnsureStream(ctx, sc); err != nil {
 				return err
 			}
@@ -114,6 +161,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return err
 	}
 	ledgerKV, err := ledger.Ensure(ctx, js, cfg.LedgerTTL, cfg.NATSReplicas)
+	if err != nil {
+		return err
+	}
+	leasesKV, err := partition.EnsureBucket(ctx, js, cfg.LeaseTTL, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
@@ -159,22 +210,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	svc := &service{deliverer: deliverer, settle: settled, log: log}
-	dispatcher, err := lanes.New(lanes.Config{
-		AckWait:      cfg.AckWait,
-		DrainTimeout: cfg.SlackTimeout + 15*time.Second,
-		Decode:       svc.decode,
-		Process:      svc.process,
-		Reject:       settled.reject,
-		Logger:       log,
-		Registerer:   reg,
+	svc := &service{
+		cfg: cfg, js: js, deliverer: deliverer, settle: settled, log: log, reg: reg,
+		mover: partition.MoverConfig{
+			Stream: topology.StreamSlackOut, Partitions: cfg.Partitions, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
+			Restore: ensureSlackOut, Logger: log,
+		},
+	}
+	coordinator, err := partition.NewCoordinator(leasesKV, partition.Config{
+		Partitions: cfg.Partitions, TTL: cfg.LeaseTTL, Instance: owner, Work: svc.runPartition, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
-	}
-	consumer, err := js.CreateOrUpdateConsumer(ctx, topology.StreamSlackOut, ConsumerConfig(cfg))
-	if err != nil {
-		return fmt.Errorf("ensuring consumer %s: %w", Durable, err)
 	}
 	advisory, err := settled.watchMaxDeliveries(js, cfg.MaxDeliver)
 	if err != nil {
@@ -220,9 +267,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	ready.MarkReady(true)
 	defer ready.MarkReady(false)
 	log.InfoContext(ctx, "delivery serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(),
-		"instance", owner, "channel_limit", pacing.Limit{Rate: cfg.ChannelRate, Burst: cfg.ChannelBurst}.String())
+		"instance", owner, "partitions", cfg.Partitions, "lease_ttl", cfg.LeaseTTL,
+		"channel_limit", pacing.Limit{Rate: cfg.ChannelRate, Burst: cfg.ChannelBurst}.String())
 	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
+		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String(), Instance: owner})
 	}
 	return lifecycle.Run(ctx, log,
 		gs.Part("grpc", grpcLis),
@@ -237,7 +285,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			case <-ctx.Done():
 				return nil
 			}
-			return dispatcher.Run(ctx, consumer)
+			return coordinator.Run(ctx)
 		}},
 		lifecycle.Part{Name: "audit", Run: func(ctx context.Context) error {
 			// As many handlers as a batch holds, so batches fill up
@@ -260,21 +308,53 @@ func withHeadroom(l pacing.Limit) pacing.Limit {
 	return l
 }
 
-// ConsumerConfig is the command consumer: explicit acks one by one (lanes
-// settle out of stream order), AckWait kept alive by InProgress while a
-// command waits in its lane, MaxAckPending the number of commands held.
-// No server-side BackOff: retries happen in the lane, which keeps order.
-func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
+// ConsumerConfig is partition k's command consumer: explicit acks one by
+// one (lanes settle out of stream order), AckWait kept alive by InProgress
+// while a command waits in its lane, MaxAckPending the number of commands
+// held. No server-side BackOff: retries happen in the lane, which keeps
+// order.
+func ConsumerConfig(cfg Config, k int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        Durable,
-		Description:    "Slack commands for the egress; the durable name is a contract",
+		Durable:        partition.Durable(k),
+		Description:    "Slack commands of one partition for the egress; the durable name is a contract",
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
 		MaxDeliver:     cfg.MaxDeliver,
 		MaxAckPending:  cfg.MaxInFlight,
-		FilterSubjects: []string{"slack.out.v1.>"},
+		FilterSubjects: []string{partition.Filter(k)},
 	}
+}
+
+// ensureSlackOutAtStart ensures SLACK_OUT with the partition transform,
+// except while commands stored without a partition (the one-instance
+// layout's backlog) wait to be moved: the mover applies the transform once
+// they are, so that every channel's commands enter their partition in order.
+// A stream partitioned for another count is re-partitioned, with a warning:
+// that is a migration (docs/configuration.md), or the replicas disagree.
+func ensureSlackOutAtStart(ctx context.Context, js jetstream.JetStream, p int, ensure func(context.Context) error, log *slog.Logger) error {
+	s, err := js.Stream(ctx, topology.StreamSlackOut)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return ensure(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", topology.StreamSlackOut, err)
+	}
+	switch have := partition.CountOf(s.CachedInfo().Config); {
+	case have == 0:
+		n, err := partition.Backlog(ctx, js, topology.StreamSlackOut)
+		if err != nil {
+			return fmt.Errorf("reading the unpartitioned backlog: %w", err)
+		}
+		if n > 0 {
+			log.InfoContext(ctx, "SLACK_OUT holds commands without a partition; the partition transform is applied once they are moved", "waiting", n)
+			return nil
+		}
+	case have != p:
+		log.WarnContext(ctx, "SLACK_OUT is partitioned for another partition count; re-partitioning it (see docs/configuration.md, changing DELIVERY_PARTITIONS)",
+			"stream_partitions", have, "partitions", p)
+	}
+	return ensure(ctx)
 }
 
 // instanceID names this process in ledger claims.
@@ -285,11 +365,51 @@ func instanceID() string {
 	return strings.ReplaceAll(host, ".", "-") + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
 }
 
-// service connects the dispatcher to the deliverer.
+// service connects the partitions' dispatchers to the deliverer.
 type service struct {
+	cfg       Config
+	js        jetstream.JetStream
 	deliverer *deliver.Deliverer
 	settle    *settler
+	mover     partition.MoverConfig
 	log       *slog.Logger
+	reg       prometheus.Registerer
+}
+
+// runPartition consumes partition k until ctx ends. The owner of partition
+// 0 also moves commands stored without a partition into theirs.
+func (s *service) runPartition(ctx context.Context, k int) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, topology.StreamSlackOut, ConsumerConfig(s.cfg, k))
+	if err != nil {
+		return fmt.Errorf("ensuring consumer %s: %w", partition.Durable(k), err)
+	}
+	var moving sync.WaitGroup
+	defer moving.Wait()
+	if k == 0 {
+		mc, err := partition.EnsureMover(ctx, s.js, s.mover)
+		if err != nil {
+			return err
+		}
+		moving.Go(func() {
+			if err := partition.Move(ctx, s.js, mc, s.mover); err != nil {
+				s.log.ErrorContext(ctx, "moving unpartitioned commands stopped", "err", err)
+			}
+		})
+	}
+	dispatcher, err := lanes.New(lanes.Config{
+		AckWait:      s.cfg.AckWait,
+		DrainTimeout: s.cfg.SlackTimeout + 15*time.Second,
+		Decode:       s.decode,
+		Process:      s.process,
+		Reject:       s.settle.reject,
+		Logger:       s.log.With("partition", k),
+		Name:         partition.Durable(k),
+		Registerer:   s.reg,
+	})
+	if err != nil {
+		return err
+	}
+	return dispatcher.Run(ctx, cons)
 }
 
 // decoded is a lane item's payload.
@@ -394,10 +514,10 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 		s.log.InfoContext(ctx, "command failed", "command", cmd.ID, "kind", cmd.Kind, "org", cmd.Org, "team", cmd.Team,
 			"code", out.Failure.Code.String(), "attempts", out.Attempts)
 		if failure.DeadLetter(out.Failure.Code) {
-			if err := s.deadLetter(ctx, msg, it.Seq, out.Failure.Error()); err != nil {
+			if err := s.deadLetter(ctx, msg, out.Failure.Error()); err != nil {
 				s.log.ErrorContext(ctx, "dead-lettering failed; the outcome is reported, the message is terminated", "command", cmd.ID, "err", err)
 			}
-			_ = msg.TermWithReason(headerSafe(out.Failure.Error()))
+			_ = msg.TermWithReason(bus.HeaderSafe(out.Failure.Error()))
 			s.count(cmd, label, it)
 			return true
 		}
@@ -420,71 +540,53 @@ func (s *settler) count(cmd *command.Command, label string, it *lanes.Item) {
 
 // reject dead-letters a message that is not a command at all.
 func (s *settler) reject(ctx context.Context, msg jetstream.Msg, err error) {
-	md, _ := msg.Metadata()
-	var seq uint64
-	if md != nil {
-		seq = md.Sequence.Stream
-	}
 	reason := err.Error()
-	if derr := s.deadLetter(ctx, msg, seq, reason); derr != nil {
+	if derr := s.deadLetter(ctx, msg, reason); derr != nil {
 		s.log.ErrorContext(ctx, "dead-lettering an undecodable command failed; it will be redelivered", "err", derr)
 		_ = msg.NakWithDelay(5 * time.Second)
 		return
 	}
-	_ = msg.TermWithReason(headerSafe(reason))
+	_ = msg.TermWithReason(bus.HeaderSafe(reason))
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
 	s.log.ErrorContext(ctx, "undecodable command dead-lettered", "subject", msg.Subject(), "stream_seq", seq, "reason", reason)
 }
 
-// deadLetter copies msg to the consumer's dead-letter subject, with the
-// headers libs/bus uses (Crmslack-Dlq-*), de-duplicated by stream sequence.
-func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, seq uint64, reason string) error {
-	var deliveries uint64
-	if md, err := msg.Metadata(); err == nil {
-		deliveries = md.NumDelivered
+// deadLetter copies msg to its consumer's dead-letter subject
+// (dlq.SLACK_OUT.delivery-p<k>) through libs/bus, de-duplicated by stream
+// sequence.
+func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) error {
+	md, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("dead-lettering: %w", err)
 	}
-	return s.publishDeadLetter(ctx, msg.Subject(), msg.Data(), msg.Headers(), seq, deliveries, reason)
-}
-
-func (s *settler) publishDeadLetter(ctx context.Context, subject string, data []byte, orig nats.Header, seq, deliveries uint64, reason string) error {
-	h := nats.Header{}
-	for k, v := range orig {
-		switch {
-		case k == bus.HeaderMsgID:
-			h[bus.HeaderDLQOriginalMsgID] = slices.Clone(v)
-		case strings.HasPrefix(k, "Nats-"):
-		default:
-			h[k] = slices.Clone(v)
-		}
-	}
-	h.Set(bus.HeaderMsgID, bus.DeadLetterMsgID(topology.StreamSlackOut, Durable, seq))
-	h.Set(bus.HeaderDLQReason, headerSafe(reason))
-	h.Set(bus.HeaderDLQStream, topology.StreamSlackOut)
-	h.Set(bus.HeaderDLQConsumer, Durable)
-	h.Set(bus.HeaderDLQSubject, subject)
-	h.Set(bus.HeaderDLQDeliveries, strconv.FormatUint(deliveries, 10))
-	h.Set(bus.HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, err := s.bus.JetStream().PublishMsg(pctx, &nats.Msg{
-		Subject: bus.DeadLetterSubject(topology.StreamSlackOut, Durable), Data: data, Header: h,
-	}, jetstream.WithExpectStream(bus.DeadLetterStream))
-	if err != nil {
-		return fmt.Errorf("dead-lettering stream seq %d: %w", seq, err)
-	}
-	return nil
+	return s.bus.DeadLetter(pctx, msg, topology.StreamSlackOut, md.Consumer, reason)
+}
+
+// maxDeliveriesAdvisory is the part of the server's max-deliveries advisory
+// used here.
+type maxDeliveriesAdvisory struct {
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
 }
 
 // watchMaxDeliveries dead-letters and reports failed a command the server
 // stopped delivering (every delivery ended without a verdict: a crash loop).
+// The replicas listen as one queue group, so one of them handles each.
 func (s *settler) watchMaxDeliveries(js jetstream.JetStream, maxDeliver int) (*nats.Subscription, error) {
-	subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + topology.StreamSlackOut + "." + Durable
-	return s.bus.Conn().Subscribe(subj, func(m *nats.Msg) {
-		var adv struct {
-			StreamSeq  uint64 `json:"stream_seq"`
-			Deliveries uint64 `json:"deliveries"`
-		}
+	subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + topology.StreamSlackOut + ".*"
+	return s.bus.Conn().QueueSubscribe(subj, "delivery", func(m *nats.Msg) {
+		var adv maxDeliveriesAdvisory
 		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
 			return
+		}
+		if _, ok := partition.FromDurable(adv.Consumer); !ok {
+			return // the mover's, or not ours: nothing to report
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -499,9 +601,11 @@ func (s *settler) watchMaxDeliveries(js jetstream.JetStream, maxDeliver int) (*n
 			return
 		}
 		reason := fmt.Sprintf("delivered %d times (DELIVERY_MAX_DELIVER %d) without being settled", adv.Deliveries, maxDeliver)
-		if err := s.publishDeadLetter(ctx, raw.Subject, raw.Data, raw.Header, raw.Sequence, adv.Deliveries, reason); err != nil {
+		dup, err := s.bus.DeadLetterStored(ctx, raw, topology.StreamSlackOut, adv.Consumer, adv.Deliveries, reason)
+		if err != nil {
 			s.log.Error("max deliveries: dead-lettering", "stream_seq", adv.StreamSeq, "err", err)
 		}
+
 		cmd, err := command.Decode(raw.Subject, raw.Data)
 		if cmd == nil {
 			s.log.Error("max deliveries: undecodable command dead-lettered", "stream_seq", adv.StreamSeq, "err", err)
@@ -512,24 +616,8 @@ func (s *settler) watchMaxDeliveries(js jetstream.JetStream, maxDeliver int) (*n
 		if _, err := s.bus.Publish(ctx, subject, ev); err != nil {
 			s.log.Error("max deliveries: reporting the failure", "command", cmd.ID, "err", err)
 		}
-		s.log.Error("command dead-lettered after max deliveries", "command", cmd.ID, "stream_seq", adv.StreamSeq)
+		if !dup { // a repeated advisory re-reports, de-duplicated by the outcome's event id
+			s.log.Error("command dead-lettered after max deliveries", "command", cmd.ID, "consumer", adv.Consumer, "stream_seq", adv.StreamSeq)
+		}
 	})
-}
-
-// headerSafe makes s usable as a header value and a term reason.
-func headerSafe(s string) string {
-	const maxLen = 1024
-	b := make([]rune, 0, len(s))
-	n := 0
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			r = ' '
-		}
-		n += len(string(r))
-		if n > maxLen {
-			break
-		}
-		b = append(b, r)
-	}
-	return string(b)
 }

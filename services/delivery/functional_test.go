@@ -1,8 +1,10 @@
 package delivery_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +19,12 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/topology"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
+
+	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 )
 
 // TestRetryAfterPausesOnlyThatChannel: delivery paces far faster than Slack
@@ -115,7 +120,12 @@ func TestServerErrorsRetriedThenDeadLettered(t *testing.T) {
 	}
 	letters := deadLetters(t, e.js)
 	if len(letters) != 1 || !strings.Contains(letters[0].Headers().Get(bus.HeaderDLQReason), "RETRIES_EXHAUSTED") {
-		t.Errorf("dead letters: %d, want the one command with its reason", len(letters))
+		t.Fatalf("dead letters: %d, want the one command with its reason", len(letters))
+	}
+	k := partition.Of(org, acme, testPartitions)
+	if h := letters[0].Headers(); h.Get(bus.HeaderDLQConsumer) != partition.Durable(k) || letters[0].Subject() != bus.DeadLetterSubject("SLACK_OUT", partition.Durable(k)) ||
+		h.Get(bus.HeaderDLQSubject) != subjectOf(bad)+"."+strconv.Itoa(k) || h.Get(bus.HeaderDLQOriginalMsgID) != bad.GetEnvelope().GetEventId() {
+		t.Errorf("dead letter %s with headers %v", letters[0].Subject(), h)
 	}
 	if got := r.metric("crmslack_delivery_slack_calls_total", "method", "chat.postMessage", "result", "temporary"); got != 6 {
 		t.Errorf("metric counts %v temporary failures, want 6", got)
@@ -419,8 +429,9 @@ func TestAuditTrail(t *testing.T) {
 
 // TestLostAnswer: Slack accepts a post but its answer never arrives (the
 // call times out). The retry does not post blindly: it finds the post in
-// the channel's history by its marker. When history cannot be read the
-// policy decides: at most once (fail, the default) or at least once.
+// the channel's history by its marker. When history cannot be read (the
+// bot lacks the *:history scopes) the policy decides: at most once (fail,
+// the default) or at least once.
 func TestLostAnswer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -439,7 +450,9 @@ func TestLostAnswer(t *testing.T) {
 			org := "org-lost"
 			e := newEnv(t, envOptions{})
 			e.setAccess(org, true, acme)
-			e.shim.noHistory.Store(!tc.history)
+			if !tc.history { // a bot that may not read channels back
+				e.teams.scopes = withoutHistory(slackstandin.DefaultBotScopes())
+			}
 			cfg := e.config()
 			cfg.SlackTimeout = 300 * time.Millisecond
 			cfg.Unconfirmed = deliveryPolicy(tc.policy)
@@ -469,7 +482,50 @@ func TestLostAnswer(t *testing.T) {
 				if s[0].GetTs() != e.slack.Messages(slackstandin.MessageFilter{Channel: acmeGeneral})[0].TS {
 					t.Error("the outcome does not carry the ts of the post found in history")
 				}
+				checkPermalink(t, s[0])
 			}
 		})
+	}
+}
+
+// withoutHistory drops the scopes conversations.history needs.
+func withoutHistory(scopes []string) []string {
+	return slices.DeleteFunc(scopes, func(s string) bool { return strings.HasSuffix(s, ":history") })
+}
+
+// TestMaxDeliveriesAdvisory: when the server gives up on a command (its
+// deliveries all ended without a verdict), one replica of the queue group
+// dead-letters it under its partition's consumer and reports it failed,
+// once however often the advisory comes.
+func TestMaxDeliveriesAdvisory(t *testing.T) {
+	t.Parallel()
+	const org = "org-maxdeliver"
+	e := newEnv(t, envOptions{})
+	e.setAccess(org, true, acme)
+	e.start(e.config())
+	e.start(e.config())
+
+	// A command in a partition no consumer reads, so only the advisory
+	// acts on it.
+	cmd := postTo(org, acme, acmeGeneral, "never delivered")
+	ack, err := e.bus.Publish(testkit.Context(t), subjectOf(cmd)+".99", cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, consumer := range []string{partition.Durable(3), partition.Durable(3), partition.UnpartitionedDurable} {
+		adv, _ := json.Marshal(map[string]any{"stream": "SLACK_OUT", "consumer": consumer, "stream_seq": ack.Sequence, "deliveries": 20})
+		if err := e.nc.Publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.SLACK_OUT."+consumer, adv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := cmd.GetEnvelope().GetEventId()
+	e.out.wait(t, 10*time.Second, id)
+	f := e.out.mustFail(t, id)
+	if f.GetCode() != integrationv1.DeliveryFailureCode_DELIVERY_FAILURE_CODE_RETRIES_EXHAUSTED || f.GetAttempts() != 20 {
+		t.Errorf("failure %s after %d attempts", f.GetCode(), f.GetAttempts())
+	}
+	letters := deadLetters(t, e.js)
+	if len(letters) != 1 || letters[0].Subject() != bus.DeadLetterSubject(topology.StreamSlackOut, partition.Durable(3)) {
+		t.Errorf("%d dead letters, want one on %s", len(letters), bus.DeadLetterSubject(topology.StreamSlackOut, partition.Durable(3)))
 	}
 }

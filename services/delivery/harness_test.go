@@ -45,10 +45,14 @@ import (
 )
 
 // Workspaces and channels of the seed every test uses: the stand-in's
-// default seed plus loadChannels channels in Acme that the bot is in.
+// default seed plus loadChannels channels in Acme that the bot is in, and
+// teamChannels channels in each of Globex, Initech and Umbrella.
 const (
 	acme         = "T0ACME0001"
 	globex       = "T0GLBX0001"
+	initech      = "T0INTC0001"
+	umbrella     = "T0UMBR0001"
+	teamChannels = 5
 	acmeGeneral  = "C0ACMEGNRL"
 	acmeSales    = "C0ACMESALE"
 	acmeRandom   = "C0ACMERAND" // the bot is not a member
@@ -60,6 +64,18 @@ const (
 // loadChannel is the i-th extra channel of Acme.
 func loadChannel(i int) string { return fmt.Sprintf("C0LOAD%04d", i) }
 
+// teams are the four workspaces of the seed.
+var teams = []string{acme, globex, initech, umbrella}
+
+// teamChannel is the i-th channel (i < teamChannels) of team that the
+// bot is in: Acme's load channels, extra channels in the others.
+func teamChannel(team string, i int) string {
+	if team == acme {
+		return loadChannel(i)
+	}
+	return fmt.Sprintf("C0%s%02d", team[2:6], i)
+}
+
 func seed() *slackstandin.Seed {
 	s := slackstandin.DefaultSeed()
 	ws := &s.Workspaces[0]
@@ -67,6 +83,25 @@ func seed() *slackstandin.Seed {
 		ws.Channels = append(ws.Channels, slackstandin.Channel{
 			ID: loadChannel(i), Name: fmt.Sprintf("load-%d", i), Members: []string{acmeBot, "U0ACME0ALC"},
 		})
+	}
+	glbx := &s.Workspaces[1]
+	for i := range teamChannels {
+		glbx.Channels = append(glbx.Channels, slackstandin.Channel{
+			ID: teamChannel(globex, i), Name: fmt.Sprintf("load-%d", i), Members: []string{glbx.Bot.UserID},
+		})
+	}
+	for _, t := range []struct{ id, name, domain string }{{initech, "Initech", "initech"}, {umbrella, "Umbrella", "umbrella-corp"}} {
+		w := slackstandin.Workspace{
+			ID: t.id, Name: t.name, Domain: t.domain,
+			Bot:   slackstandin.Bot{UserID: "U" + t.id[1:6] + "BOT1", BotID: "B" + t.id[1:6] + "BOT1", Name: "crmslack"},
+			Users: []slackstandin.User{{ID: "U" + t.id[1:6] + "USR1", Name: "user", RealName: "A User", Email: "user@" + t.domain + ".example"}},
+		}
+		for i := range teamChannels {
+			w.Channels = append(w.Channels, slackstandin.Channel{
+				ID: teamChannel(t.id, i), Name: fmt.Sprintf("load-%d", i), Members: []string{w.Bot.UserID, w.Users[0].ID},
+			})
+		}
+		s.Workspaces = append(s.Workspaces, w)
 	}
 	return s
 }
@@ -86,7 +121,7 @@ func (w tbWriter) Write(p []byte) (int, error) {
 }
 
 // env is one test's world: embedded NATS and FerretDB, the Slack stand-in
-// behind a recording shim, and a fake team registry.
+// behind a shim that times its posts, and a fake team registry.
 type env struct {
 	t      testing.TB
 	nats   *localnats.Server
@@ -143,8 +178,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	ctx := testkit.Context(t)
+	// SLACK_OUT as every service will declare it once libs/topology has
+	// the partition transform (see delivery.SlackOutStream).
+	if _, err := e.bus.EnsureStream(ctx, delivery.SlackOutStream(topology.StreamOptions{}, testPartitions)); err != nil {
+		t.Fatal(err)
+	}
 	for _, sc := range topology.Streams(topology.StreamOptions{}) {
-		if sc.Name == topology.StreamSlackOut || sc.Name == topology.StreamIntegration {
+		if sc.Name == topology.StreamIntegration {
 			if _, err := e.bus.EnsureStream(ctx, sc); err != nil {
 				t.Fatal(err)
 			}
@@ -157,6 +197,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.out = watchOutcomes(t, e.js)
 	return e
 }
+
+// testPartitions is the partition count of every test, the default.
+const testPartitions = 8
 
 // config is delivery's configuration for this env, quick to recover.
 func (e *env) config() delivery.Config {
@@ -174,6 +217,8 @@ func (e *env) config() delivery.Config {
 		ChannelBurst:     100,
 		Concurrency:      32,
 		MaxInFlight:      20000,
+		Partitions:       testPartitions,
+		LeaseTTL:         2 * time.Second,
 		MaxAttempts:      4,
 		BackoffBase:      20 * time.Millisecond,
 		BackoffMax:       200 * time.Millisecond,
@@ -233,7 +278,8 @@ func (r *running) stop(t testing.TB) {
 	}
 }
 
-// metric reads a counter of r's registry; labels as name=value pairs.
+// metric reads a counter or gauge of r's registry, summed over the series
+// matching labels (name=value pairs).
 func (r *running) metric(name string, labels ...string) float64 {
 	mfs, err := r.reg.Gather()
 	if err != nil {
@@ -257,7 +303,7 @@ func (r *running) metric(name string, labels ...string) float64 {
 					continue next
 				}
 			}
-			total += m.GetCounter().GetValue()
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return total
@@ -455,6 +501,9 @@ type fakeTeams struct {
 	reports []string // "team:error"
 	// refresh says whether ReportTokenFailure has a new token.
 	refresh bool
+	// scopes are the bot scopes of the tokens handed out; nil: the
+	// stand-in's default.
+	scopes []string
 }
 
 func newFakeTeams(t testing.TB, s *slackstandin.Server) *fakeTeams {
@@ -475,12 +524,12 @@ func newFakeTeams(t testing.TB, s *slackstandin.Server) *fakeTeams {
 func (f *fakeTeams) GetBotToken(_ context.Context, req *teamsv1.GetBotTokenRequest) (*teamsv1.GetBotTokenResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if req.GetTeamId() != acme && req.GetTeamId() != globex {
+	if !slices.Contains(teams, req.GetTeamId()) {
 		return nil, status.Error(codes.NotFound, "no such team")
 	}
 	tok, ok := f.tokens[req.GetTeamId()]
 	if !ok {
-		tok = f.slack.IssueBotToken(req.GetTeamId())
+		tok = f.slack.IssueBotToken(req.GetTeamId(), f.scopes...)
 		f.tokens[req.GetTeamId()] = tok
 	}
 	return &teamsv1.GetBotTokenResponse{BotToken: tok}, nil
@@ -505,21 +554,18 @@ func (f *fakeTeams) reported() []string {
 
 // shim sits in front of the stand-in. It records when each chat.postMessage
 // reached Slack and what Slack answered (to check that every 429's
-// Retry-After was honoured), keeps each accepted message's metadata, and
-// answers conversations.history from it with include_all_metadata, as Slack
-// does; the stand-in has no conversations.history yet. It can also hold
-// back the answer to a post Slack already accepted, the window in which a
-// crash leaves a post unrecorded.
+// Retry-After was honoured) and counts the posts Slack accepted. It can
+// also hold back the answer to a post Slack already accepted, the window in
+// which a crash leaves a post unrecorded. Everything else, history and
+// permalinks included, is the stand-in's own.
 type shim struct {
 	next http.Handler
 	// delay holds back chat.postMessage answers (nanoseconds).
 	delay atomic.Int64
-	// noHistory answers conversations.history with unknown_method.
-	noHistory atomic.Bool
 
 	mu       sync.Mutex
 	requests map[string][]postRequest // by channel
-	posts    map[string][]historyMsg  // by channel, oldest first
+	posts    map[string]int           // accepted, by channel
 }
 
 type postRequest struct {
@@ -528,24 +574,16 @@ type postRequest struct {
 	retryAfter time.Duration
 }
 
-type historyMsg struct {
-	ts       string
-	metadata json.RawMessage
-}
-
 func newShim(next http.Handler) *shim {
-	return &shim{next: next, requests: map[string][]postRequest{}, posts: map[string][]historyMsg{}}
+	return &shim{next: next, requests: map[string][]postRequest{}, posts: map[string]int{}}
 }
 
 func (s *shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/api/chat.postMessage":
+	if r.URL.Path == "/api/chat.postMessage" {
 		s.post(w, r)
-	case "/api/conversations.history":
-		s.history(w, r)
-	default:
-		s.next.ServeHTTP(w, r)
+		return
 	}
+	s.next.ServeHTTP(w, r)
 }
 
 func (s *shim) post(w http.ResponseWriter, r *http.Request) {
@@ -558,7 +596,6 @@ func (s *shim) post(w http.ResponseWriter, r *http.Request) {
 	var answer struct {
 		OK      bool   `json:"ok"`
 		Channel string `json:"channel"`
-		TS      string `json:"ts"`
 	}
 	_ = json.Unmarshal(rec.Body.Bytes(), &answer)
 	pr := postRequest{at: at, status: rec.Code}
@@ -571,7 +608,7 @@ func (s *shim) post(w http.ResponseWriter, r *http.Request) {
 	ch := form.Get("channel")
 	s.requests[ch] = append(s.requests[ch], pr)
 	if answer.OK {
-		s.posts[answer.Channel] = append(s.posts[answer.Channel], historyMsg{ts: answer.TS, metadata: json.RawMessage(form.Get("metadata"))})
+		s.posts[answer.Channel]++
 	}
 	s.mu.Unlock()
 	if d := time.Duration(s.delay.Load()); d > 0 {
@@ -582,32 +619,6 @@ func (s *shim) post(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
-}
-
-func (s *shim) history(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	if s.noHistory.Load() {
-		_, _ = w.Write([]byte(`{"ok":false,"error":"unknown_method"}`))
-		return
-	}
-	ch, oldest := r.Form.Get("channel"), r.Form.Get("oldest")
-	s.mu.Lock()
-	var msgs []map[string]any
-	posts := s.posts[ch]
-	for i := len(posts) - 1; i >= 0; i-- { // newest first
-		p := posts[i]
-		if oldest != "" && p.ts <= oldest {
-			continue
-		}
-		m := map[string]any{"type": "message", "ts": p.ts, "text": ""}
-		if len(p.metadata) > 0 {
-			m["metadata"] = p.metadata
-		}
-		msgs = append(msgs, m)
-	}
-	s.mu.Unlock()
-	_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "messages": msgs, "has_more": false})
 }
 
 // checkRetryAfterHonoured fails t if a post to a channel came sooner after a
@@ -655,9 +666,22 @@ func (s *shim) accepted() int {
 	defer s.mu.Unlock()
 	n := 0
 	for _, p := range s.posts {
-		n += len(p)
+		n += p
 	}
 	return n
 }
 
 func deliveryPolicy(s string) deliver.Policy { return deliver.Policy(s) }
+
+// domains are the seed's workspace domains, for permalinks.
+var domains = map[string]string{acme: "acme-corp", globex: "globex", initech: "initech", umbrella: "umbrella-corp"}
+
+// checkPermalink fails t unless s carries the permalink Slack gives its
+// message: https://<domain>.slack.com/archives/<channel>/p<ts without dot>.
+func checkPermalink(t testing.TB, s *integrationv1.DeliverySucceeded) {
+	t.Helper()
+	want := "https://" + domains[s.GetTeamId()] + ".slack.com/archives/" + s.GetChannelId() + "/p" + strings.Replace(s.GetTs(), ".", "", 1)
+	if s.GetPermalink() != want {
+		t.Errorf("command %s: permalink %q, want %q", s.GetCommandId(), s.GetPermalink(), want)
+	}
+}

@@ -80,7 +80,15 @@ func TestPacedOrderedAndIsolated(t *testing.T) {
 	if stats.RateLimited["chat.postMessage"] != n429 {
 		t.Errorf("the stand-in counted %d 429s, the shim saw %d", stats.RateLimited["chat.postMessage"], n429)
 	}
-	t.Logf("429s: %d (per channel %v)", n429, stats.RateLimitedChannels)
+	t.Logf("429s: %d (per channel %v); chat.getPermalink: %d calls, %d 429s", n429, stats.RateLimitedChannels,
+		stats.Calls["chat.getPermalink"], stats.RateLimited["chat.getPermalink"])
+	// 2,000 posts against chat.getPermalink's 100 a minute: after a 429 a
+	// team's permalinks are skipped until the Retry-After has passed, not
+	// asked for (and refused) once per post. (Calls already in flight when
+	// the first 429 comes back are refused too: a few per pause.)
+	if n := stats.Calls["chat.getPermalink"]; n > 500 {
+		t.Errorf("%d chat.getPermalink calls for 2,000 posts: the Retry-After is not honoured", n)
+	}
 	if n429 > 5 {
 		t.Errorf("%d 429s: delivery does not pace itself to the configured limit", n429)
 	}

@@ -1,5 +1,6 @@
 // Package command decodes the Slack commands delivery consumes (the
-// slack.v1 messages on slack.out.v1.<org>.<team>.<kind>) into one shape, and
+// slack.v1 messages on slack.out.v1.<org>.<team>.<kind>, stored with a
+// partition token appended) into one shape, and
 // names the lane each one is delivered in: commands of one lane are carried
 // out one at a time in stream order, lanes run independently.
 package command
@@ -73,13 +74,17 @@ type payload interface {
 	GetOrigin() *slackv1.Origin
 }
 
-// Decode reads a command from its subject and payload. On an ErrInvalid
-// error the returned command is still usable for reporting (ID, Org, Team,
-// Kind set).
+// Decode reads a command from its subject and payload. The subject is
+// slack.out.v1.<org>.<team>.<kind> as published, or with the partition
+// token the stream appends. On an ErrInvalid error the returned command is
+// still usable for reporting (ID, Org, Team, Kind set).
 func Decode(subject string, data []byte) (*Command, error) {
 	toks := strings.Split(subject, ".")
+	if len(toks) == 7 && isPartition(toks[6]) {
+		toks = toks[:6]
+	}
 	if len(toks) != 6 || toks[0] != "slack" || toks[1] != "out" || toks[2] != "v1" {
-		return nil, fmt.Errorf("%w: subject %q is not slack.out.v1.<org>.<team>.<kind>", ErrUndecodable, subject)
+		return nil, fmt.Errorf("%w: subject %q is not slack.out.v1.<org>.<team>.<kind>[.<partition>]", ErrUndecodable, subject)
 	}
 	subjOrg, subjTeam, kind := toks[3], toks[4], Kind(toks[5])
 	c := &Command{Kind: kind}
@@ -135,6 +140,19 @@ func Decode(subject string, data []byte) (*Command, error) {
 		return c, fmt.Errorf("%w: team_id %q differs from the subject's %q", ErrInvalid, c.Team, subjTeam)
 	}
 	return c, c.validate()
+}
+
+// isPartition reports whether tok is a partition token: a number.
+func isPartition(tok string) bool {
+	if tok == "" || len(tok) > 4 {
+		return false
+	}
+	for _, r := range tok {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Command) validate() error {

@@ -36,6 +36,9 @@ func TestDecode(t *testing.T) {
 		lane    string
 	}{
 		{"post", "slack.out.v1.o1.T1.post", marshal(t, post), nil, "msg/T1/C1"},
+		{"post in a partition", "slack.out.v1.o1.T1.post.5", marshal(t, post), nil, "msg/T1/C1"},
+		{"not a partition token", "slack.out.v1.o1.T1.post.x", marshal(t, post), ErrUndecodable, ""},
+		{"too many tokens", "slack.out.v1.o1.T1.post.5.6", marshal(t, post), ErrUndecodable, ""},
 		{"org differs from the subject", "slack.out.v1.o2.T1.post", marshal(t, post), ErrInvalid, ""},
 		{"team differs from the subject", "slack.out.v1.o1.T2.post", marshal(t, post), ErrInvalid, ""},
 		{"unknown kind", "slack.out.v1.o1.T1.shout", marshal(t, post), ErrUndecodable, ""},

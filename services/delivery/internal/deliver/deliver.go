@@ -110,7 +110,9 @@ type Limits struct {
 
 // DefaultMethodLimits are Slack's published tiers for the methods delivery
 // calls. chat.postMessage is "special" (per channel, see Limits.Channel;
-// several hundred a minute per workspace) and chat.getPermalink unlimited.
+// several hundred a minute per workspace); chat.getPermalink is "special"
+// too (generous, unpublished) and not paced: after a 429 its calls are
+// skipped until the Retry-After has passed.
 func DefaultMethodLimits() map[string]pacing.Limit {
 	return map[string]pacing.Limit{
 		"chat.update":                  pacing.PerMinute(50),
@@ -796,6 +798,7 @@ func (d *Deliverer) post(ctx context.Context, r *run) (Outcome, error) {
 			r.channel = channel
 			r.done = true
 			r.outcome = Outcome{Channel: channel, TS: ts, Duplicate: r.entry.CommandID != cmd.ID}
+			r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts)
 			return r.outcome, d.finishPost(ctx, r)
 		default:
 			d.metrics.reconciled.WithLabelValues("not_found").Inc()
@@ -832,7 +835,7 @@ func (d *Deliverer) post(ctx context.Context, r *run) (Outcome, error) {
 	r.done = true
 	r.channel = channel
 	r.outcome = Outcome{Channel: channel, TS: ts}
-	r.outcome.Permalink = d.permalink(ctx, token, channel, ts)
+	r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts)
 	return r.outcome, d.finishPost(ctx, r)
 }
 
@@ -844,13 +847,21 @@ func (d *Deliverer) finishPost(ctx context.Context, r *run) error {
 }
 
 // permalink asks for a message's permalink when enabled; failures leave it
-// empty, and an API without the method turns the feature off.
-func (d *Deliverer) permalink(ctx context.Context, token, channel, ts string) string {
+// empty, and an API without the method turns the feature off. Slack's limit
+// on chat.getPermalink is "special" (generous, unpublished): it is not
+// paced, but after a 429 the team's permalinks are skipped until the
+// Retry-After has passed, rather than delaying the channel's next post.
+func (d *Deliverer) permalink(ctx context.Context, token, team, channel, ts string) string {
 	if !d.permalinks.Load() || ts == "" {
 		return ""
 	}
+	k := d.methodKey(team, "chat.getPermalink")
+	if d.pacer.PausedFor(k.Name) > 0 {
+		d.metrics.calls.WithLabelValues("chat.getPermalink", "skipped").Inc()
+		return ""
+	}
 	var link string
-	err := d.call(ctx, "chat.getPermalink", nil, d.methodKey("", "chat.getPermalink"), func(cctx context.Context) error {
+	err := d.call(ctx, "chat.getPermalink", nil, k, func(cctx context.Context) error {
 		var err error
 		link, err = d.slack.Permalink(cctx, token, channel, ts)
 		return err

@@ -18,7 +18,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "crmslack", Subsystem: "delivery", Name: "slack_calls_total",
-			Help: "Slack Web API calls by method and result (ok, rate_limited, temporary, ambiguous, auth, not_found, refused, unsupported, error).",
+			Help: "Slack Web API calls by method and result (ok, rate_limited, temporary, ambiguous, auth, not_found, refused, unsupported, error; skipped: not made, its key paused by a 429).",
 		}, []string{"method", "result"}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "crmslack", Subsystem: "delivery", Name: "reconciled_total",

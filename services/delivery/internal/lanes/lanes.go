@@ -20,8 +20,11 @@
 // when the consumer has messages pending at start-up, no lane starts until
 // those have been redelivered (counted against the pending count read at
 // start, bounded by AckWait plus a margin), and then each lane starts with
-// its oldest message. Ordering holds for one active instance; several
-// replicas would share the consumer and need subject partitioning.
+// its oldest message. Ordering therefore holds as long as one dispatcher
+// at a time consumes a consumer: the service runs one per partition of the
+// stream and hands a partition from replica to replica only through a lease
+// (see the partition package); a new owner's gate waits for what the old
+// one held.
 package lanes
 
 import (
@@ -94,7 +97,10 @@ type Config struct {
 	Process      Process
 	Reject       Reject
 	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
+	// Name labels the gauges (the consumer's durable name): one process may
+	// run several dispatchers.
+	Name       string
+	Registerer prometheus.Registerer
 }
 
 // Dispatcher runs the lanes of one consumer.
@@ -116,6 +122,7 @@ type Dispatcher struct {
 	gateSeen map[uint64]bool
 
 	heldGauge, lanesGauge prometheus.Gauge
+	gaugeVecs             []*prometheus.GaugeVec
 }
 
 type lane struct {
@@ -141,25 +148,33 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, log: cfg.Logger,
 		held: map[uint64]*Item{}, lanes: map[string]*lane{}, gateSeen: map[uint64]bool{},
-		heldGauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "crmslack", Subsystem: "delivery", Name: "held_messages",
-			Help: "Command messages held unacknowledged, waiting in a lane or being delivered.",
-		}),
-		lanesGauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "crmslack", Subsystem: "delivery", Name: "active_lanes",
-			Help: "Lanes (channels, response URLs, ...) with commands waiting or in progress.",
-		}),
 	}
-	if cfg.Registerer != nil {
-		for _, g := range []prometheus.Collector{d.heldGauge, d.lanesGauge} {
-			if err := cfg.Registerer.Register(g); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
+	held := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "crmslack", Subsystem: "delivery", Name: "held_messages",
+		Help: "Command messages held unacknowledged, waiting in a lane or being delivered, by consumer.",
+	}, []string{"consumer"})
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "crmslack", Subsystem: "delivery", Name: "active_lanes",
+		Help: "Lanes (channels, response URLs, ...) with commands waiting or in progress, by consumer.",
+	}, []string{"consumer"})
+	for _, v := range []**prometheus.GaugeVec{&held, &active} {
+		if cfg.Registerer == nil {
+			break
+		}
+		if err := cfg.Registerer.Register(*v); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
 			}
+			existing, ok := are.ExistingCollector.(*prometheus.GaugeVec)
+			if !ok {
+				return nil, fmt.Errorf("lanes: metric registered with another type: %w", err)
+			}
+			*v = existing
 		}
 	}
+	d.gaugeVecs = []*prometheus.GaugeVec{held, active}
+	d.heldGauge, d.lanesGauge = held.WithLabelValues(cfg.Name), active.WithLabelValues(cfg.Name)
 	d.workCtx, d.stopWork = context.WithCancel(context.Background())
 	return d, nil
 }
@@ -243,7 +258,10 @@ func (d *Dispatcher) stop(cc jetstream.ConsumeContext) error {
 	for _, it := range items {
 		_ = it.Msg().Nak()
 	}
-	d.log.Info("delivery stopped", "handed_back", len(items))
+	d.log.Info("lanes stopped", "consumer", d.cfg.Name, "handed_back", len(items))
+	for _, v := range d.gaugeVecs {
+		v.DeleteLabelValues(d.cfg.Name)
+	}
 	return nil
 }
 

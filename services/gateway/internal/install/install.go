@@ -43,10 +43,13 @@ import (
 	"github.com/crmslack/crmslack/services/gateway/internal/oauthstate"
 )
 
-// BotScopes are the bot scopes the app asks for.
+// BotScopes are the bot scopes the app asks for. The *:history scopes let
+// the egress look a possibly-posted message up after a crash instead of
+// guessing (see services/delivery).
 var BotScopes = []string{
 	"commands", "chat:write", "chat:write.public", "im:write", "users:read", "users:read.email",
 	"channels:read", "groups:read", "files:write",
+	"channels:history", "groups:history", "im:history", "mpim:history",
 }
 
 // Paths served.
