@@ -51,7 +51,11 @@ proto: tools ## format, lint and regenerate the Go code of the contracts
 .PHONY: proto-check
 proto-check: tools ## fail when contracts are unformatted, lint-dirty, breaking, or their generated code is stale
 	cd proto && $(BUF) format --diff --exit-code && $(BUF) lint
-	@if [ -n "$(LANDED_REF)" ]; then \
+	@if [ -z "$(LANDED_REF)" ]; then \
+		echo "proto/LANDED names no commit: breaking-change check skipped"; \
+	elif ! git cat-file -e '$(LANDED_REF)^{commit}' 2>/dev/null; then \
+		echo "landed contracts $(LANDED_REF) not in this clone (shallow?): breaking-change check skipped"; \
+	else \
 		cd proto && $(BUF) breaking --against '../.git#ref=$(LANDED_REF),subdir=proto'; \
 	fi
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
