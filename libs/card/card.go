@@ -15,6 +15,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/crmslack/crmslack/libs/blockkit"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
@@ -116,13 +117,13 @@ func Render(in Input) (Card, error) {
 		return Card{}, err
 	}
 	title := title(in.Record, in.Schema, in.Location)
-	fields := keyFields(in.Config, in.Record, in.Schema, in.Location, MaxSectionFields)
+	fields := keyFields(in.Config, in.Record, in.Schema, in.Location, blockkit.MaxSectionFields)
 
 	var blocks []slack.Block
 	if msg := strings.TrimSpace(in.Message); msg != "" {
-		blocks = append(blocks, slack.NewSectionBlock(markdown(msg, MaxSectionText), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(markdown(msg, blockkit.MaxSectionText), nil, nil))
 	}
-	blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plain(title, MaxHeaderText), false, false)))
+	blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plain(title, blockkit.MaxHeaderText), false, false)))
 	if len(fields) > 0 {
 		objs := make([]*slack.TextBlockObject, len(fields))
 		for i, f := range fields {
@@ -167,7 +168,7 @@ func markdown(s string, max int) *slack.TextBlockObject {
 // capped first so a long value cannot push it out.
 func fieldText(f field) *slack.TextBlockObject {
 	label := "*" + mrkdwn(f.label, 100) + "*\n"
-	return slack.NewTextBlockObject(slack.MarkdownType, label+mrkdwn(f.value, MaxFieldText-utf8.RuneCountInString(label)), false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, label+mrkdwn(f.value, blockkit.MaxSectionFieldText-utf8.RuneCountInString(label)), false, false)
 }
 
 // attribution is the context line as mrkdwn: the module, and who shared
@@ -175,12 +176,12 @@ func fieldText(f field) *slack.TextBlockObject {
 func attribution(schema *crmv1.ModuleSchema, rec *crmv1.Record, sharedBy, mention string) string {
 	s := singular(schema, rec)
 	if mention != "" {
-		return mrkdwn(s+" · Shared by ", MaxSectionText-len(mention)) + mention
+		return mrkdwn(s+" · Shared by ", blockkit.MaxSectionText-len(mention)) + mention
 	}
 	if sharedBy = strings.TrimSpace(sharedBy); sharedBy != "" {
 		s += " · Shared by " + sharedBy
 	}
-	return mrkdwn(s, MaxSectionText)
+	return mrkdwn(s, blockkit.MaxSectionText)
 }
 
 func singular(schema *crmv1.ModuleSchema, rec *crmv1.Record) string {
@@ -285,7 +286,7 @@ func recordURL(cfg Config, rec *crmv1.Record) string {
 		}
 		u = build(cfg.BaseURL, rec.GetModule(), rec.GetId())
 	}
-	if u == "" || len(u) > MaxButtonURL {
+	if u == "" || len(u) > blockkit.MaxURL {
 		return ""
 	}
 	p, err := url.Parse(u)
@@ -307,21 +308,21 @@ func actionsBlock(cfg Config, rec *crmv1.Record, buttons []Button) (*slack.Actio
 	}
 	for _, b := range buttons {
 		switch {
-		case b.ActionID == "" || len(b.ActionID) > MaxActionID:
-			return nil, fmt.Errorf("%w: action_id must be 1..%d characters", ErrBadButton, MaxActionID)
+		case b.ActionID == "" || len(b.ActionID) > blockkit.MaxActionID:
+			return nil, fmt.Errorf("%w: action_id must be 1..%d characters", ErrBadButton, blockkit.MaxActionID)
 		case ids[b.ActionID]:
 			return nil, fmt.Errorf("%w: duplicate action_id %q", ErrBadButton, b.ActionID)
-		case utf8.RuneCountInString(b.Value) > MaxButtonValue:
-			return nil, fmt.Errorf("%w: value of %q is over %d characters", ErrBadButton, b.ActionID, MaxButtonValue)
+		case utf8.RuneCountInString(b.Value) > blockkit.MaxButtonValue:
+			return nil, fmt.Errorf("%w: value of %q is over %d characters", ErrBadButton, b.ActionID, blockkit.MaxButtonValue)
 		case strings.TrimSpace(b.Text) == "":
 			return nil, fmt.Errorf("%w: %q has no text", ErrBadButton, b.ActionID)
 		case b.Style != slack.StyleDefault && b.Style != slack.StylePrimary && b.Style != slack.StyleDanger:
 			return nil, fmt.Errorf("%w: style %q", ErrBadButton, b.Style)
-		case len(elems) == MaxActions:
-			return nil, fmt.Errorf("%w: more than %d buttons", ErrBadButton, MaxActions)
+		case len(elems) == blockkit.MaxActionsElements:
+			return nil, fmt.Errorf("%w: more than %d buttons", ErrBadButton, blockkit.MaxActionsElements)
 		}
 		ids[b.ActionID] = true
-		elems = append(elems, slack.NewButtonBlockElement(b.ActionID, b.Value, slack.NewTextBlockObject(slack.PlainTextType, plain(b.Text, MaxButtonText), false, false)).WithStyle(b.Style))
+		elems = append(elems, slack.NewButtonBlockElement(b.ActionID, b.Value, slack.NewTextBlockObject(slack.PlainTextType, plain(b.Text, blockkit.MaxButtonText), false, false)).WithStyle(b.Style))
 	}
 	if len(elems) == 0 {
 		return nil, nil
@@ -342,10 +343,10 @@ func fallback(message, title, sharedBy, mention string, fields []field) string {
 	}
 	if mention != "" {
 		const by = "\nShared by "
-		return mrkdwn(b.String(), MaxSectionText-len(by)-len(mention)) + by + mention
+		return mrkdwn(b.String(), blockkit.MaxSectionText-len(by)-len(mention)) + by + mention
 	}
 	if s := strings.TrimSpace(sharedBy); s != "" {
 		b.WriteString("\nShared by " + s)
 	}
-	return mrkdwn(b.String(), MaxSectionText)
+	return mrkdwn(b.String(), blockkit.MaxSectionText)
 }

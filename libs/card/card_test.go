@@ -15,6 +15,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/crmslack/crmslack/libs/blockkit"
 	"github.com/crmslack/crmslack/libs/card"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
@@ -182,12 +183,12 @@ func TestTruncatedCardEndsWithEllipsis(t *testing.T) {
 		t.Fatal(err)
 	}
 	header := c.Blocks[1].(*slack.HeaderBlock).Text.Text
-	if n := utf8.RuneCountInString(header); n != card.MaxHeaderText || !strings.HasSuffix(header, "…") {
-		t.Errorf("header has %d runes, ends %q; want %d ending with …", n, header[len(header)-10:], card.MaxHeaderText)
+	if n := utf8.RuneCountInString(header); n != blockkit.MaxHeaderText || !strings.HasSuffix(header, "…") {
+		t.Errorf("header has %d runes, ends %q; want %d ending with …", n, header[len(header)-10:], blockkit.MaxHeaderText)
 	}
 	msg := c.Blocks[0].(*slack.SectionBlock).Text.Text
-	if n := utf8.RuneCountInString(msg); n > card.MaxSectionText || !strings.HasSuffix(msg, "…") {
-		t.Errorf("message has %d runes; want ≤ %d ending with …", n, card.MaxSectionText)
+	if n := utf8.RuneCountInString(msg); n > blockkit.MaxSectionText || !strings.HasSuffix(msg, "…") {
+		t.Errorf("message has %d runes; want ≤ %d ending with …", n, blockkit.MaxSectionText)
 	}
 	for _, b := range c.Blocks {
 		if a, ok := b.(*slack.ActionBlock); ok {

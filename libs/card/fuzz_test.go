@@ -10,6 +10,7 @@ import (
 	"github.com/slack-go/slack"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/crmslack/crmslack/libs/blockkit"
 	"github.com/crmslack/crmslack/libs/card"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
@@ -54,7 +55,7 @@ func check(t *testing.T, c card.Card, err error) {
 		}
 		return
 	}
-	if err := checkText(c.Text, 40000); err != nil {
+	if err := checkText(c.Text, blockkit.MaxMessageText); err != nil {
 		t.Fatalf("fallback text: %v", err)
 	}
 	raw, err := json.Marshal(slack.Blocks{BlockSet: c.Blocks})
@@ -63,6 +64,9 @@ func check(t *testing.T, c card.Card, err error) {
 	}
 	if err := checkBlocks(raw); err != nil {
 		t.Fatalf("%v\n%s", err, raw)
+	}
+	if err := blockkit.Validate(raw); err != nil {
+		t.Fatalf("Slack would refuse the blocks: %v\n%s", err, raw)
 	}
 }
 

@@ -7,12 +7,13 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/crmslack/crmslack/libs/blockkit"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
 const (
 	// MaxListCards is how many records a list shows; with three blocks per
-	// card and a title that stays well under MaxBlocks.
+	// card and a title that stays well under blockkit.MaxBlocks.
 	MaxListCards = 10
 	// compactFields is how many key fields a card in a list shows.
 	compactFields = 4
@@ -38,7 +39,7 @@ func RenderList(in ListInput) (Card, error) {
 	total := max(in.Total, len(in.Records))
 	heading := fmt.Sprintf("%d of %d %s", len(recs), total, noun(in.Schema, total))
 
-	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plain(heading, MaxHeaderText), false, false))}
+	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plain(heading, blockkit.MaxHeaderText), false, false))}
 	text := []string{heading}
 	for i, rec := range recs {
 		if err := check(rec, in.Schema); err != nil {
@@ -61,13 +62,13 @@ func RenderList(in ListInput) (Card, error) {
 		if i > 0 {
 			blocks = append(blocks, slack.NewDividerBlock())
 		}
-		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*"+mrkdwn(t, MaxSectionText-2)+"*", false, false), objs, nil))
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*"+mrkdwn(t, blockkit.MaxSectionText-2)+"*", false, false), objs, nil))
 		if actions != nil {
 			blocks = append(blocks, actions)
 		}
 		text = append(text, t)
 	}
-	return Card{Blocks: blocks, Text: mrkdwn(strings.Join(text, "\n"), MaxSectionText)}, nil
+	return Card{Blocks: blocks, Text: mrkdwn(strings.Join(text, "\n"), blockkit.MaxSectionText)}, nil
 }
 
 // noun is the module's name for n records, lower-cased for a running

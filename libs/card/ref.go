@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/crmslack/crmslack/libs/blockkit"
 )
 
 // ShareActionID is the action_id of the "Share this record" button; the
@@ -34,7 +36,7 @@ func (r Ref) Encode() string {
 // ParseRef reads a value written by [Ref.Encode]. The value comes back from
 // Slack in a block_actions payload, so it is untrusted.
 func ParseRef(value string) (Ref, error) {
-	if len(value) > MaxButtonValue {
+	if len(value) > blockkit.MaxButtonValue {
 		return Ref{}, fmt.Errorf("%w: %d bytes", ErrBadRef, len(value))
 	}
 	var r Ref

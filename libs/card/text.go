@@ -5,21 +5,6 @@ import (
 	"unicode/utf8"
 )
 
-// Slack's Block Kit limits, counted in characters (runes).
-// https://docs.slack.dev/reference/block-kit/blocks
-const (
-	MaxBlocks        = 50
-	MaxSectionText   = 3000
-	MaxSectionFields = 10
-	MaxFieldText     = 2000
-	MaxHeaderText    = 150
-	MaxButtonText    = 75
-	MaxButtonValue   = 2000
-	MaxActionID      = 255
-	MaxButtonURL     = 3000
-	MaxActions       = 25
-)
-
 // ellipsis ends every truncated text so a reader sees it was cut.
 const ellipsis = "…"
 

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/crmslack/crmslack/libs/blockkit"
 )
 
 const (
-	// maxTextLen is where Slack refuses text with msg_too_long.
-	maxTextLen = 40000
 	// maxAttachments is where Slack refuses with too_many_attachments.
 	maxAttachments = 100
 )
@@ -25,18 +25,18 @@ func (c content) empty() bool { return c.text == "" && c.blocks == nil && c.atta
 // readContent checks a message's text, blocks and attachments like Slack.
 func readContent(text string, blocks, attachments []byte) (content, error) {
 	var ct content
-	if utf8.RuneCountInString(text) > maxTextLen {
+	if utf8.RuneCountInString(text) > blockkit.MaxMessageText {
 		return ct, errCode("msg_too_long")
 	}
 	ct.text = text
 	if len(bytes.TrimSpace(blocks)) > 0 {
-		if err := ValidateBlocks(blocks); err != nil {
-			var be *BlocksError
+		if err := blockkit.Validate(blocks); err != nil {
+			var be *blockkit.Error
 			errors.As(err, &be)
 			return ct, errCode(be.Code, be.Messages...)
 		}
 		var buf bytes.Buffer
-		_ = json.Compact(&buf, blocks) // valid: ValidateBlocks decoded it
+		_ = json.Compact(&buf, blocks) // valid: blockkit.Validate decoded it
 		if buf.String() != "[]" {
 			ct.blocks = buf.Bytes()
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/slack-go/slack"
+
+	"github.com/crmslack/crmslack/libs/blockkit"
 )
 
 var reTSWire = regexp.MustCompile(`^\d{10}\.\d{6}$`)
@@ -112,7 +114,7 @@ func TestPostMessageErrors(t *testing.T) {
 	readOnly := srv.IssueBotToken(acme, "users:read")
 	revoked := srv.IssueBotToken(globex)
 	srv.RevokeTeam(globex)
-	long := strings.Repeat("x", maxTextLen)
+	long := strings.Repeat("x", blockkit.MaxMessageText)
 
 	tests := []struct {
 		name    string

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/crmslack/crmslack/libs/blockkit"
 )
 
 func TestResponseURLUseLimit(t *testing.T) {
@@ -51,7 +53,7 @@ func TestResponseURLRefusals(t *testing.T) {
 	}{
 		{"no text", map[string]any{"response_type": "in_channel"}, "no_text"},
 		{"invalid blocks", map[string]any{"blocks": []any{map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": strings.Repeat("a", 3001)}}}}, "invalid_blocks"},
-		{"text too long", map[string]any{"text": strings.Repeat("a", maxTextLen+1)}, "msg_too_long"},
+		{"text too long", map[string]any{"text": strings.Repeat("a", blockkit.MaxMessageText+1)}, "msg_too_long"},
 		{"not JSON", "text=hello", "invalid_payload"},
 	}
 	for _, tt := range tests {

@@ -92,12 +92,12 @@ func Durables(p int) []string {
 }
 
 // SlackOutStream is the SLACK_OUT stream configuration delivery ensures:
-// libs/topology's, with the subject transform that adds the partition token
-// for p partitions.
-func SlackOutStream(o topology.StreamOptions, p int) jetstream.StreamConfig {
+// libs/topology's, whose subject transform adds the partition token for
+// o.SlackOutPartitions partitions (0: topology.SlackOutPartitions).
+func SlackOutStream(o topology.StreamOptions) jetstream.StreamConfig {
 	for _, sc := range topology.Streams(o) {
 		if sc.Name == topology.StreamSlackOut {
-			return partition.Apply(sc, p)
+			return sc
 		}
 	}
 	panic("libs/topology declares no " + topology.StreamSlackOut + " stream")
@@ -138,9 +138,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		}
 	}()
 	js := b.JetStream()
-	streamOpts := topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}
+	streamOpts := topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage, SlackOutPartitions: cfg.Partitions}
 	ensureSlackOut := func(ctx context.Context) error {
-		_, err := b.EnsureStream(ctx, SlackOutStream(streamOpts, cfg.Partitions))
+		_, err := b.EnsureStream(ctx, SlackOutStream(streamOpts))
 		return err
 	}
 	if err := ensureSlackOutAtStart(ctx, js, cfg.Partitions, ensureSlackOut, log); err != nil {

@@ -180,7 +180,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	ctx := testkit.Context(t)
 	// SLACK_OUT as every service will declare it once libs/topology has
 	// the partition transform (see delivery.SlackOutStream).
-	if _, err := e.bus.EnsureStream(ctx, delivery.SlackOutStream(topology.StreamOptions{}, testPartitions)); err != nil {
+	if _, err := e.bus.EnsureStream(ctx, delivery.SlackOutStream(topology.StreamOptions{SlackOutPartitions: testPartitions})); err != nil {
 		t.Fatal(err)
 	}
 	for _, sc := range topology.Streams(topology.StreamOptions{}) {

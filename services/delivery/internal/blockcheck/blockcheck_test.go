@@ -1,14 +1,15 @@
 package blockcheck
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/crmslack/crmslack/libs/slackstandin"
+	"github.com/crmslack/crmslack/libs/blockkit"
 )
 
 func mustJSON(t testing.TB, v any) []byte {
@@ -26,10 +27,6 @@ func plain(s string) obj   { return obj{"type": "plain_text", "text": s} }
 func mrkdwn(s string) obj  { return obj{"type": "mrkdwn", "text": s} }
 func section(s string) obj { return obj{"type": "section", "text": mrkdwn(s)} }
 
-func button(text, value, actionID string) obj {
-	return obj{"type": "button", "text": plain(text), "value": value, "action_id": actionID}
-}
-
 func blocksOf(n int) []any {
 	out := make([]any, n)
 	for i := range out {
@@ -38,82 +35,72 @@ func blocksOf(n int) []any {
 	return out
 }
 
-func fieldsOf(n, size int) []any {
-	out := make([]any, n)
-	for i := range out {
-		out[i] = mrkdwn(strings.Repeat("f", size))
+// TestBlocksCheckedByBlockkit: Check refuses what blockkit refuses, with
+// blockkit's messages (its own tests cover each of Slack's limits).
+func TestBlocksCheckedByBlockkit(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		string(mustJSON(t, []any{section(strings.Repeat("a", blockkit.MaxSectionText+1))})),
+		string(mustJSON(t, blocksOf(blockkit.MaxBlocks+1))),
+		string(mustJSON(t, []any{obj{"type": "header", "text": mrkdwn("h")}})),
+		`[{"type":"divider"`,
+		`{"type":"divider"}`,
+	} {
+		var be *blockkit.Error
+		if !errors.As(blockkit.Validate([]byte(raw)), &be) {
+			t.Fatalf("blockkit accepts %s", raw)
+		}
+		_, err := Check("fallback", []byte(raw))
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Check(%s) = %v, want an *Error wrapping ErrInvalid", raw, err)
+		}
+		if !slices.Equal(e.Problems, be.Messages) {
+			t.Errorf("Check(%s) problems %q, want blockkit's %q", raw, e.Problems, be.Messages)
+		}
 	}
-	return out
+	if _, err := Check("fallback", mustJSON(t, append(blocksOf(blockkit.MaxBlocks-1), section(strings.Repeat("a", blockkit.MaxSectionText))))); err != nil {
+		t.Fatalf("blocks at the limits refused: %v", err)
+	}
 }
 
-// TestLimits checks each of Slack's limits at the limit (accepted) and one
-// over (refused), and that the stand-in, which mirrors Slack, agrees.
-func TestLimits(t *testing.T) {
+// TestOnlySupportedBlockTypes: block types blockkit accepts but crmslack
+// never builds are refused by delivery.
+func TestOnlySupportedBlockTypes(t *testing.T) {
 	t.Parallel()
-	x := strings.Repeat
-	cases := []struct {
-		name   string
-		blocks []any
-		ok     bool
+	for _, tc := range []struct {
+		name  string
+		block obj
+		ok    bool
 	}{
-		{"50 blocks", append(blocksOf(49), section("s")), true},
-		{"51 blocks", append(blocksOf(50), section("s")), false},
-		{"section text 3000", []any{section(x("a", 3000))}, true},
-		{"section text 3001", []any{section(x("a", 3001))}, false},
-		{"section text counts characters not bytes", []any{section(x("é", 3000))}, true},
-		{"10 fields of 2000", []any{obj{"type": "section", "fields": fieldsOf(10, 2000)}}, true},
-		{"11 fields", []any{obj{"type": "section", "fields": fieldsOf(11, 1)}}, false},
-		{"field of 2001", []any{obj{"type": "section", "fields": fieldsOf(1, 2001)}}, false},
-		{"header 150", []any{obj{"type": "header", "text": plain(x("h", 150))}}, true},
-		{"header 151", []any{obj{"type": "header", "text": plain(x("h", 151))}}, false},
-		{"header must be plain_text", []any{obj{"type": "header", "text": mrkdwn("h")}}, false},
-		{"button text 75", []any{obj{"type": "actions", "elements": []any{button(x("b", 75), "v", "a")}}}, true},
-		{"button text 76", []any{obj{"type": "actions", "elements": []any{button(x("b", 76), "v", "a")}}}, false},
-		{"button value 2000", []any{obj{"type": "actions", "elements": []any{button("b", x("v", 2000), "a")}}}, true},
-		{"button value 2001", []any{obj{"type": "actions", "elements": []any{button("b", x("v", 2001), "a")}}}, false},
-		{"action_id 255", []any{obj{"type": "actions", "elements": []any{button("b", "v", x("a", 255))}}}, true},
-		{"action_id 256", []any{obj{"type": "actions", "elements": []any{button("b", "v", x("a", 256))}}}, false},
-		{"duplicate action_id in a block", []any{obj{"type": "actions", "elements": []any{button("b", "v", "a"), button("c", "v", "a")}}}, false},
-		{"block_id 255", []any{obj{"type": "divider", "block_id": x("i", 255)}, section("s")}, true},
-		{"block_id 256", []any{obj{"type": "divider", "block_id": x("i", 256)}, section("s")}, false},
-		{"duplicate block_id", []any{obj{"type": "divider", "block_id": "b"}, obj{"type": "divider", "block_id": "b"}, section("s")}, false},
-		{"25 actions elements", []any{obj{"type": "actions", "elements": buttons(25)}}, true},
-		{"26 actions elements", []any{obj{"type": "actions", "elements": buttons(26)}}, false},
-		{"10 context elements", []any{obj{"type": "context", "elements": fieldsOf(10, 5)}}, true},
-		{"11 context elements", []any{obj{"type": "context", "elements": fieldsOf(11, 5)}}, false},
-		{"section accessory button", []any{obj{"type": "section", "text": mrkdwn("s"), "accessory": button("b", "v", "a")}}, true},
-		{"section without text or fields", []any{obj{"type": "section"}}, false},
-		{"unknown block type", []any{obj{"type": "carousel"}}, false},
-		{"block without type", []any{obj{"text": "x"}}, false},
-		{"image with url and alt", []any{obj{"type": "image", "image_url": "https://x/y.png", "alt_text": "chart"}}, true},
-		{"image without alt text", []any{obj{"type": "image", "image_url": "https://x/y.png"}}, false},
-	}
-	for _, tc := range cases {
+		{"section", section("s"), true},
+		{"header", obj{"type": "header", "text": plain("h")}, true},
+		{"divider", obj{"type": "divider"}, true},
+		{"actions", obj{"type": "actions", "elements": []any{obj{"type": "button", "text": plain("b"), "action_id": "a"}}}, true},
+		{"context", obj{"type": "context", "elements": []any{mrkdwn("c")}}, true},
+		{"image", obj{"type": "image", "image_url": "https://x/y.png", "alt_text": "a"}, true},
+		{"markdown", obj{"type": "markdown", "text": "**m**"}, true},
+		{"rich_text", obj{"type": "rich_text", "elements": []any{}}, false},
+		{"input", obj{"type": "input", "label": plain("l"), "element": obj{"type": "plain_text_input"}}, false},
+		{"file", obj{"type": "file", "external_id": "x", "source": "remote"}, false},
+		{"video", obj{"type": "video", "alt_text": "a", "video_url": "https://x/v", "thumbnail_url": "https://x/t", "title": plain("t")}, false},
+		{"table", obj{"type": "table", "rows": []any{[]any{}}}, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			raw := mustJSON(t, tc.blocks)
+			raw := mustJSON(t, []any{section("s"), tc.block})
+			if err := blockkit.Validate(raw); err != nil {
+				t.Fatalf("blockkit refuses the case itself: %v", err)
+			}
 			_, err := Check("fallback", raw)
 			if (err == nil) != tc.ok {
 				t.Fatalf("Check = %v, want ok=%v", err, tc.ok)
 			}
-			if err != nil && !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error %v does not wrap ErrInvalid", err)
-			}
-			if tc.ok {
-				if serr := slackstandin.ValidateBlocks(raw); serr != nil {
-					t.Fatalf("accepted, but Slack (the stand-in) refuses it: %v", serr)
-				}
+			if err != nil && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "/blocks/1/type")) {
+				t.Fatalf("error %v does not wrap ErrInvalid or point at /blocks/1/type", err)
 			}
 		})
 	}
-}
-
-func buttons(n int) []any {
-	out := make([]any, n)
-	for i := range out {
-		out[i] = button("b", "v", fmt.Sprintf("a%d", i))
-	}
-	return out
 }
 
 func TestFallbackText(t *testing.T) {
@@ -153,11 +140,11 @@ func TestFallbackText(t *testing.T) {
 
 func TestTextLimitAndShape(t *testing.T) {
 	t.Parallel()
-	if _, err := Check(strings.Repeat("a", MaxText), nil); err != nil {
-		t.Fatalf("text of %d: %v", MaxText, err)
+	if _, err := Check(strings.Repeat("a", blockkit.MaxMessageText), nil); err != nil {
+		t.Fatalf("text of %d: %v", blockkit.MaxMessageText, err)
 	}
-	if _, err := Check(strings.Repeat("a", MaxText+1), nil); err == nil {
-		t.Fatalf("text of %d accepted", MaxText+1)
+	if _, err := Check(strings.Repeat("a", blockkit.MaxMessageText+1), nil); err == nil {
+		t.Fatalf("text of %d accepted", blockkit.MaxMessageText+1)
 	}
 	for _, raw := range []string{`{"type":"divider"}`, `[`, `[] []`, `"x"`} {
 		if _, err := Check("t", []byte(raw)); err == nil {
@@ -186,10 +173,10 @@ func TestErrorListsEveryProblem(t *testing.T) {
 	}
 }
 
-// FuzzCheck feeds arbitrary text and blocks. Check must never panic, and
-// whatever it accepts must be something Slack (the stand-in, which mirrors
-// Slack's validation) accepts too, with a non-empty fallback text within
-// Slack's limit.
+// FuzzCheck feeds arbitrary text and blocks. Check must never panic, must
+// refuse what blockkit refuses, and whatever it accepts must carry blocks
+// blockkit accepts, compacted and of supported types only, with a non-empty
+// fallback text within Slack's limit.
 func FuzzCheck(f *testing.F) {
 	f.Add("hi", `[{"type":"section","text":{"type":"mrkdwn","text":"x"}}]`)
 	f.Add("", `[{"type":"header","text":{"type":"plain_text","text":"Deal"}},{"type":"divider"}]`)
@@ -199,6 +186,8 @@ func FuzzCheck(f *testing.F) {
 	f.Add("", `[{"type":"markdown","text":"**hi**"}]`)
 	f.Add("t", `[{"type":"image","image_url":"https://x","alt_text":"a","title":{"type":"plain_text","text":"t"}}]`)
 	f.Add("", `[]`)
+	f.Add("", `  `)
+	f.Add("t", `[{"type":"rich_text","elements":[]}]`)
 	f.Add("t", `[{"type":"section","text":{"type":"mrkdwn","text":"x"},"block_id":"b"},{"type":"divider","block_id":"b"}]`)
 	f.Fuzz(func(t *testing.T, text, blocks string) {
 		m, err := Check(text, []byte(blocks))
@@ -208,16 +197,32 @@ func FuzzCheck(f *testing.F) {
 			}
 			return
 		}
+		if strings.TrimSpace(blocks) != "" {
+			if berr := blockkit.Validate([]byte(blocks)); berr != nil {
+				t.Fatalf("accepted blocks blockkit refuses: %v\nblocks: %s", berr, blocks)
+			}
+		}
 		if strings.TrimSpace(m.Text) == "" {
 			t.Fatalf("accepted with an empty fallback (text %q, blocks %s)", text, blocks)
 		}
-		if utf8.RuneCountInString(m.Text) > MaxText {
+		if utf8.RuneCountInString(m.Text) > blockkit.MaxMessageText {
 			t.Fatalf("accepted a fallback of %d characters", utf8.RuneCountInString(m.Text))
 		}
-		if m.Blocks != nil {
-			if serr := slackstandin.ValidateBlocks(m.Blocks); serr != nil {
-				t.Fatalf("accepted blocks Slack refuses: %v\nblocks: %s", serr, m.Blocks)
+		if m.Blocks == nil {
+			return
+		}
+		var list []map[string]any
+		if err := json.Unmarshal(m.Blocks, &list); err != nil || len(list) == 0 {
+			t.Fatalf("accepted blocks %s: %v", m.Blocks, err)
+		}
+		for _, b := range list {
+			if typ, _ := b["type"].(string); !supported[typ] {
+				t.Fatalf("accepted a %q block", typ)
 			}
+		}
+		var again bytes.Buffer
+		if err := json.Compact(&again, m.Blocks); err != nil || again.String() != string(m.Blocks) {
+			t.Fatalf("blocks not compacted: %s", m.Blocks)
 		}
 	})
 }

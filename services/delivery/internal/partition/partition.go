@@ -9,9 +9,10 @@
 //
 //	slack.out.v1.<org>.<team>.<kind>.<partition>
 //
-// where partition is the server's {{partition(P,1,2)}}: FNV-1a (32 bit) of
-// the org and team tokens, modulo P. Every command of one team, so of each
-// of its channels, lands in one partition. The transform runs in the server,
+// where partition is the server's {{partition(P,1,2)}} (the transform is
+// libs/topology's SlackOutTransform): FNV-1a (32 bit) of the org and team
+// tokens, modulo P. Every command of one team, so of each of its channels,
+// lands in one partition. The transform runs in the server,
 // so publishers need not know P; [Of] computes the same number client-side.
 //
 // # Consumers
@@ -34,12 +35,15 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/topology"
 )
 
 // DefaultCount is the number of partitions unless configured otherwise
-// (DELIVERY_PARTITIONS): up to eight replicas can share the work. Changing it
-// moves teams between partitions and is a migration (docs/configuration.md).
-const DefaultCount = 8
+// (DELIVERY_PARTITIONS): libs/topology's SlackOutPartitions, so up to eight
+// replicas can share the work. Changing it moves teams between partitions
+// and is a migration (docs/configuration.md).
+const DefaultCount = topology.SlackOutPartitions
 
 // MaxCount bounds the number of partitions (consumers, leases).
 const MaxCount = 256
@@ -47,7 +51,8 @@ const MaxCount = 256
 // Subject layout of SLACK_OUT.
 const (
 	prefix = "slack.out.v1."
-	// TransformSource matches a command as publishers send it.
+	// TransformSource matches a command as publishers send it: the source
+	// of topology.SlackOutTransform.
 	TransformSource = prefix + "*.*.*"
 	// UnpartitionedFilter matches a command stored without a partition.
 	UnpartitionedFilter = TransformSource
@@ -66,23 +71,8 @@ const (
 	LegacyDurable = "delivery-commands"
 )
 
-// Transform is the SLACK_OUT subject transform for p partitions.
-func Transform(p int) *jetstream.SubjectTransformConfig {
-	return &jetstream.SubjectTransformConfig{
-		Source:      TransformSource,
-		Destination: prefix + "{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(" + strconv.Itoa(p) + ",1,2)}}",
-	}
-}
-
-// Apply returns the SLACK_OUT stream configuration sc with the transform for
-// p partitions.
-func Apply(sc jetstream.StreamConfig, p int) jetstream.StreamConfig {
-	sc.SubjectTransform = Transform(p)
-	return sc
-}
-
-// CountOf reads the number of partitions from a stream's transform; 0 when
-// it has none (or not ours).
+// CountOf reads the number of partitions from a stream's transform
+// (topology.SlackOutTransform); 0 when it has none (or not ours).
 func CountOf(sc jetstream.StreamConfig) int {
 	t := sc.SubjectTransform
 	if t == nil || t.Source != TransformSource {
@@ -113,8 +103,8 @@ func Of(org, team string, p int) int {
 	return int(h.Sum32() % uint32(p))
 }
 
-// Filter is partition k's consumer filter.
-func Filter(k int) string { return prefix + "*.*.*." + strconv.Itoa(k) }
+// Filter is partition k's consumer filter: topology.SlackOutPartition(k).
+func Filter(k int) string { return topology.SlackOutPartition(k) }
 
 // Durable is partition k's consumer name.
 func Durable(k int) string { return DurablePrefix + strconv.Itoa(k) }

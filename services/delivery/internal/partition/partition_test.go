@@ -10,7 +10,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/topology"
 )
+
+// withTransform is sc with SLACK_OUT's transform for p partitions.
+func withTransform(sc jetstream.StreamConfig, p int) jetstream.StreamConfig {
+	sc.SubjectTransform = topology.SlackOutTransform(p)
+	return sc
+}
 
 // slackOut creates a SLACK_OUT-like stream with the transform for p
 // partitions on an embedded server.
@@ -18,7 +25,7 @@ func slackOut(t *testing.T, p int) jetstream.JetStream {
 	t.Helper()
 	js := testkit.JetStream(t, testkit.NATSConn(t, testkit.NATS(t)))
 	cfg := jetstream.StreamConfig{Name: "SLACK_OUT", Subjects: []string{"slack.out.v1.>"}, Storage: jetstream.FileStorage}
-	if _, err := js.CreateStream(testkit.Context(t), Apply(cfg, p)); err != nil {
+	if _, err := js.CreateStream(testkit.Context(t), withTransform(cfg, p)); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -77,8 +84,19 @@ func TestOfMatchesServer(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	t.Parallel()
-	if CountOf(Apply(jetstream.StreamConfig{}, 16)) != 16 || CountOf(jetstream.StreamConfig{}) != 0 {
+	if CountOf(withTransform(jetstream.StreamConfig{}, 16)) != 16 || CountOf(jetstream.StreamConfig{}) != 0 {
 		t.Error("CountOf does not read the transform back")
+	}
+	if TransformSource != topology.SlackOutTransform(1).Source || UnpartitionedFilter != TransformSource {
+		t.Errorf("TransformSource %q is not topology's %q", TransformSource, topology.SlackOutTransform(1).Source)
+	}
+	for _, sc := range topology.Streams(topology.StreamOptions{SlackOutPartitions: 5}) {
+		if sc.Name == topology.StreamSlackOut && CountOf(sc) != 5 {
+			t.Errorf("CountOf(topology's SLACK_OUT for 5) = %d", CountOf(sc))
+		}
+	}
+	if DefaultCount != topology.SlackOutPartitions {
+		t.Errorf("DefaultCount %d, topology says %d", DefaultCount, topology.SlackOutPartitions)
 	}
 	if Durable(3) != "delivery-p3" || Filter(3) != "slack.out.v1.*.*.*.3" {
 		t.Errorf("names: %s %s", Durable(3), Filter(3))
@@ -138,7 +156,7 @@ func TestMover(t *testing.T) {
 		info, err := legacy.Info(ctx)
 		return err == nil && info.AckFloor.Stream == 4
 	}, "the old instance's acks recorded")
-	if _, err := js.UpdateStream(ctx, Apply(cfg, p)); err != nil {
+	if _, err := js.UpdateStream(ctx, withTransform(cfg, p)); err != nil {
 		t.Fatal(err)
 	}
 
