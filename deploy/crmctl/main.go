@@ -7,6 +7,7 @@
 //	crmctl call [-addr HOST:PORT] METHOD [JSON]        e.g. TeamRegistryService/ListTeams '{"orgId":"o1"}'
 //	crmctl methods                                     every gRPC method it knows
 //	crmctl types                                       every event type it can publish
+//	crmctl slack zcrm|click ...                        act as a Slack user through the Slack stand-in
 package main
 
 import (
@@ -31,6 +32,10 @@ const usage = `usage:
   crmctl call [-addr HOST:PORT] METHOD [JSON]      call a gRPC method (JSON request, or stdin)
   crmctl methods                                   list gRPC methods
   crmctl types                                     list event types publish accepts
+  crmctl slack zcrm [-team T] -channel C -user U TEXT...
+                                                   type a /zcrm command in the Slack stand-in (crmctl slack -h)
+  crmctl slack click [-team T] -channel C -user U VALUE
+                                                   click a Share button of an answer
 `
 
 // run is main without the process: tests call it.
@@ -51,6 +56,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = methodsCmd(stdout)
 	case "types":
 		err = typesCmd(stdout)
+	case "slack":
+		err = slackCmd(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -24,6 +24,9 @@ import (
 // devClientID is the stand-in app's client id; it is not a secret.
 const devClientID = "1234567890.1234567890"
 
+// defaultGatewayURL is the gateway's GATEWAY_PUBLIC_URL when unset.
+const defaultGatewayURL = "http://127.0.0.1:8080"
+
 // endpoints is what the runner reports once everything is up.
 type endpoints struct {
 	NATS, Mongo, SlackAPI, Standin string
@@ -149,6 +152,9 @@ func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slack
 			ClientSecret:  vars["SLACK_CLIENT_SECRET"],
 			SigningSecret: vars["SLACK_SIGNING_SECRET"],
 		},
+		// /_standin/slash and /_standin/click send to the gateway; it starts
+		// after the stand-in, which is fine: nothing is sent before then.
+		AppURL: firstSet(vars["GATEWAY_PUBLIC_URL"], defaultGatewayURL),
 		Logger: log.With("part", "slack-standin"),
 	}
 	if path := vars["SLACK_STANDIN_SEED"]; path != "" {
@@ -180,6 +186,7 @@ func report(w io.Writer, ep endpoints) {
 	fmt.Fprintf(&b, "  %-10s %s\n", "mongodb", redactURI(ep.Mongo))
 	if ep.Standin != "" {
 		fmt.Fprintf(&b, "  %-10s %s (Slack Web API at %s, messages at %s/_standin/messages)\n", "slack", ep.Standin, ep.SlackAPI, ep.Standin)
+		fmt.Fprintf(&b, "  %-10s go run ./deploy/crmctl slack zcrm -standin %s -user bob@acme.example -channel sales help\n", "try", ep.Standin)
 	} else {
 		fmt.Fprintf(&b, "  %-10s %s\n", "slack", ep.SlackAPI)
 	}

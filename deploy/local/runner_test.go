@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,22 +22,43 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/crmslack/crmslack/libs/testkit"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
 
 // testEnviron runs every part on a free port in a temporary folder. The
 // names of the ops addresses are returned so tests can poll readiness.
+// Every port is picked here, none left to the parts (port 0): a port the
+// kernel hands a part could be one picked here and already released.
 func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	t.Helper()
-	teams, gw := freeAddr(t), freeAddr(t)
-	query := freeAddr(t)
-	ops = map[string]string{"teams": freeAddr(t), "gateway": freeAddr(t), "delivery": freeAddr(t), "query": freeAddr(t), "sharing": freeAddr(t)}
+	var ls []net.Listener
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l) // held until all are picked, so all differ
+		return l.Addr().String()
+	}
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	teams, gw := free(), free()
+	query := free()
+	_, natsPort, _ := net.SplitHostPort(free())
+	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free()}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
-		"LOCAL_NATS_PORT=0",
-		"LOCAL_MONGO_ADDR=127.0.0.1:0",
-		"SLACK_STANDIN_ADDR=127.0.0.1:0",
+		"LOCAL_NATS_PORT=" + natsPort,
+		"LOCAL_MONGO_ADDR=" + free(),
+		"SLACK_STANDIN_ADDR=" + free(),
 		"LOG_LEVEL=warn",
 		"TEAMS_GRPC_ADDR=" + teams,
 		"TEAMS_ADDR=" + teams,
@@ -41,25 +66,14 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"GATEWAY_ADDR=" + gw,
 		"GATEWAY_PUBLIC_URL=http://" + gw,
 		"GATEWAY_OPS_ADDR=" + ops["gateway"],
-		"DELIVERY_GRPC_ADDR=" + freeAddr(t),
+		"DELIVERY_GRPC_ADDR=" + free(),
 		"DELIVERY_OPS_ADDR=" + ops["delivery"],
 		"QUERY_GRPC_ADDR=" + query,
 		"QUERY_ADDR=" + query,
 		"QUERY_OPS_ADDR=" + ops["query"],
-		"SHARING_GRPC_ADDR=" + freeAddr(t),
+		"SHARING_GRPC_ADDR=" + free(),
 		"SHARING_OPS_ADDR=" + ops["sharing"],
 	}, ops
-}
-
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // syncBuffer is a bytes.Buffer safe to read while the runner writes.
@@ -144,6 +158,7 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 	if !strings.Contains(out.String(), "crmslack is up") {
 		t.Errorf("no start-up report in:\n%s", out.String())
 	}
+	slashThroughStandin(t, ep, envValue(environ, "TEAMS_GRPC_ADDR"), &out)
 
 	cancel()
 	select {
@@ -222,4 +237,92 @@ func TestInterruptExitsZero(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("did not exit within 30 s of SIGINT")
 	}
+}
+
+func envValue(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// slashThroughStandin connects the stand-in's Acme workspace to org "acme"
+// the way an admin does (BeginInstall, then the browser through the
+// gateway, the stand-in's consent page and back), then types /zcrm help as
+// Bob through POST /_standin/slash and expects the gateway's usage card
+// back through the stand-in.
+func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *syncBuffer) {
+	t.Helper()
+	ctx := testkit.Context(t)
+	cc, err := grpc.NewClient(teamsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	begun, err := teamsv1.NewTeamRegistryServiceClient(cc).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
+		OrgId: "acme", TeamHint: "T0ACME0001",
+		Caller: &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true},
+	})
+	if err != nil {
+		t.Fatalf("BeginInstall: %v", err)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := browser.Get(begun.GetInstallUrl())
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Slack is connected") {
+		t.Fatalf("install ended with HTTP %d:\n%s\n%s", resp.StatusCode, page, out.String())
+	}
+
+	type answer struct {
+		Status      int    `json:"status"`
+		ResponseURL string `json:"response_url"`
+		Body        struct {
+			ResponseType string          `json:"response_type"`
+			Text         string          `json:"text"`
+			Blocks       json.RawMessage `json:"blocks"`
+		} `json:"body"`
+	}
+	const usage = "/zcrm searches your CRM"
+	var got answer
+	// The gateway learns of the new team from a watch: until then it
+	// answers that the workspace is not connected.
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.PostForm(ep.Standin+"/_standin/slash", url.Values{"user": {"bob@acme.example"}, "channel": {"sales"}, "text": {"help"}})
+		if err != nil {
+			t.Logf("slash: %v", err)
+			return false
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		got = answer{}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &got) != nil {
+			t.Logf("slash: HTTP %d %s", resp.StatusCode, raw)
+			return false
+		}
+		return got.Status == http.StatusOK && !strings.Contains(got.Body.Text, "not connected")
+	}, "the gateway never answered /zcrm help through the stand-in:\n%s", out.String())
+	if got.Body.ResponseType != "ephemeral" {
+		t.Fatalf("answer %+v, want ephemeral", got)
+	}
+	if strings.Contains(got.Body.Text, usage) {
+		return
+	}
+	// On a slow machine the gateway says "Searching…" and the card
+	// follows through the response_url, which the stand-in records.
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get(ep.Standin + "/_standin/messages?kind=response_url&channel=C0ACMESALE")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(raw), usage)
+	}, "no usage card: the immediate answer was %q and none came through the response_url", got.Body.Text)
 }

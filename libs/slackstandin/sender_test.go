@@ -97,6 +97,7 @@ func verifySlackRequest(h http.Header, body []byte, secret string) error {
 
 // received is one request an app under test got.
 type received struct {
+	path   string
 	header http.Header
 	body   []byte
 }
@@ -113,7 +114,7 @@ func fakeApp(tb testing.TB, secret string, answer func(w http.ResponseWriter, bo
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		got <- received{header: r.Header.Clone(), body: body}
+		got <- received{path: r.URL.Path, header: r.Header.Clone(), body: body}
 		answer(w, body)
 	}))
 	tb.Cleanup(app.Close)

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,11 @@ type Config struct {
 	// handler is served by the caller instead of [Server.Start]. Default:
 	// the URL Start listens on.
 	PublicURL string
+	// AppURL is the app's base URL (e.g. http://127.0.0.1:8080); the
+	// /_standin/slash and /_standin/click endpoints send to
+	// AppURL+/slack/commands and AppURL+/slack/interactions. Default: none,
+	// and those endpoints refuse.
+	AppURL string
 	// Now is the clock for rate limits, token and code expiry and
 	// response_url expiry; tests inject a fake one. Default: time.Now.
 	Now func() time.Time
@@ -132,6 +138,11 @@ func (c Config) Validate() error {
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http") {
 		return fmt.Errorf("PublicURL %q: must be an http(s) URL", c.PublicURL)
 	}
+	if c.AppURL != "" {
+		if u, err := url.Parse(c.AppURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("AppURL %q: must be an http(s) URL", c.AppURL)
+		}
+	}
 	return nil
 }
 
@@ -159,6 +170,8 @@ type Server struct {
 	stats     Stats
 	changed   chan struct{} // closed and replaced whenever a record is added
 	baseURL   string
+	appURL    string  // Config.AppURL without a trailing slash
+	relay     *Sender // sends for /_standin/slash and /_standin/click
 	httpSrv   *http.Server
 	// closing ends injected latencies so Close does not wait for them.
 	closing   chan struct{}
@@ -185,8 +198,10 @@ func New(cfg Config) (*Server, error) {
 		refreshes: map[string]*refreshToken{},
 		codes:     map[string]*authCode{},
 		baseURL:   strings.TrimSuffix(cfg.PublicURL, "/"),
+		appURL:    strings.TrimSuffix(cfg.AppURL, "/"),
 		closing:   make(chan struct{}),
 	}
+	s.relay = s.NewSender(nil)
 	s.resetLocked()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/api/{method}", s.serveAPI)
@@ -199,11 +214,15 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /_standin/stats", s.serveStats)
 	s.mux.HandleFunc("POST /_standin/reset", s.serveReset)
 	s.mux.HandleFunc("POST /_standin/tokens", s.serveIssueToken)
+	s.mux.HandleFunc("POST /_standin/slash", s.serveSlash)
+	s.mux.HandleFunc("POST /_standin/click", s.serveClick)
 	return s, nil
 }
 
 // Handler serves the Web API under /api/, the upload and response URLs, the
-// OAuth authorize page and the /_standin/ inspection endpoints.
+// OAuth authorize page, the /_standin/ inspection endpoints and the
+// /_standin/slash and /_standin/click endpoints that act as a Slack user
+// toward Config.AppURL.
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Start serves the handler on addr ("" means 127.0.0.1:0, a free port).

@@ -20,6 +20,8 @@ func TestConfigValidate(t *testing.T) {
 		{"zero burst", Config{RateLimits: RateLimits{PostMessagePerChannel: Limit{Rate: 1}}}, "PostMessagePerChannel"},
 		{"short token life", Config{App: AppConfig{TokenExpiresIn: time.Millisecond}}, "TokenExpiresIn"},
 		{"public URL", Config{PublicURL: "ftp://x"}, "PublicURL"},
+		{"app URL scheme", Config{AppURL: "ftp://x"}, "AppURL"},
+		{"app URL without host", Config{AppURL: "http://"}, "AppURL"},
 		{"broken seed", Config{Seed: &Seed{}}, "no workspace"},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@
 //	-client-id      SLACK_CLIENT_ID        OAuth client id (default: the stand-in's)
 //	-client-secret  SLACK_CLIENT_SECRET    OAuth client secret (default: the stand-in's)
 //	-rotation       SLACK_TOKEN_ROTATION   issue expiring, refreshable tokens (default false)
+//	-app-url        SLACK_STANDIN_APP_URL  the app's base URL for /_standin/slash and /_standin/click (default: none)
 //
 // A bot token for a workspace: curl -X POST 'http://127.0.0.1:8090/_standin/tokens?team=T0ACME0001'.
 package main
@@ -43,6 +44,7 @@ type config struct {
 	clientID      string
 	clientSecret  string
 	rotation      bool
+	appURL        string
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
@@ -62,6 +64,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.clientID, "client-id", getenv("SLACK_CLIENT_ID"), "OAuth client id (SLACK_CLIENT_ID)")
 	fs.StringVar(&c.clientSecret, "client-secret", getenv("SLACK_CLIENT_SECRET"), "OAuth client secret (SLACK_CLIENT_SECRET)")
 	fs.BoolVar(&c.rotation, "rotation", rotation, "token rotation (SLACK_TOKEN_ROTATION)")
+	fs.StringVar(&c.appURL, "app-url", getenv("SLACK_STANDIN_APP_URL"), "the app's base URL, e.g. http://127.0.0.1:8080 (SLACK_STANDIN_APP_URL)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -108,6 +111,7 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 			SigningSecret: c.signingSecret,
 			TokenRotation: c.rotation,
 		},
+		AppURL: c.appURL,
 		Logger: slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {

@@ -15,8 +15,8 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, nil, config{addr: "127.0.0.1:8090"}, false},
 		{"environment", nil, map[string]string{
 			"SLACK_STANDIN_ADDR": ":9000", "SLACK_STANDIN_SEED": "seed.json", "SLACK_SIGNING_SECRET": "s",
-			"SLACK_CLIENT_ID": "id", "SLACK_CLIENT_SECRET": "cs", "SLACK_TOKEN_ROTATION": "true",
-		}, config{addr: ":9000", seedPath: "seed.json", signingSecret: "s", clientID: "id", clientSecret: "cs", rotation: true}, false},
+			"SLACK_CLIENT_ID": "id", "SLACK_CLIENT_SECRET": "cs", "SLACK_TOKEN_ROTATION": "true", "SLACK_STANDIN_APP_URL": "http://127.0.0.1:8080",
+		}, config{addr: ":9000", seedPath: "seed.json", signingSecret: "s", clientID: "id", clientSecret: "cs", rotation: true, appURL: "http://127.0.0.1:8080"}, false},
 		{"flags override the environment", []string{"-addr", ":9001", "-rotation=false"}, map[string]string{"SLACK_STANDIN_ADDR": ":9000", "SLACK_TOKEN_ROTATION": "1"}, config{addr: ":9001"}, false},
 		{"bad boolean", nil, map[string]string{"SLACK_TOKEN_ROTATION": "maybe"}, config{}, true},
 		{"stray argument", []string{"serve"}, nil, config{}, true},
