@@ -50,6 +50,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -156,7 +157,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if _, err := b.EnsureDeadLetterStream(ctx); err != nil {
 		return err
 	}
-	accessKV, err := boundary.Bucket(ctx, js, cfg.NATSReplicas)
+	accessKV, err := orgaccess.Bucket(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
@@ -276,7 +277,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		gs.Part("grpc", grpcLis),
 		lifecycle.HTTPServer("ops", ops, opsLis),
 		lifecycle.Part{Name: "org-access", Run: func(ctx context.Context) error {
-			return boundary.Watch(ctx, accessKV, model, log)
+			return orgaccess.Watch(ctx, accessKV, model, log)
 		}},
 		lifecycle.Part{Name: "commands", Run: func(ctx context.Context) error {
 			// Nothing is delivered before the data boundary is known.

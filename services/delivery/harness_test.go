@@ -31,6 +31,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/localmongo"
 	"github.com/crmslack/crmslack/libs/localnats"
+	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -40,7 +41,6 @@ import (
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/delivery"
-	"github.com/crmslack/crmslack/services/delivery/internal/boundary"
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 )
 
@@ -190,7 +190,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 			}
 		}
 	}
-	e.access, err = boundary.Bucket(ctx, e.js, 1)
+	e.access, err = orgaccess.Bucket(ctx, e.js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,22 +62,37 @@ func (e *env) owners(t testing.TB) map[int]string {
 // have work.
 func (e *env) orgAcross(t testing.TB, prefix, instance string) string {
 	t.Helper()
-	owners := e.owners(t)
-	for i := range 10000 {
-		org := fmt.Sprintf("%s-%d", prefix, i)
-		mine := 0
-		for _, team := range teams {
-			if owners[partition.Of(org, team, testPartitions)] == instance {
-				mine++
+	// The leases are read until they are split: on a loaded machine a
+	// replica may still be taking its half when this is first asked.
+	var org string
+	var owners map[int]string
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		owners = e.owners(t)
+		for i := range 10000 {
+			candidate := fmt.Sprintf("%s-%d", prefix, i)
+			mine := 0
+			for _, team := range teams {
+				if owners[partition.Of(candidate, team, testPartitions)] == instance {
+					mine++
+				}
+			}
+			if mine == 2 {
+				org = candidate
+				return true
 			}
 		}
-		if mine == 2 {
-			return org
-		}
-	}
-	t.Fatalf("no org splits the teams between the replicas (leases %v)", owners)
-	return ""
+		return false
+	}, "no org splits the teams between the replicas (leases %v)", lazyOwners{e, t})
+	return org
 }
+
+// lazyOwners prints the leases only when a failure message needs them.
+type lazyOwners struct {
+	e *env
+	t testing.TB
+}
+
+func (l lazyOwners) String() string { return fmt.Sprint(l.e.owners(l.t)) }
 
 // batch is n messages to each of the 20 channels of the four teams (5
 // each), in rounds: text "<tag> <channel> <i>".

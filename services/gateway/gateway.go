@@ -25,6 +25,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/installticket"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -325,7 +326,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		lifecycle.HTTPServer("http", srv, lis),
 		lifecycle.HTTPServer("ops", ops, opsLis),
 		lifecycle.Part{Name: "team-directory", Run: func(ctx context.Context) error {
-			return dir.Run(ctx, b.JetStream(), time.Second)
+			return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
 		}},
 	)
 }

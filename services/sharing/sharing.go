@@ -32,6 +32,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -259,7 +260,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		gs.Part("grpc", grpcLis),
 		lifecycle.HTTPServer("ops", ops, opsLis),
 		lifecycle.Part{Name: "org-access", Run: func(ctx context.Context) error {
-			return view.Run(ctx, b.JetStream(), time.Second)
+			return orgaccess.Follow(ctx, b.JetStream(), view, time.Second, log)
 		}},
 	)
 }

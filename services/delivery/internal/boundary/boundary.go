@@ -12,16 +12,8 @@
 package boundary
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	"sync"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/crmslack/crmslack/libs/topology"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/delivery/internal/failure"
@@ -49,8 +41,8 @@ func NewModel() *Model {
 // Ready is closed once the model holds the whole bucket.
 func (m *Model) Ready() <-chan struct{} { return m.ready }
 
-// MarkReady declares the initial load complete.
-func (m *Model) MarkReady() { m.once.Do(func() { close(m.ready) }) }
+// MarkSynced declares the initial load complete.
+func (m *Model) MarkSynced() { m.once.Do(func() { close(m.ready) }) }
 
 // Check returns nil when team may receive org's data, or a *failure.Error
 // saying why not.
@@ -94,84 +86,4 @@ func (m *Model) Len() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.orgs)
-}
-
-// BucketConfig is the org_access bucket as the team registry creates it;
-// delivery creates it the same way when it starts first.
-func BucketConfig(replicas int) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      topology.BucketOrgAccess,
-		Description: "teams.v1.OrgAccess per org id, written by the team registry",
-		History:     1,
-		Replicas:    max(replicas, 1),
-		Storage:     jetstream.FileStorage,
-	}
-}
-
-// Bucket binds the org_access bucket, creating it when the registry has not
-// yet.
-func Bucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, topology.BucketOrgAccess)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, BucketConfig(replicas))
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, topology.BucketOrgAccess)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("binding bucket %s: %w", topology.BucketOrgAccess, err)
-	}
-	return kv, nil
-}
-
-// Watch follows kv into m until ctx ends, marking m ready after the initial
-// values. An entry that cannot be decoded, or whose org id differs from its
-// key, forgets the org: refusing is the safe side of a boundary.
-func Watch(ctx context.Context, kv jetstream.KeyValue, m *Model, log *slog.Logger) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching bucket %s: %w", kv.Bucket(), err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("watch of bucket %s ended", kv.Bucket())
-			}
-			if e == nil { // the initial values have all been delivered
-				m.MarkReady()
-				log.InfoContext(ctx, "org access loaded", "orgs", m.Len())
-				continue
-			}
-			apply(ctx, m, e, log)
-		}
-	}
-}
-
-func apply(ctx context.Context, m *Model, e jetstream.KeyValueEntry, log *slog.Logger) {
-	orgID := e.Key()
-	if e.Operation() != jetstream.KeyValuePut {
-		m.Set(orgID, nil)
-		log.InfoContext(ctx, "org access removed", "org", orgID)
-		return
-	}
-	a := &teamsv1.OrgAccess{}
-	if err := proto.Unmarshal(e.Value(), a); err != nil {
-		m.Set(orgID, nil)
-		log.ErrorContext(ctx, "undecodable org access; refusing the org until it is rewritten", "org", orgID, "revision", e.Revision(), "err", err)
-		return
-	}
-	if a.GetOrgId() != orgID {
-		m.Set(orgID, nil)
-		log.ErrorContext(ctx, "org access stored under another org's key; refusing the org", "key", orgID, "org_id", a.GetOrgId())
-		return
-	}
-	m.Set(orgID, a)
-	log.DebugContext(ctx, "org access updated", "org", orgID, "enabled", a.GetIntegrationEnabled(), "teams", len(a.GetTeams()))
 }

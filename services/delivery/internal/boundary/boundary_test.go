@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
@@ -57,11 +58,12 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestWatch: the model follows the bucket through the shared watcher.
 func TestWatch(t *testing.T) {
 	t.Parallel()
 	js := testkit.JetStream(t, testkit.NATSConn(t, testkit.NATS(t)))
 	ctx := testkit.Context(t)
-	kv, err := Bucket(ctx, js, 1)
+	kv, err := orgaccess.Bucket(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestWatch(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- Watch(wctx, kv, m, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- orgaccess.Watch(wctx, kv, m, slog.New(slog.DiscardHandler)) }()
 	select {
 	case <-m.Ready():
 	case <-time.After(10 * time.Second):

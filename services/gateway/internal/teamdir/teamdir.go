@@ -6,19 +6,11 @@
 package teamdir
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/crmslack/crmslack/libs/topology"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
 
@@ -50,6 +42,9 @@ func New(log *slog.Logger) *Directory {
 
 // Synced reports whether the bucket's initial values have been read.
 func (d *Directory) Synced() bool { return d.synced.Load() }
+
+// MarkSynced says the bucket's initial values are in.
+func (d *Directory) MarkSynced() { d.synced.Store(true) }
 
 // Resolve looks a team up.
 func (d *Directory) Resolve(team string) Resolution {
@@ -89,59 +84,4 @@ func (d *Directory) Set(org string, a *teamsv1.OrgAccess) {
 		teams[id] = r
 	}
 	d.teams = teams
-}
-
-// Run watches the bucket until ctx ends. The bucket is created by the team
-// registry; until it exists Run waits for it, retrying every retry.
-func (d *Directory) Run(ctx context.Context, js jetstream.JetStream, retry time.Duration) error {
-	for {
-		err := d.watch(ctx, js)
-		if ctx.Err() != nil {
-			return nil
-		}
-		d.log.WarnContext(ctx, "watching org access; retrying", "bucket", topology.BucketOrgAccess, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(retry):
-		}
-	}
-}
-
-func (d *Directory) watch(ctx context.Context, js jetstream.JetStream) error {
-	kv, err := js.KeyValue(ctx, topology.BucketOrgAccess)
-	if err != nil {
-		return fmt.Errorf("binding bucket: %w", err)
-	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching bucket: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watcher closed")
-			}
-			if e == nil { // every initial value has been delivered
-				if !d.synced.Swap(true) {
-					d.log.InfoContext(ctx, "org access loaded")
-				}
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				d.Set(e.Key(), nil)
-				continue
-			}
-			a := &teamsv1.OrgAccess{}
-			if err := proto.Unmarshal(e.Value(), a); err != nil {
-				d.log.ErrorContext(ctx, "undecodable org access ignored", "org", e.Key(), "err", err)
-				continue
-			}
-			d.Set(e.Key(), a)
-		}
-	}
 }

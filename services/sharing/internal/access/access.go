@@ -6,18 +6,10 @@
 package access
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/crmslack/crmslack/libs/topology"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/sharing/internal/share"
@@ -62,61 +54,5 @@ func (v *View) Set(org string, a *teamsv1.OrgAccess) {
 	v.orgs[org] = sa
 }
 
-// MarkSynced says the initial values are in (tests that fill the view by
-// hand).
+// MarkSynced says the bucket's initial values are in.
 func (v *View) MarkSynced() { v.synced.Store(true) }
-
-// Run watches the bucket until ctx ends. The team registry creates it;
-// until it exists Run retries every retry.
-func (v *View) Run(ctx context.Context, js jetstream.JetStream, retry time.Duration) error {
-	for {
-		err := v.watch(ctx, js)
-		if ctx.Err() != nil {
-			return nil
-		}
-		v.log.WarnContext(ctx, "watching org access; retrying", "bucket", topology.BucketOrgAccess, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(retry):
-		}
-	}
-}
-
-func (v *View) watch(ctx context.Context, js jetstream.JetStream) error {
-	kv, err := js.KeyValue(ctx, topology.BucketOrgAccess)
-	if err != nil {
-		return fmt.Errorf("binding bucket: %w", err)
-	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching bucket: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watcher closed")
-			}
-			if e == nil { // every initial value has been delivered
-				if !v.synced.Swap(true) {
-					v.log.InfoContext(ctx, "org access loaded")
-				}
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				v.Set(e.Key(), nil)
-				continue
-			}
-			a := &teamsv1.OrgAccess{}
-			if err := proto.Unmarshal(e.Value(), a); err != nil {
-				v.log.ErrorContext(ctx, "undecodable org access ignored", "org", e.Key(), "err", err)
-				continue
-			}
-			v.Set(e.Key(), a)
-		}
-	}
-}

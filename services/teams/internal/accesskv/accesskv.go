@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/topology"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
@@ -24,21 +25,9 @@ import (
 	"github.com/crmslack/crmslack/services/teams/internal/registry"
 )
 
-// Config is the bucket's configuration: the latest value per org is all
-// the egress needs (History 1).
-func Config(replicas int, storage jetstream.StorageType) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      topology.BucketOrgAccess,
-		Description: "teams.v1.OrgAccess per org id, written by the team registry",
-		History:     1,
-		Replicas:    max(replicas, 1),
-		Storage:     storage,
-	}
-}
-
 // Ensure creates or updates the bucket.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, Config(replicas, jetstream.FileStorage))
+	kv, err := js.CreateOrUpdateKeyValue(ctx, orgaccess.BucketConfig(replicas, jetstream.FileStorage))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", topology.BucketOrgAccess, err)
 	}
