@@ -1,7 +1,7 @@
 // Package projection is the in-memory read model slash commands search: the
 // records of every org and module, kept current from RecordUpserted and
 // RecordDeleted events and laid out so one search over 100,000 records is a
-// single tight scan.
+// few tight scans.
 //
 // Versions: a record keeps the highest version it has seen. An upsert or a
 // delete whose version is not above the current one is stale (a duplicate
@@ -15,23 +15,33 @@
 // replays them too, from the deletes kept in the snapshot stream.
 //
 // Layout: each (org, module) is a table with its own lock, so one org's
-// writes never wait on another's searches. A search is one scan, so the
-// table is laid out for scanning: searchable values are folded once at apply
-// time (lower case, phone digits) and stored column by column, one slice of
-// cells per field, so a criterion reads one contiguous column. Each cell
-// carries the first 8 bytes of its text inline, which answers "is" and
-// "starts with" for short values without touching the string, and numbers
-// and checkboxes as float64 (NaN when absent). Text-like values are also
-// joined into one folded haystack per record for global search. A delete
-// swaps the last row into the hole, so there is nothing to compact. Records
-// are kept marshalled and only the ten shown are decoded, which keeps memory
-// near the wire size and hands callers records they own.
+// writes never wait on another's searches. Searchable values are folded
+// once at apply time (lower case, phone digits) and stored column by
+// column, one column per field. A column's text is a dict (see dict): each
+// distinct folded value stored once, back to back with the others in one
+// byte slice, and each row holding a value's number. "contains", "starts
+// with", "ends with" and "is" are then one byte search over contiguous
+// memory that reads each distinct value once, and one pass over the rows'
+// numbers maps the values found to rows. Numbers and checkboxes are a
+// column of integer keys in the numbers' order. Global search reads the
+// same dicts, field by field, with a second dict per column for what a
+// value offers global search when that differs from its folded text (a
+// phone number as typed, a multi-select list's values). Each criterion and
+// each word yields a bitset of rows; they are AND'ed, cheapest first, and a
+// costly one that comes after others have left few rows reads just those
+// rows' values. The survivors are ranked by a column of sort-key heads.
+// Rows stay dense: a delete moves the last row into the hole. A value no
+// row holds any more stays, dead, in its dict until dead bytes outweigh
+// live ones; then the dict is rebuilt under the write lock, a copy of the
+// live values paid for by as many bytes of churn. Records are kept
+// marshalled and only the ten shown are decoded, which keeps memory near
+// the wire size and hands callers records they own.
 package projection
 
 import (
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,12 +60,21 @@ var ErrInvalidEvent = errors.New("invalid record event")
 type Store struct {
 	mu     sync.RWMutex
 	tables map[tableKey]*table
+	// minDead is the dead space a dict may hold before a rebuild; plan
+	// says how searches choose between scanning and probing (tests force
+	// one or the other).
+	minDead int
+	plan    plan
 }
 
 type tableKey struct{ org, module string }
 
 // New returns an empty store.
-func New() *Store { return &Store{tables: map[tableKey]*table{}} }
+func New() *Store { return newStore(defaultMinDead, planCheaper) }
+
+func newStore(minDead int, p plan) *Store {
+	return &Store{tables: map[tableKey]*table{}, minDead: minDead, plan: p}
+}
 
 type table struct {
 	mu sync.RWMutex
@@ -63,12 +82,25 @@ type table struct {
 	schema *crmv1.ModuleSchema
 	// slots numbers the searchable fields by API name; a slot, once given,
 	// keeps its number, so rows written under an older schema stay valid.
-	slots map[string]int
-	rows  []row
-	// cols[slot][i] is the value of that field in rows[i].
-	cols       [][]cell
+	slots      map[string]int
+	rows       []row
 	index      map[string]int   // record id → position in rows
 	tombstones map[string]int64 // deleted record id → the delete's version
+	// sortHeads[i] is rows[i].sortHead, packed for the ranking scan.
+	sortHeads []uint64
+	// cols[slot] holds that field's value of every row.
+	cols []column
+	// layouts are the orders in which schemas list their text-like
+	// fields, as slots; rowLayout[i] is the one row i was written under,
+	// which says how its values join into one text (global search with a
+	// word holding NUL, whose match may straddle two values).
+	layouts   [][]int
+	rowLayout []int32
+	minDead   int // see Store
+	plan      plan
+	// build's scratch, kept between calls (under the write lock)
+	valsBuf   []value
+	layoutBuf []int
 }
 
 type row struct {
@@ -77,20 +109,15 @@ type row struct {
 	sortHead uint64 // head of sortKey, compared first
 	sortKey  string // folded display name; ties go by id
 	raw      []byte // the marshalled record
-	haystack string // folded text-like values, NUL-separated, for global search
-	// multi holds multi-select picklist values by slot, folded; nil for most rows.
-	multi map[int][]string
 }
 
-// cell is one searchable value: folded text with its head, or a number
-// (checkboxes are 1 or 0) with NaN meaning absent.
+// cell is one folded value of a multi-select list, with its head, which
+// answers "is" and "starts with" for values of at most 8 bytes without
+// reading the string.
 type cell struct {
 	head uint64
 	text string
-	num  float64
 }
-
-var absent = cell{num: math.NaN()}
 
 // head packs the first 8 bytes of s big-endian, zero-padded, so comparing
 // heads orders and prefixes strings like comparing their first 8 bytes.
@@ -116,7 +143,7 @@ func (s *Store) table(org, module string, create bool) *table {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t = s.tables[k]; t == nil {
-		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]int64{}}
+		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]int64{}, minDead: s.minDead, plan: s.plan}
 		s.tables[k] = t
 	}
 	return t
@@ -154,22 +181,28 @@ func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 		return false, nil
 	}
 	t.schema = schema
-	r, cells := t.build(rec, schema, raw)
+	r, vals, layout := t.build(rec, schema, raw)
 	if !exists {
 		i = len(t.rows)
 		t.index[id] = i
 		t.rows = append(t.rows, row{})
+		t.sortHeads = append(t.sortHeads, 0)
+		t.rowLayout = append(t.rowLayout, 0)
 		for slot := range t.cols {
-			t.cols[slot] = append(t.cols[slot], absent)
+			t.cols[slot].grow()
 		}
 	}
 	t.rows[i] = r
-	for slot, col := range t.cols {
-		col[i] = absent
-		if slot < len(cells) {
-			col[i] = cells[slot]
+	t.sortHeads[i] = r.sortHead
+	t.rowLayout[i] = layout
+	for slot := range t.cols {
+		v := absent
+		if slot < len(vals) {
+			v = vals[slot]
 		}
+		t.cols[slot].set(i, v, t.minDead)
 	}
+	clear(vals) // build's scratch: hold on to none of this record's strings
 	return true, nil
 }
 
@@ -194,13 +227,16 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 		last := len(t.rows) - 1
 		if i != last {
 			t.rows[i] = t.rows[last]
+			t.sortHeads[i] = t.sortHeads[last]
+			t.rowLayout[i] = t.rowLayout[last]
 			t.index[t.rows[i].id] = i
 		}
 		t.rows[last] = row{} // let the collector have it
 		t.rows = t.rows[:last]
-		for slot, col := range t.cols {
-			col[i] = col[last]
-			t.cols[slot] = col[:last]
+		t.sortHeads = t.sortHeads[:last]
+		t.rowLayout = t.rowLayout[:last]
+		for slot := range t.cols {
+			t.cols[slot].remove(i, t.minDead)
 		}
 		delete(t.index, id)
 	}
@@ -208,12 +244,13 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 	return true, nil
 }
 
-// build folds a record into its row and its cells by slot, giving slots
-// (and columns) to fields the table has not seen yet.
-func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte) (row, []cell) {
+// build folds a record into its row and its values by slot, giving slots
+// (and columns) to fields the table has not seen yet, and returns the
+// layout of its text-like fields.
+func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte) (row, []value, int32) {
 	r := row{id: rec.GetId(), version: rec.GetVersion(), raw: raw}
-	var cells []cell
-	var hay []string
+	vals, layout := t.valsBuf[:0], t.layoutBuf[:0]
+	defer func() { t.valsBuf, t.layoutBuf = vals[:0], layout }()
 	for _, f := range schema.GetFields() {
 		class := filter.ClassOf(f.GetType())
 		if class == filter.NotSearchable {
@@ -223,16 +260,12 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 		if !ok {
 			slot = len(t.slots)
 			t.slots[f.GetApiName()] = slot
-			col := make([]cell, len(t.rows), max(cap(t.rows), 1))
-			for i := range col {
-				col[i] = absent
-			}
-			t.cols = append(t.cols, col)
+			t.cols = append(t.cols, newColumn(len(t.rows), max(cap(t.rows), 1)))
 		}
-		for len(cells) <= slot {
-			cells = append(cells, absent)
+		for len(vals) <= slot {
+			vals = append(vals, absent)
 		}
-		c := &cells[slot]
+		c := &vals[slot]
 		var texts []string
 		switch v := rec.GetFields()[f.GetApiName()].GetKind().(type) {
 		case *crmv1.FieldValue_Text:
@@ -248,23 +281,29 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 				c.num = 1
 			}
 		case *crmv1.FieldValue_Multi:
-			folded := make([]string, len(v.Multi.GetValues()))
+			folded := make([]cell, len(v.Multi.GetValues()))
 			for i, s := range v.Multi.GetValues() {
-				folded[i] = filter.Fold(f.GetType(), s)
+				text := filter.Fold(f.GetType(), s)
+				folded[i] = cell{head: head(text), text: text}
 			}
-			if r.multi == nil {
-				r.multi = map[int][]string{}
-			}
-			r.multi[slot] = folded
+			c.multi, c.hasMulti = folded, true
 			texts = v.Multi.GetValues()
 		}
 		if len(texts) == 1 {
 			c.text = filter.Fold(f.GetType(), texts[0])
-			c.head = head(c.text)
 		}
 		if class == filter.TextLike {
-			for _, s := range texts {
-				hay = append(hay, strings.ToLower(s))
+			layout = append(layout, slot)
+			switch len(texts) {
+			case 0:
+			case 1:
+				c.words, c.offers = strings.ToLower(texts[0]), true
+			default:
+				lower := make([]string, len(texts))
+				for i, s := range texts {
+					lower[i] = strings.ToLower(s)
+				}
+				c.words, c.offers = strings.Join(lower, "\x00"), true
 			}
 		}
 		if f.GetApiName() == schema.GetDisplayField() && len(texts) > 0 {
@@ -272,8 +311,23 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 			r.sortHead = head(r.sortKey)
 		}
 	}
-	r.haystack = strings.Join(hay, "\x00")
-	return r, cells
+	for i := range vals { // once every mention of each field is in
+		if c := &vals[i]; c.offers && c.words == c.text {
+			c.words, c.same = "", true
+		}
+	}
+	return r, vals, t.layoutOf(layout)
+}
+
+// layoutOf returns the number of a layout, adding it if it is new.
+func (t *table) layoutOf(layout []int) int32 {
+	for i, l := range t.layouts {
+		if slices.Equal(l, layout) {
+			return int32(i)
+		}
+	}
+	t.layouts = append(t.layouts, slices.Clone(layout))
+	return int32(len(t.layouts) - 1)
 }
 
 // Schema returns the module's field metadata as the last applied upsert
