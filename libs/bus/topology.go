@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 	"unicode"
@@ -52,11 +53,31 @@ func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 	if len(cfg.Subjects) == 0 {
 		return nil, fmt.Errorf("%w: stream %s has no subjects", ErrInvalidConfig, cfg.Name)
 	}
+	// Every replica of every service reconciles the streams it uses at
+	// start-up; an update is sent only when something differs, so starts
+	// do not churn the stream (nats-server races an update against a
+	// concurrent consumer creation on the same stream).
+	if s, err := b.js.Stream(ctx, cfg.Name); err == nil && configured(cfg, s.CachedInfo().Config) {
+		return s, nil
+	}
 	s, err := b.js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bus: ensuring stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
+}
+
+// configured reports whether the server's config already has every field
+// want sets. Fields want leaves at their zero value are the server's to
+// default, so they are taken from have before comparing.
+func configured(want, have jetstream.StreamConfig) bool {
+	w, h := reflect.ValueOf(&want).Elem(), reflect.ValueOf(have)
+	for i := range w.NumField() {
+		if w.Field(i).IsZero() {
+			w.Field(i).Set(h.Field(i))
+		}
+	}
+	return reflect.DeepEqual(want, have)
 }
 
 // DeadLetterStreamConfig is the configuration [Bus.EnsureDeadLetterStream]
