@@ -67,14 +67,21 @@ func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 	return s, nil
 }
 
-// configured reports whether the server's config already has every field
-// want sets. Fields want leaves at their zero value are the server's to
-// default, so they are taken from have before comparing.
+// configured reports whether the server's config already is want. The
+// server fills numeric limits left at zero (MaxMsgs -1, Replicas 1 …) and
+// adds its own metadata, so those are taken from have when want leaves
+// them zero; everything else (a nil subject transform, an empty
+// description) must match as given.
 func configured(want, have jetstream.StreamConfig) bool {
 	w, h := reflect.ValueOf(&want).Elem(), reflect.ValueOf(have)
 	for i := range w.NumField() {
-		if w.Field(i).IsZero() {
-			w.Field(i).Set(h.Field(i))
+		f := w.Field(i)
+		switch f.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Map:
+			if f.IsZero() {
+				f.Set(h.Field(i))
+			}
 		}
 	}
 	return reflect.DeepEqual(want, have)

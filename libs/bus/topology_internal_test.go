@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/testkit"
 )
 
 func TestConfiguredIgnoresServerDefaults(t *testing.T) {
@@ -24,5 +26,36 @@ func TestConfiguredIgnoresServerDefaults(t *testing.T) {
 	changed.SubjectTransform = &jetstream.SubjectTransformConfig{Source: "s.>", Destination: "t.>"}
 	if configured(changed, have) {
 		t.Error("a new subject transform was taken as configured")
+	}
+	// Asking for no transform where the server has one is a change too.
+	withTransform := have
+	withTransform.SubjectTransform = changed.SubjectTransform
+	if configured(want, withTransform) {
+		t.Error("removing a subject transform was taken as configured")
+	}
+}
+
+// TestEnsuredStreamIsConfigured: what the server keeps of an ensured stream
+// counts as configured, so a second EnsureStream sends no update.
+func TestEnsuredStreamIsConfigured(t *testing.T) {
+	t.Parallel()
+	nc := testkit.NATSConn(t, testkit.NATS(t))
+	b, err := FromConn(nc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testkit.Context(t)
+	cfg := jetstream.StreamConfig{
+		Name: "ENSURED", Subjects: []string{"ensured.>"}, Duplicates: 15 * time.Minute, MaxAge: time.Hour,
+		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
+		Description: "d", MaxMsgsPerSubject: 1, AllowDirect: true,
+		SubjectTransform: &jetstream.SubjectTransformConfig{Source: "ensured.*", Destination: "ensured.{{wildcard(1)}}.x"},
+	}
+	s, err := b.EnsureStream(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !configured(cfg, s.CachedInfo().Config) {
+		t.Fatalf("the server's config of an ensured stream is not taken as configured:\nwant %+v\nhave %+v", cfg, s.CachedInfo().Config)
 	}
 }
