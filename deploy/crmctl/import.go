@@ -161,12 +161,8 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil || replicas < 1 {
 		return fmt.Errorf("nothing published: NATS_REPLICAS: %q is not a positive number", os.Getenv("NATS_REPLICAS"))
 	}
-	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: replicas}) {
-		if sc.Name == topology.StreamCRM {
-			if _, err := b.EnsureStream(ctx, sc); err != nil {
-				return fmt.Errorf("nothing published: %w", err)
-			}
-		}
+	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: replicas}, topology.StreamCRM)...); err != nil {
+		return fmt.Errorf("nothing published: %w", err)
 	}
 	var published, duplicates int
 	start := time.Now()

@@ -68,12 +68,8 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	if err != nil || replicas < 1 {
 		return fmt.Errorf("NATS_REPLICAS: %q is not a positive number", os.Getenv("NATS_REPLICAS"))
 	}
-	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: replicas}) {
-		if sc.Name == topology.StreamCRM || sc.Name == topology.StreamIntegration {
-			if _, err := b.EnsureStream(ctx, sc); err != nil {
-				return err
-			}
-		}
+	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: replicas}, topology.StreamCRM, topology.StreamIntegration)...); err != nil {
+		return err
 	}
 	var published, duplicates int
 	for _, ev := range events {

@@ -87,6 +87,16 @@ func configured(want, have jetstream.StreamConfig) bool {
 	return reflect.DeepEqual(want, have)
 }
 
+// EnsureStreams ensures each stream in turn (see EnsureStream).
+func (b *Bus) EnsureStreams(ctx context.Context, cfgs ...jetstream.StreamConfig) error {
+	for _, cfg := range cfgs {
+		if _, err := b.EnsureStream(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeadLetterStreamConfig is the configuration [Bus.EnsureDeadLetterStream]
 // applies, with the given number of replicas (below 1 means 1).
 func DeadLetterStreamConfig(replicas int) jetstream.StreamConfig {

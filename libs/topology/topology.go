@@ -21,6 +21,7 @@ package topology
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -192,3 +193,19 @@ func SlackOut(org, team, kind string) string { return "slack.out.v1." + org + ".
 // BucketOrgAccess is the JetStream key-value bucket the team registry keeps
 // each org's teams.v1.OrgAccess in, keyed by org id.
 const BucketOrgAccess = "org_access"
+
+// Select returns the configuration of the named streams, in the order named;
+// a service ensures only the streams it publishes to or consumes. It panics
+// on a name topology does not declare: that is a programming error.
+func Select(o StreamOptions, names ...string) []jetstream.StreamConfig {
+	all := Streams(o)
+	out := make([]jetstream.StreamConfig, 0, len(names))
+	for _, name := range names {
+		i := slices.IndexFunc(all, func(c jetstream.StreamConfig) bool { return c.Name == name })
+		if i < 0 {
+			panic("libs/topology declares no stream " + name)
+		}
+		out = append(out, all[i])
+	}
+	return out
+}

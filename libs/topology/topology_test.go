@@ -91,3 +91,17 @@ func TestSlackOutIsPartitioned(t *testing.T) {
 		t.Errorf("SlackOutPartition(3) = %s", got)
 	}
 }
+
+func TestSelect(t *testing.T) {
+	t.Parallel()
+	got := Select(StreamOptions{Replicas: 3}, StreamSlackOut, StreamCRM)
+	if len(got) != 2 || got[0].Name != StreamSlackOut || got[1].Name != StreamCRM || got[0].Replicas != 3 {
+		t.Fatalf("Select = %+v", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("an unknown stream name did not panic")
+		}
+	}()
+	Select(StreamOptions{}, "NOPE")
+}

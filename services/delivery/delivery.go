@@ -96,12 +96,7 @@ func Durables(p int) []string {
 // libs/topology's, whose subject transform adds the partition token for
 // o.SlackOutPartitions partitions (0: topology.SlackOutPartitions).
 func SlackOutStream(o topology.StreamOptions) jetstream.StreamConfig {
-	for _, sc := range topology.Streams(o) {
-		if sc.Name == topology.StreamSlackOut {
-			return sc
-		}
-	}
-	panic("libs/topology declares no " + topology.StreamSlackOut + " stream")
+	return topology.Select(o, topology.StreamSlackOut)[0]
 }
 
 // Run runs the delivery service until ctx ends; a clean stop returns nil.
@@ -147,12 +142,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err := ensureSlackOutAtStart(ctx, js, cfg.Partitions, ensureSlackOut, log); err != nil {
 		return err
 	}
-	for _, sc := range topology.Streams(streamOpts) {
-		if sc.Name == topology.StreamIntegration {
-			if _, err := b.EnsureStream(ctx, sc); err != nil {
-				return err
-			}
-		}
+	if err := b.EnsureStreams(ctx, topology.Select(streamOpts, topology.StreamIntegration)...); err != nil {
+		return err
 	}
 	if _, err := b.EnsureDeadLetterStream(ctx); err != nil {
 		return err

@@ -236,12 +236,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			log.Warn("closing the bus", "err", err)
 		}
 	}()
-	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
-		if sc.Name == topology.StreamSlackIn {
-			if _, err := b.EnsureStream(ctx, sc); err != nil {
-				return err
-			}
-		}
+	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
+		topology.StreamSlackIn)...); err != nil {
+		return err
 	}
 	nonces, err := install.EnsureNonceStore(ctx, b.JetStream(), cfg.NATSReplicas)
 	if err != nil {

@@ -218,13 +218,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			log.Warn("closing the bus", "err", err)
 		}
 	}()
-	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
-		switch sc.Name {
-		case topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut:
-			if _, err := b.EnsureStream(ctx, sc); err != nil {
-				return err
-			}
-		}
+	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
+		topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut)...); err != nil {
+		return err
 	}
 	for _, sc := range snapshot.StreamConfigs(cfg.NATSReplicas, jetstream.FileStorage) {
 		if _, err := b.EnsureStream(ctx, sc); err != nil {

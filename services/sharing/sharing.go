@@ -173,13 +173,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			log.Warn("closing the bus", "err", err)
 		}
 	}()
-	for _, sc := range topology.Streams(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage}) {
-		switch sc.Name {
-		case topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, topology.StreamIntegration:
-			if _, err := b.EnsureStream(ctx, sc); err != nil {
-				return err
-			}
-		}
+	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
+		topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, topology.StreamIntegration)...); err != nil {
+		return err
 	}
 
 	teamsConn, err := rpc.Dial(cfg.TeamsAddr)
