@@ -313,6 +313,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, onReady func()) error {
 	js := b.JetStream()
 	start := time.Now()
+	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
+	if err != nil {
+		return err
+	}
+	applier.Schemas = recordsW
 	recs, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, log, applier.Record)
 	if err != nil {
 		return err
@@ -343,10 +348,6 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 	}
 	log.InfoContext(ctx, "projection rebuilt from snapshots", "records", recs.Applied(), "users", usrs.Applied(), "ms", time.Since(start).Milliseconds())
 
-	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
-	if err != nil {
-		return err
-	}
 	usersW, err := snapshot.NewWriter(ctx, js, snapshot.StreamUsers)
 	if err != nil {
 		return err

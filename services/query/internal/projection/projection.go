@@ -10,9 +10,10 @@
 // cannot bring the record back; an upsert with a higher version than the
 // delete does bring it back, because the CRM bumps the version on every
 // change and a later change means the record exists again (an undelete or a
-// restore from the recycle bin). Tombstones are a few bytes each and are
-// kept for the life of the process; the durable rebuild (package feed)
-// replays them too, from the deletes kept in the snapshot stream.
+// restore from the recycle bin). Tombstones are a few dozen bytes each and
+// are kept until [Store.CompactTombstones] drops those older than a
+// horizon; the durable rebuild (package feed) replays them too, from the
+// deletes kept in the snapshot stream for the same horizon.
 //
 // Layout: each (org, module) is a table with its own lock, so one org's
 // writes never wait on another's searches. Searchable values are folded
@@ -41,10 +42,12 @@ package projection
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -65,6 +68,7 @@ type Store struct {
 	// one or the other).
 	minDead int
 	plan    plan
+	now     func() time.Time // stamps tombstones
 }
 
 type tableKey struct{ org, module string }
@@ -73,7 +77,7 @@ type tableKey struct{ org, module string }
 func New() *Store { return newStore(defaultMinDead, planCheaper) }
 
 func newStore(minDead int, p plan) *Store {
-	return &Store{tables: map[tableKey]*table{}, minDead: minDead, plan: p}
+	return &Store{tables: map[tableKey]*table{}, minDead: minDead, plan: p, now: time.Now}
 }
 
 type table struct {
@@ -84,8 +88,8 @@ type table struct {
 	// keeps its number, so rows written under an older schema stay valid.
 	slots      map[string]int
 	rows       []row
-	index      map[string]int   // record id → position in rows
-	tombstones map[string]int64 // deleted record id → the delete's version
+	index      map[string]int       // record id → position in rows
+	tombstones map[string]tombstone // deleted record id → the delete
 	// sortHeads[i] is rows[i].sortHead, packed for the ranking scan.
 	sortHeads []uint64
 	// cols[slot] holds that field's value of every row.
@@ -102,6 +106,9 @@ type table struct {
 	valsBuf   []value
 	layoutBuf []int
 }
+
+// tombstone is a delete's version and when it was applied (Unix seconds).
+type tombstone struct{ version, at int64 }
 
 type row struct {
 	id       string
@@ -143,7 +150,7 @@ func (s *Store) table(org, module string, create bool) *table {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t = s.tables[k]; t == nil {
-		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]int64{}, minDead: s.minDead, plan: s.plan}
+		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]tombstone{}, minDead: s.minDead, plan: s.plan}
 		s.tables[k] = t
 	}
 	return t
@@ -171,7 +178,7 @@ func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 	defer t.mu.Unlock()
 	id, v := rec.GetId(), rec.GetVersion()
 	if dv, ok := t.tombstones[id]; ok {
-		if v <= dv {
+		if v <= dv.version {
 			return false, nil
 		}
 		delete(t.tombstones, id)
@@ -217,7 +224,7 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 	t := s.table(org, module, true)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if dv, ok := t.tombstones[id]; ok && v <= dv {
+	if dv, ok := t.tombstones[id]; ok && v <= dv.version {
 		return false, nil
 	}
 	if i, ok := t.index[id]; ok {
@@ -240,8 +247,50 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 		}
 		delete(t.index, id)
 	}
-	t.tombstones[id] = v
+	t.tombstones[id] = tombstone{version: v, at: s.now().Unix()}
 	return true, nil
+}
+
+// CompactTombstones forgets the deletes applied before cutoff, so an
+// upsert older than one of them counts again, and returns how many it
+// dropped. A table's tombstones are copied to a new map when most go, since
+// a map never shrinks.
+func (s *Store) CompactTombstones(cutoff time.Time) int {
+	s.mu.RLock()
+	tables := make([]*table, 0, len(s.tables))
+	for _, t := range s.tables {
+		tables = append(tables, t)
+	}
+	s.mu.RUnlock()
+	before, dropped := cutoff.Unix(), 0
+	for _, t := range tables {
+		t.mu.Lock()
+		n := len(t.tombstones)
+		maps.DeleteFunc(t.tombstones, func(_ string, d tombstone) bool { return d.at < before })
+		if left := len(t.tombstones); left < n {
+			dropped += n - left
+			if left < n/2 { // maps.Clone would keep the capacity
+				kept := make(map[string]tombstone, left)
+				maps.Copy(kept, t.tombstones)
+				t.tombstones = kept
+			}
+		}
+		t.mu.Unlock()
+	}
+	return dropped
+}
+
+// Tombstones counts the deletes remembered.
+func (s *Store) Tombstones() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, t := range s.tables {
+		t.mu.RLock()
+		n += len(t.tombstones)
+		t.mu.RUnlock()
+	}
+	return n
 }
 
 // build folds a record into its row and its values by slot, giving slots
