@@ -72,8 +72,11 @@ type stack struct {
 	sender   *slackstandin.Sender
 	js       jetstream.JetStream
 	crm      *bus.Bus // the tests' own connection, publishing as the CRM
-	commands string   // the gateway's slash-command endpoint
+	natsURL  string
+	commands string // the gateway's slash-command endpoint
 	query    queryv1.QueryServiceClient
+	// queryProc is the query service's process, when it runs as one.
+	queryProc *queryProcess
 }
 
 // stackOptions change how the stack is wired.
@@ -89,6 +92,9 @@ type stackOptions struct {
 	// quiet drops the services' logs (benchmarks: the log would hold every
 	// command).
 	quiet bool
+	// queryBinary, when set, runs the query service as a process of its
+	// own from that binary (see queryProcess), in stack.queryProc.
+	queryBinary string
 }
 
 func randomKey(t testing.TB) string {
@@ -187,7 +193,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	s := &stack{standin: std, sender: std.NewSender(client)}
+	s := &stack{standin: std, sender: std.NewSender(client), natsURL: ns.ClientURL()}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
 	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger("crm")})
 	if err != nil {
@@ -234,13 +240,19 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		t.Fatalf("installing %s: %v", acme, err)
 	}
 
-	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
-		return query.Run(ctx, query.Config{
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
-			Ready: ready,
-		}, logger("query"), prometheus.NewRegistry())
-	})
+	var qa query.Addrs
+	if o.queryBinary != "" {
+		s.queryProc = startQueryProcess(t, o.queryBinary, ns.ClientURL(), ta.GRPC)
+		qa = s.queryProc.addrs
+	} else {
+		qa = start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
+			return query.Run(ctx, query.Config{
+				NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
+				TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
+				Ready: ready,
+			}, logger("query"), prometheus.NewRegistry())
+		})
+	}
 	qc, err := rpc.Dial(qa.GRPC)
 	if err != nil {
 		t.Fatal(err)
