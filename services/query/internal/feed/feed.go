@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -322,7 +323,11 @@ func (a *Applier) Record(m snapshot.Msg) {
 			ev.Schema, err = a.schema(ev.GetEnvelope().GetOrgId(), ev.GetRecord().GetModule(), m.Schema)
 		}
 		if err == nil {
-			changed, err = a.Records.ApplyUpserted(ev)
+			if raw, ok := recordBytes(m.Data); ok {
+				changed, err = a.Records.ApplyEncoded(ev, raw)
+			} else {
+				changed, err = a.Records.ApplyUpserted(ev)
+			}
 		}
 	case snapshot.TypeSchema:
 		err = a.keepSchema(m)
@@ -346,6 +351,36 @@ func (a *Applier) Record(m snapshot.Msg) {
 			a.Log.Info("tombstones compacted", "dropped", n, "kept", a.Records.Tombstones())
 		}
 	}
+}
+
+// recordField is RecordUpserted's record field.
+var recordField = (&crmv1.RecordUpserted{}).ProtoReflect().Descriptor().Fields().ByName("record").Number()
+
+// recordBytes finds, in an encoded RecordUpserted, its record's encoding,
+// which the projection keeps as it is rather than encoding it again; false
+// when there is none, or more than one (which decoding merges).
+func recordBytes(data []byte) ([]byte, bool) {
+	var found []byte
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return nil, false
+		}
+		data = data[n:]
+		if num == recordField && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(data)
+			if n < 0 || found != nil { // twice: decoding merged them
+				return nil, false
+			}
+			found, data = v, data[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
+			return nil, false
+		}
+		data = data[n:]
+	}
+	return found, found != nil
 }
 
 // keepSchema remembers a schema snapshot for the records that name it.
