@@ -226,7 +226,7 @@ func importLeads(b *testing.B, s *stack, crmctl, csvPath, schemaPath string, n i
 		b.Fatal(err)
 	}
 	start := time.Now()
-	ictx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ictx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ictx, crmctl, "import", "-org", org, "-module", "Leads", "-schema", schemaPath, "-nats", s.natsURL, csvPath)
 	out, err := cmd.CombinedOutput()
@@ -234,7 +234,7 @@ func importLeads(b *testing.B, s *stack, crmctl, csvPath, schemaPath string, n i
 		b.Fatalf("crmctl import: %v\n%s", err, out)
 	}
 	published := time.Since(start)
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(40 * time.Minute)
 	lastLog := time.Now()
 	for got := s.total(b, "leads"); got != int64(n); got = s.total(b, "leads") {
 		if time.Now().After(deadline) {
