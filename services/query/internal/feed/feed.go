@@ -43,6 +43,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	"github.com/crmslack/crmslack/services/query/internal/crmusers"
 	"github.com/crmslack/crmslack/services/query/internal/projection"
@@ -318,17 +319,7 @@ func (a *Applier) Record(m snapshot.Msg) {
 	var err error
 	switch m.Type {
 	case typeRecordUpserted:
-		var ev *crmv1.RecordUpserted
-		if ev, err = decode(m, &crmv1.RecordUpserted{}); err == nil && m.Schema != "" {
-			ev.Schema, err = a.schema(ev.GetEnvelope().GetOrgId(), ev.GetRecord().GetModule(), m.Schema)
-		}
-		if err == nil {
-			if raw, ok := recordBytes(m.Data); ok {
-				changed, err = a.Records.ApplyEncoded(ev, raw)
-			} else {
-				changed, err = a.Records.ApplyUpserted(ev)
-			}
-		}
+		changed, err = a.upserted(m)
 	case snapshot.TypeSchema:
 		err = a.keepSchema(m)
 		changed = err == nil
@@ -353,34 +344,73 @@ func (a *Applier) Record(m snapshot.Msg) {
 	}
 }
 
-// recordField is RecordUpserted's record field.
-var recordField = (&crmv1.RecordUpserted{}).ProtoReflect().Descriptor().Fields().ByName("record").Number()
+// upserted applies a RecordUpserted snapshot. One stored without its
+// schema (as the persister stores them) is not decoded: its envelope is,
+// for the org, and the projection reads the record's encoding itself.
+func (a *Applier) upserted(m snapshot.Msg) (bool, error) {
+	env, rec, ok := splitUpserted(m.Data)
+	if !ok || m.Schema == "" {
+		ev, err := decode(m, &crmv1.RecordUpserted{})
+		if err != nil {
+			return false, err
+		}
+		if m.Schema != "" {
+			if ev.Schema, err = a.schema(ev.GetEnvelope().GetOrgId(), ev.GetRecord().GetModule(), m.Schema); err != nil {
+				return false, err
+			}
+		}
+		return a.Records.ApplyUpserted(ev)
+	}
+	envelope := &commonv1.Envelope{}
+	if err := proto.Unmarshal(env, envelope); err != nil {
+		return false, fmt.Errorf("decoding the envelope of %s: %w", m.Type, err)
+	}
+	schema, ok := a.schemas[m.Schema]
+	if !ok { // not seen: read it, which needs the record's module
+		r := &crmv1.Record{}
+		if err := proto.Unmarshal(rec, r); err != nil {
+			return false, fmt.Errorf("decoding %s: %w", m.Type, err)
+		}
+		var err error
+		if schema, err = a.schema(envelope.GetOrgId(), r.GetModule(), m.Schema); err != nil {
+			return false, err
+		}
+	}
+	return a.Records.ApplyEncoded(envelope.GetOrgId(), schema, rec)
+}
 
-// recordBytes finds, in an encoded RecordUpserted, its record's encoding,
-// which the projection keeps as it is rather than encoding it again; false
-// when there is none, or more than one (which decoding merges).
-func recordBytes(data []byte) ([]byte, bool) {
-	var found []byte
+// Field numbers of crm.v1.RecordUpserted (records.proto).
+const upsertedEnvelope, upsertedRecord, upsertedSchema = 1, 2, 3
+
+// splitUpserted finds, in an encoded RecordUpserted, its envelope's and
+// its record's encodings; false when it holds a schema, or either of them
+// twice (which decoding merges), or is not an encoding at all.
+func splitUpserted(data []byte) (env, rec []byte, ok bool) {
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
 		if n < 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		data = data[n:]
-		if num == recordField && typ == protowire.BytesType {
+		if typ == protowire.BytesType && (num == upsertedEnvelope || num == upsertedRecord || num == upsertedSchema) {
 			v, n := protowire.ConsumeBytes(data)
-			if n < 0 || found != nil { // twice: decoding merged them
-				return nil, false
+			if n < 0 || num == upsertedSchema || (num == upsertedEnvelope && env != nil) || (num == upsertedRecord && rec != nil) {
+				return nil, nil, false
 			}
-			found, data = v, data[n:]
+			if num == upsertedEnvelope {
+				env = v
+			} else {
+				rec = v
+			}
+			data = data[n:]
 			continue
 		}
 		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		data = data[n:]
 	}
-	return found, found != nil
+	return env, rec, env != nil && rec != nil
 }
 
 // keepSchema remembers a schema snapshot for the records that name it.

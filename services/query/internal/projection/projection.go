@@ -170,19 +170,44 @@ func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("record %s/%s: %w: %w", rec.GetModule(), rec.GetId(), ErrInvalidEvent, err)
 	}
-	return s.apply(org, rec, schema, raw), nil
+	v := views.Get().(*recView)
+	defer views.Put(v)
+	viewOf(rec, v)
+	return s.apply(org, v, schema, raw), nil
 }
 
-// ApplyEncoded is ApplyUpserted for an event decoded from bytes that hold
-// its record's encoding, raw, which the store keeps (as its own copy)
-// instead of encoding the record again: a rebuild's million records are
-// not marshalled a second time.
-func (s *Store) ApplyEncoded(ev *crmv1.RecordUpserted, raw []byte) (bool, error) {
-	org, rec, schema := ev.GetEnvelope().GetOrgId(), ev.GetRecord(), ev.GetSchema()
-	if err := checkUpserted(org, rec, schema); err != nil {
+// ApplyEncoded is ApplyUpserted for a record of org given as its encoding,
+// raw, with its module's schema: the store reads the fields it needs
+// straight from raw and keeps a copy of raw, so a rebuild's million records
+// are neither decoded into messages nor encoded again.
+func (s *Store) ApplyEncoded(org string, schema *crmv1.ModuleSchema, raw []byte) (bool, error) {
+	v := views.Get().(*recView)
+	defer views.Put(v)
+	if parseRecord(raw, v) != nil {
+		// Not as parseRecord expects: decode it as anything else.
+		rec := &crmv1.Record{}
+		if err := proto.Unmarshal(raw, rec); err != nil {
+			return false, fmt.Errorf("record of %s: %w: %w", schema.GetModule(), ErrInvalidEvent, err)
+		}
+		viewOf(rec, v)
+	}
+	if err := checkView(org, v, schema); err != nil {
 		return false, err
 	}
-	return s.apply(org, rec, schema, bytes.Clone(raw)), nil
+	return s.apply(org, v, schema, bytes.Clone(raw)), nil
+}
+
+// views are build's input, reused.
+var views = sync.Pool{New: func() any { return &recView{} }}
+
+func checkView(org string, v *recView, schema *crmv1.ModuleSchema) error {
+	switch {
+	case org == "" || v.id == "" || v.module == "":
+		return fmt.Errorf("record upserted without org, module or id: %w", ErrInvalidEvent)
+	case schema.GetModule() != v.module:
+		return fmt.Errorf("record %s/%s upserted with the schema of %q: %w", v.module, v.id, schema.GetModule(), ErrInvalidEvent)
+	}
+	return nil
 }
 
 func checkUpserted(org string, rec *crmv1.Record, schema *crmv1.ModuleSchema) error {
@@ -195,26 +220,29 @@ func checkUpserted(org string, rec *crmv1.Record, schema *crmv1.ModuleSchema) er
 	return nil
 }
 
-func (s *Store) apply(org string, rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte) bool {
-	t := s.table(org, rec.GetModule(), true)
+// apply stores the record v views, whose encoding is raw (the store's
+// own); v's strings may view raw or a message's bytes, so what is kept is
+// copied.
+func (s *Store) apply(org string, v *recView, schema *crmv1.ModuleSchema, raw []byte) bool {
+	t := s.table(org, v.module, true)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	id, v := rec.GetId(), rec.GetVersion()
+	id, ver := v.id, v.version
 	if dv, ok := t.tombstones[id]; ok {
-		if v <= dv.version {
+		if ver <= dv.version {
 			return false
 		}
 		delete(t.tombstones, id)
 	}
 	i, exists := t.index[id]
-	if exists && v <= t.rows[i].version {
+	if exists && ver <= t.rows[i].version {
 		return false
 	}
 	t.schema = schema
-	r, vals, layout := t.build(rec, schema, raw)
+	r, vals, layout := t.build(v, schema, raw)
 	if !exists {
 		i = len(t.rows)
-		t.index[id] = i
+		t.index[r.id] = i
 		t.rows = append(t.rows, row{})
 		t.sortHeads = append(t.sortHeads, 0)
 		t.rowLayout = append(t.rowLayout, 0)
@@ -226,11 +254,11 @@ func (s *Store) apply(org string, rec *crmv1.Record, schema *crmv1.ModuleSchema,
 	t.sortHeads[i] = r.sortHead
 	t.rowLayout[i] = layout
 	for slot := range t.cols {
-		v := absent
+		val := absent
 		if slot < len(vals) {
-			v = vals[slot]
+			val = vals[slot]
 		}
-		t.cols[slot].set(i, v, t.minDead)
+		t.cols[slot].set(i, val, t.minDead)
 	}
 	clear(vals) // build's scratch: hold on to none of this record's strings
 	return true
@@ -319,8 +347,8 @@ func (s *Store) Tombstones() int {
 // build folds a record into its row and its values by slot, giving slots
 // (and columns) to fields the table has not seen yet, and returns the
 // layout of its text-like fields.
-func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte) (row, []value, int32) {
-	r := row{id: rec.GetId(), version: rec.GetVersion(), raw: raw}
+func (t *table) build(rec *recView, schema *crmv1.ModuleSchema, raw []byte) (row, []value, int32) {
+	r := row{id: strings.Clone(rec.id), version: rec.version, raw: raw}
 	vals, layout := t.valsBuf[:0], t.layoutBuf[:0]
 	defer func() { t.valsBuf, t.layoutBuf = vals[:0], layout }()
 	for _, f := range schema.GetFields() {
@@ -339,27 +367,27 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 		}
 		c := &vals[slot]
 		var texts []string
-		switch v := rec.GetFields()[f.GetApiName()].GetKind().(type) {
-		case *crmv1.FieldValue_Text:
-			texts = []string{v.Text}
-		case *crmv1.FieldValue_Lookup:
-			texts = []string{v.Lookup.GetName()}
-		case *crmv1.FieldValue_Number:
-			c.num = v.Number
-			texts = []string{strconv.FormatFloat(v.Number, 'f', -1, 64)}
-		case *crmv1.FieldValue_Boolean:
-			c.num = 0
-			if v.Boolean {
-				c.num = 1
+		if v := rec.field(f.GetApiName()); v != nil {
+			switch v.kind {
+			case kindText, kindLookup:
+				texts = []string{v.text}
+			case kindNumber:
+				c.num = v.num
+				texts = []string{strconv.FormatFloat(v.num, 'f', -1, 64)}
+			case kindBoolean:
+				c.num = 0
+				if v.boolean {
+					c.num = 1
+				}
+			case kindMulti:
+				folded := make([]cell, len(v.multi))
+				for i, s := range v.multi {
+					text := strings.Clone(filter.Fold(f.GetType(), s)) // kept: its own copy
+					folded[i] = cell{head: head(text), text: text}
+				}
+				c.multi, c.hasMulti = folded, true
+				texts = v.multi
 			}
-		case *crmv1.FieldValue_Multi:
-			folded := make([]cell, len(v.Multi.GetValues()))
-			for i, s := range v.Multi.GetValues() {
-				text := filter.Fold(f.GetType(), s)
-				folded[i] = cell{head: head(text), text: text}
-			}
-			c.multi, c.hasMulti = folded, true
-			texts = v.Multi.GetValues()
 		}
 		if len(texts) == 1 {
 			c.text = filter.Fold(f.GetType(), texts[0])
@@ -379,7 +407,7 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 			}
 		}
 		if f.GetApiName() == schema.GetDisplayField() && len(texts) > 0 {
-			r.sortKey = strings.ToLower(texts[0])
+			r.sortKey = strings.Clone(strings.ToLower(texts[0]))
 			r.sortHead = head(r.sortKey)
 		}
 	}

@@ -462,7 +462,7 @@ func checkAgainstReference(t testing.TB, seed uint64, ops int, minDead int) {
 					if merr != nil {
 						t.Fatal(merr)
 					}
-					got, err = s.ApplyEncoded(ev, raw)
+					got, err = s.ApplyEncoded("o", schema, raw)
 				} else {
 					got, err = s.ApplyUpserted(ev)
 				}
