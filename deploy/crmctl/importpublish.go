@@ -31,9 +31,9 @@ type importResult struct {
 	published, duplicates int
 	failed                []rowError // by line, at most maxReported
 	failures              int
-	// sent is how many rows were handed to the bus (every one unless a
-	// failure stopped the import).
-	sent int
+	// tried is how many rows were handed to the bus, the one it refused
+	// included (every one unless a failure stopped the import).
+	tried int
 }
 
 // publishImport publishes the events of rows asynchronously, in file
@@ -67,13 +67,13 @@ func publishImport(ctx context.Context, b *bus.Bus, events []event, rows []row, 
 			collect(window[0])
 			window = append(window[:0], window[1:]...)
 		}
+		res.tried = i + 1
 		f, err := b.PublishAsync(ctx, ev.Subject, ev.Msg)
 		if err != nil {
 			res.fail(rows[i].Line, err)
 			break
 		}
 		window = append(window, pending{i, f})
-		res.sent = i + 1
 	}
 	for _, p := range window {
 		collect(p)
@@ -92,7 +92,7 @@ func (r *importResult) fail(line int, err error) {
 // err is nil when every row was stored, else which rows failed and what
 // became of the rest.
 func (r importResult) err(name string, total int) error {
-	if r.failures == 0 && r.sent == total {
+	if r.failures == 0 && r.tried == total {
 		return nil
 	}
 	var b strings.Builder
@@ -103,7 +103,7 @@ func (r importResult) err(name string, total int) error {
 	if r.failures > len(r.failed) {
 		fmt.Fprintf(&b, "\n… and %d more", r.failures-len(r.failed))
 	}
-	if rest := total - r.sent; rest > 0 {
+	if rest := total - r.tried; rest > 0 {
 		fmt.Fprintf(&b, "\nthe last %d rows were not sent", rest)
 	}
 	b.WriteString("\nRunning the same import again is safe: rows already stored are dropped as duplicates")
