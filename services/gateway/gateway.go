@@ -18,15 +18,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/installticket"
-	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
@@ -103,6 +100,10 @@ type Config struct {
 	// Ready, not from the environment, is called once the gateway serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
+	// Listeners, not from the environment, are listeners to serve on instead
+	// of binding Addr and OpsAddr, by name ("http", "ops"): a test binds
+	// port 0 and knows the public URL before the gateway starts.
+	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -198,22 +199,29 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-type busPublisher struct{ b *bus.Bus }
-
-func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
-	_, err := p.b.Publish(ctx, subject, ev)
-	return err
-}
-
 // Run serves until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("gateway configuration: %w", err)
-	}
-	log = log.With("service", "gateway")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
+	return service.Run(ctx, service.Spec{
+		Name: "gateway", Config: cfg, Log: log, Registry: reg,
+		Bus:       &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamSlackIn}},
+		HTTP:      []service.Listen{{Name: ListenerHTTP, Addr: cfg.Addr, Var: "GATEWAY_ADDR"}},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "GATEWAY_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{HTTP: b[ListenerHTTP], Ops: b[service.ListenerOps]})
+			}
+		},
+	})
+}
+
+// ListenerHTTP names the listener for Slack and browsers in Config.Listeners.
+const ListenerHTTP = "http"
+
+// build wires the gateway on the bus.
+func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
+	log, b := rt.Log(), rt.Bus
 	verifier, err := verify.New(cfg.Now, verify.DefaultSkew, splitList(cfg.SigningSecret)...)
 	if err != nil {
 		return err
@@ -226,45 +234,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "gateway", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
-		topology.StreamSlackIn)...); err != nil {
-		return err
-	}
 	nonces, err := install.EnsureNonceStore(ctx, b.JetStream(), cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
-	cc, err := rpc.Dial(cfg.TeamsAddr)
+	cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
 	if err != nil {
-		return fmt.Errorf("TEAMS_ADDR: %w", err)
+		return err
 	}
-	defer func() { _ = cc.Close() }()
 
 	answers := slackhttp.Options{
-		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
+		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: rt.Registry(),
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
 	if cfg.QueryAddr != "" {
-		qc, err := rpc.Dial(cfg.QueryAddr)
+		qc, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr)
 		if err != nil {
-			return fmt.Errorf("QUERY_ADDR: %w", err)
+			return err
 		}
-		defer func() { _ = qc.Close() }()
 		answers.Answerer = queryanswer.New(queryv1.NewQueryServiceClient(qc))
 	}
 
 	dir := teamdir.New(log)
-	slackHandler, err := slackhttp.New(verifier, busPublisher{b}, dir, log, answers)
+	slackHandler, err := slackhttp.New(verifier, b.Publisher(), dir, log, answers)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -278,7 +270,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	mux := http.NewServeMux()
 	slackHandler.Register(mux)
 	installHandler.Register(mux)
-	srv := &http.Server{
+	rt.HTTP(ListenerHTTP, &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -286,46 +278,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
+	})
+	rt.Check(func(context.Context) error {
 		if !dir.Synced() {
 			return errors.New("team directory not loaded yet (is the team registry up?)")
 		}
 		return nil
 	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-
-	lis, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("GATEWAY_ADDR %s: %w", cfg.Addr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = lis.Close()
-		return fmt.Errorf("GATEWAY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	ready.MarkReady(true)
-	log.InfoContext(ctx, "gateway serving", "http", lis.Addr().String(), "ops", opsLis.Addr().String(), "public_url", cfg.PublicURL)
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{HTTP: lis.Addr().String(), Ops: opsLis.Addr().String()})
-	}
-	defer ready.MarkReady(false)
-	return lifecycle.Run(ctx, log,
-		lifecycle.HTTPServer("http", srv, lis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "team-directory", Run: func(ctx context.Context) error {
-			return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
-		}},
-	)
+	rt.Part("team-directory", func(ctx context.Context) error {
+		return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
+	})
+	log.InfoContext(ctx, "gateway public URL", "public_url", cfg.PublicURL)
+	return nil
 }
 
 // splitList splits a comma-separated variable, dropping empty entries.

@@ -98,9 +98,7 @@ type Config struct {
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -187,11 +185,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "TEAMS_OPS_ADDR"},
 		Listeners: cfg.Listeners,
 		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready: func(b service.Bound) {
-			if cfg.Ready != nil {
-				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
-			}
-		},
+		Ready:     service.ReadyAddrs(cfg.Ready),
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/crmslack/crmslack/libs/fault"
 	"github.com/crmslack/crmslack/libs/installticket"
 	"github.com/crmslack/crmslack/services/teams/internal/registry"
 	"github.com/crmslack/crmslack/services/teams/internal/sealing"
@@ -31,7 +32,7 @@ import (
 
 // ErrUnavailable marks a failure of a dependency (Slack, the bus) that a
 // retry may fix.
-var ErrUnavailable = errors.New("unavailable")
+var ErrUnavailable = fault.Unavailable
 
 func unavailable(format string, args ...any) error {
 	return &registry.Error{Kind: ErrUnavailable, Msg: fmt.Sprintf(format, args...)}
