@@ -11,10 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -140,63 +137,41 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // Validate reports every invalid field by its variable name, never with a
 // secret's value.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	var p envconfig.Problems
+	addrs := map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr}
+	if c.QueryAddr != "" {
+		addrs["QUERY_ADDR"] = c.QueryAddr
 	}
-	for name, addr := range map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr, "QUERY_ADDR": c.QueryAddr} {
-		if name == "QUERY_ADDR" && addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
-	for name, v := range map[string]string{"GATEWAY_PUBLIC_URL": c.PublicURL, "SLACK_API_URL": c.SlackAPIURL, "SLACK_AUTHORIZE_URL": c.SlackAuthorizeURL} {
-		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad(name, "%q is not an http(s) URL", v)
-		}
-	}
+	p.HostPort(addrs)
+	p.HTTPURL(map[string]string{"GATEWAY_PUBLIC_URL": c.PublicURL, "SLACK_API_URL": c.SlackAPIURL, "SLACK_AUTHORIZE_URL": c.SlackAuthorizeURL})
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
-		bad("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
+		p.Add("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
 	}
-	if _, err := oauthstate.New(nil, 0, signed.ParseKeys(c.StateKey)...); err != nil {
-		bad("GATEWAY_STATE_KEY", "%v", err)
-	}
-	if _, err := installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...); err != nil {
-		bad("INSTALL_TICKET_KEY", "%v", err)
-	}
+	_, err := oauthstate.New(nil, 0, signed.ParseKeys(c.StateKey)...)
+	p.Check("GATEWAY_STATE_KEY", err)
+	_, err = installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...)
+	p.Check("INSTALL_TICKET_KEY", err)
 	if _, err := verify.New(nil, 0, splitList(c.SigningSecret)...); err != nil {
-		bad("SLACK_SIGNING_SECRET", "required")
+		p.Add("SLACK_SIGNING_SECRET", "required")
 	}
-	if c.ClientID == "" {
-		bad("SLACK_CLIENT_ID", "required")
-	}
-	if c.ClientSecret == "" {
-		bad("SLACK_CLIENT_SECRET", "required")
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
+	p.Required("SLACK_CLIENT_ID", c.ClientID)
+	p.Required("SLACK_CLIENT_SECRET", c.ClientSecret)
+	p.NATS(c.NATSURL, c.NATSReplicas)
 	if c.MaxBody < 4096 {
-		bad("GATEWAY_MAX_BODY_BYTES", "must be at least 4096")
+		p.Add("GATEWAY_MAX_BODY_BYTES", "must be at least 4096")
 	}
 	if c.AckBudget <= 0 || c.AckBudget >= 3*time.Second {
-		bad("GATEWAY_ACK_BUDGET", "must be above 0 and below Slack's 3s")
+		p.Add("GATEWAY_ACK_BUDGET", "must be above 0 and below Slack's 3s")
 	}
 	if c.AnswerBudget < 0 || c.AnswerBudget > 2500*time.Millisecond {
-		bad("GATEWAY_ANSWER_BUDGET", "must be above 0 and at most 2.5s, leaving time to say \"Searching…\" inside Slack's 3s")
+		p.Add("GATEWAY_ANSWER_BUDGET", "must be above 0 and at most 2.5s, leaving time to say \"Searching…\" inside Slack's 3s")
 	}
 	for _, cmd := range splitList(c.QueryCommands) {
 		if !strings.HasPrefix(cmd, "/") {
-			bad("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
+			p.Add("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
 		}
 	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	return p.Err()
 }
 
 // Run serves until ctx ends; a clean stop returns nil.

@@ -40,11 +40,7 @@ package query
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -151,42 +147,25 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	for name, addr := range map[string]string{"QUERY_GRPC_ADDR": c.GRPCAddr, "QUERY_OPS_ADDR": c.OpsAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	var p envconfig.Problems
+	p.NATS(c.NATSURL, c.NATSReplicas)
+	p.HostPort(map[string]string{"QUERY_GRPC_ADDR": c.GRPCAddr, "QUERY_OPS_ADDR": c.OpsAddr})
 	if c.Directory == nil && c.TeamsAddr == "" {
-		bad("TEAMS_ADDR", "required (the team registry gives Slack users' emails)")
+		p.Add("TEAMS_ADDR", "required (the team registry gives Slack users' emails)")
 	}
 	if c.CRMBaseURL != "" {
-		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
-		}
+		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
 	if len(c.SlashCommands) == 0 {
-		bad("QUERY_SLASH_COMMANDS", "name at least one command, e.g. /zcrm")
+		p.Add("QUERY_SLASH_COMMANDS", "name at least one command, e.g. /zcrm")
 	}
 	for _, cmd := range c.SlashCommands {
 		if !strings.HasPrefix(cmd, "/") || strings.ContainsAny(cmd, " \t") {
-			bad("QUERY_SLASH_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
+			p.Add("QUERY_SLASH_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
 		}
 	}
-	if c.SlackUserTTL <= 0 {
-		bad("QUERY_SLACK_USER_TTL", "must be positive")
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	p.Positive("QUERY_SLACK_USER_TTL", int64(c.SlackUserTTL))
+	return p.Err()
 }
 
 // Run runs the service until ctx ends; a clean stop returns nil.
