@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/services/query"
 )
 
@@ -27,6 +30,31 @@ func buildBinary(tb testing.TB, pkg string) string {
 		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// freeAddr picks a free loopback port for a process of its own, which
+// binds by address (a listener cannot be handed to it), and binds the
+// same one again after a restart.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// bigNATS is testkit.NATS with a larger storage cap.
+func bigNATS(tb testing.TB, maxStore int64) *localnats.Server {
+	tb.Helper()
+	srv, err := localnats.Start(localnats.Options{StoreDir: tb.TempDir(), MaxStore: maxStore, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatalf("starting NATS: %v", err)
+	}
+	tb.Cleanup(srv.Shutdown)
+	return srv
 }
 
 // queryProcess is the query service run as a process of its own, from
@@ -67,6 +95,8 @@ func (p *queryProcess) start() time.Duration {
 	defer logf.Close()
 	p.cmd = exec.Command(p.bin)
 	p.cmd.Env, p.cmd.Stderr, p.cmd.Stdout = p.env, logf, logf
+	// It dies with this process, should that be killed before cleanup.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
 	if err := p.cmd.Start(); err != nil {
 		p.tb.Fatalf("starting %s: %v", p.bin, err)

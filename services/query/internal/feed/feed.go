@@ -84,6 +84,7 @@ func Specs() []bus.ConsumerSpec {
 			FilterSubjects: []string{filter},
 			AckWait:        30 * time.Second,
 			MaxDeliver:     bus.DefaultMaxDeliver,
+			BackOff:        bus.DefaultBackOff(),
 			MaxAckPending:  maxAckPending,
 			Concurrency:    concurrency,
 		}
