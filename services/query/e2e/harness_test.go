@@ -23,6 +23,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -107,9 +108,11 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		}
 		return testkit.Logger(t).With("svc", svc)
 	}
-	ns := testkit.NATS(t)
+	var ns *localnats.Server
 	if o.natsMaxStore > 0 {
 		ns = bigNATS(t, o.natsMaxStore)
+	} else {
+		ns = testkit.NATS(t)
 	}
 	ms := testkit.Mongo(t)
 	std, err := slackstandin.New(slackstandin.Config{
