@@ -77,9 +77,9 @@ var benchKinds = []struct{ name, text string }{
 //     searchable, and the query process's resident set (rss-MB, peak-rss-MB)
 //     and Go heap in use (heap-MB) after it;
 //   - one per kind of query: p50, p99 and slowest answer over how many
-//     commands; the target is p99 under 25 ms. Every answer is checked:
-//     answered while Slack waits (not "Searching…"), with the expected total
-//     and a full first page;
+//     commands; the target is p99 under 25 ms. Every answer is checked: the
+//     expected total and a full first page; one the gateway deferred past
+//     its budget ("Searching…") counts at that time and in deferred;
 //   - restart: SIGTERM to ready again (ready-s: the rebuild from the
 //     snapshot streams), and the memory figures after it; peak-rss-MB is the
 //     rebuild's high-water mark.
@@ -112,9 +112,11 @@ func BenchmarkSlashCommandEndToEnd(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			var times []time.Duration
 			var elapsed time.Duration
+			deferred := 0
 			for range b.N {
 				t0 := time.Now()
-				times = append(times, s.paced(b, bc.text, want, commands)...)
+				ts, d := s.paced(b, bc.text, want, commands)
+				times, deferred = append(times, ts...), deferred+d
 				elapsed += time.Since(t0)
 			}
 			slices.Sort(times)
@@ -126,6 +128,7 @@ func BenchmarkSlashCommandEndToEnd(b *testing.B) {
 			b.ReportMetric(float64(len(times))/elapsed.Seconds(), "cmds/s")
 			b.ReportMetric(float64(len(times)), "cmds")
 			b.ReportMetric(float64(want), "matches")
+			b.ReportMetric(float64(deferred), "deferred")
 		})
 	}
 
@@ -260,10 +263,15 @@ func lastLine(b []byte) string {
 // paced sends count commands at benchRate per second, each on its own
 // goroutine so a slow answer never delays the next command, and returns
 // how long each took to be answered.
-func (s *stack) paced(b *testing.B, text string, want int64, count int) []time.Duration {
+//
+// An answer deferred past the gateway's budget ("Searching…", the answer
+// following through the response_url) is a slow answer, not a wrong one:
+// it counts with its time (the budget, a lower bound of the wait) and in
+// deferred; any other unexpected answer fails the benchmark.
+func (s *stack) paced(b *testing.B, text string, want int64, count int) (times []time.Duration, deferred int) {
 	b.Helper()
 	ctx := testkit.Context(b)
-	times := make([]time.Duration, count)
+	times = make([]time.Duration, count)
 	errs := make([]error, count)
 	var wg sync.WaitGroup
 	tick := time.NewTicker(time.Second / benchRate)
@@ -286,6 +294,10 @@ func (s *stack) paced(b *testing.B, text string, want int64, count int) []time.D
 	wg.Wait()
 	failed := 0
 	for _, err := range errs {
+		if errors.Is(err, errDeferred) {
+			deferred++
+			continue
+		}
 		if err != nil {
 			if failed == 0 {
 				b.Errorf("%q: %v", text, err)
@@ -296,8 +308,11 @@ func (s *stack) paced(b *testing.B, text string, want int64, count int) []time.D
 	if failed > 0 {
 		b.Fatalf("%q: %d of %d commands not answered as expected", text, failed, count)
 	}
-	return times
+	return times, deferred
 }
+
+// errDeferred: the gateway answered "Searching…", its budget spent.
+var errDeferred = errors.New("deferred: not answered while Slack waited")
 
 // checkAnswer checks one answer under load: answered while Slack waited,
 // with the expected total and a full first page.
@@ -311,7 +326,7 @@ func checkAnswer(d *slackstandin.Delivery, want int64) error {
 	}
 	switch {
 	case strings.HasPrefix(a.Text, searching):
-		return fmt.Errorf("deferred after %s: not answered while Slack waited", d.Duration)
+		return fmt.Errorf("after %s: %w", d.Duration, errDeferred)
 	case int64(a.total) != want || len(a.ids) != int(min(want, 10)):
 		return fmt.Errorf("%d records shown of %d, want %d: %.200s", len(a.ids), a.total, want, a.Text)
 	}
