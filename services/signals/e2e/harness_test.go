@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/slackstandin"
+	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
+	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+
+	"github.com/crmslack/crmslack/services/delivery"
+	"github.com/crmslack/crmslack/services/signals"
+	"github.com/crmslack/crmslack/services/teams"
+)
+
+// The stand-in's default seed: Acme (Alice, Bob, ...) and Globex (Hank, ...).
+const (
+	org        = "acme-crm"
+	acme       = "T0ACME0001"
+	globex     = "T0GLBX0001"
+	alice      = "U0ACME0ALC"
+	aliceEmail = "alice@acme.example"
+	hank       = "U0GLBX0HNK"
+	hankEmail  = "hank@globex.example"
+	crmBaseURL = "https://crm.example.com/crm/acme"
+
+	clientID     = "1234567890.1234567890"
+	clientSecret = "standin-client-secret"
+)
+
+// stack is every service signals works with, in-process, on embedded NATS
+// and FerretDB, with the Slack stand-in playing Slack: the team registry
+// (owners' directory, org access), the delivery service (the only Slack
+// egress) and signals itself.
+type stack struct {
+	standin  *slackstandin.Server
+	js       jetstream.JetStream
+	bus      *bus.Bus
+	registry teamsv1.TeamRegistryServiceClient
+	settings signalsv1.SalesSignalsSettingsServiceClient
+	metrics  *prometheus.Registry
+}
+
+type options struct {
+	seed   *slackstandin.Seed
+	window time.Duration
+}
+
+func randomKey(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func logger(t testing.TB, svc string) *slog.Logger { return testkit.Logger(t).With("svc", svc) }
+
+// runner starts services and stops them all, in reverse order, at cleanup.
+type runner struct {
+	t     testing.TB
+	mu    sync.Mutex
+	stops []func()
+}
+
+func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	up := make(chan A, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(a A) { up <- a }) }()
+	var a A
+	select {
+	case a = <-up:
+	case err := <-done:
+		cancel()
+		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		r.t.Fatalf("%s not ready in 60s", name)
+	}
+	r.mu.Lock()
+	r.stops = append(r.stops, func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				r.t.Errorf("%s stopped with %v", name, err)
+			}
+		case <-time.After(45 * time.Second):
+			r.t.Errorf("%s did not stop within 45s", name)
+		}
+	})
+	r.mu.Unlock()
+	return a
+}
+
+func (r *runner) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.stops) - 1; i >= 0; i-- {
+		r.stops[i]()
+	}
+}
+
+func dial(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := rpc.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+func startStack(t testing.TB, o options) *stack {
+	t.Helper()
+	if o.window == 0 {
+		o.window = 2 * time.Minute
+	}
+	if o.seed == nil {
+		o.seed = slackstandin.DefaultSeed()
+	}
+	ns := testkit.NATS(t)
+	ms := testkit.Mongo(t)
+	std, err := slackstandin.New(slackstandin.Config{
+		Seed:       o.seed,
+		App:        slackstandin.AppConfig{SigningSecret: "standin-signing-secret", ClientID: clientID, ClientSecret: clientSecret},
+		RateLimits: slackstandin.RateLimits{Disabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := std.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(std.Close)
+	s := &stack{standin: std, metrics: prometheus.NewRegistry()}
+	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
+	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger(t, "crm")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.bus.Close() })
+	for _, sc := range topology.Streams(topology.StreamOptions{}) {
+		if _, err := s.bus.EnsureStream(testkit.Context(t), sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := &runner{t: t}
+	t.Cleanup(r.stopAll)
+	apiURL := std.URL() + "/api/"
+	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+		return teams.Run(ctx, teams.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
+			InstallTicketKey: randomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
+			SlackClientID: clientID, SlackClientSecret: clientSecret,
+			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
+			Ready: ready,
+		}, logger(t, "teams"), prometheus.NewRegistry())
+	})
+	s.registry = teamsv1.NewTeamRegistryServiceClient(dial(t, ta.GRPC))
+	for _, w := range o.seed.Workspaces {
+		_, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
+			OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
+			Team:     &integrationv1.Team{TeamId: w.ID, Name: w.Name, Domain: w.Domain, BotUserId: w.Bot.UserID, Scopes: slackstandin.DefaultBotScopes()},
+			BotToken: std.IssueBotToken(w.ID),
+		})
+		if err != nil {
+			t.Fatalf("installing %s: %v", w.ID, err)
+		}
+	}
+
+	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+		return delivery.Run(ctx, delivery.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
+			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 1000, ChannelBurst: 100, Concurrency: 8,
+			MaxInFlight: 1000, MaxAttempts: 4, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			SlackTimeout: 5 * time.Second, AckWait: 5 * time.Second, MaxDeliver: 20, LedgerTTL: 7 * 24 * time.Hour,
+			Unconfirmed: "fail", Permalinks: false, AuditBatch: 100, AuditFlush: 20 * time.Millisecond,
+			Ready: ready,
+		}, logger(t, "delivery"), prometheus.NewRegistry())
+	})
+
+	sa := start(r, "signals", func(ctx context.Context, ready func(signals.Addrs)) error {
+		return signals.Run(ctx, signals.Config{
+			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
+			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, Window: o.window, DirectoryTTL: time.Minute,
+			Ready: ready,
+		}, logger(t, "signals"), s.metrics)
+	})
+	s.settings = signalsv1.NewSalesSignalsSettingsServiceClient(dial(t, sa.GRPC))
+	return s
+}
+
+var eventSeq atomic.Int64
+
+func newID() string { return fmt.Sprintf("crm-%d-%d", time.Now().UnixNano(), eventSeq.Add(1)) }
+
+// signal is a sales signal from customer (a contact id) to the owner.
+func signal(channel crmv1.SignalChannel, kind, customer, ownerEmail string, at time.Time) *crmv1.SalesSignal {
+	return &crmv1.SalesSignal{
+		Envelope: &commonv1.Envelope{EventId: newID(), OrgId: org, OccurredAt: timestamppb.New(at), SchemaVersion: 1, Producer: "e2e-crm"},
+		SignalId: "sig-" + newID(), Channel: channel, Kind: kind,
+		Record:      &commonv1.RecordRef{Module: "Contacts", Id: customer, Name: "Customer " + customer},
+		RecordOwner: &commonv1.CrmUserRef{Id: "crm-" + ownerEmail, Name: ownerEmail, Email: ownerEmail},
+		From:        "Customer " + customer, FromPhone: "+1 555 0100", Summary: kind + " via " + channel.String(),
+		Url: "https://chat.example.com/" + customer,
+	}
+}
+
+func (s *stack) publish(t testing.TB, evs ...*crmv1.SalesSignal) {
+	t.Helper()
+	items := make([]bus.Published, len(evs))
+	for i, ev := range evs {
+		subj, err := topology.SubjectFor(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items[i] = bus.Published{Subject: subj, Event: ev}
+	}
+	if err := s.bus.PublishBatch(testkit.Context(t), items); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var admin = &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"}, IsAdmin: true}
+
+func (s *stack) setCell(t testing.TB, channel crmv1.SignalChannel, kind string, on bool) {
+	t.Helper()
+	_, err := s.settings.UpdateCells(testkit.Context(t), &signalsv1.UpdateCellsRequest{
+		OrgId: org, Caller: admin, Cells: []*signalsv1.Cell{{Channel: channel, Kind: kind, Slack: on}},
+	})
+	if err != nil {
+		t.Fatalf("setting %s/%s to %v: %v", channel, kind, on, err)
+	}
+}
+
+// posts are the messages posted (not updates) in the DM with user.
+func (s *stack) posts(user string) []slackstandin.Message {
+	return s.standin.Messages(slackstandin.MessageFilter{User: user, Kind: slackstandin.KindMessage})
+}
+
+// counter reads a counter of the signals service's registry.
+func (s *stack) counter(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := s.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}

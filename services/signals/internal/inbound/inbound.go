@@ -1,0 +1,60 @@
+// Package inbound subscribes the signals service's handlers to the bus:
+// the sales signals, and the egress's outcomes of its own commands.
+package inbound
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+
+	"github.com/crmslack/crmslack/services/signals/internal/app"
+)
+
+// Subscribe starts the consumers; the caller stops them.
+func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
+	var subs []*bus.Subscription
+	fail := func(err error) ([]*bus.Subscription, error) {
+		for _, s := range subs {
+			_ = s.Stop(ctx)
+		}
+		return nil, err
+	}
+	// One handler at a time, in stream order: an owner's signals reach them
+	// in the order the CRM emitted them. A signal costs a few key-value
+	// round trips; AckWait leaves room for a slow directory read.
+	signals, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
+		Stream: topology.StreamCRM, Durable: topology.DurableSignals,
+		FilterSubjects: []string{topology.SalesSignals},
+		AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
+		MaxAckPending: 1000, Concurrency: 1,
+	}, svc.HandleSignal)
+	if err != nil {
+		return fail(fmt.Errorf("subscribing to sales signals: %w", err))
+	}
+	subs = append(subs, signals)
+	// Outcomes of every service's commands pass here; only this service's
+	// posts are acted on, cheaply, so several handlers run at once.
+	delivered, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
+		Stream: topology.StreamIntegration, Durable: topology.DurableSignalsDelivered,
+		FilterSubjects: []string{topology.Delivery("*", "succeeded")},
+		AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
+		MaxAckPending: 1000, Concurrency: 4,
+	}, svc.HandleDelivered)
+	if err != nil {
+		return fail(fmt.Errorf("subscribing to delivery successes: %w", err))
+	}
+	subs = append(subs, delivered)
+	failed, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
+		Stream: topology.StreamIntegration, Durable: topology.DurableSignalsFailed,
+		FilterSubjects: []string{topology.Delivery("*", "failed")},
+		AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
+		MaxAckPending: 1000, Concurrency: 2,
+	}, svc.HandleFailed)
+	if err != nil {
+		return fail(fmt.Errorf("subscribing to delivery failures: %w", err))
+	}
+	return append(subs, failed), nil
+}

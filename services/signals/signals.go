@@ -1,0 +1,289 @@
+// Package signals sends SalesSignals to Slack: when a customer reaches out
+// (a missed call, a chat, an email, a ticket ...), the record owner gets a
+// DM in Slack if the org's settings matrix ticks that channel and signal
+// type. Run is its in-process entry point, used by cmd/signals, the local
+// runner and tests.
+//
+// It serves signals.v1.SalesSignalsSettingsService over gRPC (the matrix,
+// the default team and each owner's team; changes by admins only), keeps
+// the settings in the signals_settings bucket and every org's matrix in
+// memory, consumes crm.v1.SalesSignal (crm.v1.<org>.signal.<channel>),
+// finds the owner's Slack account by email through the team registry's
+// directory, and asks the egress to post the message
+// (slack.out.v1.<org>.<team>.post). Signals from one customer to one owner
+// within the storm window become one message, updated in place
+// (slack.out.v1.<org>.<team>.update) once the egress reported where the
+// first one landed (integration.v1.<org>.delivery.succeeded). Owners
+// without Slack are counted and reported once
+// (integration.v1.<org>.signals.owner_unreachable).
+package signals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/orgaccess"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/topology"
+
+	"github.com/crmslack/crmslack/services/signals/internal/access"
+	"github.com/crmslack/crmslack/services/signals/internal/app"
+	"github.com/crmslack/crmslack/services/signals/internal/grpcapi"
+	"github.com/crmslack/crmslack/services/signals/internal/inbound"
+	"github.com/crmslack/crmslack/services/signals/internal/owners"
+	"github.com/crmslack/crmslack/services/signals/internal/render"
+	"github.com/crmslack/crmslack/services/signals/internal/settingskv"
+	"github.com/crmslack/crmslack/services/signals/internal/statekv"
+)
+
+// Config is the service's configuration. Each field names its variable and
+// default.
+type Config struct {
+	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
+	NATSURL string
+	// NATSReplicas is NATS_REPLICAS: replicas of the streams and buckets
+	// this service ensures. Default 1.
+	NATSReplicas int
+	// GRPCAddr is SIGNALS_GRPC_ADDR, where SalesSignalsSettingsService
+	// listens. Default 127.0.0.1:9105.
+	GRPCAddr string
+	// OpsAddr is SIGNALS_OPS_ADDR, serving /healthz, /readyz and /metrics.
+	// Default 127.0.0.1:9205.
+	OpsAddr string
+	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
+	// (ListDirectory). Default 127.0.0.1:9101.
+	TeamsAddr string
+	// CRMBaseURL is CRM_BASE_URL, the CRM's web UI: "Open in CRM" is
+	// <it>/<module>/<id>. Empty (the default): no such button.
+	CRMBaseURL string
+	// Window is SIGNALS_STORM_WINDOW: signals from one customer to one
+	// owner within it become one message. Default 2m.
+	Window time.Duration
+	// DirectoryTTL is SIGNALS_DIRECTORY_TTL: how long a team's directory is
+	// kept to find owners in. Default 30s.
+	DirectoryTTL time.Duration
+
+	// Ready, not from the environment, is called once the service serves,
+	// with the addresses it bound (tests listen on port 0).
+	Ready func(Addrs)
+	// Now, not from the environment, is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Addrs are the bound listen addresses.
+type Addrs struct {
+	GRPC, Ops string
+}
+
+// ConfigFromEnv reads the configuration; problems are recorded in l.
+func ConfigFromEnv(l *envconfig.Loader) Config {
+	return Config{
+		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
+		GRPCAddr:     l.String("SIGNALS_GRPC_ADDR", "127.0.0.1:9105"),
+		OpsAddr:      l.String("SIGNALS_OPS_ADDR", "127.0.0.1:9205"),
+		TeamsAddr:    l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
+		Window:       l.Duration("SIGNALS_STORM_WINDOW", 2*time.Minute, time.Second, time.Hour),
+		DirectoryTTL: l.Duration("SIGNALS_DIRECTORY_TTL", owners.DefaultTTL, time.Second, time.Hour),
+	}
+}
+
+// Validate reports every invalid field by its variable name.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.NATSURL == "" {
+		bad("NATS_URL", "required")
+	}
+	if c.NATSReplicas < 1 {
+		bad("NATS_REPLICAS", "must be at least 1")
+	}
+	for name, addr := range map[string]string{
+		"SIGNALS_GRPC_ADDR": c.GRPCAddr, "SIGNALS_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr,
+	} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port", addr)
+		}
+	}
+	if c.CRMBaseURL != "" {
+		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
+		}
+	}
+	if c.Window <= 0 {
+		bad("SIGNALS_STORM_WINDOW", "must be positive")
+	}
+	if c.DirectoryTTL <= 0 {
+		bad("SIGNALS_DIRECTORY_TTL", "must be positive")
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// Run runs the service until ctx ends; a clean stop returns nil.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("signals configuration: %w", err)
+	}
+	log = log.With("service", "signals")
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return err
+	}
+
+	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "signals", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing the bus", "err", err)
+		}
+	}()
+	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
+		topology.StreamCRM, topology.StreamSlackOut, topology.StreamIntegration)...); err != nil {
+		return err
+	}
+	settingsKV, err := settingskv.Bind(ctx, b.JetStream(), cfg.NATSReplicas)
+	if err != nil {
+		return err
+	}
+	stateKV, err := statekv.Bind(ctx, b.JetStream(), cfg.NATSReplicas)
+	if err != nil {
+		return err
+	}
+
+	teamsConn, err := rpc.Dial(cfg.TeamsAddr)
+	if err != nil {
+		return fmt.Errorf("TEAMS_ADDR: %w", err)
+	}
+	defer func() { _ = teamsConn.Close() }()
+
+	view := settingskv.NewView()
+	orgs := access.New()
+	svc := app.New(app.Config{Window: cfg.Window, Render: render.Config{CRMBaseURL: cfg.CRMBaseURL}, Now: cfg.Now},
+		settingskv.NewStore(settingsKV), view, orgs, owners.New(teamsConn, cfg.DirectoryTTL),
+		statekv.New(stateKV), publisher{b}, m, log)
+
+	// The consumers start once the settings and the org access are in
+	// memory: a signal handled before would see the defaults, not the
+	// org's matrix.
+	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollow()
+	followed := make(chan error, 2)
+	go func() { followed <- view.Follow(followCtx, settingsKV, time.Second, log) }()
+	go func() { followed <- orgaccess.Follow(followCtx, b.JetStream(), orgs, time.Second, log) }()
+	if !waitSynced(ctx, log, view.Synced, orgs.Synced) {
+		return nil
+	}
+
+	subs, err := inbound.Subscribe(ctx, b, svc)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
+		defer cancel()
+		for _, s := range subs {
+			if err := s.Stop(sctx); err != nil {
+				log.Warn("stopping a consumer", "err", err)
+			}
+		}
+	}()
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("SIGNALS_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+	}
+	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return fmt.Errorf("SIGNALS_OPS_ADDR %s: %w", cfg.OpsAddr, err)
+	}
+	gs := rpc.NewServer(log)
+	grpcapi.Register(gs, grpcapi.New(svc))
+
+	var ready lifecycle.Readiness
+	ready.AddCheck(func(context.Context) error {
+		if !b.Conn().IsConnected() {
+			return errors.New("NATS disconnected")
+		}
+		return nil
+	})
+	gatherer, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		gatherer = prometheus.NewRegistry()
+	}
+	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
+
+	ready.MarkReady(true)
+	defer ready.MarkReady(false)
+	log.InfoContext(ctx, "signals serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String())
+	if cfg.Ready != nil {
+		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
+	}
+	return lifecycle.Run(ctx, log,
+		gs.Part("grpc", grpcLis),
+		lifecycle.HTTPServer("ops", ops, opsLis),
+		lifecycle.Part{Name: "followers", Run: func(ctx context.Context) error {
+			<-ctx.Done()
+			stopFollow()
+			return errors.Join(<-followed, <-followed)
+		}},
+	)
+}
+
+// waitSynced waits until every view read its bucket's initial values, and
+// says so while it waits; false when ctx ended first.
+func waitSynced(ctx context.Context, log *slog.Logger, synced ...func() bool) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	next := 5 * time.Second
+	for {
+		all := true
+		for _, s := range synced {
+			all = all && s()
+		}
+		if all {
+			return true
+		}
+		if time.Since(start) > next {
+			log.WarnContext(ctx, "waiting for the settings and org_access buckets (is the team registry up?)", "waited", time.Since(start).Round(time.Second))
+			next *= 2
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// publisher adapts the bus to app.Publisher.
+type publisher struct{ b *bus.Bus }
+
+func (p publisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
+	_, err := p.b.Publish(ctx, subject, ev)
+	return err
+}
