@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -61,8 +63,17 @@ type stack struct {
 }
 
 type options struct {
+	// seed is the stand-in's workspaces; nil: its default seed.
 	seed   *slackstandin.Seed
 	window time.Duration
+	// channelRate and channelBurst are delivery's pacing per conversation;
+	// 0: 1000/s, burst 100, above anything a test sends.
+	channelRate  float64
+	channelBurst int
+	// tierOverrides is delivery's DELIVERY_TIER_OVERRIDES.
+	tierOverrides string
+	// quiet drops the services' logs (benchmarks).
+	quiet bool
 }
 
 func randomKey(t testing.TB) string {
@@ -74,7 +85,6 @@ func randomKey(t testing.TB) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func logger(t testing.TB, svc string) *slog.Logger { return testkit.Logger(t).With("svc", svc) }
 
 // runner starts services and stops them all, in reverse order, at cleanup.
 type runner struct {
@@ -141,6 +151,15 @@ func startStack(t testing.TB, o options) *stack {
 	if o.seed == nil {
 		o.seed = slackstandin.DefaultSeed()
 	}
+	if o.channelRate == 0 {
+		o.channelRate, o.channelBurst = 1000, 100
+	}
+	logger := func(t testing.TB, svc string) *slog.Logger {
+		if o.quiet {
+			return slog.New(slog.DiscardHandler)
+		}
+		return testkit.Logger(t).With("svc", svc)
+	}
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
 	std, err := slackstandin.New(slackstandin.Config{
@@ -193,16 +212,24 @@ func startStack(t testing.TB, o options) *stack {
 		}
 	}
 
+	// Delivery on its shipped defaults, but for the conversation pacing
+	// the test chooses and the addresses it binds.
+	vars := map[string]string{
+		"NATS_URL": ns.ClientURL(), "MONGODB_URI": ms.URI(), "TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL,
+		"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0",
+		"DELIVERY_CHANNEL_RATE": strconv.FormatFloat(o.channelRate, 'f', -1, 64), "DELIVERY_CHANNEL_BURST": strconv.Itoa(o.channelBurst),
+	}
+	if o.tierOverrides != "" {
+		vars["DELIVERY_TIER_OVERRIDES"] = o.tierOverrides
+	}
+	denv := envconfig.FromMap(vars)
+	dcfg := delivery.ConfigFromEnv(denv)
+	if err := denv.Err(); err != nil {
+		t.Fatal(err)
+	}
 	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
-		return delivery.Run(ctx, delivery.Config{
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
-			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 1000, ChannelBurst: 100, Concurrency: 8,
-			MaxInFlight: 1000, MaxAttempts: 4, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-			SlackTimeout: 5 * time.Second, AckWait: 5 * time.Second, MaxDeliver: 20, LedgerTTL: 7 * 24 * time.Hour,
-			Unconfirmed: "fail", Permalinks: false, AuditBatch: 100, AuditFlush: 20 * time.Millisecond,
-			Ready: ready,
-		}, logger(t, "delivery"), prometheus.NewRegistry())
+		dcfg.Ready = ready
+		return delivery.Run(ctx, dcfg, logger(t, "delivery"), prometheus.NewRegistry())
 	})
 
 	sa := start(r, "signals", func(ctx context.Context, ready func(signals.Addrs)) error {
