@@ -24,20 +24,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/topology"
 
 	"github.com/crmslack/crmslack/services/signals/internal/access"
@@ -80,6 +77,10 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
+	// Listeners, not from the environment, are listeners to serve on instead
+	// of binding the configured addresses (by service.ListenerGRPC and
+	// service.ListenerOps).
+	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -139,118 +140,74 @@ func (c Config) Validate() error {
 
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("signals configuration: %w", err)
-	}
-	log = log.With("service", "signals")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return err
-	}
+	return service.Run(ctx, service.Spec{
+		Name: "signals", Config: cfg, Log: log, Registry: reg,
+		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
+			Streams: []string{topology.StreamCRM, topology.StreamSlackOut, topology.StreamIntegration}},
+		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "SIGNALS_GRPC_ADDR"},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "SIGNALS_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
+			}
+		},
+	})
+}
 
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "signals", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+// build wires the service's core on the bus.
+func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
+	log := rt.Log()
+	m, err := newMetrics(rt.Registry())
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
-		topology.StreamCRM, topology.StreamSlackOut, topology.StreamIntegration)...); err != nil {
-		return err
-	}
-	settingsKV, err := settingskv.Bind(ctx, b.JetStream(), cfg.NATSReplicas)
+	js := rt.Bus.JetStream()
+	settingsKV, err := settingskv.Bind(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
-	stateKV, err := statekv.Bind(ctx, b.JetStream(), cfg.NATSReplicas)
+	stateKV, err := statekv.Bind(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
-
-	teamsConn, err := rpc.Dial(cfg.TeamsAddr)
+	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
 	if err != nil {
-		return fmt.Errorf("TEAMS_ADDR: %w", err)
+		return err
 	}
-	defer func() { _ = teamsConn.Close() }()
 
 	view := settingskv.NewView()
 	orgs := access.New()
 	svc := app.New(app.Config{Window: cfg.Window, Render: render.Config{CRMBaseURL: cfg.CRMBaseURL}, Now: cfg.Now},
 		settingskv.NewStore(settingsKV), view, orgs, owners.New(teamsConn, cfg.DirectoryTTL),
-		statekv.New(stateKV), publisher{b}, m, log)
+		statekv.New(stateKV), rt.Bus.Publisher(), m, log)
 
 	// The consumers start once the settings and the org access are in
 	// memory: a signal handled before would see the defaults, not the
-	// org's matrix.
+	// org's matrix. The followers run until the consumers have stopped.
 	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFollow()
-	followed := make(chan error, 2)
-	go func() { followed <- view.Follow(followCtx, settingsKV, time.Second, log) }()
-	go func() { followed <- orgaccess.Follow(followCtx, b.JetStream(), orgs, time.Second, log) }()
+	var followers sync.WaitGroup
+	followers.Go(func() { _ = view.Follow(followCtx, settingsKV, time.Second, log) })
+	followers.Go(func() { _ = orgaccess.Follow(followCtx, js, orgs, time.Second, log) })
+	rt.OnClose("followers", func(context.Context) error {
+		stopFollow()
+		followers.Wait()
+		return nil
+	})
 	if !waitSynced(ctx, log, view.Synced, orgs.Synced) {
 		return nil
 	}
 
-	subs, err := inbound.Subscribe(ctx, b, svc)
+	subs, err := inbound.Subscribe(ctx, rt.Bus, svc)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
-		defer cancel()
-		for _, s := range subs {
-			if err := s.Stop(sctx); err != nil {
-				log.Warn("stopping a consumer", "err", err)
-			}
-		}
-	}()
-
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("SIGNALS_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
+	for name, sub := range subs {
+		rt.Consumer(name, sub)
 	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("SIGNALS_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	gs := rpc.NewServer(log)
-	grpcapi.Register(gs, grpcapi.New(svc))
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
-		return nil
-	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-
-	ready.MarkReady(true)
-	defer ready.MarkReady(false)
-	log.InfoContext(ctx, "signals serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String())
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
-	}
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "followers", Run: func(ctx context.Context) error {
-			<-ctx.Done()
-			stopFollow()
-			return errors.Join(<-followed, <-followed)
-		}},
-	)
+	grpcapi.Register(rt.GRPC(), grpcapi.New(svc))
+	return nil
 }
 
 // waitSynced waits until every view read its bucket's initial values, and
@@ -278,12 +235,4 @@ func waitSynced(ctx context.Context, log *slog.Logger, synced ...func() bool) bo
 		case <-t.C:
 		}
 	}
-}
-
-// publisher adapts the bus to app.Publisher.
-type publisher struct{ b *bus.Bus }
-
-func (p publisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
-	_, err := p.b.Publish(ctx, subject, ev)
-	return err
 }

@@ -85,7 +85,6 @@ func randomKey(t testing.TB) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-
 // runner starts services and stops them all, in reverse order, at cleanup.
 type runner struct {
 	t     testing.TB

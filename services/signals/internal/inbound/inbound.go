@@ -13,10 +13,10 @@ import (
 	"github.com/crmslack/crmslack/services/signals/internal/app"
 )
 
-// Subscribe starts the consumers; the caller stops them.
-func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
-	var subs []*bus.Subscription
-	fail := func(err error) ([]*bus.Subscription, error) {
+// Subscribe starts the consumers, by name; the caller stops them.
+func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) (map[string]*bus.Subscription, error) {
+	subs := map[string]*bus.Subscription{}
+	fail := func(err error) (map[string]*bus.Subscription, error) {
 		for _, s := range subs {
 			_ = s.Stop(ctx)
 		}
@@ -34,7 +34,7 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscr
 	if err != nil {
 		return fail(fmt.Errorf("subscribing to sales signals: %w", err))
 	}
-	subs = append(subs, signals)
+	subs["sales-signals"] = signals
 	// Outcomes of every service's commands pass here; only this service's
 	// posts are acted on, cheaply, so several handlers run at once.
 	delivered, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
@@ -46,7 +46,7 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscr
 	if err != nil {
 		return fail(fmt.Errorf("subscribing to delivery successes: %w", err))
 	}
-	subs = append(subs, delivered)
+	subs["delivery-succeeded"] = delivered
 	failed, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
 		Stream: topology.StreamIntegration, Durable: topology.DurableSignalsFailed,
 		FilterSubjects: []string{topology.Delivery("*", "failed")},
@@ -56,5 +56,6 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscr
 	if err != nil {
 		return fail(fmt.Errorf("subscribing to delivery failures: %w", err))
 	}
-	return append(subs, failed), nil
+	subs["delivery-failed"] = failed
+	return subs, nil
 }
