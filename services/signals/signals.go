@@ -73,6 +73,9 @@ type Config struct {
 	// DirectoryTTL is SIGNALS_DIRECTORY_TTL: how long a team's directory is
 	// kept to find owners in. Default 30s.
 	DirectoryTTL time.Duration
+	// Lanes is SIGNALS_LANES: signals of different owners handled at once
+	// (each owner's one at a time, in order). Default 16.
+	Lanes int
 
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
@@ -101,6 +104,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
 		Window:       l.Duration("SIGNALS_STORM_WINDOW", 2*time.Minute, time.Second, time.Hour),
 		DirectoryTTL: l.Duration("SIGNALS_DIRECTORY_TTL", owners.DefaultTTL, time.Second, time.Hour),
+		Lanes:        l.Int("SIGNALS_LANES", 16, 1, 1024),
 	}
 }
 
@@ -133,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.DirectoryTTL <= 0 {
 		bad("SIGNALS_DIRECTORY_TTL", "must be positive")
+	}
+	if c.Lanes < 1 {
+		bad("SIGNALS_LANES", "must be at least 1")
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
@@ -199,7 +206,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		return nil
 	}
 
-	subs, err := inbound.Subscribe(ctx, rt.Bus, svc)
+	subs, err := inbound.Subscribe(ctx, rt.Bus, svc, cfg.Lanes, rt.Registry(), log)
 	if err != nil {
 		return err
 	}

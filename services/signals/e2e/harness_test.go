@@ -231,12 +231,18 @@ func startStack(t testing.TB, o options) *stack {
 		return delivery.Run(ctx, dcfg, logger(t, "delivery"), prometheus.NewRegistry())
 	})
 
+	// Signals on its shipped defaults but for the storm window.
+	senv := envconfig.FromMap(map[string]string{
+		"NATS_URL": ns.ClientURL(), "TEAMS_ADDR": ta.GRPC, "CRM_BASE_URL": crmBaseURL,
+		"SIGNALS_GRPC_ADDR": "127.0.0.1:0", "SIGNALS_OPS_ADDR": "127.0.0.1:0", "SIGNALS_STORM_WINDOW": o.window.String(),
+	})
+	scfg := signals.ConfigFromEnv(senv)
+	if err := senv.Err(); err != nil {
+		t.Fatal(err)
+	}
 	sa := start(r, "signals", func(ctx context.Context, ready func(signals.Addrs)) error {
-		return signals.Run(ctx, signals.Config{
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, Window: o.window, DirectoryTTL: time.Minute,
-			Ready: ready,
-		}, logger(t, "signals"), s.metrics)
+		scfg.Ready = ready
+		return signals.Run(ctx, scfg, logger(t, "signals"), s.metrics)
 	})
 	s.settings = signalsv1.NewSalesSignalsSettingsServiceClient(dial(t, sa.GRPC))
 	return s

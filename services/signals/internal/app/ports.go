@@ -46,7 +46,8 @@ type Directory interface {
 	FindUser(ctx context.Context, org, team, email string) (string, error)
 }
 
-// State is the signal state: groups, handled signals and reported owners.
+// State is the signal state: groups (which remember the signal events
+// they hold) and reported owners.
 type State interface {
 	// Group returns the current group under key and its revision; nil and
 	// 0 when there is none.
@@ -57,11 +58,6 @@ type State interface {
 	// DeleteGroup removes the group at revision rev (ErrConflict if it
 	// changed).
 	DeleteGroup(ctx context.Context, key string, rev uint64) error
-	// Handled reports whether the signal event was handled.
-	Handled(ctx context.Context, org, eventID string) (bool, error)
-	// MarkHandled records the signal event as handled (create-only; a
-	// second mark is not an error).
-	MarkHandled(ctx context.Context, org, eventID string) error
 	// Reported reports whether the unreachable owner was reported.
 	Reported(ctx context.Context, org, owner string) (bool, error)
 	// MarkReported records the report (create-only).

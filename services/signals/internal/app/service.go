@@ -39,7 +39,8 @@ type Service struct {
 	// A group's signal and outcome handlers run one at a time in this
 	// replica, so its messages are published in the order of its changes;
 	// across replicas the stored revision arbitrates.
-	locks [64]sync.Mutex
+	locks  [64]sync.Mutex
+	groups groupCache
 }
 
 // New returns the service.
@@ -51,7 +52,8 @@ func New(cfg Config, settings SettingsStore, view SettingsView, access Access, d
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{cfg: cfg, settings: settings, view: view, access: access, dir: dir, state: state, pub: pub, metrics: m, log: log, now: now}
+	return &Service{cfg: cfg, settings: settings, view: view, access: access, dir: dir, state: state, pub: pub, metrics: m, log: log, now: now,
+		groups: groupCache{window: cfg.Window}}
 }
 
 func (s *Service) lock(key string) func() {

@@ -78,14 +78,6 @@ func (s *Service) HandleSignal(ctx context.Context, ev *crmv1.SalesSignal) error
 		s.metrics.Signal(ResultIntegrationOff)
 		return nil
 	}
-	done, err := s.state.Handled(ctx, org, env.GetEventId())
-	if err != nil {
-		return fmt.Errorf("checking whether signal %s was handled: %w", env.GetEventId(), err)
-	}
-	if done {
-		s.metrics.Signal(ResultDuplicate)
-		return nil
-	}
 	team, user, searched, err := s.findOwner(ctx, org, st, owner, teams)
 	if err != nil {
 		return err
@@ -95,10 +87,7 @@ func (s *Service) HandleSignal(ctx context.Context, ev *crmv1.SalesSignal) error
 		if len(searched) == 0 {
 			reason = "the org has no active Slack team"
 		}
-		if err := s.unreachable(ctx, org, owner, ev.GetSignalId(), searched, reason); err != nil {
-			return err
-		}
-		return s.state.MarkHandled(ctx, org, env.GetEventId())
+		return s.unreachable(ctx, org, owner, ev.GetSignalId(), searched, reason)
 	}
 
 	e := entryOf(ctx, ev, s.now)
@@ -109,26 +98,27 @@ func (s *Service) HandleSignal(ctx context.Context, ev *crmv1.SalesSignal) error
 	}
 	gk := groupKey(org, owner, rec)
 	defer s.lock(gk)()
+	cur, rev := s.groups.get(gk)
 	for range maxCAS {
-		cur, rev, err := s.state.Group(ctx, gk)
-		if err != nil {
-			return fmt.Errorf("reading signal group: %w", err)
-		}
 		next, action := burst.Add(cur, e, to, s.cfg.Window, func(first burst.Entry) string {
 			return postPrefix + gk + ":" + first.EventID
 		})
 		if action != burst.Duplicate {
-			if _, err := s.state.PutGroup(ctx, gk, next, rev); errors.Is(err, ErrConflict) {
+			nrev, err := s.state.PutGroup(ctx, gk, next, rev)
+			if errors.Is(err, ErrConflict) {
+				if cur, rev, err = s.reload(ctx, gk); err != nil {
+					return err
+				}
 				continue
-			} else if err != nil {
+			}
+			if err != nil {
+				s.groups.forget(gk)
 				return fmt.Errorf("storing signal group: %w", err)
 			}
+			s.groups.put(gk, next, nrev, s.now())
 		}
 		if err := s.send(ctx, gk, next, action, e.EventID); err != nil {
 			return err
-		}
-		if err := s.state.MarkHandled(ctx, org, e.EventID); err != nil {
-			return fmt.Errorf("marking signal %s handled: %w", e.EventID, err)
 		}
 		switch action {
 		case burst.Post:
@@ -153,14 +143,27 @@ func (s *Service) send(ctx context.Context, gk string, g burst.Group, action bur
 	case burst.Update:
 		return s.update(ctx, g, updatePrefix+gk+":"+eventID, eventID)
 	case burst.Duplicate:
-		if g.First().EventID == eventID {
+		switch {
+		case !g.Holds(eventID):
+			// An earlier group's: its message has moved on.
+		case g.First().EventID == eventID:
 			return s.post(ctx, g, eventID)
-		}
-		if g.Posted() {
+		case g.Posted():
 			return s.update(ctx, g, updatePrefix+gk+":"+eventID, eventID)
 		}
 	}
 	return nil
+}
+
+// reload reads a group from the store after a write lost a race (another
+// replica, or a group this replica had not cached).
+func (s *Service) reload(ctx context.Context, gk string) (*burst.Group, uint64, error) {
+	g, rev, err := s.state.Group(ctx, gk)
+	if err != nil {
+		s.groups.forget(gk)
+		return nil, 0, fmt.Errorf("reading signal group: %w", err)
+	}
+	return g, rev, nil
 }
 
 func (s *Service) post(ctx context.Context, g burst.Group, cause string) error {
@@ -225,11 +228,14 @@ func (s *Service) HandleDelivered(ctx context.Context, ev *integrationv1.Deliver
 		return nil
 	}
 	defer s.lock(gk)()
-	for range maxCAS {
-		cur, rev, err := s.state.Group(ctx, gk)
-		if err != nil {
-			return fmt.Errorf("reading signal group: %w", err)
+	cur, rev := s.groups.get(gk)
+	if cur == nil || cur.PostKey != ev.GetIdempotencyKey() {
+		var err error
+		if cur, rev, err = s.reload(ctx, gk); err != nil {
+			return err
 		}
+	}
+	for range maxCAS {
 		if cur == nil || cur.PostKey != ev.GetIdempotencyKey() || cur.Posted() {
 			return nil // a group since replaced, or an outcome seen before
 		}
@@ -237,11 +243,18 @@ func (s *Service) HandleDelivered(ctx context.Context, ev *integrationv1.Deliver
 			return bus.Permanent(fmt.Errorf("delivery of %s succeeded without channel and ts", ev.GetIdempotencyKey()))
 		}
 		next, stale := burst.Located(*cur, ev.GetChannelId(), ev.GetTs())
-		if _, err := s.state.PutGroup(ctx, gk, next, rev); errors.Is(err, ErrConflict) {
+		nrev, err := s.state.PutGroup(ctx, gk, next, rev)
+		if errors.Is(err, ErrConflict) {
+			if cur, rev, err = s.reload(ctx, gk); err != nil {
+				return err
+			}
 			continue
-		} else if err != nil {
+		}
+		if err != nil {
+			s.groups.forget(gk)
 			return fmt.Errorf("storing signal group: %w", err)
 		}
+		s.groups.put(gk, next, nrev, s.now())
 		if stale {
 			id := locatedPrefix + strings.TrimPrefix(next.PostKey, postPrefix) + ":" + strconv.Itoa(next.Shown)
 			return s.update(ctx, next, id, ev.GetEnvelope().GetEventId())
@@ -271,6 +284,7 @@ func (s *Service) HandleFailed(ctx context.Context, ev *integrationv1.DeliveryFa
 		return nil
 	}
 	s.log.WarnContext(ctx, "posting a signal to its owner failed", "org", cur.Org, "team", cur.Team, "owner", cur.Owner.ID, "code", ev.GetCode().String(), "reason", ev.GetReason())
+	s.groups.forget(gk)
 	if err := s.state.DeleteGroup(ctx, gk, rev); err != nil && !errors.Is(err, ErrConflict) {
 		return fmt.Errorf("dropping the failed signal group: %w", err)
 	}
@@ -339,6 +353,12 @@ func entryOf(ctx context.Context, ev *crmv1.SalesSignal, now func() time.Time) b
 		Channel: int32(ev.GetChannel()), Kind: ev.GetKind(), At: at.UTC(),
 		Title: ev.GetTitle(), Summary: ev.GetSummary(), From: ev.GetFrom(), FromPhone: ev.GetFromPhone(), URL: ev.GetUrl(),
 	}
+}
+
+// OwnerKey is the ordering key of a signal: its org and record owner.
+// Signals of one key are handled one at a time, in stream order.
+func OwnerKey(ev *crmv1.SalesSignal) string {
+	return ev.GetEnvelope().GetOrgId() + "\x00" + strings.ToLower(strings.TrimSpace(ev.GetRecordOwner().GetEmail()))
 }
 
 // groupKey names the group of one customer's signals to one owner.

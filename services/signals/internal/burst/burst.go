@@ -16,6 +16,11 @@ const DefaultWindow = 2 * time.Minute
 // the signal after that starts a new message.
 const MaxEntries = 20
 
+// MaxSeen bounds how many event ids of a key's earlier groups a group
+// remembers, so a signal delivered again after its group was replaced is
+// still recognised.
+const MaxSeen = 200
+
 // Entry is one signal of a group.
 type Entry struct {
 	EventID   string    `json:"e"`
@@ -63,13 +68,23 @@ type Group struct {
 	TS      string `json:"ts,omitempty"`
 	// Shown is how many entries the message shows as last sent.
 	Shown int `json:"sh,omitempty"`
+	// Seen are the event ids of the earlier groups of the same customer
+	// and owner, newest last, at most MaxSeen.
+	Seen []string `json:"sn,omitempty"`
 }
 
 // Posted reports whether the group's message exists and can be updated.
 func (g *Group) Posted() bool { return g.Channel != "" && g.TS != "" }
 
-// Has reports whether the group holds the event.
+// Has reports whether the group holds the event or an earlier group of
+// its key did.
 func (g *Group) Has(eventID string) bool {
+	return slices.ContainsFunc(g.Entries, func(e Entry) bool { return e.EventID == eventID }) ||
+		slices.Contains(g.Seen, eventID)
+}
+
+// Holds reports whether the event is one of this group's own.
+func (g *Group) Holds(eventID string) bool {
 	return slices.ContainsFunc(g.Entries, func(e Entry) bool { return e.EventID == eventID })
 }
 
@@ -129,9 +144,17 @@ func Add(cur *Group, e Entry, to Target, window time.Duration, postKey func(firs
 		}
 		return next, Wait
 	}
+	var seen []string
+	if cur != nil {
+		seen = slices.Clone(cur.Seen)
+		for _, old := range cur.Entries {
+			seen = append(seen, old.EventID)
+		}
+		seen = seen[max(0, len(seen)-MaxSeen):]
+	}
 	return Group{
 		PostKey: postKey(e), Org: to.Org, Team: to.Team, SlackUser: to.SlackUser,
-		Owner: to.Owner, Record: to.Record, Started: e.At, Entries: []Entry{e}, Shown: 1,
+		Owner: to.Owner, Record: to.Record, Started: e.At, Entries: []Entry{e}, Shown: 1, Seen: seen,
 	}, Post
 }
 

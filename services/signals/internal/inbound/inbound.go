@@ -5,32 +5,44 @@ package inbound
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 
 	"github.com/crmslack/crmslack/services/signals/internal/app"
+	"github.com/crmslack/crmslack/services/signals/internal/lanes"
 )
 
-// Subscribe starts the consumers, by name; the caller stops them.
-func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) (map[string]*bus.Subscription, error) {
-	subs := map[string]*bus.Subscription{}
-	fail := func(err error) (map[string]*bus.Subscription, error) {
+// Consumer is a running consumer.
+type Consumer interface {
+	Stop(ctx context.Context) error
+}
+
+// Subscribe starts the consumers, by name; the caller stops them. Signals
+// go through lanes by owner (org and email): each owner's in stream order.
+func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service, lanesN int, reg prometheus.Registerer, log *slog.Logger) (map[string]Consumer, error) {
+	subs := map[string]Consumer{}
+	fail := func(err error) (map[string]Consumer, error) {
 		for _, s := range subs {
 			_ = s.Stop(ctx)
 		}
 		return nil, err
 	}
-	// One handler at a time, in stream order: an owner's signals reach them
-	// in the order the CRM emitted them. A signal costs a few key-value
-	// round trips; AckWait leaves room for a slow directory read.
-	signals, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
-		Stream: topology.StreamCRM, Durable: topology.DurableSignals,
-		FilterSubjects: []string{topology.SalesSignals},
-		AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
-		MaxAckPending: 1000, Concurrency: 1,
-	}, svc.HandleSignal)
+	// AckWait leaves room for a slow directory read; MaxAckPending holds
+	// every lane's buffer.
+	signals, err := lanes.Start(ctx, b, lanes.Config{
+		Spec: bus.ConsumerSpec{
+			Stream: topology.StreamCRM, Durable: topology.DurableSignals,
+			FilterSubjects: []string{topology.SalesSignals},
+			AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
+			MaxAckPending: 4096,
+		},
+		Lanes: lanesN,
+	}, reg, log, app.OwnerKey, svc.HandleSignal)
 	if err != nil {
 		return fail(fmt.Errorf("subscribing to sales signals: %w", err))
 	}

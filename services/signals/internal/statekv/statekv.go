@@ -1,8 +1,9 @@
 // Package statekv keeps the signal state in the JetStream key-value bucket
-// signals_state: storm-control groups (read and written at a revision, so
-// concurrent writers cannot lose a signal), and create-only markers of the
-// signal events handled and of the owners reported unreachable. FerretDB
-// would scan a collection on every read; a key-value get does not.
+// signals_state: storm-control groups (written at a revision, so concurrent
+// writers cannot lose a signal; each remembers the signal events it and its
+// predecessors held), and create-only markers of the owners reported
+// unreachable. FerretDB would scan a collection on every read; a key-value
+// get does not.
 package statekv
 
 import (
@@ -23,14 +24,15 @@ import (
 )
 
 // TTL is how long entries live: the CRM stream keeps events 7 days, so a
-// signal redelivered or replayed within them is still recognised.
+// signal redelivered or replayed within them is still recognised (a group
+// is rewritten by every signal of its customer and owner).
 const TTL = 7 * 24 * time.Hour
 
 // BucketConfig is the bucket's configuration.
 func BucketConfig(replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      topology.BucketSignalsState,
-		Description: "signals: storm-control groups, handled signal events, reported owners",
+		Description: "signals: storm-control groups, reported owners",
 		History:     1,
 		TTL:         TTL,
 		Replicas:    max(replicas, 1),
@@ -89,16 +91,6 @@ func (s *State) PutGroup(ctx context.Context, key string, g burst.Group, rev uin
 // DeleteGroup removes a group at a revision.
 func (s *State) DeleteGroup(ctx context.Context, key string, rev uint64) error {
 	return conflict(s.kv.Delete(ctx, "g."+key, jetstream.LastRevision(rev)), "deleting group "+key)
-}
-
-// Handled reports whether a signal event was handled.
-func (s *State) Handled(ctx context.Context, org, eventID string) (bool, error) {
-	return s.has(ctx, "h."+hash(org, eventID))
-}
-
-// MarkHandled marks a signal event handled.
-func (s *State) MarkHandled(ctx context.Context, org, eventID string) error {
-	return s.mark(ctx, "h."+hash(org, eventID))
 }
 
 // Reported reports whether an owner was reported unreachable.
