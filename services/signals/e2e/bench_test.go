@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -120,14 +121,13 @@ func (s *stack) measure(b *testing.B, prefix string, n, owners int, rate int) {
 		items[i] = bus.Published{Subject: subj, Event: ev}
 	}
 	published := make([]time.Time, n)
-	ctx := testkit.Context(b)
 	b.ResetTimer()
 	start := time.Now()
 	if rate == 0 {
 		const chunk = 1000
 		for i := 0; i < n; i += chunk {
 			j := min(i+chunk, n)
-			if err := s.bus.PublishBatch(ctx, items[i:j]); err != nil {
+			if err := s.bus.PublishBatch(testkit.Context(b), items[i:j]); err != nil {
 				b.Fatal(err)
 			}
 			now := time.Now()
@@ -140,7 +140,10 @@ func (s *stack) measure(b *testing.B, prefix string, n, owners int, rate int) {
 		for i := range items {
 			<-tick.C
 			published[i] = time.Now()
-			if _, err := s.bus.Publish(ctx, items[i].Subject, items[i].Event); err != nil {
+			pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := s.bus.Publish(pctx, items[i].Subject, items[i].Event)
+			cancel()
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
