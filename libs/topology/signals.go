@@ -13,8 +13,9 @@ const (
 	// BucketSignalsSettings holds each org's signals.v1.Settings under the
 	// org id; every signals replica watches it into memory.
 	BucketSignalsSettings = "signals_settings"
-	// BucketSignalsState holds storm-control groups ("g.<hash>"), handled
-	// signal events ("h.<hash>") and reported owners ("u.<hash>").
+	// BucketSignalsState holds storm-control groups ("g.<hash>"), which
+	// remember the signal events they held, and reported owners
+	// ("u.<hash>").
 	BucketSignalsState = "signals_state"
 )
 
