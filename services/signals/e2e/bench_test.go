@@ -187,3 +187,53 @@ func benchIndex(text, prefix string) (int, bool) {
 	i, err := strconv.Atoi(rest)
 	return i, err == nil
 }
+
+// BenchmarkSignalsToEgress is the signals service alone: 20,000 missed-call
+// signals for 500 owners (each from a customer of its own) published at
+// once, until every post command is on SLACK_OUT for the egress, which is
+// not running. signals/s of the service by itself, with the same work per
+// signal as end to end (matrix, owner lookup, one conditional write, one
+// publish).
+func BenchmarkSignalsToEgress(b *testing.B) {
+	n := envInt(b, "SIGNALS_BENCH_SIGNALS", benchSignals)
+	owners := envInt(b, "SIGNALS_BENCH_OWNERS", benchOwners)
+	s := startStack(b, options{seed: benchSeed(owners), quiet: true, noDelivery: true})
+	ctx := testkit.Context(b)
+	out, err := s.js.Stream(ctx, topology.StreamSlackOut)
+	if err != nil {
+		b.Fatal(err)
+	}
+	commands := func() uint64 {
+		info, err := out.Info(testkit.Context(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	for run := range b.N {
+		base := commands()
+		items := make([]bus.Published, n)
+		for i := range items {
+			ev := signal(call, "missed", fmt.Sprintf("e%d-%d", run, i), ownerEmail(i%owners), time.Now())
+			subj, err := topology.SubjectFor(ev)
+			if err != nil {
+				b.Fatal(err)
+			}
+			items[i] = bus.Published{Subject: subj, Event: ev}
+		}
+		b.ResetTimer()
+		start := time.Now()
+		for i := 0; i < n; i += 1000 {
+			if err := s.bus.PublishBatch(testkit.Context(b), items[i:min(i+1000, n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		testkit.Eventually(b, 10*time.Minute, func() bool { return commands() >= base+uint64(n) }, "every post command on SLACK_OUT")
+		elapsed := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "signals/s")
+		b.ReportMetric(float64(n), "signals")
+		b.ReportMetric(float64(owners), "owners")
+	}
+}

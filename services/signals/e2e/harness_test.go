@@ -74,6 +74,8 @@ type options struct {
 	tierOverrides string
 	// quiet drops the services' logs (benchmarks).
 	quiet bool
+	// noDelivery leaves the egress out: commands stay on SLACK_OUT.
+	noDelivery bool
 }
 
 func randomKey(t testing.TB) string {
@@ -226,10 +228,12 @@ func startStack(t testing.TB, o options) *stack {
 	if err := denv.Err(); err != nil {
 		t.Fatal(err)
 	}
-	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
-		dcfg.Ready = ready
-		return delivery.Run(ctx, dcfg, logger(t, "delivery"), prometheus.NewRegistry())
-	})
+	if !o.noDelivery {
+		start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+			dcfg.Ready = ready
+			return delivery.Run(ctx, dcfg, logger(t, "delivery"), prometheus.NewRegistry())
+		})
+	}
 
 	// Signals on its shipped defaults but for the storm window.
 	senv := envconfig.FromMap(map[string]string{
