@@ -36,6 +36,47 @@ func TestSignals(t *testing.T) {
 	t.Run("an owner without Slack is reported once", s.testUnreachable)
 	t.Run("owner's team preference is used", s.testOwnerTeam)
 	t.Run("settings API: admins only, unknown cells refused, reset", s.testSettingsAPI)
+	t.Run("a restart keeps groups, settings and exactly once", s.testRestart)
+}
+
+func (s *stack) testRestart(t *testing.T) {
+	t0 := time.Now()
+	first := signal(chat, "missed", "rs-chat", aliceEmail, t0)
+	s.publish(t, first)
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(forCustomer(s.posts(alice), "rs-chat")) == 1 }, "the first signal is posted")
+	s.setCell(t, call, "incoming", true)
+
+	s.stopSignals()
+	// While the service is down: the same signal again, two more from the
+	// customer within the window, and an incoming call (on since before).
+	later := []*crmv1.SalesSignal{
+		signal(chat, "missed", "rs-chat", aliceEmail, t0.Add(5*time.Second)),
+		signal(chat, "missed", "rs-chat", aliceEmail, t0.Add(10*time.Second)),
+		signal(call, "incoming", "rs-call", aliceEmail, t0.Add(10*time.Second)),
+	}
+	s.publish(t, later...)
+	data, err := proto.Marshal(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := topology.SubjectFor(first)
+	if _, err := s.js.PublishMsg(testkit.Context(t), &nats.Msg{Subject: subj, Data: data, Header: nats.Header{
+		jetstream.MsgIDHeader: []string{"replay-" + first.GetEnvelope().GetEventId()},
+		bus.HeaderType:        []string{string(first.ProtoReflect().Descriptor().FullName())},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	s.runSignals(t)
+
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		all := forCustomer(s.standin.Messages(slackstandin.MessageFilter{User: alice}), "rs-chat")
+		return len(all) > 0 && strings.Contains(all[len(all)-1].Text, "3 signals")
+	}, "after the restart the customer's message lists three signals")
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(forCustomer(s.posts(alice), "rs-call")) == 1 }, "the incoming call (its cell on before the restart) is posted")
+	s.barrier(t)
+	if n := len(forCustomer(s.posts(alice), "rs-chat")); n != 1 {
+		t.Fatalf("after the restart %d posts for the customer, want the one grouped message", n)
+	}
 }
 
 // barrier publishes an enabled signal to hank and waits for it: the

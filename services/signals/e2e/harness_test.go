@@ -60,6 +60,11 @@ type stack struct {
 	registry teamsv1.TeamRegistryServiceClient
 	settings signalsv1.SalesSignalsSettingsServiceClient
 	metrics  *prometheus.Registry
+
+	// The signals service, which a test may restart.
+	signalsCfg  signals.Config
+	signalsLog  *slog.Logger
+	stopSignals func()
 }
 
 type options struct {
@@ -244,12 +249,47 @@ func startStack(t testing.TB, o options) *stack {
 	if err := senv.Err(); err != nil {
 		t.Fatal(err)
 	}
-	sa := start(r, "signals", func(ctx context.Context, ready func(signals.Addrs)) error {
-		scfg.Ready = ready
-		return signals.Run(ctx, scfg, logger(t, "signals"), s.metrics)
-	})
-	s.settings = signalsv1.NewSalesSignalsSettingsServiceClient(dial(t, sa.GRPC))
+	s.signalsCfg, s.signalsLog = scfg, logger(t, "signals")
+	s.runSignals(t)
+	t.Cleanup(func() { s.stopSignals() })
 	return s
+}
+
+// runSignals starts the signals service, with a fresh metrics registry,
+// and waits until it serves.
+func (s *stack) runSignals(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	up := make(chan signals.Addrs, 1)
+	done := make(chan error, 1)
+	cfg := s.signalsCfg
+	cfg.Ready = func(a signals.Addrs) { up <- a }
+	s.metrics = prometheus.NewRegistry()
+	go func() { done <- signals.Run(ctx, cfg, s.signalsLog, s.metrics) }()
+	select {
+	case a := <-up:
+		s.settings = signalsv1.NewSalesSignalsSettingsServiceClient(dial(t, a.GRPC))
+	case err := <-done:
+		cancel()
+		t.Fatalf("signals stopped before it was ready: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("signals not ready in 60s")
+	}
+	var once sync.Once
+	s.stopSignals = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("signals stopped with %v", err)
+				}
+			case <-time.After(45 * time.Second):
+				t.Error("signals did not stop within 45s")
+			}
+		})
+	}
 }
 
 var eventSeq atomic.Int64
