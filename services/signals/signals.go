@@ -20,13 +20,7 @@ package signals
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -89,9 +83,7 @@ type Config struct {
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -110,39 +102,16 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	for name, addr := range map[string]string{
-		"SIGNALS_GRPC_ADDR": c.GRPCAddr, "SIGNALS_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr,
-	} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	var p envconfig.Problems
+	p.NATS(c.NATSURL, c.NATSReplicas)
+	p.HostPort(map[string]string{"SIGNALS_GRPC_ADDR": c.GRPCAddr, "SIGNALS_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr})
 	if c.CRMBaseURL != "" {
-		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
-		}
+		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
-	if c.Window <= 0 {
-		bad("SIGNALS_STORM_WINDOW", "must be positive")
-	}
-	if c.DirectoryTTL <= 0 {
-		bad("SIGNALS_DIRECTORY_TTL", "must be positive")
-	}
-	if c.Lanes < 1 {
-		bad("SIGNALS_LANES", "must be at least 1")
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	p.Positive("SIGNALS_STORM_WINDOW", int64(c.Window))
+	p.Positive("SIGNALS_DIRECTORY_TTL", int64(c.DirectoryTTL))
+	p.Positive("SIGNALS_LANES", int64(c.Lanes))
+	return p.Err()
 }
 
 // Run runs the service until ctx ends; a clean stop returns nil.
@@ -155,11 +124,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "SIGNALS_OPS_ADDR"},
 		Listeners: cfg.Listeners,
 		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready: func(b service.Bound) {
-			if cfg.Ready != nil {
-				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
-			}
-		},
+		Ready:     service.ReadyAddrs(cfg.Ready),
 	})
 }
 

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -14,12 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -83,72 +79,6 @@ type options struct {
 	noDelivery bool
 }
 
-func randomKey(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// runner starts services and stops them all, in reverse order, at cleanup.
-type runner struct {
-	t     testing.TB
-	mu    sync.Mutex
-	stops []func()
-}
-
-func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
-	r.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan A, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(a A) { up <- a }) }()
-	var a A
-	select {
-	case a = <-up:
-	case err := <-done:
-		cancel()
-		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		r.t.Fatalf("%s not ready in 60s", name)
-	}
-	r.mu.Lock()
-	r.stops = append(r.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.t.Errorf("%s stopped with %v", name, err)
-			}
-		case <-time.After(45 * time.Second):
-			r.t.Errorf("%s did not stop within 45s", name)
-		}
-	})
-	r.mu.Unlock()
-	return a
-}
-
-func (r *runner) stopAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.stops) - 1; i >= 0; i-- {
-		r.stops[i]()
-	}
-}
-
-func dial(t testing.TB, addr string) *grpc.ClientConn {
-	t.Helper()
-	cc, err := rpc.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
-}
-
 func startStack(t testing.TB, o options) *stack {
 	t.Helper()
 	if o.window == 0 {
@@ -193,20 +123,19 @@ func startStack(t testing.TB, o options) *stack {
 		}
 	}
 
-	r := &runner{t: t}
-	t.Cleanup(r.stopAll)
+	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
-			InstallTicketKey: randomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
+			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
 			Ready: ready,
 		}, logger(t, "teams"), prometheus.NewRegistry())
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(dial(t, ta.GRPC))
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
 	for _, w := range o.seed.Workspaces {
 		_, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
 			OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
@@ -234,7 +163,7 @@ func startStack(t testing.TB, o options) *stack {
 		t.Fatal(err)
 	}
 	if !o.noDelivery {
-		start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+		testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 			dcfg.Ready = ready
 			return delivery.Run(ctx, dcfg, logger(t, "delivery"), prometheus.NewRegistry())
 		})
@@ -268,7 +197,7 @@ func (s *stack) runSignals(t testing.TB) {
 	go func() { done <- signals.Run(ctx, cfg, s.signalsLog, s.metrics) }()
 	select {
 	case a := <-up:
-		s.settings = signalsv1.NewSalesSignalsSettingsServiceClient(dial(t, a.GRPC))
+		s.settings = signalsv1.NewSalesSignalsSettingsServiceClient(testkit.Dial(t, a.GRPC))
 	case err := <-done:
 		cancel()
 		t.Fatalf("signals stopped before it was ready: %v", err)

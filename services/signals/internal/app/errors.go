@@ -1,18 +1,16 @@
 package app
 
 import (
-	"errors"
-	"fmt"
+	"github.com/crmslack/crmslack/libs/fault"
 )
 
-// Kinds of refusal, mapped to gRPC codes at the edge (grpcapi).
+// Kinds of refusal; libs/rpc maps each to one gRPC code at the edge.
 var (
-	ErrInvalid      = errors.New("invalid request")
-	ErrDenied       = errors.New("permission denied")
-	ErrStale        = errors.New("settings changed since they were read")
-	ErrPrecondition = errors.New("not possible now")
+	ErrInvalid      = fault.Invalid
+	ErrDenied       = fault.Denied
+	ErrStale        = fault.Conflict
+	ErrPrecondition = fault.Precondition
+	ErrUnavailable  = fault.Unavailable
 )
 
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
-}
+func invalid(format string, a ...any) error { return fault.Errorf(ErrInvalid, format, a...) }

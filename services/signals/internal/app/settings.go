@@ -3,9 +3,9 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
+	"github.com/crmslack/crmslack/libs/fault"
 	"github.com/crmslack/crmslack/libs/topology"
 
 	"github.com/crmslack/crmslack/services/signals/internal/matrix"
@@ -85,10 +85,10 @@ func (s *Service) SetOwnerTeam(ctx context.Context, org string, c Caller, owner,
 		return matrix.Settings{}, invalid("owner_id is required")
 	}
 	if c.User.ID == "" {
-		return matrix.Settings{}, fmt.Errorf("%w: the caller's CRM user id is required", ErrDenied)
+		return matrix.Settings{}, fault.Errorf(ErrDenied, "the caller's CRM user id is required")
 	}
 	if !c.IsAdmin && c.User.ID != owner {
-		return matrix.Settings{}, fmt.Errorf("%w: only %s or an admin may choose %s's team", ErrDenied, owner, owner)
+		return matrix.Settings{}, fault.Errorf(ErrDenied, "only %s or an admin may choose %s's team", owner, owner)
 	}
 	if err := s.checkTeam(org, team); err != nil {
 		return matrix.Settings{}, err
@@ -112,7 +112,7 @@ func (s *Service) checkTeam(org, team string) error {
 	}
 	_, teams, known := s.access.Org(org)
 	if !known || !slices.Contains(teams, team) {
-		return fmt.Errorf("%w: team %s is not an active Slack team of org %s", ErrPrecondition, team, org)
+		return fault.Errorf(ErrPrecondition, "team %s is not an active Slack team of org %s", team, org)
 	}
 	return nil
 }
@@ -120,10 +120,10 @@ func (s *Service) checkTeam(org, team string) error {
 // change is apply for admins only.
 func (s *Service) change(ctx context.Context, org string, c Caller, expected uint64, edit func(*matrix.Settings) error) (matrix.Settings, error) {
 	if !c.IsAdmin {
-		return matrix.Settings{}, fmt.Errorf("%w: only CRM administrators change the SalesSignals settings", ErrDenied)
+		return matrix.Settings{}, fault.Errorf(ErrDenied, "only CRM administrators change the SalesSignals settings")
 	}
 	if c.User.ID == "" {
-		return matrix.Settings{}, fmt.Errorf("%w: the caller's CRM user id is required", ErrDenied)
+		return matrix.Settings{}, fault.Errorf(ErrDenied, "the caller's CRM user id is required")
 	}
 	return s.apply(ctx, org, c, expected, edit)
 }
@@ -137,10 +137,11 @@ func (s *Service) apply(ctx context.Context, org string, c Caller, expected uint
 	for range maxSaveAttempts {
 		cur, rev, err := s.settings.Load(ctx, org)
 		if err != nil {
-			return matrix.Settings{}, fmt.Errorf("%w: reading the settings: %w", ErrUnavailable, err)
+			s.log.ErrorContext(ctx, "reading signals settings", "org", org, "err", err)
+			return matrix.Settings{}, fault.Errorf(ErrUnavailable, "the settings store is unavailable; try again")
 		}
 		if expected != 0 && expected != rev {
-			return matrix.Settings{}, fmt.Errorf("%w: version %d was expected, the settings are at %d", ErrStale, expected, rev)
+			return matrix.Settings{}, fault.Errorf(ErrStale, "version %d was expected, the settings are at %d", expected, rev)
 		}
 		next := cur.Clone()
 		next.Org = org
@@ -154,18 +155,16 @@ func (s *Service) apply(ctx context.Context, org string, c Caller, expected uint
 			continue
 		}
 		if err != nil {
-			return matrix.Settings{}, fmt.Errorf("%w: storing the settings: %w", ErrUnavailable, err)
+			s.log.ErrorContext(ctx, "storing signals settings", "org", org, "err", err)
+			return matrix.Settings{}, fault.Errorf(ErrUnavailable, "the settings store is unavailable; try again")
 		}
 		next.Version = nrev
 		s.view.Set(next)
 		s.log.InfoContext(ctx, "salessignals settings changed", "org", org, "by", c.User.ID, "version", nrev)
 		return next, nil
 	}
-	return matrix.Settings{}, fmt.Errorf("%w: the settings kept changing; try again", ErrStale)
+	return matrix.Settings{}, fault.Errorf(ErrStale, "the settings kept changing; try again")
 }
-
-// ErrUnavailable reports a dependency that could not be reached.
-var ErrUnavailable = errors.New("unavailable")
 
 func checkOrg(org string) error {
 	if _, err := topology.Token(org); err != nil {

@@ -1,14 +1,11 @@
 // Package grpcapi serves signals.v1.SalesSignalsSettingsService over the
-// app layer: it converts requests and answers and maps the app's errors to
-// gRPC codes at the edge.
+// app layer: it converts requests and answers, and holds no logic.
 package grpcapi
 
 import (
 	"context"
-	"errors"
 	"maps"
 
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -36,32 +33,11 @@ func Register(s *rpc.Server, srv *Server) {
 	s.Health.SetServingStatus(signalsv1.SalesSignalsSettingsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
-// edge maps an app error to its gRPC code; anything else stays internal.
-func edge(err error) error {
-	if err == nil {
-		return nil
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, app.ErrInvalid):
-		code = codes.InvalidArgument
-	case errors.Is(err, app.ErrDenied):
-		code = codes.PermissionDenied
-	case errors.Is(err, app.ErrStale):
-		code = codes.Aborted
-	case errors.Is(err, app.ErrPrecondition):
-		code = codes.FailedPrecondition
-	case errors.Is(err, app.ErrUnavailable):
-		code = codes.Unavailable
-	default:
-		return err
-	}
-	return &rpc.Error{Code: code, Msg: err.Error()}
-}
-
+// answer converts a result; the app's errors are fault kinds, which
+// libs/rpc's interceptor maps to their codes.
 func answer(st matrix.Settings, err error) (*signalsv1.Settings, error) {
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return Settings(st), nil
 }
