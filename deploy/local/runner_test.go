@@ -335,6 +335,7 @@ func scrapeEveryService(t *testing.T, ops map[string]string) {
 		"delivery": `crmslack_bus_handled_total{consumer="delivery-audit-`,
 		"query":    `crmslack_bus_handled_total{consumer="query-commands"`,
 		"sharing":  `crmslack_bus_handled_total{consumer="sharing-interactions"`,
+		"signals":  `crmslack_bus_handled_total{consumer="signals-delivery-succeeded"`,
 	}
 	if len(own) != len(ops) {
 		t.Fatalf("scraping %d services, the runner starts %d", len(own), len(ops))
