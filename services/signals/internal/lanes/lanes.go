@@ -111,6 +111,9 @@ func Start[T bus.Event](ctx context.Context, b *bus.Bus, cfg Config, reg prometh
 	if err := reg.Register(outcomes); err != nil {
 		return nil, fmt.Errorf("registering lanes metrics: %w", err)
 	}
+	for _, o := range []string{OutcomeAck, OutcomeRetry, OutcomeNak, OutcomeDLQ, OutcomePanic} {
+		outcomes.WithLabelValues(o) // every series shows from the start, at 0
+	}
 	c := &Consumer{
 		b: b, spec: cfg.Spec, retry: cfg.Retry, backoff: backoff,
 		budget: cc.AckWait - max(cc.AckWait/10, 100*time.Millisecond),
