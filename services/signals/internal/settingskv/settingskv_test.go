@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/crmslack/crmslack/libs/testkit"
 
 	"github.com/crmslack/crmslack/services/signals/internal/app"
@@ -54,4 +56,28 @@ func TestStoreAndView(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		return v.Get("acme").Matrix.Enabled(matrix.Key{Channel: matrix.Call, Kind: "missed"})
 	}, "the view follows a change")
+}
+
+// What the bucket holds is read back whatever it is: an error, never a
+// panic, and a matrix made only of known cells.
+func FuzzDecode(f *testing.F) {
+	st := matrix.Settings{Org: "acme", DefaultTeam: "T1", OwnerTeams: map[string]string{"u": "T2"}}
+	st.Matrix, _ = st.Matrix.With(map[matrix.Key]bool{{Channel: matrix.Call, Kind: "incoming"}: true})
+	seed, err := proto.Marshal(Encode(st))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte{0xff, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Decode(data)
+		if err != nil {
+			return
+		}
+		for k := range got.Matrix.Overrides() {
+			if _, ok := matrix.Lookup(k); !ok {
+				t.Fatalf("decoded an unknown cell %v", k)
+			}
+		}
+	})
 }
