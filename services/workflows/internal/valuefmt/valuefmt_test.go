@@ -10,7 +10,9 @@ import (
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
-func num(n float64) *crmv1.FieldValue { return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Number{Number: n}} }
+func num(n float64) *crmv1.FieldValue {
+	return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Number{Number: n}}
+}
 
 func TestValue(t *testing.T) {
 	t.Parallel()
