@@ -154,3 +154,50 @@ func (b Bound) CheckFits(max int) error {
 	}
 	return nil
 }
+
+// Canonical writes b back as a template whose field tags use API names, so
+// it binds again whatever labels the CRM shows later ([Rebind]).
+func (b Bound) Canonical() string {
+	var t Template
+	for _, p := range b.Parts {
+		switch p.Kind {
+		case Literal:
+			t.Parts = append(t.Parts, Part{Literal: p.Text})
+		case Field:
+			t.Parts = append(t.Parts, Part{Tag: &Tag{Module: b.Module, Name: p.APIName}})
+		case OwnerName:
+			t.Parts = append(t.Parts, Part{Tag: &Tag{Module: ModuleOwner, Name: "Full Name"}})
+		case OwnerEmail:
+			t.Parts = append(t.Parts, Part{Tag: &Tag{Module: ModuleOwner, Name: "Email"}})
+		case RecordLink:
+			t.Parts = append(t.Parts, Part{Tag: &Tag{Module: ModuleRecord, Name: "Link"}})
+		}
+	}
+	return t.String()
+}
+
+// Rebind binds a canonical template (see [Bound.Canonical]) without a
+// schema: field tags are taken as API names, whose types the firing
+// event's schema gives. It fails only on a template that does not parse.
+func Rebind(canonical, module string) (Bound, error) {
+	t, err := Parse(canonical)
+	if err != nil {
+		return Bound{}, err
+	}
+	b := Bound{Module: module, Parts: make([]BoundPart, 0, len(t.Parts))}
+	for _, p := range t.Parts {
+		switch {
+		case p.Tag == nil:
+			b.Parts = append(b.Parts, BoundPart{Kind: Literal, Text: p.Literal})
+		case fieldmatch.SameLabel(p.Tag.Module, ModuleOwner) || fieldmatch.SameLabel(p.Tag.Module, ModuleRecord):
+			bp, err := bindTag(*p.Tag, &crmv1.ModuleSchema{Module: module})
+			if err != nil {
+				return Bound{}, err
+			}
+			b.Parts = append(b.Parts, bp)
+		default:
+			b.Parts = append(b.Parts, BoundPart{Kind: Field, APIName: p.Tag.Name})
+		}
+	}
+	return b, nil
+}

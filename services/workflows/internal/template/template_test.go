@@ -183,3 +183,20 @@ func TestCheckFits(t *testing.T) {
 		t.Errorf("a template that cannot fit: %v", err)
 	}
 }
+
+func TestCanonicalRebinds(t *testing.T) {
+	t.Parallel()
+	b := bind(t, `Won \#{x} #{deals.deal  name} #{Deals.Amount} #{Owner.Email} #{Record.Link}`)
+	c := b.Canonical()
+	if want := `Won \#{x} #{Deals.Deal_Name} #{Deals.Amount} #{Owner.Email} #{Record.Link}`; c != want {
+		t.Fatalf("Canonical = %q, want %q", c, want)
+	}
+	rb, err := Rebind(c, "Deals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Record: deal("Q4"), Schema: dealSchema(), Link: "https://crm.example/d1", Max: 3000}
+	if got, want := Render(rb, in), Render(b, in); got != want {
+		t.Errorf("rebound renders %q, bound %q", got, want)
+	}
+}

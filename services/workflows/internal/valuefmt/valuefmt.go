@@ -62,11 +62,10 @@ func New(localeTag, currency, timeZone string) (Format, error) {
 	return Format{locale: l, tag: l.tag, currency: currency, zone: zone}, nil
 }
 
+var defaultFormat, _ = New("", "", "")
+
 // Default is en-US, USD, UTC.
-func Default() Format {
-	f, _ := New("", "", "")
-	return f
-}
+func Default() Format { return defaultFormat }
 
 // Locale, Currency and TimeZone are the format's settings, canonical.
 func (f Format) Locale() string   { return f.tag }
@@ -206,4 +205,12 @@ func (f Format) date(s string) string {
 		return t.Format(f.locale.date)
 	}
 	return s
+}
+
+// Location is the format's time zone.
+func (f Format) Location() *time.Location {
+	if f.zone == nil {
+		return time.UTC
+	}
+	return f.zone
 }

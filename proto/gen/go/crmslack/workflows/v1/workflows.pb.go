@@ -329,9 +329,12 @@ type Action struct {
 	UpdatedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	UpdatedBy      *v1.CrmUserRef         `protobuf:"bytes,7,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	// Changes with every change of the action.
-	Revision      uint64 `protobuf:"varint,8,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revision uint64 `protobuf:"varint,8,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The template as bound when saved, each field tag by API name: what
+	// fires, whatever labels the CRM shows later.
+	CanonicalTemplate string `protobuf:"bytes,9,opt,name=canonical_template,json=canonicalTemplate,proto3" json:"canonical_template,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Action) Reset() {
@@ -418,6 +421,13 @@ func (x *Action) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *Action) GetCanonicalTemplate() string {
+	if x != nil {
+		return x.CanonicalTemplate
+	}
+	return ""
 }
 
 type CreateActionRequest struct {
@@ -1735,7 +1745,7 @@ const file_crmslack_workflows_v1_workflows_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x129\n" +
 	"\n" +
 	"flagged_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tflaggedAt\x12(\n" +
-	"\x10trigger_event_id\x18\x04 \x01(\tR\x0etriggerEventId\"\x93\x03\n" +
+	"\x10trigger_event_id\x18\x04 \x01(\tR\x0etriggerEventId\"\xc2\x03\n" +
 	"\x06Action\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x125\n" +
@@ -1747,7 +1757,8 @@ const file_crmslack_workflows_v1_workflows_proto_rawDesc = "" +
 	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12=\n" +
 	"\n" +
 	"updated_by\x18\a \x01(\v2\x1e.crmslack.common.v1.CrmUserRefR\tupdatedBy\x12\x1a\n" +
-	"\brevision\x18\b \x01(\x04R\brevision\"\x96\x01\n" +
+	"\brevision\x18\b \x01(\x04R\brevision\x12-\n" +
+	"\x12canonical_template\x18\t \x01(\tR\x11canonicalTemplate\"\x96\x01\n" +
 	"\x13CreateActionRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x121\n" +
 	"\x06caller\x18\x02 \x01(\v2\x19.crmslack.teams.v1.CallerR\x06caller\x125\n" +
