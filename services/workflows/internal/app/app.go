@@ -70,7 +70,9 @@ type Caller struct {
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
-func invalid(format string, args ...any) error { return action.Errorf(action.ErrInvalid, format, args...) }
+func invalid(format string, args ...any) error {
+	return action.Errorf(action.ErrInvalid, format, args...)
+}
 
 func tokenOK(id string) bool {
 	_, err := topology.Token(id)

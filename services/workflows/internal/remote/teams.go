@@ -27,7 +27,9 @@ const callTimeout = 20 * time.Second
 const maxDirectoryBytes = 64 << 20
 
 // Teams implements app.Teams.
-type Teams struct{ c teamsv1.TeamRegistryServiceClient }
+type Teams struct {
+	c teamsv1.TeamRegistryServiceClient
+}
 
 // NewTeams returns the client on cc.
 func NewTeams(cc grpc.ClientConnInterface) *Teams {
