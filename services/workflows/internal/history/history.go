@@ -3,15 +3,16 @@
 // reported, per skipped firing and per removal, each under a unique id
 // (a replayed event inserts nothing new), joined when read. Firings arrive
 // thousands a second and FerretDB inserts about 3,000 documents a second
-// one by one but over 30,000 in batches, so Record queues and one writer
-// inserts whatever has queued in one InsertMany (group commit: no timer,
-// a lone entry is written at once).
+// one by one but over 30,000 in batches, so Record queues and a few writers
+// each insert whatever has queued in one InsertMany (group commit: no
+// timer, a lone entry is written at once).
 package history
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -94,14 +95,27 @@ func (r *Repo) Record(ctx context.Context, entries ...action.Entry) error {
 	}
 }
 
-// Run is the writer, until ctx ends.
+// Writers is how many inserts may be in flight at once: while one batch
+// is on the wire or being decoded, the next one gathers and is sent.
+const Writers = 4
+
+// Run runs the writers until ctx ends.
 func (r *Repo) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range Writers {
+		wg.Go(func() { r.write(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Repo) write(ctx context.Context) {
 	for {
 		var batch []request
 		n := 0
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case req := <-r.queue:
 			batch, n = append(batch, req), len(req.docs)
 		}
