@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -12,14 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -73,77 +69,11 @@ type options struct {
 	noDelivery bool
 }
 
-func randomKey(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
 func logger(t testing.TB, svc string, o options) *slog.Logger {
 	if o.quiet {
 		return slog.New(slog.DiscardHandler)
 	}
 	return testkit.Logger(t).With("svc", svc)
-}
-
-// runner starts services and stops them all, in reverse order, at cleanup.
-type runner struct {
-	t     testing.TB
-	mu    sync.Mutex
-	stops []func()
-}
-
-func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
-	r.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan A, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(a A) { up <- a }) }()
-	var a A
-	select {
-	case a = <-up:
-	case err := <-done:
-		cancel()
-		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		r.t.Fatalf("%s not ready in 60s", name)
-	}
-	r.mu.Lock()
-	r.stops = append(r.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.t.Errorf("%s stopped with %v", name, err)
-			}
-		case <-time.After(45 * time.Second):
-			r.t.Errorf("%s did not stop within 45s", name)
-		}
-	})
-	r.mu.Unlock()
-	return a
-}
-
-func (r *runner) stopAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.stops) - 1; i >= 0; i-- {
-		r.stops[i]()
-	}
-}
-
-func dial(t testing.TB, addr string) *grpc.ClientConn {
-	t.Helper()
-	cc, err := rpc.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
 }
 
 func startStack(t testing.TB, o options) *stack {
@@ -174,20 +104,19 @@ func startStack(t testing.TB, o options) *stack {
 		}
 	}
 
-	r := &runner{t: t}
-	t.Cleanup(r.stopAll)
+	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
-			InstallTicketKey: randomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
+			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
 			Ready: ready,
 		}, logger(t, "teams", o), prometheus.NewRegistry())
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(dial(t, ta.GRPC))
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
 	for _, w := range []struct{ id, name, domain, bot string }{
 		{acme, "Acme Corp", "acme-corp", "U0ACMEBOT1"}, {globex, "Globex", "globex", "U0GLBXBOT1"},
 	} {
@@ -206,20 +135,20 @@ func startStack(t testing.TB, o options) *stack {
 		"TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL, "DELIVERY_CHANNEL_RATE": "100000", "DELIVERY_CHANNEL_BURST": "10000",
 	}))
 	if !o.noDelivery {
-		start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+		testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 			cfg := dcfg
 			cfg.Ready = ready
 			return delivery.Run(ctx, cfg, logger(t, "delivery", o), prometheus.NewRegistry())
 		})
 	}
-	wa := start(r, "workflows", func(ctx context.Context, ready func(workflows.Addrs)) error {
+	wa := testkit.Start(r, "workflows", func(ctx context.Context, ready func(workflows.Addrs)) error {
 		return workflows.Run(ctx, workflows.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "workflows",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL,
 			Ready: ready,
 		}, logger(t, "workflows", o), prometheus.NewRegistry())
 	})
-	s.workflows = workflowsv1.NewWorkflowActionsServiceClient(dial(t, wa.GRPC))
+	s.workflows = workflowsv1.NewWorkflowActionsServiceClient(testkit.Dial(t, wa.GRPC))
 	return s
 }
 

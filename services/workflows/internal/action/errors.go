@@ -1,30 +1,23 @@
 package action
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/crmslack/crmslack/libs/fault"
 
-// Kinds of refusal; the gRPC edge maps each to one code.
+// Kinds of refusal, each a libs/fault kind, so the gRPC edge (libs/rpc)
+// maps it to the same status code as in every service.
 var (
-	ErrInvalid      = errors.New("invalid")
-	ErrNotFound     = errors.New("not found")
-	ErrDenied       = errors.New("denied")
-	ErrPrecondition = errors.New("precondition")
-	ErrConflict     = errors.New("conflict")
-	ErrUnavailable  = errors.New("unavailable")
+	ErrInvalid      = fault.Invalid
+	ErrNotFound     = fault.NotFound
+	ErrDenied       = fault.Denied
+	ErrPrecondition = fault.Precondition
+	// ErrConflict: the action changed since the caller read it.
+	ErrConflict = fault.Conflict
+	// ErrUnavailable: a dependency (the registry, the bus, the database)
+	// failed; a retry may succeed.
+	ErrUnavailable = fault.Unavailable
 )
 
-// Error is a refusal said to the caller: Msg is for people.
-type Error struct {
-	Kind error
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-func (e *Error) Unwrap() error { return e.Kind }
+// Error is a refusal with a message meant for the caller.
+type Error = fault.Error
 
 // Errorf makes an *Error of kind.
-func Errorf(kind error, format string, args ...any) error {
-	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
-}
+func Errorf(kind error, format string, args ...any) error { return fault.Errorf(kind, format, args...) }

@@ -5,16 +5,12 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
-
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/crmslack/crmslack/libs/rpc"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 
-	"github.com/crmslack/crmslack/services/workflows/internal/action"
 	"github.com/crmslack/crmslack/services/workflows/internal/app"
 	"github.com/crmslack/crmslack/services/workflows/internal/pbconv"
 	"github.com/crmslack/crmslack/services/workflows/internal/valuefmt"
@@ -35,30 +31,9 @@ func Register(s *rpc.Server, srv *Server) {
 	s.Health.SetServingStatus(workflowsv1.WorkflowActionsService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
-// edge maps a refusal to its gRPC code; anything else stays internal,
-// whose details rpc hides from the caller.
-func edge(err error) error {
-	var ae *action.Error
-	if err == nil || !errors.As(err, &ae) {
-		return err
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, action.ErrInvalid):
-		code = codes.InvalidArgument
-	case errors.Is(err, action.ErrNotFound):
-		code = codes.NotFound
-	case errors.Is(err, action.ErrDenied):
-		code = codes.PermissionDenied
-	case errors.Is(err, action.ErrPrecondition):
-		code = codes.FailedPrecondition
-	case errors.Is(err, action.ErrConflict):
-		code = codes.Aborted
-	case errors.Is(err, action.ErrUnavailable):
-		code = codes.Unavailable
-	}
-	return &rpc.Error{Code: code, Msg: ae.Msg}
-}
+// edge hands refusals to libs/rpc, which maps each fault kind to its
+// gRPC code in one place for every service.
+func edge(err error) error { return rpc.ToStatus(err) }
 
 func caller(c *teamsv1.Caller) app.Caller {
 	return app.Caller{User: pbconv.Person(c.GetUser()), IsAdmin: c.GetIsAdmin()}
