@@ -32,8 +32,8 @@ func TestWorkflowExamples(t *testing.T) {
 		t.Fatalf("create_action.json is not a CreateActionRequest: %v", err)
 	}
 	out.Reset()
-	code := run(context.Background(), []string{"publish", "-dry-run", "testdata/workflows/deal_won.ndjson"}, nil, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "crm.v1.acme-crm.workflow.triggered\tdeal-won-d1001-1") {
+	code := run(context.Background(), []string{"publish", "-dry-run", "testdata/workflows/deal_upserted.ndjson", "testdata/workflows/deal_won.ndjson"}, nil, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "crm.v1.acme-crm.workflow.triggered\tdeal-won-d1001-1") || !strings.Contains(out.String(), "crm.v1.acme-crm.record.upserted.Deals") {
 		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
 	}
 }
