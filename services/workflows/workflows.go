@@ -178,43 +178,36 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		Fired: func(result string, n int) { fired.WithLabelValues(result).Add(float64(n)) }},
 		view, remote.NewTeams(teamsConn), model, kvstore.New(kv), rt.Bus, hist, log)
 
-	// Nothing fires before the actions and the orgs' access are loaded:
-	// a trigger handled earlier would find no actions and post nothing.
-	release := rt.HoldReady()
+	// The history writer outlives the consumers: its closer, registered
+	// first, runs after they are drained, so that handlers finishing on the
+	// way out can still record what they did.
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	written := make(chan error, 1)
+	go func() { written <- hist.Run(wctx) }()
+	rt.OnClose("history-writer", func(context.Context) error { stopWriter(); return <-written })
+
+	// Handlers wait (a temporary error, retried) until the actions and the
+	// orgs' access are loaded: a trigger handled earlier would find no
+	// actions and post nothing.
+	subs, err := inbound.Subscribe(ctx, rt.Bus, svc)
+	for _, s := range subs {
+		rt.Consumer(s.Durable(), s)
+	}
+	if err != nil {
+		return err
+	}
+	rt.Check(func(context.Context) error {
+		switch {
+		case !model.Synced():
+			return errors.New("workflow actions not loaded yet")
+		case !view.Synced():
+			return errors.New("org access not loaded yet (is the team registry up?)")
+		}
+		return nil
+	})
 	rt.Part("actions", func(ctx context.Context) error { return kvstore.Follow(ctx, kv, model, time.Second, log) })
 	rt.Part("org-access", func(ctx context.Context) error {
 		return orgaccess.Follow(ctx, rt.Bus.JetStream(), view, time.Second, log)
-	})
-	rt.Part("consumers", func(ctx context.Context) error {
-		for !model.Synced() || !view.Synced() {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		// The history writer outlives the consumers, so that handlers
-		// draining on the way out can still record what they did.
-		wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
-		written := make(chan error, 1)
-		go func() { written <- hist.Run(wctx) }()
-		defer func() { stopWriter(); <-written }()
-		subs, err := inbound.Subscribe(ctx, rt.Bus, svc)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			for _, s := range subs {
-				if err := s.Stop(sctx); err != nil {
-					log.Warn("stopping a consumer", "err", err)
-				}
-			}
-		}()
-		release()
-		<-ctx.Done()
-		return nil
 	})
 	grpcapi.Register(rt.GRPC(), grpcapi.New(svc))
 	return nil

@@ -273,3 +273,44 @@ func lastOn(s *stack, subject string) ([]byte, error) {
 	}
 	return nil, last
 }
+
+// TestAReplicaLoadsTheActions starts a second replica after an action was
+// saved: it loads the action from the bucket at start (as a restarted
+// replica does), sees later changes, and either replica may fire a rule
+// with the same result, once.
+func TestAReplicaLoadsTheActions(t *testing.T) {
+	s := startStack(t, options{})
+	s.seedSchema(t)
+	ctx := testkit.Context(t)
+	a := create(t, s, &workflowsv1.ActionSpec{RuleId: "deal-won", Module: "Deals", Template: "Won #{Deals.Deal Name}", TeamId: acme,
+		TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{acmeSales}})
+	second := s.startWorkflows()
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		got, err := second.GetAction(ctx, &workflowsv1.GetActionRequest{OrgId: org, ActionId: a.GetActionId()})
+		return err == nil && got.GetAction().GetRevision() == a.GetRevision()
+	}, "the second replica has the action")
+	upd, err := s.workflows.UpdateAction(ctx, &workflowsv1.UpdateActionRequest{OrgId: org, Caller: admin, ActionId: a.GetActionId(),
+		ExpectedRevision: a.GetRevision(), Spec: &workflowsv1.ActionSpec{RuleId: "deal-won", Module: "Deals", Template: "Won: #{Deals.Deal Name}!",
+			TeamId: acme, TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{acmeSales}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.workflows.UpdateAction(ctx, &workflowsv1.UpdateActionRequest{OrgId: org, Caller: admin, ActionId: a.GetActionId(),
+		ExpectedRevision: a.GetRevision(), Spec: &workflowsv1.ActionSpec{RuleId: "deal-won", Module: "Deals", Template: "stale",
+			TeamId: acme, TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{acmeSales}}}); status.Code(err) != codes.Aborted {
+		t.Errorf("an update from a stale revision: %v", err)
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		got, err := second.GetAction(ctx, &workflowsv1.GetActionRequest{OrgId: org, ActionId: a.GetActionId()})
+		return err == nil && got.GetAction().GetRevision() == upd.GetAction().GetRevision()
+	}, "the second replica sees the update")
+	s.publish(t, trigger("trig-r", "deal-won", deal("d-7", "Initech")))
+	m := waitMessages(t, s, 1, slackstandin.MessageFilter{Team: acme, Channel: acmeSales, Kind: slackstandin.KindMessage})[0]
+	if m.Text != "Won: Initech!" {
+		t.Errorf("text %q", m.Text)
+	}
+	s.triggersDone(t)
+	if n := s.countOut(t); n != 1 {
+		t.Errorf("%d commands for one trigger with two replicas", n)
+	}
+}

@@ -59,6 +59,8 @@ type stack struct {
 	bus       *bus.Bus
 	registry  teamsv1.TeamRegistryServiceClient
 	workflows workflowsv1.WorkflowActionsServiceClient
+	// startWorkflows starts another workflows replica on the same parts.
+	startWorkflows func() workflowsv1.WorkflowActionsServiceClient
 }
 
 type options struct {
@@ -141,14 +143,19 @@ func startStack(t testing.TB, o options) *stack {
 			return delivery.Run(ctx, cfg, logger(t, "delivery", o), prometheus.NewRegistry())
 		})
 	}
-	wa := testkit.Start(r, "workflows", func(ctx context.Context, ready func(workflows.Addrs)) error {
-		return workflows.Run(ctx, workflows.Config{
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "workflows",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL,
-			Ready: ready,
-		}, logger(t, "workflows", o), prometheus.NewRegistry())
-	})
-	s.workflows = workflowsv1.NewWorkflowActionsServiceClient(testkit.Dial(t, wa.GRPC))
+	replica := 0
+	s.startWorkflows = func() workflowsv1.WorkflowActionsServiceClient {
+		replica++
+		wa := testkit.Start(r, fmt.Sprintf("workflows-%d", replica), func(ctx context.Context, ready func(workflows.Addrs)) error {
+			return workflows.Run(ctx, workflows.Config{
+				NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "workflows",
+				GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL,
+				Ready: ready,
+			}, logger(t, "workflows", o), prometheus.NewRegistry())
+		})
+		return workflowsv1.NewWorkflowActionsServiceClient(testkit.Dial(t, wa.GRPC))
+	}
+	s.workflows = s.startWorkflows()
 	return s
 }
 

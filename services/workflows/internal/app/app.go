@@ -100,6 +100,8 @@ func requireAdmin(c Caller, what string) error {
 	return action.Errorf(action.ErrDenied, "%s requires a CRM administrator; %s is not one", what, who)
 }
 
+// ready refuses work until the actions and the orgs' access are loaded;
+// for an event handler that is a temporary error, so the event is retried.
 func (s *Service) ready() error {
 	if !s.model.Synced() || !s.access.Synced() {
 		return action.Errorf(action.ErrUnavailable, "the service is still loading its actions and the orgs' Slack access; try again shortly")

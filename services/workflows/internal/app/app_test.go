@@ -195,3 +195,14 @@ func TestGoneTargetIsFlaggedOnce(t *testing.T) {
 		t.Errorf("history %+v", f.history.entries)
 	}
 }
+
+func TestNothingIsAckedBeforeTheActionsAreLoaded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.model = nil
+	svc := New(Config{}, f.access, f.teams, readmodelNotSynced(), f.store, f.pub, f.history, f.svc.log)
+	err := svc.HandleTriggered(context.Background(), fired("e1"))
+	if !errors.Is(err, action.ErrUnavailable) {
+		t.Errorf("a trigger before the actions are loaded: %v, want a temporary error (retried)", err)
+	}
+}

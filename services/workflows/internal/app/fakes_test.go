@@ -116,3 +116,5 @@ func schema() *crmv1.ModuleSchema {
 }
 
 var admin = Caller{User: action.Person{ID: "crm-1", Email: "ada@acme.example"}, IsAdmin: true}
+
+func readmodelNotSynced() *readmodel.Model { return readmodel.New() }

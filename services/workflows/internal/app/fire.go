@@ -34,6 +34,9 @@ func (s *Service) HandleTriggered(ctx context.Context, ev *crmv1.WorkflowRuleTri
 	case rec == nil || rec.GetId() == "" || rec.GetModule() == "":
 		return bus.Permanent(fmt.Errorf("WorkflowRuleTriggered of rule %s without a record (module and id)", ev.GetRuleId()))
 	}
+	if err := s.ready(); err != nil {
+		return err
+	}
 	if sc := ev.GetSchema(); sc != nil && sc.GetModule() == rec.GetModule() {
 		if err := s.noteSchema(ctx, org, sc); err != nil {
 			return err
@@ -115,6 +118,9 @@ func (s *Service) HandleTriggered(ctx context.Context, ev *crmv1.WorkflowRuleTri
 // HandleRecordUpserted keeps the latest schema of each module, against
 // which templates are checked when saved.
 func (s *Service) HandleRecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
 	if sc := ev.GetSchema(); sc != nil && sc.GetModule() != "" && tokenOK(sc.GetModule()) {
 		return s.noteSchema(ctx, ev.GetEnvelope().GetOrgId(), sc)
 	}

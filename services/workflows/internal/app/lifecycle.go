@@ -21,8 +21,8 @@ import (
 // (deduplicated) writes.
 func (s *Service) HandleTeamRemoved(ctx context.Context, ev *integrationv1.TeamRemoved) error {
 	org, team, eid := ev.GetEnvelope().GetOrgId(), ev.GetTeamId(), ev.GetEnvelope().GetEventId()
-	if !s.model.Synced() {
-		return fmt.Errorf("the actions are not loaded yet")
+	if err := s.ready(); err != nil {
+		return err
 	}
 	var gone []*action.Action
 	for _, a := range s.model.Org(org) {

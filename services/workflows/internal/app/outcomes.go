@@ -57,6 +57,9 @@ func (s *Service) HandleDeliveryFailed(ctx context.Context, ev *integrationv1.De
 	if !gone(ev) || target == action.OwnerTarget {
 		return nil
 	}
+	if err := s.ready(); err != nil {
+		return err
+	}
 	return s.flag(ctx, org, id, target, reason, ev.GetEnvelope().GetEventId())
 }
 
