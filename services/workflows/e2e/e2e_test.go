@@ -165,6 +165,39 @@ func TestWorkflows(t *testing.T) {
 		}
 	})
 
+	t.Run("a DeliveryFailed is recorded in the action's history", func(t *testing.T) {
+		// The record's owner has no Slack account: delivery cannot find
+		// them by email and reports the DM as failed.
+		rec := deal("d-1005", "Orphan deal")
+		rec.Owner.Email = "nobody@elsewhere.example"
+		s.publish(t, trigger("trig-orphan", "deal-won", rec))
+		xs := history(t, s, userAction.GetActionId(), func(xs []*workflowsv1.Execution) bool {
+			for _, x := range xs {
+				if x.GetTriggerEventId() == "trig-orphan" && x.GetOutcome() == workflowsv1.Outcome_OUTCOME_FAILED {
+					return true
+				}
+			}
+			return false
+		}, "the firing with the unknown owner shows as failed")
+		for _, x := range xs {
+			if x.GetTriggerEventId() != "trig-orphan" {
+				continue
+			}
+			for _, m := range x.GetMessages() {
+				switch m.GetTarget() {
+				case bob:
+					if m.GetOutcome() != workflowsv1.Outcome_OUTCOME_POSTED || m.GetPermalink() == "" {
+						t.Errorf("bob's DM: %v", m)
+					}
+				case "owner":
+					if m.GetOutcome() != workflowsv1.Outcome_OUTCOME_FAILED || m.GetReason() == "" {
+						t.Errorf("the owner's DM: %v", m)
+					}
+				}
+			}
+		}
+	})
+
 	t.Run("a target Slack says is gone is flagged and reported", func(t *testing.T) {
 		// The egress reports the channel was not found (archived since).
 		id := "wf:" + channelAction.GetActionId() + ":" + acmeSales + ":" + strings.Repeat("0", 32)
