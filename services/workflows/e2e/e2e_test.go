@@ -173,12 +173,18 @@ func TestWorkflows(t *testing.T) {
 		s.publish(t, trigger("trig-orphan", "deal-won", rec))
 		xs := history(t, s, userAction.GetActionId(), func(xs []*workflowsv1.Execution) bool {
 			for _, x := range xs {
-				if x.GetTriggerEventId() == "trig-orphan" && x.GetOutcome() == workflowsv1.Outcome_OUTCOME_FAILED {
-					return true
+				if x.GetTriggerEventId() != "trig-orphan" || x.GetOutcome() != workflowsv1.Outcome_OUTCOME_FAILED {
+					continue
 				}
+				for _, m := range x.GetMessages() {
+					if m.GetOutcome() == workflowsv1.Outcome_OUTCOME_SENT {
+						return false // the egress has not answered for every message yet
+					}
+				}
+				return true
 			}
 			return false
-		}, "the firing with the unknown owner shows as failed")
+		}, "the firing with the unknown owner shows as failed, every message answered")
 		for _, x := range xs {
 			if x.GetTriggerEventId() != "trig-orphan" {
 				continue
