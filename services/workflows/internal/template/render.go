@@ -50,14 +50,24 @@ func Render(b Bound, in Input) string {
 		case OwnerEmail:
 			segs.value(orMissing(in.Record.GetOwner().GetEmail()))
 		case RecordLink:
-			if in.Link == "" {
-				segs.value(missing)
+			if l, ok := linkTag(in.Link); ok {
+				segs.atomic(l)
 			} else {
-				segs.atomic("<" + in.Link + "|" + LinkText + ">")
+				segs.value(missing)
 			}
 		}
 	}
 	return segs.join(in.Max)
+}
+
+// linkTag is Slack's <url|text> for a record link. The URL is CRM data: one
+// with a character that would end the tag early ("<", ">", "|", white
+// space) is no link at all, and "&" is written as Slack wants it, "&amp;".
+func linkTag(u string) (string, bool) {
+	if u == "" || strings.ContainsAny(u, "<>| \t\r\n") || !utf8.ValidString(u) {
+		return "", false
+	}
+	return "<" + strings.ReplaceAll(u, "&", "&amp;") + "|" + LinkText + ">", true
 }
 
 func fieldMeta(schema *crmv1.ModuleSchema, apiName string) *crmv1.FieldMeta {

@@ -153,6 +153,8 @@ func TestRender(t *testing.T) {
 			want: "_∗bold∗ ˋcodeˋ ∼gone∼ snake_case_"},
 		{name: "the admin's mrkdwn is kept", src: "<!here> *#{Deals.Deal Name}* &amp; <https://x.example|docs>", dealName: "A",
 			want: "<!here> *A* &amp; <https://x.example|docs>"},
+		{name: "a link that would end its tag early is no link", src: "#{Record.Link}", link: "https://crm.example/a><!channel>", want: "—"},
+		{name: "a link's & is escaped", src: "#{Record.Link}", link: "https://crm.example/?a=1&b=2", want: "<https://crm.example/?a=1&amp;b=2|Open in CRM>"},
 		{name: "cut visibly", src: "#{Deals.Deal Name}", dealName: strings.Repeat("a", 20), max: 10, want: "aaaaaaaaa…"},
 		{name: "never inside an entity", src: "#{Deals.Deal Name}", dealName: "abcdefgh&z", max: 10, want: "abcdefgh…"},
 		{name: "never inside a link", src: "see #{Record.Link}", link: "https://crm.example/Deals/d1", max: 20, want: "see …"},
