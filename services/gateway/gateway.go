@@ -26,6 +26,7 @@ import (
 	"github.com/crmslack/crmslack/libs/installticket"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
+	"github.com/crmslack/crmslack/libs/responseurl"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -100,6 +101,13 @@ type Config struct {
 	// means the default.
 	AnswerBudget time.Duration
 
+	// ResponseURLBases is GATEWAY_RESPONSE_URL_BASES: comma-separated
+	// origins whose /commands/ and /actions/ paths a response_url may be
+	// (Slack's reply endpoints); SLACK_API_URL's origin is added, so a
+	// local stand-in's replies are accepted the same way. Default
+	// https://hooks.slack.com.
+	ResponseURLBases []string
+
 	// Ready, not from the environment, is called once the gateway serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
@@ -133,6 +141,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		QueryAddr:         l.String("QUERY_ADDR", "127.0.0.1:9103"),
 		QueryCommands:     l.String("GATEWAY_QUERY_COMMANDS", "/zcrm"),
 		AnswerBudget:      l.Duration("GATEWAY_ANSWER_BUDGET", slackhttp.DefaultAnswerBudget, 100*time.Millisecond, 2500*time.Millisecond),
+		ResponseURLBases:  splitList(l.String("GATEWAY_RESPONSE_URL_BASES", responseurl.SlackBase)),
 	}
 }
 
@@ -194,8 +203,24 @@ func (c Config) Validate() error {
 			bad("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
 		}
 	}
+	if _, err := c.responseURLs(); err != nil {
+		bad("GATEWAY_RESPONSE_URL_BASES", "%v", err)
+	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// responseURLs is the response_url policy: the configured bases (Slack's by
+// default) and SLACK_API_URL's origin.
+func (c Config) responseURLs() (*responseurl.Policy, error) {
+	bases := c.ResponseURLBases
+	if len(bases) == 0 {
+		bases = []string{responseurl.SlackBase}
+	}
+	if u, err := url.Parse(c.SlackAPIURL); err == nil && u.Host != "" {
+		bases = append(slices.Clone(bases), u.Scheme+"://"+u.Host)
+	}
+	return responseurl.New(bases...)
 }
 
 type busPublisher struct{ b *bus.Bus }
@@ -250,8 +275,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	}
 	defer func() { _ = cc.Close() }()
 
+	replies, err := cfg.responseURLs()
+	if err != nil {
+		return err
+	}
 	answers := slackhttp.Options{
-		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
+		ResponseURLs: replies,
+		MaxBody:      int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
 	if cfg.QueryAddr != "" {
