@@ -183,3 +183,25 @@ func (s *Server) serveIssueToken(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, obj{"ok": true, "team_id": teamID, "access_token": s.IssueBotToken(teamID, scopes...)})
 }
+
+// RevokeTeamTokens revokes every token of a team without telling the app
+// (no tokens_revoked event), as when Slack's event is lost: the app learns
+// of it from its next call.
+func (s *Server) RevokeTeamTokens(teamID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revokeTeamLocked(teamID)
+}
+
+// LiveTokens counts a team's tokens not revoked (expired ones included).
+func (s *Server) LiveTokens(teamID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.tokens {
+		if t.team == teamID && !t.revoked {
+			n++
+		}
+	}
+	return n
+}

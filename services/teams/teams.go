@@ -242,6 +242,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	}, mongorepo.New(db.DB()), busPublisher{b}, accesskv.New(kv),
 		slackapi.New(cfg.SlackAPIURL, cfg.SlackClientID, cfg.SlackClientSecret, nil, cfg.Now),
 		keys, tickets, log, cfg.Now)
+	if err := svc.RegisterMetrics(reg); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 
 	// Publish what a previous run left pending and write every org's access,
 	// so the bucket is right even if it was lost.
