@@ -74,6 +74,7 @@ type stack struct {
 	crm      *bus.Bus // the tests' own connection, publishing as the CRM
 	commands string   // the gateway's slash-command endpoint
 	query    queryv1.QueryServiceClient
+	registry teamsv1.TeamRegistryServiceClient
 }
 
 // stackOptions change how the stack is wired.
@@ -223,6 +224,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tc.Close() })
+	s.registry = teamsv1.NewTeamRegistryServiceClient(tc)
 	// The org's admin added Acme, with a bot token the stand-in honours.
 	// Globex stays unconnected.
 	_, err = teamsv1.NewTeamRegistryServiceClient(tc).CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{

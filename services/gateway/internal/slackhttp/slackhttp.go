@@ -68,6 +68,7 @@ const (
 	MsgSearching    = "Searching the CRM… the results will appear here in a moment."
 	MsgUnavailable  = "CRM search is unavailable right now. Please try again in a moment."
 	MsgSeveralOrgs  = "This Slack workspace is connected to several CRM organisations, so /zcrm cannot tell which one to search. Ask a CRM administrator to keep the workspace in one organisation."
+	MsgReconnect    = "This Slack workspace must be reconnected to the CRM: Slack no longer accepts the app's authorization (it was revoked or the workspace changed). Ask a CRM administrator to reconnect Slack under Setup > Marketplace > Slack."
 	MsgInvalidText  = "Your command contains bytes that are not valid text (UTF-8), so the CRM cannot search for it. Please type it again."
 )
 
@@ -322,13 +323,16 @@ func (h *Handler) command(r *request) outcome {
 		return ephemeral("invalid_utf8", MsgInvalidText)
 	}
 	res := h.dir.Resolve(c.TeamID)
-	if (!res.Known() && h.dir.Synced()) || res.Disabled {
+	if (!res.Known() && h.dir.Synced()) || res.Disabled || res.NeedsReauth {
 		msg := MsgNotConnected
 		label := "unknown_team"
-		if res.Disabled {
+		switch {
+		case res.Disabled:
 			msg, label = MsgDisabled, "disabled"
+		case res.NeedsReauth:
+			msg, label = MsgReconnect, "needs_reauth"
 		}
-		h.log.InfoContext(r.ctx, "slash command from a workspace without an active CRM", "team", c.TeamID, "disabled", res.Disabled)
+		h.log.InfoContext(r.ctx, "slash command from a workspace without an active CRM", "team", c.TeamID, "disabled", res.Disabled, "needs_reauth", res.NeedsReauth)
 		return ephemeral(label, msg)
 	}
 	triggerID := c.TriggerID
@@ -412,7 +416,7 @@ func (h *Handler) interaction(r *request) outcome {
 		return outcome{status: http.StatusOK, label: "ignored"}
 	}
 	res := h.dir.Resolve(in.TeamID)
-	if (!res.Known() && h.dir.Synced()) || res.Disabled {
+	if (!res.Known() && h.dir.Synced()) || res.Disabled || res.NeedsReauth {
 		h.log.InfoContext(r.ctx, "interaction from a workspace without an active CRM", "team", in.TeamID)
 		return outcome{status: http.StatusOK, label: "unknown_team"}
 	}

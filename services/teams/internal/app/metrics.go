@@ -7,6 +7,7 @@ import (
 // Metrics are the registry's own counters; a nil *Metrics counts nothing.
 type Metrics struct {
 	revocations *prometheus.CounterVec
+	reauth      *prometheus.CounterVec
 }
 
 // RegisterMetrics makes the service count into reg.
@@ -16,8 +17,12 @@ func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 			Name: "crmslack_teams_token_revocations_total",
 			Help: "auth.revoke calls made when an admin removes a team, by outcome (revoked, already_dead, failed, unreadable).",
 		}, []string{"outcome"}),
+		reauth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmslack_teams_marked_needs_reauthorization_total",
+			Help: "Teams marked as needing re-authorization because Slack refused their token, by Slack's error (token_revoked, invalid_auth, account_inactive, not_authed, invalid_refresh_token…). ListTeams shows them with status BROKEN until reinstalled.",
+		}, []string{"slack_error"}),
 	}
-	for _, c := range []prometheus.Collector{m.revocations} {
+	for _, c := range []prometheus.Collector{m.revocations, m.reauth} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -29,5 +34,11 @@ func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 func (m *Metrics) revoked(outcome string) {
 	if m != nil {
 		m.revocations.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) markedForReauth(slackError string) {
+	if m != nil {
+		m.reauth.WithLabelValues(slackError).Inc()
 	}
 }

@@ -644,6 +644,9 @@ func (s *Service) GetSlackUser(ctx context.Context, team, user string) (SlackUse
 	}
 	i := slices.IndexFunc(rows, func(t registry.Team) bool { return t.Usable() })
 	if i < 0 {
+		if slices.ContainsFunc(rows, func(t registry.Team) bool { return t.Status == registry.StatusBroken }) {
+			return SlackUser{}, needsReauth(team)
+		}
 		return SlackUser{}, &registry.Error{Kind: registry.ErrNotFound, Msg: fmt.Sprintf("team %s is not connected to any org", team)}
 	}
 	token, err := s.usableToken(ctx, rows[i])
@@ -652,6 +655,9 @@ func (s *Service) GetSlackUser(ctx context.Context, team, user string) (SlackUse
 	}
 	u, found, err := s.slack.UserInfo(ctx, token, user)
 	if err != nil {
+		if dead := s.tokenDied(ctx, rows[i], err); dead != nil {
+			return SlackUser{}, dead
+		}
 		return SlackUser{}, unavailable("looking up user %s in team %s: %v", user, team, err)
 	}
 	if !found {
@@ -781,6 +787,7 @@ func (s *Service) markBroken(ctx context.Context, t registry.Team, why string) e
 	}
 	if changed {
 		s.log.WarnContext(ctx, "team marked broken: its token no longer works", "org", t.OrgID, "team", t.TeamID, "slack_error", why)
+		s.metrics.markedForReauth(why)
 	}
 	s.afterTeam(ctx, nt)
 	return nil
