@@ -251,6 +251,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err := svc.Sweep(ctx, true); err != nil {
 		log.WarnContext(ctx, "start-up sweep incomplete; retrying in the background", "err", err)
 	}
+	// A key rotation takes a restart with the new TEAMS_TOKEN_KEYS: finish it.
+	if _, err := svc.Reseal(ctx); err != nil {
+		log.WarnContext(ctx, "re-sealing tokens under the current key incomplete; the next start retries", "err", err)
+	}
 
 	sub, err := inbound.Subscribe(ctx, b, svc)
 	if err != nil {

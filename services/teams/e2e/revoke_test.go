@@ -17,6 +17,14 @@ func TestRemovingATeamRevokesItsTokenAtSlack(t *testing.T) {
 	if n := s.standin.LiveTokens(acme); n != 1 {
 		t.Fatalf("%d live tokens after the install, want 1", n)
 	}
+	// The admin view counts the rows each sealing key protects.
+	list, err := s.registry.ListTeams(ctx, &teamsv1.ListTeamsRequest{OrgId: org})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := list.GetTokenKeys(); len(k) != 1 || k[0].GetRows() != 1 || !k[0].GetCurrent() {
+		t.Fatalf("token keys in the admin view: %v", k)
+	}
 	admin := &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true}
 	for range 2 {
 		if _, err := s.registry.RemoveTeam(ctx, &teamsv1.RemoveTeamRequest{OrgId: org, TeamId: acme, Caller: admin}); err != nil {
