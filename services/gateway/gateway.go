@@ -33,6 +33,7 @@ import (
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
+	"github.com/crmslack/crmslack/services/gateway/internal/followup"
 	"github.com/crmslack/crmslack/services/gateway/internal/install"
 	"github.com/crmslack/crmslack/services/gateway/internal/oauthstate"
 	"github.com/crmslack/crmslack/services/gateway/internal/queryanswer"
@@ -279,9 +280,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
+	followups, err := followup.New(log, followup.Options{Replies: replies, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	answers := slackhttp.Options{
-		ResponseURLs: replies,
-		MaxBody:      int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
+		ResponseURLs: replies, Followups: followups,
+		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
 	if cfg.QueryAddr != "" {
@@ -352,6 +357,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	return lifecycle.Run(ctx, log,
 		lifecycle.HTTPServer("http", srv, lis),
 		lifecycle.HTTPServer("ops", ops, opsLis),
+		lifecycle.Part{Name: "followups", Run: func(ctx context.Context) error { return followups.Run(ctx, b.Conn()) }},
 		lifecycle.Part{Name: "team-directory", Run: func(ctx context.Context) error {
 			return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
 		}},

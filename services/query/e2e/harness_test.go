@@ -75,6 +75,20 @@ type stack struct {
 	commands string   // the gateway's slash-command endpoint
 	query    queryv1.QueryServiceClient
 	registry teamsv1.TeamRegistryServiceClient
+	services *runner
+}
+
+// stop stops one service of the stack (teams, query, delivery, gateway),
+// as a crash or an outage would.
+func (s *stack) stop(t testing.TB, name string) {
+	t.Helper()
+	s.services.mu.Lock()
+	stop := s.services.byName[name]
+	s.services.mu.Unlock()
+	if stop == nil {
+		t.Fatalf("no service %q", name)
+	}
+	stop()
 }
 
 // stackOptions change how the stack is wired.
@@ -114,9 +128,10 @@ func freeAddr(t testing.TB) string {
 
 // runner starts services and stops them all, in reverse order, at cleanup.
 type runner struct {
-	t     testing.TB
-	mu    sync.Mutex
-	stops []func()
+	t      testing.TB
+	mu     sync.Mutex
+	stops  []func()
+	byName map[string]func()
 }
 
 // start runs a service until cleanup and waits for it to be ready; run gets
@@ -137,18 +152,26 @@ func start[A any](r *runner, name string, run func(ctx context.Context, ready fu
 		cancel()
 		r.t.Fatalf("%s not ready in %s", name, testkit.DefaultTimeout)
 	}
-	r.mu.Lock()
-	r.stops = append(r.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.t.Errorf("%s stopped with %v", name, err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					r.t.Errorf("%s stopped with %v", name, err)
+				}
+			case <-time.After(testkit.DefaultTimeout):
+				r.t.Errorf("%s did not stop within %s", name, testkit.DefaultTimeout)
 			}
-		case <-time.After(testkit.DefaultTimeout):
-			r.t.Errorf("%s did not stop within %s", name, testkit.DefaultTimeout)
-		}
-	})
+		})
+	}
+	r.mu.Lock()
+	r.stops = append(r.stops, stop)
+	if r.byName == nil {
+		r.byName = map[string]func(){}
+	}
+	r.byName[name] = stop
 	r.mu.Unlock()
 	return a
 }
@@ -202,6 +225,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 
 	r := &runner{t: t}
+	s.services = r
 	t.Cleanup(r.stopAll)
 	apiURL := std.URL() + "/api/"
 	ticketKey := randomKey(t)

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/responseurl"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
@@ -69,6 +70,8 @@ const (
 	MsgUnavailable  = "CRM search is unavailable right now. Please try again in a moment."
 	MsgSeveralOrgs  = "This Slack workspace is connected to several CRM organisations, so /zcrm cannot tell which one to search. Ask a CRM administrator to keep the workspace in one organisation."
 	MsgReconnect    = "This Slack workspace must be reconnected to the CRM: Slack no longer accepts the app's authorization (it was revoked or the workspace changed). Ask a CRM administrator to reconnect Slack under Setup > Marketplace > Slack."
+	MsgNoAnswer     = "The CRM did not answer in time, so there are no results to show. Please try again in a moment."
+	MsgShareNoReply = "Sharing did not answer in time. If the record does not appear in the conversation shortly, please try again."
 	MsgInvalidText  = "Your command contains bytes that are not valid text (UTF-8), so the CRM cannot search for it. Please type it again."
 )
 
@@ -76,6 +79,16 @@ const (
 // deadline. It returns the JSON body Slack shows (an ephemeral message).
 type Answerer interface {
 	Answer(ctx context.Context, org string, c SlashCommand) ([]byte, error)
+}
+
+// Followups answer deferred requests that nothing else answered.
+type Followups interface {
+	// Expect waits for the egress to deliver the answer to the request
+	// with event id id, arrived at since, and posts text to responseURL
+	// if none comes in time.
+	Expect(id string, since time.Time, responseURL, text string)
+	// Post posts text to responseURL now.
+	Post(ctx context.Context, responseURL, text string) error
 }
 
 // Publisher publishes one event and waits for the stream's ack.
@@ -105,6 +118,7 @@ type Handler struct {
 	answered     map[string]bool
 	answerBudget time.Duration
 	replies      *responseurl.Policy
+	followups    Followups
 
 	refused  *refusals
 	requests *prometheus.CounterVec
@@ -126,6 +140,10 @@ type Options struct {
 	// AnswerBudget is how long to wait for the Answerer; default
 	// DefaultAnswerBudget.
 	AnswerBudget time.Duration
+	// Followups, when set, make sure deferred commands and Share clicks
+	// end with a message, and tell users of a team that cannot be served
+	// why their click did nothing.
+	Followups Followups
 	// ResponseURLs are the response_urls accepted; a request carrying any
 	// other is refused. Default responseurl.Slack().
 	ResponseURLs *responseurl.Policy
@@ -135,7 +153,7 @@ type Options struct {
 func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o Options) (*Handler, error) {
 	h := &Handler{
 		verifier: v, pub: pub, dir: dir, log: log, maxBody: o.MaxBody, ackBudget: o.AckBudget, now: o.Now,
-		answerer: o.Answerer, answered: map[string]bool{}, answerBudget: o.AnswerBudget, replies: o.ResponseURLs,
+		answerer: o.Answerer, answered: map[string]bool{}, answerBudget: o.AnswerBudget, replies: o.ResponseURLs, followups: o.Followups,
 	}
 	if h.replies == nil {
 		h.replies = responseurl.Slack()
@@ -391,6 +409,9 @@ func (h *Handler) answer(r *request, c SlashCommand, res teamdir.Resolution, ev 
 	if left <= 0 || !h.publishWithin(r, min(left, h.ackBudget), subject, ev) {
 		return ephemeral("publish_failed", MsgUnavailable)
 	}
+	if h.followups != nil {
+		h.followups.Expect(ev.GetEnvelope().GetEventId(), r.start, c.ResponseURL, MsgNoAnswer)
+	}
 	return ephemeral("deferred", MsgSearching)
 }
 
@@ -418,6 +439,14 @@ func (h *Handler) interaction(r *request) outcome {
 	res := h.dir.Resolve(in.TeamID)
 	if (!res.Known() && h.dir.Synced()) || res.Disabled || res.NeedsReauth {
 		h.log.InfoContext(r.ctx, "interaction from a workspace without an active CRM", "team", in.TeamID)
+		msg := MsgNotConnected
+		switch {
+		case res.Disabled:
+			msg = MsgDisabled
+		case res.NeedsReauth:
+			msg = MsgReconnect
+		}
+		h.tell(r, in.ResponseURL, msg)
 		return outcome{status: http.StatusOK, label: "unknown_team"}
 	}
 	id := in.TriggerID
@@ -435,7 +464,24 @@ func (h *Handler) interaction(r *request) outcome {
 	if !h.publish(r, topology.SlackInteraction(in.TeamID), ev) {
 		return plain(http.StatusServiceUnavailable, "publish_failed", "try again")
 	}
+	if h.followups != nil && in.ActionID == card.ShareActionID && in.ResponseURL != "" {
+		h.followups.Expect(ev.GetEnvelope().GetEventId(), r.start, in.ResponseURL, MsgShareNoReply)
+	}
 	return outcome{status: http.StatusOK, label: "published"}
+}
+
+// tell answers an interaction that no service will handle, through its
+// response_url, without holding up Slack's request.
+func (h *Handler) tell(r *request, responseURL, text string) {
+	if h.followups == nil || responseURL == "" {
+		return
+	}
+	ctx := context.WithoutCancel(r.ctx)
+	go func() {
+		if err := h.followups.Post(ctx, responseURL, text); err != nil {
+			h.log.WarnContext(ctx, "could not tell the user why their click did nothing", "err", err)
+		}
+	}()
 }
 
 func (h *Handler) event(r *request) outcome {
