@@ -96,7 +96,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		ep.SlackAPI = api
 	} else {
 		vars = withDefaults(vars, pick(secrets, "SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET"))
-		sa, err := startStandin(vars, standinAddr, log)
+		sa, err := startStandin(vars, standinAddr, dataDir, log)
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,11 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	return nil
 }
 
-func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slackstandin.Server, error) {
+// standinMaxMessages bounds what the stand-in records, so a long local run
+// does not grow without limit.
+const standinMaxMessages = 10_000
+
+func startStandin(vars map[string]string, addr, dataDir string, log *slog.Logger) (*slackstandin.Server, error) {
 	cfg := slackstandin.Config{
 		App: slackstandin.AppConfig{
 			ClientID:      firstSet(vars["SLACK_CLIENT_ID"], devClientID),
@@ -160,6 +164,10 @@ func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slack
 		// after the stand-in, which is fine: nothing is sent before then.
 		AppURL: firstSet(vars["GATEWAY_PUBLIC_URL"], defaultGatewayURL),
 		Logger: log.With("part", "slack-standin"),
+		// Its workspaces, tokens and messages survive a restart, as
+		// Slack's would: the registry's stored tokens keep working.
+		StateFile:   filepath.Join(dataDir, "slack-standin.json"),
+		MaxMessages: standinMaxMessages,
 	}
 	if path := vars["SLACK_STANDIN_SEED"]; path != "" {
 		f, err := os.Open(path)

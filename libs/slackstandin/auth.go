@@ -92,6 +92,7 @@ func (s *Server) IssueBotToken(teamID string, scopes ...string) string {
 	if len(scopes) == 0 {
 		scopes = s.cfg.App.BotScopes
 	}
+	s.dirty++
 	return s.mintToken(t, true, t.ws.Bot.UserID, scopes, false).value
 }
 
@@ -102,6 +103,7 @@ func (s *Server) RevokeTeam(teamID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revokeTeamLocked(teamID)
+	s.dirty++
 }
 
 func (s *Server) revokeTeamLocked(teamID string) {
@@ -182,15 +184,6 @@ func (s *Server) serveIssueToken(w http.ResponseWriter, r *http.Request) {
 		scopes = strings.Split(sc, ",")
 	}
 	writeJSON(w, http.StatusOK, obj{"ok": true, "team_id": teamID, "access_token": s.IssueBotToken(teamID, scopes...)})
-}
-
-// RevokeTeamTokens revokes every token of a team without telling the app
-// (no tokens_revoked event), as when Slack's event is lost: the app learns
-// of it from its next call.
-func (s *Server) RevokeTeamTokens(teamID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.revokeTeamLocked(teamID)
 }
 
 // LiveTokens counts a team's tokens not revoked (expired ones included).

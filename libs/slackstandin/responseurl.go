@@ -30,6 +30,7 @@ type responseURL struct {
 func (s *Server) NewResponseURL(teamID, channelID, userID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dirty++
 	return s.newResponseURLLocked(replyToCommand, teamID, channelID, userID, "")
 }
 

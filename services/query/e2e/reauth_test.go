@@ -29,7 +29,7 @@ func TestRevokedTokenAsksToReconnect(t *testing.T) {
 		t.Fatalf("before the revocation: %s", a.Text)
 	}
 
-	s.standin.RevokeTeamTokens(acme)
+	s.standin.RevokeTeam(acme) // and Slack's tokens_revoked event is lost
 	// Bob was never looked up: answering him needs Slack, which refuses.
 	if a := answered(t, s.slash(t, acme, acmeSales, bob, "leads")); !strings.Contains(a.Text, reconnect) {
 		t.Fatalf("first /zcrm after the revocation: %q", a.Text)
