@@ -60,6 +60,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	"github.com/crmslack/crmslack/services/query/internal/app"
@@ -112,6 +113,10 @@ type Config struct {
 	// SlackUserTTL is QUERY_SLACK_USER_TTL: how long a Slack user's email
 	// is remembered. Default 10m.
 	SlackUserTTL time.Duration
+	// ShareButtonKey is SHARE_BUTTON_KEY: HMAC key(s) signing the Share
+	// buttons of results, comma-separated, at least 32 bytes each; the
+	// first signs. Sharing checks clicks with the same key. Required.
+	ShareButtonKey string
 
 	// Directory, not from the environment, replaces the team registry for
 	// Slack users' emails (tests, the local runner). Nil: TEAMS_ADDR.
@@ -137,14 +142,15 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		}
 	}
 	return Config{
-		NATSURL:       l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:  l.Int("NATS_REPLICAS", 1, 1, 5),
-		GRPCAddr:      l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
-		OpsAddr:       l.String("QUERY_OPS_ADDR", "127.0.0.1:9203"),
-		TeamsAddr:     l.String("TEAMS_ADDR", "127.0.0.1:9101"),
-		CRMBaseURL:    l.URL("CRM_BASE_URL", "", "http", "https"),
-		SlashCommands: cmds,
-		SlackUserTTL:  l.Duration("QUERY_SLACK_USER_TTL", teamsclient.DefaultUserTTL, time.Second, 24*time.Hour),
+		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
+		GRPCAddr:       l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
+		OpsAddr:        l.String("QUERY_OPS_ADDR", "127.0.0.1:9203"),
+		TeamsAddr:      l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		CRMBaseURL:     l.URL("CRM_BASE_URL", "", "http", "https"),
+		SlashCommands:  cmds,
+		SlackUserTTL:   l.Duration("QUERY_SLACK_USER_TTL", teamsclient.DefaultUserTTL, time.Second, 24*time.Hour),
+		ShareButtonKey: l.Required("SHARE_BUTTON_KEY"),
 	}
 }
 
@@ -183,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.SlackUserTTL <= 0 {
 		bad("QUERY_SLACK_USER_TTL", "must be positive")
+	}
+	if _, err := card.NewButtons(nil, signed.ParseKeys(c.ShareButtonKey)...); err != nil {
+		bad("SHARE_BUTTON_KEY", "%v", err)
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
@@ -253,10 +262,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
+	buttons, err := card.NewButtons(cfg.Now, signed.ParseKeys(cfg.ShareButtonKey)...)
+	if err != nil {
+		return fmt.Errorf("SHARE_BUTTON_KEY: %w", err)
+	}
 	records, users := projection.New(), crmusers.New()
 	svc := &app.Service{
 		Records: records, Users: users, Directory: directory, Teams: teams,
-		Render: render.Renderer{Card: card.Config{BaseURL: cfg.CRMBaseURL}},
+		Render: render.Renderer{Card: card.Config{BaseURL: cfg.CRMBaseURL}, Buttons: buttons},
 	}
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)

@@ -57,9 +57,10 @@ const (
 	globexDeals = "C0GLBXDEAL"
 	crmBaseURL  = "https://crm.example"
 
-	signingSecret = "standin-signing-secret"
-	clientID      = "1234567890.1234567890"
-	clientSecret  = "standin-client-secret"
+	signingSecret  = "standin-signing-secret"
+	shareButtonKey = "e2e-share-button-key-0123456789abcdef"
+	clientID       = "1234567890.1234567890"
+	clientSecret   = "standin-client-secret"
 )
 
 // stack is every service a /zcrm command crosses, in-process, on embedded
@@ -264,7 +265,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		return query.Run(ctx, query.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
-			Ready: ready,
+			ShareButtonKey: shareButtonKey,
+			Ready:          ready,
 		}, logger("query"), prometheus.NewRegistry())
 	})
 	qc, err := rpc.Dial(qa.GRPC)
@@ -465,7 +467,7 @@ func (a *answer) readBlocks() error {
 			if e.ActionID != card.ShareActionID {
 				continue
 			}
-			ref, err := card.ParseRef(e.Value)
+			ref, err := buttons.Read(e.Value)
 			if err != nil {
 				return fmt.Errorf("share button value %q: %w", e.Value, err)
 			}
@@ -602,3 +604,12 @@ func delayedCopy(dst, src net.Conn, delay time.Duration) {
 	for range chunks { // let the reader finish
 	}
 }
+
+// buttons reads the Share buttons the query service signs.
+var buttons = func() *card.Buttons {
+	b, err := card.NewButtons(nil, []byte(shareButtonKey))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()

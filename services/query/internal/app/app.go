@@ -61,6 +61,8 @@ type Request struct {
 	// means "ask the team registry".
 	Org        string
 	Team, User string
+	// Channel is where the command was typed: Share buttons work there only.
+	Channel string
 	// Text is what followed the command, as Slack sent it.
 	Text string
 }
@@ -153,7 +155,8 @@ func (s *Service) Answer(ctx context.Context, req Request) (Answer, error) {
 	if res.Total == 0 {
 		return Answer{Answer: render.NoMatch(schema, cmd.Module, q.Describe()), Org: org, UnderstoodAs: q.Describe(), Outcome: NoMatch}, nil
 	}
-	a, err := s.Render.Results(org, schema, res.Records, res.Total, q.Describe())
+	to := card.Grant{Ref: card.Ref{Org: org}, Team: req.Team, Channel: req.Channel, User: req.User}
+	a, err := s.Render.Results(to, schema, res.Records, res.Total, q.Describe())
 	if err != nil {
 		return Answer{}, err
 	}
