@@ -2,6 +2,7 @@ package slackhttp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/crmslack/crmslack/libs/card"
 
 	"github.com/crmslack/crmslack/services/gateway/internal/verify"
 )
@@ -219,5 +222,71 @@ func TestRefusalsCountedAndLoggedBySample(t *testing.T) {
 	e.send(t, "/slack/commands", command("T0ACME0001"), "forged")
 	if got := e.log.lines("signature check failed"); got != 2 || e.log.lines("unlogged_since_last=49") != 1 {
 		t.Fatalf("after a minute: %d lines, log:\n%s", got, e.log.b.String())
+	}
+}
+
+// fakeFollowups records what the handler asks of the follow-ups.
+type fakeFollowups struct {
+	mu       sync.Mutex
+	expected []string
+	posts    chan string
+}
+
+func (f *fakeFollowups) Expect(id string, _ time.Time, _, _ string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.expected = append(f.expected, id)
+}
+
+func (f *fakeFollowups) Post(_ context.Context, _, text string) error {
+	f.posts <- text
+	return nil
+}
+
+// A Share click from a workspace the CRM cannot serve is told why through
+// its response_url, and a click that is passed on is watched until its
+// answer is delivered.
+func TestClicksAlwaysGetAnAnswer(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	v, _ := verify.New(func() time.Time { return now }, 0, secret)
+	fu := &fakeFollowups{posts: make(chan string, 4)}
+	pub := &fakePublisher{}
+	h, err := New(v, pub, directory(), slog.New(slog.DiscardHandler), Options{Now: func() time.Time { return now }, Followups: fu})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	click := func(team string) []byte {
+		p, _ := json.Marshal(map[string]any{
+			"type": "block_actions", "team": map[string]any{"id": team}, "user": map[string]any{"id": "U0ACME0BOB"},
+			"channel": map[string]any{"id": "C0ACMESALE"}, "trigger_id": "1.2." + team,
+			"actions":      []any{map[string]any{"action_id": card.ShareActionID, "value": "b1.x.y", "action_ts": "1.1"}},
+			"response_url": "https://hooks.slack.com/actions/" + team + "/1/a",
+		})
+		return []byte(url.Values{"payload": {string(p)}}.Encode())
+	}
+	for team, want := range map[string]string{"T0OFF00001": MsgDisabled, "T0NOBODY01": MsgNotConnected} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, signed("/slack/interactions", click(team), now, secret))
+		if w.Code != 200 {
+			t.Fatalf("%s: %d", team, w.Code)
+		}
+		select {
+		case got := <-fu.posts:
+			if got != want {
+				t.Errorf("%s: told %q, want %q", team, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the clicker was told nothing", team)
+		}
+	}
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, signed("/slack/interactions", click("T0ACME0001"), now, secret))
+	fu.mu.Lock()
+	defer fu.mu.Unlock()
+	if w.Code != 200 || len(pub.got) != 1 || len(fu.expected) != 1 || fu.expected[0] != pub.got[0].ev.GetEnvelope().GetEventId() {
+		t.Fatalf("a served click: %d, published %d, watched %v", w.Code, len(pub.got), fu.expected)
 	}
 }
