@@ -154,3 +154,16 @@ func Ready(opsAddr string) bool {
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
+
+// GRPCServer serves a test's fake of another service's gRPC API the way
+// services serve theirs (libs/rpc), on a kernel-chosen loopback port,
+// stopped at cleanup; it returns the address. register adds the fakes.
+func GRPCServer(t testing.TB, register func(*grpc.Server)) string {
+	t.Helper()
+	lis := Listener(t)
+	s := rpc.NewServer(Logger(t))
+	register(s.Server)
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	return lis.Addr().String()
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -81,15 +80,7 @@ func startTeams(t testing.TB) (*fakeTeams, string) {
 		},
 		orgs: map[string][]string{team: {seedset.Org}},
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	teamsv1.RegisterTeamRegistryServiceServer(s, f)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	return f, lis.Addr().String()
+	return f, testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, f) })
 }
 
 // instance is one running query service.
