@@ -83,15 +83,8 @@ func startRunner(t *testing.T, environ []string, ops map[string]string, out *syn
 		cancel()
 		t.Fatalf("not ready within 90 s:\n%s", out.String())
 	}
-	for name, addr := range ops {
-		testkit.Eventually(t, time.Minute, func() bool {
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		}, "%s never became ready:\n%s", name, out.String())
+	for _, addr := range ops {
+		testkit.WaitReady(t, addr, time.Minute)
 	}
 	stopped := false
 	return ep, func() {
