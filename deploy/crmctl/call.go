@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -86,12 +87,18 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err := cc.Invoke(ctx, full, in, out); err != nil {
 		return err
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: false}.Marshal(out)
+	b, err := answerJSON(out)
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, string(b))
 	return err
+}
+
+// answerJSON prints an answer with its false, zero and empty fields, so
+// "enabled": false is said rather than left out; unset messages stay out.
+func answerJSON(m proto.Message) ([]byte, error) {
+	return protojson.MarshalOptions{Multiline: true, EmitDefaultValues: true}.Marshal(m)
 }
 
 // findMethod accepts "pkg.Service/Method", "Service/Method" or

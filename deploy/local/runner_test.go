@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +9,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -180,63 +175,6 @@ func TestConfigurationErrorsAreReported(t *testing.T) {
 	err := run(context.Background(), []string{"LOCAL_NATS_PORT=http", "LOG_FORMAT=xml"}, &syncBuffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "LOCAL_NATS_PORT") || !strings.Contains(err.Error(), "LOG_FORMAT") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-// TestInterruptExitsZero builds the real binary, waits for it to come up and
-// sends it SIGINT, as Ctrl-C does.
-func TestInterruptExitsZero(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "local")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin)
-	environ, _ := testEnviron(t)
-	cmd.Env = append(os.Environ(), environ...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	up := make(chan struct{})
-	var lines syncBuffer
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines.Write([]byte(sc.Text() + "\n"))
-			if strings.Contains(sc.Text(), "Ctrl-C stops everything") {
-				close(up)
-			}
-		}
-	}()
-	select {
-	case <-up:
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("not up within 90 s:\n%s\n%s", lines.String(), stderr.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	select {
-	case err := <-waited:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s\n%s", err, lines.String(), stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("did not exit within 30 s of SIGINT")
 	}
 }
 
