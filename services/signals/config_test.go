@@ -17,7 +17,7 @@ func TestConfigDefaultsAreValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.GRPCAddr != "127.0.0.1:9105" || cfg.Window.String() != "2m0s" || cfg.Lanes != 16 {
+	if cfg.GRPCAddr != "127.0.0.1:9107" || cfg.Window.String() != "2m0s" || cfg.Lanes != 16 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }

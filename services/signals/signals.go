@@ -50,10 +50,10 @@ type Config struct {
 	// this service ensures. Default 1.
 	NATSReplicas int
 	// GRPCAddr is SIGNALS_GRPC_ADDR, where SalesSignalsSettingsService
-	// listens. Default 127.0.0.1:9105.
+	// listens. Default 127.0.0.1:9107.
 	GRPCAddr string
 	// OpsAddr is SIGNALS_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:9205.
+	// Default 127.0.0.1:9207.
 	OpsAddr string
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
 	// (ListDirectory). Default 127.0.0.1:9101.
@@ -90,8 +90,8 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
 		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
-		GRPCAddr:     l.String("SIGNALS_GRPC_ADDR", "127.0.0.1:9105"),
-		OpsAddr:      l.String("SIGNALS_OPS_ADDR", "127.0.0.1:9205"),
+		GRPCAddr:     l.String("SIGNALS_GRPC_ADDR", "127.0.0.1:9107"),
+		OpsAddr:      l.String("SIGNALS_OPS_ADDR", "127.0.0.1:9207"),
 		TeamsAddr:    l.String("TEAMS_ADDR", "127.0.0.1:9101"),
 		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
 		Window:       l.Duration("SIGNALS_STORM_WINDOW", 2*time.Minute, time.Second, time.Hour),
