@@ -202,6 +202,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
+	defer settled.close() // before the bus closes: the outcomes in flight are settled
 	svc := &service{
 		cfg: cfg, js: js, deliverer: deliverer, settle: settled, log: log, reg: reg,
 		mover: partition.MoverConfig{
@@ -442,121 +443,6 @@ func traceContext(ctx context.Context, traceparent string) context.Context {
 		return tracectx.WithTrace(ctx, tc.Child())
 	}
 	return tracectx.WithTrace(ctx, tracectx.New())
-}
-
-// settler reports outcomes and settles messages.
-type settler struct {
-	bus      *bus.Bus
-	now      func() time.Time
-	log      *slog.Logger
-	outcomes *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-}
-
-func newSettler(b *bus.Bus, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*settler, error) {
-	s := &settler{
-		bus: b, now: now, log: log,
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "crmslack", Subsystem: "delivery", Name: "commands_total",
-			Help: "Commands settled, by kind and outcome (succeeded, duplicate, or the failure code).",
-		}, []string{"kind", "outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "crmslack", Subsystem: "delivery", Name: "command_seconds",
-			Help:    "Time from a command's enqueue to its settlement, by kind.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
-		}, []string{"kind"}),
-	}
-	for _, c := range []prometheus.Collector{s.outcomes, s.latency} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("registering metrics: %w", err)
-			}
-		}
-	}
-	return s, nil
-}
-
-// settle publishes cmd's outcome, dead-letters it when the failure calls
-// for it, and acknowledges the message. It returns false, handing the
-// message back, only if the outcome could not be published before delivery
-// stopped: the redelivery reports it from the ledger.
-func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Command, out deliver.Outcome) bool {
-	subject, ev := outcome.Event(cmd, out, s.now())
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err := s.bus.Publish(pctx, subject, ev)
-		cancel()
-		if err == nil {
-			break
-		}
-		s.log.WarnContext(ctx, "publishing an outcome failed", "command", cmd.ID, "attempt", attempt, "err", err)
-		if ctx.Err() != nil && attempt >= 3 {
-			return false
-		}
-		t := time.NewTimer(time.Duration(min(attempt, 10)) * 500 * time.Millisecond)
-		<-t.C
-	}
-	msg := it.Msg()
-	label := "succeeded"
-	switch {
-	case out.Failure != nil:
-		label = out.Failure.Code.String()
-		// The reason stays in the event: it may name a CRM user's email.
-		s.log.InfoContext(ctx, "command failed", "command", cmd.ID, "kind", cmd.Kind, "org", cmd.Org, "team", cmd.Team,
-			"code", out.Failure.Code.String(), "attempts", out.Attempts)
-		if failure.DeadLetter(out.Failure.Code) {
-			if err := s.deadLetter(ctx, msg, out.Failure.Error()); err != nil {
-				s.log.ErrorContext(ctx, "dead-lettering failed; the outcome is reported, the message is terminated", "command", cmd.ID, "err", err)
-			}
-			_ = msg.TermWithReason(bus.HeaderSafe(out.Failure.Error()))
-			s.count(cmd, label, it)
-			return true
-		}
-	case out.Duplicate:
-		label = "duplicate"
-	}
-	if err := msg.Ack(); err != nil {
-		s.log.WarnContext(ctx, "ack failed; the command will be redelivered and replayed from the ledger", "command", cmd.ID, "err", err)
-	}
-	s.count(cmd, label, it)
-	return true
-}
-
-func (s *settler) count(cmd *command.Command, label string, it *lanes.Item) {
-	s.outcomes.WithLabelValues(string(cmd.Kind), label).Inc()
-	if !it.Stored.IsZero() {
-		s.latency.WithLabelValues(string(cmd.Kind)).Observe(s.now().Sub(it.Stored).Seconds())
-	}
-}
-
-// reject dead-letters a message that is not a command at all.
-func (s *settler) reject(ctx context.Context, msg jetstream.Msg, err error) {
-	reason := err.Error()
-	if derr := s.deadLetter(ctx, msg, reason); derr != nil {
-		s.log.ErrorContext(ctx, "dead-lettering an undecodable command failed; it will be redelivered", "err", derr)
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	_ = msg.TermWithReason(bus.HeaderSafe(reason))
-	var seq uint64
-	if md, err := msg.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-	}
-	s.log.ErrorContext(ctx, "undecodable command dead-lettered", "subject", msg.Subject(), "stream_seq", seq, "reason", reason)
-}
-
-// deadLetter copies msg to its consumer's dead-letter subject
-// (dlq.SLACK_OUT.delivery-p<k>) through libs/bus, de-duplicated by stream
-// sequence.
-func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) error {
-	md, err := msg.Metadata()
-	if err != nil {
-		return fmt.Errorf("dead-lettering: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return s.bus.DeadLetter(pctx, msg, topology.StreamSlackOut, md.Consumer, reason)
 }
 
 // maxDeliveriesAdvisory is the part of the server's max-deliveries advisory

@@ -231,6 +231,7 @@ type Deliverer struct {
 	metrics  *Metrics
 
 	permalinks atomic.Bool
+	linkBases  *linkBases
 
 	mu       sync.Mutex
 	inflight map[string]string // ledger key → command id, claims being worked on here
@@ -251,6 +252,7 @@ func New(cfg Config, slack Slack, boundary Boundary, tokens Tokens, led Ledger, 
 		inflight: map[string]string{}, uses: map[string]*urlUses{},
 	}
 	d.permalinks.Store(cfg.Permalinks)
+	d.linkBases = newLinkBases(cfg.Now)
 	d.resolver = targets.New(resolverAPI{d}, isNotFound, targets.Config{Now: cfg.Now})
 	return d
 }
@@ -798,7 +800,7 @@ func (d *Deliverer) post(ctx context.Context, r *run) (Outcome, error) {
 			r.channel = channel
 			r.done = true
 			r.outcome = Outcome{Channel: channel, TS: ts, Duplicate: r.entry.CommandID != cmd.ID}
-			r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts)
+			r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts, pm.GetThreadTs())
 			return r.outcome, d.finishPost(ctx, r)
 		default:
 			d.metrics.reconciled.WithLabelValues("not_found").Inc()
@@ -835,7 +837,7 @@ func (d *Deliverer) post(ctx context.Context, r *run) (Outcome, error) {
 	r.done = true
 	r.channel = channel
 	r.outcome = Outcome{Channel: channel, TS: ts}
-	r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts)
+	r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts, pm.GetThreadTs())
 	return r.outcome, d.finishPost(ctx, r)
 }
 
@@ -846,14 +848,19 @@ func (d *Deliverer) finishPost(ctx context.Context, r *run) error {
 	return d.record(ctx, r, rec)
 }
 
-// permalink asks for a message's permalink when enabled; failures leave it
-// empty, and an API without the method turns the feature off. Slack's limit
-// on chat.getPermalink is "special" (generous, unpublished): it is not
-// paced, but after a 429 the team's permalinks are skipped until the
-// Retry-After has passed, rather than delaying the channel's next post.
-func (d *Deliverer) permalink(ctx context.Context, token, team, channel, ts string) string {
+// permalink returns a message's permalink when enabled: built from the
+// team's base once one chat.getPermalink answer taught it (see linkBases),
+// asked otherwise. Failures leave it empty, and an API without the method
+// turns the feature off. Slack's limit on chat.getPermalink is "special"
+// (generous, unpublished): it is not paced, but after a 429 the team's
+// permalinks are skipped until the Retry-After has passed, rather than
+// delaying the channel's next post.
+func (d *Deliverer) permalink(ctx context.Context, token, team, channel, ts, threadTS string) string {
 	if !d.permalinks.Load() || ts == "" {
 		return ""
+	}
+	if link := d.linkBases.build(team, channel, ts, threadTS); link != "" {
+		return link
 	}
 	k := d.methodKey(team, "chat.getPermalink")
 	if d.pacer.PausedFor(k.Name) > 0 {
@@ -870,6 +877,9 @@ func (d *Deliverer) permalink(ctx context.Context, token, team, channel, ts stri
 		if d.permalinks.Swap(false) {
 			d.log.InfoContext(ctx, "the Slack API has no chat.getPermalink; outcomes will carry no permalink")
 		}
+	}
+	if link != "" {
+		d.linkBases.learn(team, channel, ts, threadTS, link)
 	}
 	return link
 }
