@@ -32,7 +32,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,7 +43,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,7 +63,6 @@ import (
 	"github.com/crmslack/crmslack/services/delivery/internal/failure"
 	"github.com/crmslack/crmslack/services/delivery/internal/lanes"
 	"github.com/crmslack/crmslack/services/delivery/internal/ledger"
-	"github.com/crmslack/crmslack/services/delivery/internal/outcome"
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
 	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 	"github.com/crmslack/crmslack/services/delivery/internal/slackapi"
@@ -216,7 +213,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	advisory, err := settled.watchMaxDeliveries(js, cfg.MaxDeliver)
+	advisory, err := settled.watchMaxDeliveries(ctx, cfg.MaxDeliver)
 	if err != nil {
 		return err
 	}
@@ -443,59 +440,4 @@ func traceContext(ctx context.Context, traceparent string) context.Context {
 		return tracectx.WithTrace(ctx, tc.Child())
 	}
 	return tracectx.WithTrace(ctx, tracectx.New())
-}
-
-// maxDeliveriesAdvisory is the part of the server's max-deliveries advisory
-// used here.
-type maxDeliveriesAdvisory struct {
-	Consumer   string `json:"consumer"`
-	StreamSeq  uint64 `json:"stream_seq"`
-	Deliveries uint64 `json:"deliveries"`
-}
-
-// watchMaxDeliveries dead-letters and reports failed a command the server
-// stopped delivering (every delivery ended without a verdict: a crash loop).
-// The replicas listen as one queue group, so one of them handles each.
-func (s *settler) watchMaxDeliveries(js jetstream.JetStream, maxDeliver int) (*nats.Subscription, error) {
-	subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + topology.StreamSlackOut + ".*"
-	return s.bus.Conn().QueueSubscribe(subj, "delivery", func(m *nats.Msg) {
-		var adv maxDeliveriesAdvisory
-		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
-			return
-		}
-		if _, ok := partition.FromDurable(adv.Consumer); !ok {
-			return // the mover's, or not ours: nothing to report
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stream, err := js.Stream(ctx, topology.StreamSlackOut)
-		if err != nil {
-			s.log.Error("max deliveries: looking up the stream", "err", err)
-			return
-		}
-		raw, err := stream.GetMsg(ctx, adv.StreamSeq)
-		if err != nil {
-			s.log.Error("max deliveries: fetching the message", "stream_seq", adv.StreamSeq, "err", err)
-			return
-		}
-		reason := fmt.Sprintf("delivered %d times (DELIVERY_MAX_DELIVER %d) without being settled", adv.Deliveries, maxDeliver)
-		dup, err := s.bus.DeadLetterStored(ctx, raw, topology.StreamSlackOut, adv.Consumer, adv.Deliveries, reason)
-		if err != nil {
-			s.log.Error("max deliveries: dead-lettering", "stream_seq", adv.StreamSeq, "err", err)
-		}
-
-		cmd, err := command.Decode(raw.Subject, raw.Data)
-		if cmd == nil {
-			s.log.Error("max deliveries: undecodable command dead-lettered", "stream_seq", adv.StreamSeq, "err", err)
-			return
-		}
-		out := deliver.Outcome{Failure: failure.New(failure.RetriesExhausted, "%s", reason), Attempts: uint32(adv.Deliveries)}
-		subject, ev := outcome.Event(cmd, out, s.now())
-		if _, err := s.bus.Publish(ctx, subject, ev); err != nil {
-			s.log.Error("max deliveries: reporting the failure", "command", cmd.ID, "err", err)
-		}
-		if !dup { // a repeated advisory re-reports, de-duplicated by the outcome's event id
-			s.log.Error("command dead-lettered after max deliveries", "command", cmd.ID, "consumer", adv.Consumer, "stream_seq", adv.StreamSeq)
-		}
-	})
 }
