@@ -39,7 +39,7 @@ func TestClaimIsCreateOnly(t *testing.T) {
 		t.Fatalf("second claim sees %+v, want the first", got)
 	}
 
-	done := got.Record
+	done := got.LedgerRecord
 	done.State, done.TS = Done, "1700000000.000100"
 	rev, err := l.Update(ctx, key, done, got.Revision)
 	if err != nil {
