@@ -35,8 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -46,10 +44,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
-	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
@@ -98,38 +94,32 @@ func SlackOutStream(o topology.StreamOptions) jetstream.StreamConfig {
 
 // Run runs the delivery service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("delivery configuration: %w", err)
-	}
 	cfg = cfg.withDefaults()
-	log = slog.New(tracectx.LogHandler(log.Handler())).With("service", "delivery")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	owner := instanceID()
+	return service.Run(ctx, service.Spec{
+		Name: "delivery", Config: cfg, Log: slog.New(tracectx.LogHandler(log.Handler())), Registry: reg,
+		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: audit.Indexes()},
+		// SLACK_OUT is ensured in build: its partition transform waits
+		// for an unpartitioned backlog to be moved.
+		Bus:  &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration}},
+		GRPC: &service.Listen{Addr: cfg.GRPCAddr, Var: "DELIVERY_GRPC_ADDR"},
+		Ops:  service.Listen{Addr: cfg.OpsAddr, Var: "DELIVERY_OPS_ADDR"},
+		Build: func(ctx context.Context, rt *service.Runtime) error {
+			return build(ctx, cfg, owner, rt)
+		},
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps], Instance: owner})
+			}
+		},
+	})
+}
 
-	db, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.Database, AppName: "delivery"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-	}()
-	if err := db.EnsureIndexes(ctx, audit.Indexes()); err != nil {
-		return err
-	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
+// build wires delivery on the store and bus: the streams and buckets it
+// owns, the deliverer and its adapters, the partitions' consumers, the
+// audit trail and its gRPC service.
+func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) error {
+	log, reg, b := rt.Log(), rt.Registry(), rt.Bus
 	js := b.JetStream()
 	streamOpts := topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage, SlackOutPartitions: cfg.Partitions}
 	ensureSlackOut := func(ctx context.Context) error {
@@ -137,9 +127,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return err
 	}
 	if err := ensureSlackOutAtStart(ctx, js, cfg.Partitions, ensureSlackOut, log); err != nil {
-		return err
-	}
-	if err := b.EnsureStreams(ctx, topology.Select(streamOpts, topology.StreamIntegration)...); err != nil {
 		return err
 	}
 	if _, err := b.EnsureDeadLetterStream(ctx); err != nil {
@@ -157,15 +144,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-
-	teamsConn, err := rpc.Dial(cfg.TeamsAddr)
+	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
 	if err != nil {
-		return fmt.Errorf("TEAMS_ADDR: %w", err)
+		return err
 	}
-	defer teamsConn.Close()
-
-	respondHosts := cfg.ResponseURLHosts
-	slack, err := slackapi.New(cfg.SlackAPIURL, slackapi.NewHTTPClient(cfg.Concurrency), respondHosts)
+	slack, err := slackapi.New(cfg.SlackAPIURL, slackapi.NewHTTPClient(cfg.Concurrency), cfg.ResponseURLHosts)
 	if err != nil {
 		return fmt.Errorf("SLACK_API_URL: %w", err)
 	}
@@ -199,8 +182,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	defer settled.close() // before the bus closes: the outcomes in flight are settled
-	svc := &service{
+	// Closed before the bus: the outcomes in flight are settled.
+	rt.OnClose("outcomes", func(context.Context) error { settled.close(); return nil })
+	svc := &worker{
 		cfg: cfg, js: js, deliverer: deliverer, settle: settled, log: log, reg: reg,
 		mover: partition.MoverConfig{
 			Stream: topology.StreamSlackOut, Partitions: cfg.Partitions, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
@@ -217,29 +201,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	defer func() { _ = advisory.Unsubscribe() }()
+	rt.OnClose("max-deliveries advisory", func(context.Context) error { return advisory.Unsubscribe() })
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("DELIVERY_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("DELIVERY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	gs := rpc.NewServer(log)
-	deliveryv1.RegisterDeliveryAuditServiceServer(gs, audit.NewServer(audit.NewRepository(db.Collection(audit.Collection))))
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(db.Ping)
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
-		return nil
-	})
-	ready.AddCheck(func(context.Context) error {
+	deliveryv1.RegisterDeliveryAuditServiceServer(rt.GRPC(), audit.NewServer(audit.NewRepository(rt.Store.Collection(audit.Collection))))
+	writer := audit.NewWriter(rt.Store.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
+	rt.Check(func(context.Context) error {
 		select {
 		case <-model.Ready():
 			return nil
@@ -247,42 +213,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			return errors.New("org access not loaded yet")
 		}
 	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-	writer := audit.NewWriter(db.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
-
-	ready.MarkReady(true)
-	defer ready.MarkReady(false)
-	log.InfoContext(ctx, "delivery serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(),
-		"instance", owner, "partitions", cfg.Partitions, "lease_ttl", cfg.LeaseTTL,
+	rt.Part("org-access", func(ctx context.Context) error { return orgaccess.Watch(ctx, accessKV, model, log) })
+	rt.Part("commands", func(ctx context.Context) error {
+		// Nothing is delivered before the data boundary is known.
+		select {
+		case <-model.Ready():
+		case <-ctx.Done():
+			return nil
+		}
+		return coordinator.Run(ctx)
+	})
+	rt.Part("audit", func(ctx context.Context) error {
+		// As many handlers as a batch holds, so batches fill up rather
+		// than wait for the flush timer.
+		return audit.Project(ctx, b, writer, max(cfg.AuditBatch, 16))
+	})
+	log.InfoContext(ctx, "delivery wired", "instance", owner, "partitions", cfg.Partitions, "lease_ttl", cfg.LeaseTTL,
 		"channel_limit", pacing.Limit{Rate: cfg.ChannelRate, Burst: cfg.ChannelBurst}.String())
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String(), Instance: owner})
-	}
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "org-access", Run: func(ctx context.Context) error {
-			return orgaccess.Watch(ctx, accessKV, model, log)
-		}},
-		lifecycle.Part{Name: "commands", Run: func(ctx context.Context) error {
-			// Nothing is delivered before the data boundary is known.
-			select {
-			case <-model.Ready():
-			case <-ctx.Done():
-				return nil
-			}
-			return coordinator.Run(ctx)
-		}},
-		lifecycle.Part{Name: "audit", Run: func(ctx context.Context) error {
-			// As many handlers as a batch holds, so batches fill up
-			// rather than wait for the flush timer.
-			return audit.Project(ctx, b, writer, max(cfg.AuditBatch, 16))
-		}},
-	)
+	return nil
 }
 
 // withHeadroom keeps one call of a bucket's burst in reserve. Slack's bucket
@@ -355,8 +303,8 @@ func instanceID() string {
 	return strings.ReplaceAll(host, ".", "-") + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
 }
 
-// service connects the partitions' dispatchers to the deliverer.
-type service struct {
+// worker connects the partitions' dispatchers to the deliverer.
+type worker struct {
 	cfg       Config
 	js        jetstream.JetStream
 	deliverer *deliver.Deliverer
@@ -368,7 +316,7 @@ type service struct {
 
 // runPartition consumes partition k until ctx ends. The owner of partition
 // 0 also moves commands stored without a partition into theirs.
-func (s *service) runPartition(ctx context.Context, k int) error {
+func (s *worker) runPartition(ctx context.Context, k int) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, topology.StreamSlackOut, ConsumerConfig(s.cfg, k))
 	if err != nil {
 		return fmt.Errorf("ensuring consumer %s: %w", partition.Durable(k), err)
@@ -408,7 +356,7 @@ type decoded struct {
 	invalid error // set for a command that has an identity but cannot be carried out
 }
 
-func (s *service) decode(msg jetstream.Msg) (string, any, error) {
+func (s *worker) decode(msg jetstream.Msg) (string, any, error) {
 	cmd, err := command.Decode(msg.Subject(), msg.Data())
 	switch {
 	case err == nil:
@@ -419,7 +367,7 @@ func (s *service) decode(msg jetstream.Msg) (string, any, error) {
 	return "", nil, err
 }
 
-func (s *service) process(ctx context.Context, it *lanes.Item) bool {
+func (s *worker) process(ctx context.Context, it *lanes.Item) bool {
 	d := it.Payload.(*decoded)
 	ctx = traceContext(ctx, d.cmd.Traceparent)
 	var out deliver.Outcome
