@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,6 +222,7 @@ type measure struct {
 	calls   int
 	mem     runtime.MemStats
 	retain0 uint64
+	cpu     time.Duration
 }
 
 func startMeasure(tb testing.TB, e *env) *measure {
@@ -230,6 +232,7 @@ func startMeasure(tb testing.TB, e *env) *measure {
 	m.calls = slackCalls(e.slack)
 	m.retain0 = liveHeap()
 	runtime.ReadMemStats(&m.mem)
+	m.cpu = cpuTime()
 	return m
 }
 
@@ -247,12 +250,8 @@ func (m *measure) waitPosted(tb testing.TB, n int) {
 // startMeasure. Stream writes and retained heap are read once the outcomes
 // are settled (outcomes are published after the post).
 func (m *measure) report(b *testing.B, n int) {
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.TotalAlloc-m.mem.TotalAlloc)/float64(n), "B/post")
-	b.ReportMetric(float64(after.Mallocs-m.mem.Mallocs)/float64(n), "allocs/post")
-	b.ReportMetric(float64(slackCalls(m.e.slack)-m.calls)/float64(n), "slack-calls/post")
-	// Outcomes and audit rows trail the posts by a few milliseconds.
+	// Outcomes and audit rows trail the posts by a few milliseconds: the
+	// figures are read once the streams stop growing.
 	var writes uint64
 	prev := uint64(0)
 	for range 50 {
@@ -263,6 +262,14 @@ func (m *measure) report(b *testing.B, n int) {
 		prev = writes
 		time.Sleep(100 * time.Millisecond)
 	}
+	// CPU time per post does not depend on what else the machine runs:
+	// 2 cores / cpu-us/post is the rate two idle cores would carry.
+	b.ReportMetric(float64(cpuTime()-m.cpu)/float64(time.Microsecond)/float64(n), "cpu-us/post")
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.TotalAlloc-m.mem.TotalAlloc)/float64(n), "B/post")
+	b.ReportMetric(float64(after.Mallocs-m.mem.Mallocs)/float64(n), "allocs/post")
+	b.ReportMetric(float64(slackCalls(m.e.slack)-m.calls)/float64(n), "slack-calls/post")
 	b.ReportMetric(float64(writes-m.writes)/float64(n), "stream-writes/post")
 	b.ReportMetric(max(float64(liveHeap())-float64(m.retain0), 0)/float64(n), "retained-B/post")
 }
@@ -287,6 +294,15 @@ func slackCalls(s *slackstandin.Server) int {
 		n += c
 	}
 	return n
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // liveHeap is the heap in use after a full collection.

@@ -44,6 +44,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
@@ -140,7 +141,15 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 	if err != nil {
 		return err
 	}
-	leasesKV, err := partition.EnsureBucket(ctx, js, cfg.LeaseTTL, cfg.NATSReplicas)
+	// The leases have a connection of their own: renewals must not queue
+	// behind a burst of command traffic (a lease not renewed in time stops
+	// its partition, and every command it held comes back).
+	leaseBus, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery-leases", Logger: log})
+	if err != nil {
+		return err
+	}
+	rt.OnClose("lease connection", func(context.Context) error { return leaseBus.Close() })
+	leasesKV, err := partition.EnsureBucket(ctx, leaseBus.JetStream(), cfg.LeaseTTL, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
@@ -176,7 +185,7 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 		Permalinks:   cfg.Permalinks,
 		Now:          cfg.Now,
 	}, slack, model, tokens.New(tokens.GRPC{Client: teamsv1.NewTeamRegistryServiceClient(teamsConn)}, cfg.Now),
-		ledger.New(ledgerKV), pacing.New(cfg.Now), metrics, log)
+		ledger.New(js, ledgerKV), pacing.New(cfg.Now), metrics, log)
 
 	settled, err := newSettler(b, cfg.Now, reg, log)
 	if err != nil {

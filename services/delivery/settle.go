@@ -42,9 +42,11 @@ type settler struct {
 	closed  bool
 }
 
-// pendingAck is a message whose outcome is on its way to the stream.
+// pendingAck is a message whose outcome is on its way to the stream (and
+// its result to the ledger).
 type pendingAck struct {
 	f   jetstream.PubAckFuture
+	out deliver.Outcome
 	msg jetstream.Msg
 	cmd *command.Command
 }
@@ -119,8 +121,11 @@ func (s *settler) ack() {
 		case <-timer.C:
 			err = errors.New("no publish ack in time")
 		}
+		if rerr := p.out.Recorded(); rerr != nil && err == nil {
+			err = fmt.Errorf("recording the result in the ledger: %w", rerr)
+		}
 		if err != nil {
-			s.log.Warn("publishing an outcome failed; the command is handed back and will be reported from the ledger",
+			s.log.Warn("settling a command failed; it is handed back and will be reported from the ledger or the channel's history",
 				"command", p.cmd.ID, "err", err)
 			_ = p.msg.NakWithDelay(time.Second)
 			continue
@@ -153,9 +158,14 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 		label = "duplicate"
 	}
 	f, err := s.bus.PublishAsync(ctx, subject, ev)
-	if err != nil || !s.enqueue(pendingAck{f: f, msg: msg, cmd: cmd}) {
+	if err != nil || !s.enqueue(pendingAck{f: f, out: out, msg: msg, cmd: cmd}) {
 		if !s.publish(ctx, cmd, subject, ev) {
 			return false
+		}
+		if err := out.Recorded(); err != nil {
+			s.log.WarnContext(ctx, "recording the result failed; the command is handed back", "command", cmd.ID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return true
 		}
 		if err := msg.Ack(); err != nil {
 			s.log.WarnContext(ctx, "ack failed; the command will be redelivered and replayed from the ledger", "command", cmd.ID, "err", err)

@@ -172,6 +172,21 @@ type Outcome struct {
 	Duplicate bool
 	// Attempts counts calls that failed and were retried, plus one.
 	Attempts uint32
+
+	// recorded waits for the ledger write of a post's result, still on
+	// its way when Deliver returned; nil when there is none.
+	recorded func() error
+}
+
+// Recorded waits until the outcome's result is in the ledger. The caller
+// must call it before acknowledging the command: an error means the result
+// may not be recorded, and the command must be handed back (its redelivery
+// finds the post in the channel's history).
+func (o Outcome) Recorded() error {
+	if o.recorded == nil {
+		return nil
+	}
+	return o.recorded()
 }
 
 // ErrStopped is returned by Deliver when its context ended before the
@@ -247,6 +262,10 @@ type run struct {
 	done    bool
 	outcome Outcome
 
+	// recording: the result's ledger write is on its way (Outcome.Recorded
+	// releases the key).
+	recording bool
+
 	authRetried bool
 	attempts    int
 	rateLimited int
@@ -266,7 +285,11 @@ func (e *retryAfter) Error() string { return fmt.Sprintf("waiting %s: %s", e.d, 
 // before it returns (they do not depend on ctx).
 func (d *Deliverer) Deliver(ctx context.Context, cmd *command.Command) (Outcome, error) {
 	r := &run{cmd: cmd, key: LedgerKey(cmd.Org, cmd.IdempotencyKey)}
-	defer d.releaseInflight(r)
+	defer func() {
+		if !r.recording {
+			d.releaseInflight(r)
+		}
+	}()
 	for {
 		if ctx.Err() != nil {
 			return Outcome{}, ErrStopped

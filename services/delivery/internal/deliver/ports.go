@@ -48,6 +48,8 @@ type Tokens interface {
 type Ledger interface {
 	Claim(ctx context.Context, key string, rec LedgerRecord) (LedgerEntry, bool, error)
 	Update(ctx context.Context, key string, rec LedgerRecord, revision uint64) (uint64, error)
+	// UpdateAsync is Update without waiting: wait reports the outcome.
+	UpdateAsync(ctx context.Context, key string, rec LedgerRecord, revision uint64) (wait func() (uint64, error), err error)
 	Release(ctx context.Context, key string, revision uint64) error
 }
 

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
 )
@@ -93,7 +94,32 @@ func (d poster) execute(ctx context.Context, r *run) (Outcome, error) {
 	r.channel = channel
 	r.outcome = Outcome{Channel: channel, TS: ts}
 	r.outcome.Permalink = d.permalink(ctx, token, cmd.Team, channel, ts, pm.GetThreadTs())
-	return r.outcome, d.finishPost(ctx, r)
+	return d.finishPostLater(ctx, r)
+}
+
+// finishPostLater starts recording a fresh post's result and returns the
+// outcome with the write on its way (Outcome.Recorded waits for it): the
+// lane need not wait for the ledger before its next post. If the write
+// cannot be started it is made synchronously.
+func (d *Deliverer) finishPostLater(ctx context.Context, r *run) (Outcome, error) {
+	rec := r.entry.LedgerRecord
+	rec.State, rec.Channel, rec.TS, rec.Permalink = StateDone, r.outcome.Channel, r.outcome.TS, r.outcome.Permalink
+	wait, err := d.ledger.UpdateAsync(ctx, r.key, rec, r.entry.Revision)
+	if err != nil {
+		return r.outcome, d.record(ctx, r, rec)
+	}
+	r.recording = true
+	out := r.outcome
+	out.recorded = func() error {
+		defer d.releaseInflight(r)
+		_, err := wait()
+		if errors.Is(err, ErrLedgerConflict) {
+			d.log.Error("ledger claim taken over during a slow call; the message may be duplicated", "command", r.cmd.ID, "key", r.key)
+			return nil
+		}
+		return err
+	}
+	return out, nil
 }
 
 // finishPost records a post's result in the ledger.

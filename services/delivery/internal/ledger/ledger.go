@@ -27,7 +27,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 
@@ -79,10 +82,52 @@ func Ensure(ctx context.Context, js jetstream.JetStream, ttl time.Duration, repl
 }
 
 // Ledger reads and writes entries.
-type Ledger struct{ kv jetstream.KeyValue }
+type Ledger struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+}
 
-// New returns a ledger over kv.
-func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv} }
+// New returns a ledger over kv, the bucket [Ensure] made on js.
+func New(js jetstream.JetStream, kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv, js: js} }
+
+// asyncAckTimeout bounds the wait for an UpdateAsync's ack.
+const asyncAckTimeout = 10 * time.Second
+
+// UpdateAsync is Update without waiting for the stream: the write is
+// published at once (so many share a round trip), and wait returns the new
+// revision, or ErrConflict when the entry moved on. It writes the bucket's
+// stream subject directly ($KV.<bucket>.<key>, as KV Update does) with the
+// same compare-and-set header.
+func (l *Ledger) UpdateAsync(_ context.Context, key string, rec Record, revision uint64) (func() (uint64, error), error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding ledger record: %w", err)
+	}
+	m := nats.NewMsg("$KV." + Bucket + "." + key)
+	m.Data = data
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
+	f, err := l.js.PublishMsgAsync(m)
+	if err != nil {
+		return nil, fmt.Errorf("updating %s: %w", key, err)
+	}
+	return func() (uint64, error) {
+		t := time.NewTimer(asyncAckTimeout)
+		defer t.Stop()
+		select {
+		case ack := <-f.Ok():
+			return ack.Sequence, nil
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+				return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
+			}
+			return 0, fmt.Errorf("updating %s: %w", key, err)
+		case <-t.C:
+			return 0, fmt.Errorf("updating %s: no ack within %s", key, asyncAckTimeout)
+		}
+	}, nil
+}
 
 // ErrConflict is returned by Update and Release when the entry changed
 // since it was read.
