@@ -20,12 +20,14 @@
 //
 // Inside: partition (the transform, the leases, the mover of commands
 // stored without a partition), lanes (one consumer, one in-order lane per
-// channel), deliver (one command to its end: boundary, Block Kit, targets,
-// pacing, ledger, Slack),
+// channel), deliver (the core: one command to its end, the ledger protocol
+// and one executor per command kind, behind the ports it declares),
 // boundary (OrgAccess read model), pacing (token buckets and Retry-After),
 // targets (email and DM resolution), ledger (idempotency in JetStream KV),
 // slackapi (slack-go adapter), tokens (team registry client), outcome
-// (events), audit (MongoDB trail and gRPC).
+// (events), audit (MongoDB trail and gRPC). Here: Run and build (the
+// wiring on libs/service), settle.go (outcomes and acks), advisory.go (max
+// deliveries). docs/delivery.md describes the whole.
 package delivery
 
 import (
