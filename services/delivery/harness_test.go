@@ -227,7 +227,7 @@ func (e *env) config() delivery.Config {
 		Concurrency:      32,
 		MaxInFlight:      20000,
 		Partitions:       testPartitions,
-		LeaseTTL:         4 * time.Second, // renewals fenced after 2s: enough on a loaded machine under -race
+		LeaseTTL:         8 * time.Second, // renewals fenced after 4s: a loaded machine under -race stalls them for 2s
 		MaxAttempts:      4,
 		BackoffBase:      20 * time.Millisecond,
 		BackoffMax:       200 * time.Millisecond,
