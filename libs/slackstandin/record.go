@@ -235,6 +235,7 @@ func (s *Server) recordLocked(m Message) {
 			}
 		}
 	}
+	s.trimLocked(m.Channel)
 }
 
 // nextTS hands out message timestamps: "seconds.microseconds" from the
