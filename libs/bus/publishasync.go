@@ -7,12 +7,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// PublishAsync validates ev and publishes it on subject without waiting
-// for the stream's ack, which the future delivers (PubAck.Duplicate set
-// for an event id already stored), for callers that keep many publishes in
-// flight and need each one's outcome (a backfill reporting bad rows by
-// line). At most Config.PublishAsyncMaxPending are unacknowledged; past
-// that it waits, bounded by ctx. Headers and trace are as [Bus.Publish]'s.
+// PublishAsync publishes ev on subject like [Bus.Publish] but does not wait
+// for the stream's ack: the returned future carries it. It waits (bounded by
+// ctx) only while Config.PublishAsyncMaxPending publishes await their acks.
+// A caller with many events in flight pays one round trip for all of them
+// instead of one each.
 func (b *Bus) PublishAsync(ctx context.Context, subject string, ev Event) (jetstream.PubAckFuture, error) {
 	m, err := b.newMsg(ctx, subject, ev)
 	if err != nil {
@@ -20,7 +19,8 @@ func (b *Bus) PublishAsync(ctx context.Context, subject string, ev Event) (jetst
 	}
 	f, err := b.publishAsync(ctx, m)
 	if err != nil {
-		return nil, fmt.Errorf("bus: publishing %s (event %s) on %s: %w", m.Header.Get(HeaderType), m.Header.Get(HeaderMsgID), subject, err)
+		return nil, fmt.Errorf("bus: publishing %s (event %s) on %s: %w",
+			m.Header.Get(HeaderType), m.Header.Get(HeaderMsgID), subject, err)
 	}
 	return f, nil
 }

@@ -79,7 +79,8 @@ func startQueryProcess(tb testing.TB, bin, natsURL, teamsAddr string) *queryProc
 		addrs: query.Addrs{GRPC: freeAddr(tb), Ops: freeAddr(tb)}}
 	p.env = append(os.Environ(),
 		"NATS_URL="+natsURL, "NATS_REPLICAS=1", "QUERY_GRPC_ADDR="+p.addrs.GRPC, "QUERY_OPS_ADDR="+p.addrs.Ops,
-		"TEAMS_ADDR="+teamsAddr, "CRM_BASE_URL="+crmBaseURL, "QUERY_SLASH_COMMANDS=/zcrm", "QUERY_SLACK_USER_TTL=10m")
+		"TEAMS_ADDR="+teamsAddr, "CRM_BASE_URL="+crmBaseURL, "QUERY_SLASH_COMMANDS=/zcrm", "QUERY_SLACK_USER_TTL=10m",
+		"SHARE_BUTTON_KEY="+shareButtonKey)
 	p.start()
 	tb.Cleanup(p.stop)
 	return p
