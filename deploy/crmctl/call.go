@@ -19,6 +19,7 @@ import (
 	// Registers every service crmctl can call.
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
@@ -26,10 +27,11 @@ import (
 // defaultAddr is where each service's gRPC API listens under `make run`;
 // <SERVICE>_ADDR overrides it.
 var defaultAddr = map[string]string{
-	"teams":    "127.0.0.1:9101",
-	"delivery": "127.0.0.1:9102",
-	"query":    "127.0.0.1:9103",
-	"sharing":  "127.0.0.1:9104",
+	"teams":     "127.0.0.1:9101",
+	"delivery":  "127.0.0.1:9102",
+	"query":     "127.0.0.1:9103",
+	"sharing":   "127.0.0.1:9104",
+	"reminders": "127.0.0.1:9105",
 }
 
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {

@@ -53,7 +53,7 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	teams, gw := free(), free()
 	query := free()
 	_, natsPort, _ := net.SplitHostPort(free())
-	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free()}
+	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "reminders": free()}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_NATS_PORT=" + natsPort,
@@ -73,6 +73,8 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"QUERY_OPS_ADDR=" + ops["query"],
 		"SHARING_GRPC_ADDR=" + free(),
 		"SHARING_OPS_ADDR=" + ops["sharing"],
+		"REMINDERS_GRPC_ADDR=" + free(),
+		"REMINDERS_OPS_ADDR=" + ops["reminders"],
 	}, ops
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/crmslack/crmslack/services/delivery"
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/query"
+	"github.com/crmslack/crmslack/services/reminders"
 	"github.com/crmslack/crmslack/services/sharing"
 	"github.com/crmslack/crmslack/services/teams"
 )
@@ -57,4 +58,6 @@ var services = []service{
 		func(c query.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 	of(lifecycle.Entry[sharing.Config]{Name: "sharing", Load: sharing.ConfigFromEnv, Run: sharing.Run},
 		func(c sharing.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
+	of(lifecycle.Entry[reminders.Config]{Name: "reminders", Load: reminders.ConfigFromEnv, Run: reminders.Run},
+		func(c reminders.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 }
