@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,15 +55,21 @@ type env struct {
 	bus   *bus.Bus
 	out   *outbox
 	seq   atomic.Int64
+	// log is the services' logger: debug lines in tests, warnings only in
+	// benchmarks (debug logging would be what they measure).
+	log *slog.Logger
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, nats: testkit.NATS(t), mongo: testkit.Mongo(t)}
+	e := &env{t: t, nats: testkit.NATS(t), mongo: testkit.Mongo(t), log: testkit.Logger(t)}
+	if _, bench := t.(*testing.B); bench {
+		e.log = slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	nc := testkit.NATSConn(t, e.nats)
 	e.js = testkit.JetStream(t, nc)
 	var err error
-	e.bus, err = bus.FromConn(nc, bus.Config{Logger: testkit.Logger(t)})
+	e.bus, err = bus.FromConn(nc, bus.Config{Logger: e.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +123,7 @@ func (e *env) start(o options) *replica {
 		Snooze: o.snooze, LateAfter: o.lateAfter,
 		Ready: func(a reminders.Addrs) { ready <- a },
 	}
-	go func() { r.done <- reminders.Run(ctx, cfg, testkit.Logger(e.t).With("svc", "reminders"), r.reg) }()
+	go func() { r.done <- reminders.Run(ctx, cfg, e.log.With("svc", "reminders"), r.reg) }()
 	select {
 	case a := <-ready:
 		cc, err := rpc.Dial(a.GRPC)
@@ -329,4 +336,12 @@ func (o *outbox) quiet(t testing.TB, n int, d time.Duration) {
 		}
 		time.Sleep(testkit.Tick)
 	}
+}
+
+// tbWriter writes log lines to the test's log.
+type tbWriter struct{ t testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/slackstandin"
+	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+
+	"github.com/crmslack/crmslack/services/delivery"
+)
+
+// The design load: 100,000 reminders due within one minute, to 5,000
+// users (20 each, three seconds apart: under Slack's one post per second
+// per DM, which the egress keeps to).
+var (
+	benchReminders = flag.Int("reminders.n", 100_000, "reminders of BenchmarkReminderLateness")
+	benchUsers     = flag.Int("reminders.users", 5_000, "users of BenchmarkReminderLateness")
+	benchLead      = flag.Duration("reminders.lead", 90*time.Second, "time from the start of a run to the first due reminder, for setting every timer")
+)
+
+// BenchmarkReminderLateness schedules -reminders.n activities through the
+// CRM stream, each with one reminder, due spread over one minute, and
+// measures each reminder's lateness from its due time to the moment the
+// Slack stand-in accepted its DM (rate limits off in the stand-in; the
+// egress on its defaults but for method tiers, off). It also reports the
+// memory held per pending reminder, measured once every timer is set and
+// none has fired: the REMINDERS stream's and the activity bucket's bytes
+// per reminder (server storage), and the growth of the live heap of this
+// process (NATS server, reminders and delivery all run in it) per
+// reminder. The reminders service itself keeps nothing per reminder.
+func BenchmarkReminderLateness(b *testing.B) {
+	for b.Loop() {
+		runLateness(b, *benchReminders, *benchUsers)
+	}
+}
+
+func runLateness(b *testing.B, n, users int) {
+	e := newEnv(b)
+	std, apiURL := benchSlack(b, users)
+	teams := benchTeams(b, std)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	benchStartDelivery(b, e, teams, apiURL)
+	r := e.start(options{})
+	enableAll(b, r, users)
+
+	// Every timer is set before the first is due: publishing and handling
+	// 100,000 activities takes about as long as they have.
+	window := time.Minute
+	lead := *benchLead
+	base := time.Now().Add(lead).Truncate(time.Second)
+	dueOf := make([]time.Time, n)
+	evs := make([]bus.Published, 0, 1000)
+	heapBase := liveHeap()
+	flush := func() {
+		if err := e.bus.PublishBatch(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
+		evs = evs[:0]
+	}
+	for i := range n {
+		dueOf[i] = base.Add(time.Duration(i) * window / time.Duration(n))
+		u := i % users
+		a := &crmv1.Activity{
+			Id: "b" + strconv.Itoa(i), Kind: crmv1.ActivityKind_ACTIVITY_KIND_EVENT, Version: 1, Subject: "B" + strconv.Itoa(i),
+			StartAt: timestamppb.New(dueOf[i].Add(15 * time.Minute)), ReminderMinutesBefore: []int32{15}, TimeZone: "Europe/Paris",
+			Owner:    &commonv1.CrmUserRef{Id: benchUser(u), Name: "User " + strconv.Itoa(u), Email: benchEmail(u)},
+			Location: "https://meet.example.com/b" + strconv.Itoa(i),
+		}
+		evs = append(evs, bus.Published{Subject: topology.Activity(org, "scheduled"), Event: &crmv1.ActivityScheduled{Envelope: e.envelope(), Activity: a}})
+		if len(evs) == cap(evs) {
+			flush()
+		}
+	}
+	flush()
+	testkit.Eventually(b, lead, func() bool {
+		return e.timers(topology.ReminderActivityTimers(org, "*")) == uint64(n)
+	}, fmt.Sprintf("%d timers set", n))
+	setUp := time.Since(start)
+	if time.Now().After(base) {
+		b.Fatalf("setting %d timers took %v, past the first due time", n, setUp)
+	}
+
+	heapPending := int64(liveHeap()) - int64(heapBase)
+	streamBytes := streamSize(b, e.js, topology.StreamReminders)
+	kvBytes := streamSize(b, e.js, "KV_"+topology.BucketReminderActivities)
+
+	wctx, cancel := context.WithDeadline(context.Background(), base.Add(window+2*time.Minute))
+	defer cancel()
+	msgs, err := std.WaitForMessages(wctx, n, slackstandin.MessageFilter{Team: team})
+	if err != nil {
+		b.Fatal(err)
+	}
+	late := make([]time.Duration, 0, n)
+	for _, m := range msgs {
+		i, ok := subjectIndex(m.Text)
+		if !ok {
+			continue
+		}
+		late = append(late, m.Time.Sub(dueOf[i]))
+	}
+	if len(late) != n {
+		b.Fatalf("%d reminders reached Slack, want %d", len(late), n)
+	}
+	slices.Sort(late)
+	pct := func(p float64) float64 { return float64(late[int(p*float64(len(late)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50-late-ms")
+	b.ReportMetric(pct(0.99), "p99-late-ms")
+	b.ReportMetric(float64(late[len(late)-1].Microseconds())/1000, "max-late-ms")
+	b.ReportMetric(float64(streamBytes)/float64(n), "timer-B/pending")
+	b.ReportMetric(float64(kvBytes)/float64(n), "activity-B/pending")
+	b.ReportMetric(float64(heapPending)/float64(n), "heap-B/pending")
+	b.ReportMetric(setUp.Seconds(), "setup-s")
+	b.Logf("%d reminders, %d users: set up in %v; lateness p50 %.0f ms, p99 %.0f ms, max %.0f ms", n, users, setUp, pct(0.5), pct(0.99), float64(late[len(late)-1].Milliseconds()))
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+func benchUser(u int) string  { return fmt.Sprintf("crm-u%05d", u) }
+func benchEmail(u int) string { return fmt.Sprintf("u%05d@acme.example", u) }
+
+// subjectIndex reads i back from a reminder's text `… "B<i>" …`.
+func subjectIndex(text string) (int, bool) {
+	_, rest, ok := strings.Cut(text, `"B`)
+	if !ok {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(rest, `"`)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(num)
+	return i, err == nil
+}
+
+func streamSize(b *testing.B, js jetstream.JetStream, name string) uint64 {
+	b.Helper()
+	st, err := js.Stream(testkit.Context(b), name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := st.Info(testkit.Context(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return info.State.Bytes
+}
+
+// benchSlack is the stand-in with the users of the run in Acme.
+func benchSlack(b *testing.B, users int) (*slackstandin.Server, string) {
+	b.Helper()
+	seed := slackstandin.DefaultSeed()
+	ws := &seed.Workspaces[0]
+	for u := range users {
+		ws.Users = append(ws.Users, slackstandin.User{
+			ID: fmt.Sprintf("U0B%07d", u), Name: "u" + strconv.Itoa(u), RealName: "User " + strconv.Itoa(u), Email: benchEmail(u),
+		})
+	}
+	std, err := slackstandin.New(slackstandin.Config{Seed: seed, RateLimits: slackstandin.RateLimits{Disabled: true}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := std.Start("127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(std.Close)
+	return std, std.URL() + "/api/"
+}
+
+// benchTeams answers the egress's token requests as the team registry
+// would.
+type benchTeamsServer struct {
+	teamsv1.UnimplementedTeamRegistryServiceServer
+	std  *slackstandin.Server
+	addr string
+	once sync.Once
+	tok  string
+}
+
+func benchTeams(b *testing.B, std *slackstandin.Server) *benchTeamsServer {
+	b.Helper()
+	f := &benchTeamsServer{std: std}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.addr = lis.Addr().String()
+	gs := grpc.NewServer()
+	teamsv1.RegisterTeamRegistryServiceServer(gs, f)
+	go func() { _ = gs.Serve(lis) }()
+	b.Cleanup(gs.Stop)
+	return f
+}
+
+func (f *benchTeamsServer) GetBotToken(_ context.Context, req *teamsv1.GetBotTokenRequest) (*teamsv1.GetBotTokenResponse, error) {
+	if req.GetTeamId() != team {
+		return nil, status.Error(codes.NotFound, "no such team")
+	}
+	f.once.Do(func() { f.tok = f.std.IssueBotToken(team) })
+	return &teamsv1.GetBotTokenResponse{BotToken: f.tok}, nil
+}
+
+func (f *benchTeamsServer) ReportTokenFailure(context.Context, *teamsv1.ReportTokenFailureRequest) (*teamsv1.ReportTokenFailureResponse, error) {
+	return &teamsv1.ReportTokenFailureResponse{Refreshed: false, Status: teamsv1.TeamStatus_TEAM_STATUS_BROKEN}, nil
+}
+
+// benchStartDelivery runs the egress on its defaults, with Slack's method
+// tiers off (the stand-in's limits are off too) and no permalinks.
+func benchStartDelivery(b *testing.B, e *env, teams *benchTeamsServer, apiURL string) {
+	b.Helper()
+	tiers, err := delivery.ParseTierOverrides("chat.postMessage=off,users.lookupByEmail=off,conversations.open=off")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := delivery.Config{
+		NATSURL: e.nats.ClientURL(), NATSReplicas: 1, MongoURI: e.mongo.URI(), Database: "delivery",
+		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: teams.addr, SlackAPIURL: apiURL,
+		ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 1, ChannelBurst: 3, TierOverrides: tiers,
+		Concurrency: 32, MaxInFlight: 20000, Partitions: topology.SlackOutPartitions, LeaseTTL: 5 * time.Second,
+		MaxAttempts: 6, BackoffBase: 500 * time.Millisecond, BackoffMax: 30 * time.Second, SlackTimeout: 15 * time.Second,
+		AckWait: 30 * time.Second, MaxDeliver: 20, LedgerTTL: 7 * 24 * time.Hour, Unconfirmed: "fail",
+		Permalinks: false, AuditBatch: 500, AuditFlush: 50 * time.Millisecond,
+	}
+	ready := make(chan delivery.Addrs, 1)
+	cfg.Ready = func(a delivery.Addrs) { ready <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- delivery.Run(ctx, cfg, e.log.With("svc", "delivery"), prometheus.NewRegistry()) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		b.Fatalf("delivery did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		b.Fatal("delivery did not start within 30s")
+	}
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// enableAll turns every user's reminders on, eight at a time.
+func enableAll(b *testing.B, r *replica, users int) {
+	b.Helper()
+	g, ctx := errgroup.WithContext(testkit.Context(b))
+	g.SetLimit(8)
+	for u := range users {
+		g.Go(func() error {
+			_, err := r.prefs.SetPreferences(ctx, &remindersv1.SetPreferencesRequest{
+				OrgId: org, User: &commonv1.CrmUserRef{Id: benchUser(u), Email: benchEmail(u)}, Enabled: true, TeamId: team,
+			})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+}
