@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
@@ -115,7 +116,6 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 
 	// Services: each gets its configuration from the same environment, with
 	// the embedded parts' addresses filled in.
-	reg := prometheus.NewRegistry()
 	svcEnv := envconfig.FromMap(vars)
 	var parts []lifecycle.Part
 	for _, s := range services {
@@ -123,8 +123,12 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
+		// Each service its own registry, served on its own /metrics, as when
+		// it runs alone.
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		parts = append(parts, lifecycle.Part{Name: s.name, Run: func(ctx context.Context) error {
-			return runFn(ctx, log, prometheus.WrapRegistererWith(prometheus.Labels{"service": s.name}, reg))
+			return runFn(ctx, log, reg)
 		}})
 		ep.Services = append(ep.Services, fmt.Sprintf("%-10s %s", s.name, desc))
 	}

@@ -15,20 +15,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/installticket"
-	"github.com/crmslack/crmslack/libs/lifecycle"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 
@@ -94,6 +90,9 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
+	// Listeners, not from the environment, are listeners to serve on instead
+	// of binding GRPCAddr and OpsAddr, by name ("grpc", "ops").
+	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -178,20 +177,27 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// busPublisher adapts bus.Bus to app.Publisher.
-type busPublisher struct{ b *bus.Bus }
-
-func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
-	_, err := p.b.Publish(ctx, subject, ev)
-	return err
-}
-
 // Run runs the registry until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("teams configuration: %w", err)
-	}
-	log = log.With("service", "teams")
+	return service.Run(ctx, service.Spec{
+		Name: "teams", Config: cfg, Log: log, Registry: reg,
+		Store:     &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: mongorepo.Indexes()},
+		Bus:       &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration, topology.StreamSlackIn}},
+		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "TEAMS_GRPC_ADDR"},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "TEAMS_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
+			}
+		},
+	})
+}
+
+// build wires the registry's core on the store and bus.
+func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
+	log := rt.Log()
 	keys, err := sealing.ParseKeys(cfg.TokenKeys)
 	if err != nil {
 		return err
@@ -200,46 +206,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-
-	db, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.Database, AppName: "teams"})
+	kv, err := accesskv.Ensure(ctx, rt.Bus.JetStream(), cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-	}()
-	if err := db.EnsureIndexes(ctx, mongorepo.Indexes()); err != nil {
-		return err
-	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "teams", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
-		topology.StreamIntegration, topology.StreamSlackIn)...); err != nil {
-		return err
-	}
-	kv, err := accesskv.Ensure(ctx, b.JetStream(), cfg.NATSReplicas)
-	if err != nil {
-		return err
+	refreshes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "crmslack_teams_token_refresh_runs_total",
+		Help: "Background token refresh runs by outcome (ok, error).",
+	}, []string{"outcome"})
+	if err := rt.Registry().Register(refreshes); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
 	}
 
 	svc := app.New(app.Config{
 		InstallURL:    strings.TrimSuffix(cfg.GatewayPublicURL, "/") + "/slack/install",
 		MembershipTTL: cfg.MembershipTTL,
 		DirectoryTTL:  cfg.DirectoryTTL,
-	}, mongorepo.New(db.DB()), busPublisher{b}, accesskv.New(kv),
+	}, mongorepo.New(rt.Store.DB()), rt.Bus.Publisher(), accesskv.New(kv),
 		slackapi.New(cfg.SlackAPIURL, cfg.SlackClientID, cfg.SlackClientSecret, nil, cfg.Now),
 		keys, tickets, log, cfg.Now)
 
@@ -248,83 +231,37 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err := svc.Sweep(ctx, true); err != nil {
 		log.WarnContext(ctx, "start-up sweep incomplete; retrying in the background", "err", err)
 	}
-
-	sub, err := inbound.Subscribe(ctx, b, svc)
+	sub, err := inbound.Subscribe(ctx, rt.Bus, svc)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
-		defer cancel()
-		_ = sub.Stop(sctx)
-	}()
+	rt.Consumer("slack-events", sub)
+	grpcapi.Register(rt.GRPC(), grpcapi.New(svc))
+	log.InfoContext(ctx, "team registry sealing tokens", "sealing_key_id", keys.CurrentKeyID())
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("TEAMS_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("TEAMS_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	gs := rpc.NewServer(log)
-	grpcapi.Register(gs, grpcapi.New(svc))
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(db.Ping)
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
-		return nil
-	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-
-	refreshes := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "crmslack_teams_token_refresh_runs_total",
-		Help: "Background token refresh runs by outcome (ok, error).",
-	}, []string{"outcome"})
-	if err := reg.Register(refreshes); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
-
-	ready.MarkReady(true)
-	log.InfoContext(ctx, "team registry serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(), "sealing_key_id", keys.CurrentKeyID())
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
-	}
-	defer ready.MarkReady(false)
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "maintenance", Run: func(ctx context.Context) error {
-			refresh := time.NewTicker(cfg.RefreshInterval)
-			defer refresh.Stop()
-			sweep := time.NewTicker(cfg.SweepInterval)
-			defer sweep.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-refresh.C:
-					n, err := svc.RefreshDue(ctx)
-					if err != nil && ctx.Err() == nil {
-						refreshes.WithLabelValues("error").Inc()
-						log.WarnContext(ctx, "token refresh run incomplete", "refreshed", n, "err", err)
-					} else {
-						refreshes.WithLabelValues("ok").Inc()
-					}
-				case <-sweep.C:
-					if err := svc.Sweep(ctx, false); err != nil && ctx.Err() == nil {
-						log.WarnContext(ctx, "sweep incomplete", "err", err)
-					}
+	rt.Part("maintenance", func(ctx context.Context) error {
+		refresh := time.NewTicker(cfg.RefreshInterval)
+		defer refresh.Stop()
+		sweep := time.NewTicker(cfg.SweepInterval)
+		defer sweep.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-refresh.C:
+				n, err := svc.RefreshDue(ctx)
+				if err != nil && ctx.Err() == nil {
+					refreshes.WithLabelValues("error").Inc()
+					log.WarnContext(ctx, "token refresh run incomplete", "refreshed", n, "err", err)
+				} else {
+					refreshes.WithLabelValues("ok").Inc()
+				}
+			case <-sweep.C:
+				if err := svc.Sweep(ctx, false); err != nil && ctx.Err() == nil {
+					log.WarnContext(ctx, "sweep incomplete", "err", err)
 				}
 			}
-		}},
-	)
+		}
+	})
+	return nil
 }
