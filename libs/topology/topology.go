@@ -131,7 +131,6 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 		// in 30 minutes and Slack gives up on events within minutes.
 		stream(StreamSlackIn, "slack.in.v1.>", "Verified requests from Slack", 24*time.Hour),
 		slackOut,
-		RemindersStream(o),
 	}
 }
 

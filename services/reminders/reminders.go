@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,11 +30,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 
@@ -83,9 +81,10 @@ type Config struct {
 	Ready func(Addrs)
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
-	// Storage, not from the environment, is the streams' and buckets'
-	// storage: file (the default) unless a benchmark asks for memory.
-	Storage jetstream.StorageType
+	// Listeners, not from the environment, are listeners to serve on
+	// instead of binding GRPCAddr and OpsAddr (by service.ListenerGRPC and
+	// service.ListenerOps).
+	Listeners service.Listeners
 }
 
 // Addrs are the bound listen addresses.
@@ -143,51 +142,33 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// busPublisher adapts bus.Bus to app.Publisher.
-type busPublisher struct{ b *bus.Bus }
-
-func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
-	_, err := p.b.Publish(ctx, subject, ev)
-	return err
-}
-
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("reminders configuration: %w", err)
-	}
-	log = log.With("service", "reminders")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	storage := cfg.Storage
+	return service.Run(ctx, service.Spec{
+		Name: "reminders", Config: cfg, Log: log, Registry: reg,
+		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}},
+		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
+			Streams: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut},
+			Own:     []jetstream.StreamConfig{topology.RemindersStream(topology.StreamOptions{Replicas: cfg.NATSReplicas})}},
+		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "REMINDERS_GRPC_ADDR"},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "REMINDERS_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
+			}
+		},
+	})
+}
 
-	db, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.Database, AppName: "reminders"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-	}()
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "reminders", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	opts := topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: storage}
-	if err := b.EnsureStreams(ctx, topology.Select(opts,
-		topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, topology.StreamReminders)...); err != nil {
-		return err
-	}
-	js := b.JetStream()
-	acts, err := activitykv.Ensure(ctx, js, cfg.NATSReplicas, storage)
+// build wires the core on the store and bus: the buckets and the timers'
+// stream, the followers of preferences and org access (which fired
+// reminders wait for), the consumers and the gRPC API.
+func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
+	log := rt.Log()
+	js := rt.Bus.JetStream()
+	acts, err := activitykv.Ensure(ctx, js, cfg.NATSReplicas, jetstream.FileStorage)
 	if err != nil {
 		return err
 	}
@@ -195,45 +176,50 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	prefStore, err := prefs.New(ctx, db.DB(), js, cfg.NATSReplicas, storage)
+	prefStore, err := prefs.New(ctx, rt.Store.DB(), js, cfg.NATSReplicas, jetstream.FileStorage)
 	if err != nil {
 		return err
 	}
-	m, err := newMetrics(reg)
+	m, err := newMetrics(rt.Registry())
 	if err != nil {
 		return err
 	}
 	view := prefs.NewView()
 	teams := access.New()
 	svc := app.New(app.Config{CRMBaseURL: cfg.CRMBaseURL, Snooze: cfg.Snooze, LateAfter: cfg.LateAfter, Now: cfg.Now},
-		app.Deps{Activities: acts, Timers: tms, Preferences: view, PrefStore: prefStore, Access: teams, Publisher: busPublisher{b}, Metrics: m}, log)
+		app.Deps{Activities: acts, Timers: tms, Preferences: view, PrefStore: prefStore, Access: teams,
+			Publisher: rt.Bus.Publisher(), Metrics: m}, log)
 
 	if n, err := prefStore.Sync(ctx, view.Get); err != nil {
 		log.WarnContext(ctx, "copying preferences to their bucket incomplete", "copied", n, "err", err)
 	}
-	followCtx, stopFollowing := context.WithCancel(ctx)
-	defer stopFollowing()
-	go func() { _ = prefs.Follow(followCtx, prefStore.KV(), view, log) }()
-	go func() { _ = orgaccess.Follow(followCtx, js, teams, time.Second, log) }()
-	// Fired reminders wait until this replica knows every user's choice
-	// and every org's teams: deciding without them would drop reminders.
-	deadline := time.Now().Add(30 * time.Second)
-	for !view.Synced() || !teams.Synced() {
-		if time.Now().After(deadline) {
-			return errors.New("preferences or org access not loaded within 30s (is the team registry up?)")
+	rt.Part("preferences", func(ctx context.Context) error { return prefs.Follow(ctx, prefStore.KV(), view, log) })
+	rt.Part("org-access", func(ctx context.Context) error { return orgaccess.Follow(ctx, js, teams, time.Second, log) })
+	rt.Check(func(context.Context) error {
+		if !view.Synced() || !teams.Synced() {
+			return errors.New("preferences or org access not loaded yet (is the team registry up?)")
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	grpcapi.Register(rt.GRPC(), grpcapi.New(svc))
 
-	subs, err := inbound.Subscribe(ctx, b, svc)
-	if err != nil {
-		return err
-	}
-	defer func() {
+	// Consumers start once this replica knows every user's choice and
+	// every org's teams: deciding without them would drop reminders.
+	release := rt.HoldReady()
+	rt.Part("consumers", func(ctx context.Context) error {
+		for !view.Synced() || !teams.Synced() {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		subs, err := inbound.Subscribe(ctx, rt.Bus, svc)
+		if err != nil {
+			return err
+		}
+		release()
+		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
 		defer cancel()
 		for _, s := range subs {
@@ -241,42 +227,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 				log.Warn("stopping a consumer", "err", err)
 			}
 		}
-	}()
-
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("REMINDERS_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("REMINDERS_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	gs := rpc.NewServer(log)
-	grpcapi.Register(gs, grpcapi.New(svc))
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(db.Ping)
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
 		return nil
 	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-
-	ready.MarkReady(true)
-	defer ready.MarkReady(false)
-	log.InfoContext(ctx, "reminders serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String())
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
-	}
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-	)
+	return nil
 }

@@ -30,8 +30,9 @@ const (
 // ActivitySpec is the consumer of one kind of activity change. A handler
 // does a read and a compare-and-set of the activity's state and a few
 // timer publishes: milliseconds. The default retry schedule (about an
-// hour) rides out an outage; eight at a time per replica, since versions
-// and compare-and-set make the order irrelevant.
+// hour) rides out an outage; 32 at a time per replica (a CRM importing a
+// calendar sends thousands at once), since versions and compare-and-set
+// make the order irrelevant.
 func ActivitySpec(durable, change string) bus.ConsumerSpec {
 	return bus.ConsumerSpec{
 		Stream:         topology.StreamCRM,
@@ -41,7 +42,7 @@ func ActivitySpec(durable, change string) bus.ConsumerSpec {
 		MaxDeliver:     bus.DefaultMaxDeliver,
 		BackOff:        bus.DefaultBackOff(),
 		MaxAckPending:  4096,
-		Concurrency:    8,
+		Concurrency:    32,
 	}
 }
 
