@@ -323,9 +323,9 @@ func TestButtonsAreCheckedAndAnswered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	click("card_share", value, "o", "T1")              // not ours
-	click(remind.ActionSnooze, "{bad", "o", "T1")      // not a reminder's value
-	click(remind.ActionSnooze, value, "other", "T1")   // another org's team
+	click("card_share", value, "o", "T1")               // not ours
+	click(remind.ActionSnooze, "{bad", "o", "T1")       // not a reminder's value
+	click(remind.ActionSnooze, value, "other", "T1")    // another org's team
 	click(remind.ActionSnooze, value, "slack:T9", "T9") // a team the org does not reach
 	if len(f.pub.sent) != 0 || len(f.timers.set) != 1 {
 		t.Fatalf("ignored clicks had effects: %v %v", f.pub.sent, f.timers.set)
