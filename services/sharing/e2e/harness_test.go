@@ -2,22 +2,18 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -71,88 +67,9 @@ type stack struct {
 	sharing  sharingv1.SharingServiceClient
 }
 
-func randomKey(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 // quiet logs warnings and errors of the services to the test.
 func quiet(t *testing.T, svc string) *slog.Logger {
 	return testkit.Logger(t).With("svc", svc)
-}
-
-// runner starts services and stops them all, in reverse order, at cleanup.
-type runner struct {
-	t     *testing.T
-	mu    sync.Mutex
-	stops []func()
-}
-
-// start runs a service until cleanup and waits for it to be ready; ready
-// gets the service's Ready callback to call.
-func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
-	r.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan A, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(a A) { up <- a }) }()
-	var a A
-	select {
-	case a = <-up:
-	case err := <-done:
-		cancel()
-		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		r.t.Fatalf("%s not ready in 60s", name)
-	}
-	r.mu.Lock()
-	r.stops = append(r.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.t.Errorf("%s stopped with %v", name, err)
-			}
-		case <-time.After(45 * time.Second):
-			r.t.Errorf("%s did not stop within 45s", name)
-		}
-	})
-	r.mu.Unlock()
-	return a
-}
-
-func (r *runner) stopAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.stops) - 1; i >= 0; i-- {
-		r.stops[i]()
-	}
-}
-
-func dial(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	cc, err := rpc.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
 }
 
 func startStack(t *testing.T) *stack {
@@ -183,24 +100,24 @@ func startStack(t *testing.T) *stack {
 		}
 	}
 
-	r := &runner{t: t}
-	t.Cleanup(r.stopAll)
+	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ticketKey := randomKey(t)
-	gwAddr := freeAddr(t)
+	ticketKey := testkit.RandomKey(t)
+	gwLis := testkit.Listener(t)
+	gwAddr := gwLis.Addr().String()
 	s.gateway = "http://" + gwAddr
 
-	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
 			Ready: ready,
 		}, quiet(t, "teams"), prometheus.NewRegistry())
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(dial(t, ta.GRPC))
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
 
 	// The admin added both workspaces to the org.
 	for _, w := range []struct{ id, name, domain, bot string }{
@@ -216,16 +133,16 @@ func startStack(t *testing.T) *stack {
 		}
 	}
 
-	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
+	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
 			Ready: ready,
 		}, quiet(t, "query"), prometheus.NewRegistry())
 	})
-	s.query = queryv1.NewQueryServiceClient(dial(t, qa.GRPC))
+	s.query = queryv1.NewQueryServiceClient(testkit.Dial(t, qa.GRPC))
 
-	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+	testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		return delivery.Run(ctx, delivery.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
@@ -237,10 +154,10 @@ func startStack(t *testing.T) *stack {
 		}, quiet(t, "delivery"), prometheus.NewRegistry())
 	})
 
-	start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
+	testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
-			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
+			Addr: gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
 			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
@@ -249,7 +166,7 @@ func startStack(t *testing.T) *stack {
 		}, quiet(t, "gateway"), prometheus.NewRegistry())
 	})
 
-	sa := start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
+	sa := testkit.Start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
 		return sharing.Run(ctx, sharing.Config{
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, QueryAddr: qa.GRPC,
@@ -257,7 +174,7 @@ func startStack(t *testing.T) *stack {
 			Ready: ready,
 		}, quiet(t, "sharing"), prometheus.NewRegistry())
 	})
-	s.sharing = sharingv1.NewSharingServiceClient(dial(t, sa.GRPC))
+	s.sharing = sharingv1.NewSharingServiceClient(testkit.Dial(t, sa.GRPC))
 	// Sharing is ready to decide once it has read the org's access.
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		_, err := s.sharing.ListTargets(testkit.Context(t), &sharingv1.ListTargetsRequest{OrgId: org, SharerEmail: aliceEmail})
