@@ -19,12 +19,7 @@ package reminders
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -109,37 +104,16 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	if err := (store.Config{URI: c.MongoURI, Database: c.Database}).Validate(); err != nil {
-		bad("MONGODB_URI/REMINDERS_MONGODB_DATABASE", "%v", err)
-	}
-	for name, addr := range map[string]string{"REMINDERS_GRPC_ADDR": c.GRPCAddr, "REMINDERS_OPS_ADDR": c.OpsAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	var p envconfig.Problems
+	p.NATS(c.NATSURL, c.NATSReplicas)
+	p.Check("MONGODB_URI/REMINDERS_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
+	p.HostPort(map[string]string{"REMINDERS_GRPC_ADDR": c.GRPCAddr, "REMINDERS_OPS_ADDR": c.OpsAddr})
 	if c.CRMBaseURL != "" {
-		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
-		}
+		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
-	if c.Snooze <= 0 {
-		bad("REMINDERS_SNOOZE", "must be positive")
-	}
-	if c.LateAfter <= 0 {
-		bad("REMINDERS_LATE_AFTER", "must be positive")
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	p.Positive("REMINDERS_SNOOZE", int64(c.Snooze))
+	p.Positive("REMINDERS_LATE_AFTER", int64(c.LateAfter))
+	return p.Err()
 }
 
 // Run runs the service until ctx ends; a clean stop returns nil.

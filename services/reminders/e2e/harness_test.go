@@ -23,7 +23,6 @@ import (
 	"github.com/crmslack/crmslack/libs/localmongo"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -129,12 +128,7 @@ func (e *env) start(o options) *replica {
 	go func() { r.done <- reminders.Run(ctx, cfg, e.log.With("svc", "reminders"), r.reg) }()
 	select {
 	case a := <-ready:
-		cc, err := rpc.Dial(a.GRPC)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		e.t.Cleanup(func() { _ = cc.Close() })
-		r.prefs = remindersv1.NewReminderPreferencesServiceClient(cc)
+		r.prefs = remindersv1.NewReminderPreferencesServiceClient(testkit.Dial(e.t, a.GRPC))
 	case err := <-r.done:
 		cancel()
 		e.t.Fatalf("reminders did not start: %v", err)

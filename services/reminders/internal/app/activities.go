@@ -13,7 +13,6 @@ import (
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 
 	"github.com/crmslack/crmslack/services/reminders/internal/remind"
-	"github.com/crmslack/crmslack/services/reminders/internal/timers"
 )
 
 // casAttempts bounds compare-and-set retries when replicas handle events
@@ -118,7 +117,7 @@ func (s *Service) apply(ctx context.Context, org, activity string, p remind.Plan
 		}
 	}
 	for _, t := range p.Set {
-		if err := s.timers.Set(ctx, org, activity, t, timers.Due(org, activity, t, t.Offset, t.At)); err != nil {
+		if err := s.timers.Set(ctx, org, activity, t, remind.Due(org, activity, t, t.Offset, t.At, s.now())); err != nil {
 			return err
 		}
 	}

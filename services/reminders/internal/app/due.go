@@ -2,12 +2,10 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/slack-go/slack"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/topology"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/crmslack/crmslack/services/reminders/internal/remind"
 	"github.com/crmslack/crmslack/services/reminders/internal/render"
-	"github.com/crmslack/crmslack/services/reminders/internal/timers"
 )
 
 // PurposeReminder is the Origin purpose of reminder posts.
@@ -53,7 +50,7 @@ func (s *Service) HandleReminderDue(ctx context.Context, due *remindersv1.Remind
 		return nil
 	case remind.Reschedule:
 		t := remind.Timer{Slot: remind.Slot{User: user, Offset: due.GetOffsetMinutes()}, Version: st.GetVersion(), At: v.At}
-		return s.timers.Set(ctx, org, due.GetActivityId(), t, timers.Due(org, due.GetActivityId(), t, t.Offset, t.At))
+		return s.timers.Set(ctx, org, due.GetActivityId(), t, remind.Due(org, due.GetActivityId(), t, t.Offset, t.At, s.now()))
 	}
 	a := st.GetActivity()
 	person, _ := remind.Person(a, user)
@@ -73,9 +70,9 @@ func (s *Service) HandleReminderDue(ctx context.Context, due *remindersv1.Remind
 			Offset: due.GetOffsetMinutes(), Snoozes: due.GetSnoozes()},
 		Snooze: s.cfg.Snooze, CRMBaseURL: s.cfg.CRMBaseURL,
 	})
-	blocks, err := json.Marshal(slack.Blocks{BlockSet: msg.Blocks})
+	blocks, err := msg.BlocksJSON()
 	if err != nil {
-		return fmt.Errorf("encoding reminder: %w", err)
+		return err
 	}
 	key := remind.PostKey(org, a.GetId(), due.GetVersion(), due.GetOffsetMinutes(), due.GetSnoozes(), user)
 	post := &slackv1.PostMessage{
@@ -85,7 +82,7 @@ func (s *Service) HandleReminderDue(ctx context.Context, due *remindersv1.Remind
 		Target:         &slackv1.Target{Kind: &slackv1.Target_Email{Email: email}},
 		Text:           msg.Text,
 		BlocksJson:     blocks,
-		Origin: &slackv1.Origin{Service: timers.Producer, Purpose: PurposeReminder,
+		Origin: &slackv1.Origin{Service: remind.Producer, Purpose: PurposeReminder,
 			OnBehalfOf: &commonv1.CrmUserRef{Id: user, Name: person.GetName(), Email: email}},
 	}
 	if err := s.pub.Publish(ctx, topology.SlackOut(org, p.GetTeamId(), "post"), post); err != nil {
@@ -98,7 +95,7 @@ func (s *Service) HandleReminderDue(ctx context.Context, due *remindersv1.Remind
 func (s *Service) envelope(org, id, cause string) *commonv1.Envelope {
 	return &commonv1.Envelope{
 		EventId: id, OrgId: org, OccurredAt: timestamppb.New(s.now()), SchemaVersion: 1,
-		Producer: timers.Producer, CausationId: cause,
+		Producer: remind.Producer, CausationId: cause,
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
 
 	"github.com/crmslack/crmslack/services/reminders/internal/remind"
-	"github.com/crmslack/crmslack/services/reminders/internal/timers"
 )
 
 // HandleInteraction answers the Snooze and Mark done buttons of a
@@ -69,7 +68,7 @@ func (s *Service) HandleInteraction(ctx context.Context, ev *slackv1.Interaction
 func (s *Service) snooze(ctx context.Context, b remind.Button, st *remindersv1.ActivityState, ev *slackv1.InteractionReceived) error {
 	at := s.now().Add(s.cfg.Snooze)
 	t := remind.Timer{Slot: remind.Slot{User: b.User, Offset: b.Offset, Snooze: true}, Version: st.GetVersion(), At: at, Snoozes: b.Snoozes + 1}
-	if err := s.timers.Set(ctx, b.Org, b.Activity, t, timers.Due(b.Org, b.Activity, t, b.Offset, at)); err != nil {
+	if err := s.timers.Set(ctx, b.Org, b.Activity, t, remind.Due(b.Org, b.Activity, t, b.Offset, at, s.now())); err != nil {
 		return err
 	}
 	p, _ := s.prefs.Get(b.Org, b.User)
@@ -108,7 +107,7 @@ func (s *Service) respond(ctx context.Context, org string, ev *slackv1.Interacti
 		Envelope: s.envelope(org, id, ev.GetEnvelope().GetEventId()), IdempotencyKey: id,
 		TeamId: ev.GetTeamId(), ResponseUrl: ev.GetResponseUrl(),
 		ResponseType: slackv1.ResponseType_RESPONSE_TYPE_EPHEMERAL, Text: text,
-		Origin: &slackv1.Origin{Service: timers.Producer, Purpose: PurposeReminder},
+		Origin: &slackv1.Origin{Service: remind.Producer, Purpose: PurposeReminder},
 	}
 	if err := s.pub.Publish(ctx, topology.SlackOut(org, ev.GetTeamId(), "respond"), r); err != nil {
 		return fmt.Errorf("answering a reminder button: %w", err)

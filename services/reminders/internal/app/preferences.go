@@ -2,22 +2,22 @@ package app
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/crmslack/crmslack/libs/fault"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 )
 
-// Errors of the preferences API; the gRPC edge maps them to codes.
+// Refusals of the preferences API, libs/fault kinds (libs/rpc maps each to
+// its gRPC code).
 var (
-	ErrInvalid      = errors.New("invalid argument")
-	ErrPrecondition = errors.New("failed precondition")
+	ErrInvalid      = fault.Invalid
+	ErrPrecondition = fault.Precondition
 )
 
 // GetPreferences answers a user's preferences; off for a user who never
@@ -42,7 +42,7 @@ func (s *Service) SetPreferences(ctx context.Context, req *remindersv1.SetPrefer
 	}
 	if tz := req.GetTimeZone(); tz != "" {
 		if _, err := time.LoadLocation(tz); err != nil {
-			return nil, fmt.Errorf("%w: time_zone %q is not an IANA time zone", ErrInvalid, tz)
+			return nil, fault.Errorf(ErrInvalid, "time_zone %q is not an IANA time zone", tz)
 		}
 	}
 	p := &remindersv1.Preferences{
@@ -51,13 +51,13 @@ func (s *Service) SetPreferences(ctx context.Context, req *remindersv1.SetPrefer
 	}
 	if p.Enabled {
 		if p.TeamId == "" {
-			return nil, fmt.Errorf("%w: team_id is required to turn reminders on", ErrInvalid)
+			return nil, fault.Errorf(ErrInvalid, "team_id is required to turn reminders on")
 		}
 		if user.GetEmail() == "" {
-			return nil, fmt.Errorf("%w: user.email is required to reach the user in Slack", ErrInvalid)
+			return nil, fault.Errorf(ErrInvalid, "user.email is required to reach the user in Slack")
 		}
 		if !s.access.TeamActive(org, p.TeamId) {
-			return nil, fmt.Errorf("%w: team %s is not an active Slack team of org %s (or the integration is off)", ErrPrecondition, p.TeamId, org)
+			return nil, fault.Errorf(ErrPrecondition, "team %s is not an active Slack team of org %s (or the integration is off)", p.TeamId, org)
 		}
 	}
 	if err := s.prefStore.Save(ctx, p); err != nil {
@@ -76,10 +76,10 @@ func (s *Service) SetPreferences(ctx context.Context, req *remindersv1.SetPrefer
 
 func checkIDs(org, user string) error {
 	if _, err := topology.Token(org); err != nil {
-		return fmt.Errorf("%w: org_id: %w", ErrInvalid, err)
+		return fault.Errorf(ErrInvalid, "org_id: %v", err)
 	}
 	if _, err := topology.Token(user); err != nil {
-		return fmt.Errorf("%w: user id: %w", ErrInvalid, err)
+		return fault.Errorf(ErrInvalid, "user id: %v", err)
 	}
 	return nil
 }

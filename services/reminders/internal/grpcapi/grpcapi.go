@@ -1,12 +1,10 @@
 // Package grpcapi serves reminders.v1.ReminderPreferencesService over the
-// app layer, mapping its errors to gRPC codes at the edge.
+// app layer; libs/rpc maps the app's fault kinds to gRPC codes.
 package grpcapi
 
 import (
 	"context"
-	"errors"
 
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/crmslack/crmslack/libs/rpc"
@@ -34,7 +32,7 @@ func Register(s *rpc.Server, srv *Server) {
 func (s *Server) GetPreferences(ctx context.Context, req *remindersv1.GetPreferencesRequest) (*remindersv1.GetPreferencesResponse, error) {
 	p, err := s.svc.GetPreferences(ctx, req.GetOrgId(), req.GetCrmUserId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &remindersv1.GetPreferencesResponse{Preferences: p}, nil
 }
@@ -43,19 +41,7 @@ func (s *Server) GetPreferences(ctx context.Context, req *remindersv1.GetPrefere
 func (s *Server) SetPreferences(ctx context.Context, req *remindersv1.SetPreferencesRequest) (*remindersv1.SetPreferencesResponse, error) {
 	p, err := s.svc.SetPreferences(ctx, req)
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &remindersv1.SetPreferencesResponse{Preferences: p}, nil
-}
-
-// edge maps app errors to codes; anything else stays internal, whose
-// details rpc hides from the caller.
-func edge(err error) error {
-	switch {
-	case errors.Is(err, app.ErrInvalid):
-		return &rpc.Error{Code: codes.InvalidArgument, Msg: err.Error()}
-	case errors.Is(err, app.ErrPrecondition):
-		return &rpc.Error{Code: codes.FailedPrecondition, Msg: err.Error()}
-	}
-	return err
 }

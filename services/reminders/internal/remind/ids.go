@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/blockkit"
 	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 )
 
 // TimerID is the event id of a timer's payload: the reminder it names, the
@@ -15,6 +20,21 @@ import (
 // one id however often the timer is set.
 func TimerID(org, activity string, t Timer) string {
 	return fmt.Sprintf("reminder:%s:%s:%d:%s:%s:%d", org, activity, t.Version, t.Token(), t.User, t.Snoozes)
+}
+
+// Producer names the reminders service in the envelopes it writes.
+const Producer = "reminders"
+
+// Due is the payload a timer fires with: which reminder, not its content.
+func Due(org, activity string, t Timer, offset int32, dueAt, now time.Time) *remindersv1.ReminderDue {
+	return &remindersv1.ReminderDue{
+		Envelope: &commonv1.Envelope{
+			EventId: TimerID(org, activity, t), OrgId: org, OccurredAt: timestamppb.New(now),
+			SchemaVersion: 1, Producer: Producer,
+		},
+		ActivityId: activity, Version: t.Version, CrmUserId: t.User,
+		OffsetMinutes: offset, DueAt: timestamppb.New(dueAt), Snoozes: t.Snoozes,
+	}
 }
 
 // PostKey is the idempotency key of a reminder's post: activity, version,

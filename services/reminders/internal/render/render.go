@@ -4,6 +4,7 @@
 package render
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -43,6 +44,15 @@ type Message struct {
 	// Text is the notification and screen-reader fallback.
 	Text   string
 	Blocks []slack.Block
+}
+
+// BlocksJSON is the blocks as the JSON array Slack takes.
+func (m Message) BlocksJSON() ([]byte, error) {
+	b, err := json.Marshal(slack.Blocks{BlockSet: m.Blocks})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the reminder's blocks: %w", err)
+	}
+	return b, nil
 }
 
 // maxPeople is how many participants are named before "and N more".

@@ -16,12 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
-	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 
 	"github.com/crmslack/crmslack/services/reminders/internal/remind"
@@ -34,9 +32,6 @@ const (
 	HeaderScheduleTarget = "Nats-Schedule-Target"
 	HeaderScheduleTTL    = "Nats-Schedule-TTL"
 )
-
-// Producer names the reminders service in the envelopes it writes.
-const Producer = "reminders"
 
 // Timers sets and removes timers on the REMINDERS stream.
 type Timers struct {
@@ -55,18 +50,6 @@ func New(ctx context.Context, js jetstream.JetStream) (*Timers, error) {
 	return &Timers{js: js, stream: st, ttl: topology.ReminderDueTTL}, nil
 }
 
-// Due is the payload a timer fires with.
-func Due(org, activity string, t remind.Timer, offset int32, dueAt time.Time) *remindersv1.ReminderDue {
-	return &remindersv1.ReminderDue{
-		Envelope: &commonv1.Envelope{
-			EventId: remind.TimerID(org, activity, t), OrgId: org, OccurredAt: timestamppb.Now(),
-			SchemaVersion: 1, Producer: Producer,
-		},
-		ActivityId: activity, Version: t.Version, CrmUserId: t.User,
-		OffsetMinutes: offset, DueAt: timestamppb.New(dueAt), Snoozes: t.Snoozes,
-	}
-}
-
 // Set sets (or replaces) the timer of t's slot to fire due at t.At.
 func (ts *Timers) Set(ctx context.Context, org, activity string, t remind.Timer, due *remindersv1.ReminderDue) error {
 	msg, err := ts.message(ctx, org, activity, t, due)
@@ -75,47 +58,6 @@ func (ts *Timers) Set(ctx context.Context, org, activity string, t remind.Timer,
 	}
 	if _, err := ts.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("setting timer %s: %w", msg.Subject, err)
-	}
-	return nil
-}
-
-// Item is one timer of SetBatch.
-type Item struct {
-	Activity string
-	Timer    remind.Timer
-	Due      *remindersv1.ReminderDue
-}
-
-// SetBatch sets many timers of an org with asynchronous publishes and
-// waits for every ack.
-func (ts *Timers) SetBatch(ctx context.Context, org string, items []Item) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(items))
-	for _, it := range items {
-		msg, err := ts.message(ctx, org, it.Activity, it.Timer, it.Due)
-		if err != nil {
-			return err
-		}
-		f, err := ts.js.PublishMsgAsync(msg)
-		for err != nil && ctx.Err() == nil {
-			select {
-			case <-ts.js.PublishAsyncComplete():
-			case <-time.After(10 * time.Millisecond):
-			}
-			f, err = ts.js.PublishMsgAsync(msg)
-		}
-		if err != nil {
-			return fmt.Errorf("setting timer %s: %w", msg.Subject, err)
-		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("setting timer %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 	return nil
 }

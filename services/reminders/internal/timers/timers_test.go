@@ -84,7 +84,7 @@ func timer(user string, at time.Time, version int64) remind.Timer {
 
 func set(t *testing.T, ts *Timers, activity string, tm remind.Timer) {
 	t.Helper()
-	if err := ts.Set(context.Background(), "o", activity, tm, Due("o", activity, tm, 15, tm.At)); err != nil {
+	if err := ts.Set(context.Background(), "o", activity, tm, remind.Due("o", activity, tm, 15, tm.At, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 }
