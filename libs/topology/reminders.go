@@ -19,6 +19,9 @@ const (
 	// (reminders.v1.Preferences) under <org>.<crm user id>, for every
 	// replica to follow in memory.
 	BucketReminderPreferences = "reminder_preferences"
+	// BucketReminderPeople lists the activities each CRM user takes part
+	// in, under <org>.<user>.<activity>.
+	BucketReminderPeople = "reminder_people"
 )
 
 // ReminderDueTTL is how long a fired reminder stays in the stream: a

@@ -146,6 +146,10 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	if err != nil {
 		return err
 	}
+	people, err := activitykv.EnsureIndex(ctx, js, cfg.NATSReplicas, jetstream.FileStorage)
+	if err != nil {
+		return err
+	}
 	tms, err := timers.New(ctx, js)
 	if err != nil {
 		return err
@@ -161,7 +165,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	view := prefs.NewView()
 	teams := access.New()
 	svc := app.New(app.Config{CRMBaseURL: cfg.CRMBaseURL, Snooze: cfg.Snooze, LateAfter: cfg.LateAfter, Now: cfg.Now},
-		app.Deps{Activities: acts, Timers: tms, Preferences: view, PrefStore: prefStore, Access: teams,
+		app.Deps{Activities: acts, People: people, Timers: tms, Preferences: view, PrefStore: prefStore, Access: teams,
 			Publisher: rt.Bus.Publisher(), Metrics: m}, log)
 
 	if n, err := prefStore.Sync(ctx, view.Get); err != nil {

@@ -120,6 +120,12 @@ func runLateness(b *testing.B, n, users int) {
 
 	// Everything due has a few minutes to arrive; what has not by then
 	// is reported missing.
+	b.ReportMetric(float64(streamBytes)/float64(n), "timer-B/pending")
+	b.ReportMetric(float64(kvBytes)/float64(n), "activity-B/pending")
+	b.ReportMetric(float64(heapPending)/float64(n), "heap-B/pending")
+	b.ReportMetric(setUp.Seconds(), "setup-s")
+	b.Logf("pending: %d timers in %d B of stream, %d activity states in %d B of bucket, heap grown by %d B", n, streamBytes, n, kvBytes, heapPending)
+
 	wctx, cancel := context.WithDeadline(context.Background(), base.Add(window+5*time.Minute))
 	defer cancel()
 	if !*benchEgress {
@@ -156,10 +162,6 @@ func runLateness(b *testing.B, n, users int) {
 	b.ReportMetric(slackP[1], "p99-late-ms")
 	b.ReportMetric(slackP[2], "max-late-ms")
 	b.ReportMetric(handP[1], "p99-handover-ms")
-	b.ReportMetric(float64(streamBytes)/float64(n), "timer-B/pending")
-	b.ReportMetric(float64(kvBytes)/float64(n), "activity-B/pending")
-	b.ReportMetric(float64(heapPending)/float64(n), "heap-B/pending")
-	b.ReportMetric(setUp.Seconds(), "setup-s")
 	b.Logf("%d reminders to %d users, timers set in %v; due -> accepted by Slack: p50 %.0f ms, p99 %.0f ms, max %.0f ms; due -> handed to the egress: p50 %.0f ms, p99 %.0f ms, max %.0f ms",
 		n, users, setUp.Round(time.Millisecond), slackP[0], slackP[1], slackP[2], handP[0], handP[1], handP[2])
 }

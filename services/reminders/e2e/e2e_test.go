@@ -204,6 +204,32 @@ func TestPreferenceTurnedOffStopsPendingReminders(t *testing.T) {
 	}
 }
 
+func TestTurningRemindersOnSchedulesUpcomingActivities(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.start(options{})
+	due := time.Now().Add(3 * time.Second)
+	e.publish(e.scheduled(meeting("ev-1", 1, due)), e.scheduled(meeting("ev-2", 1, time.Now().Add(-time.Minute))))
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		st, err := e.js.KeyValue(testkit.Context(t), topology.BucketReminderPeople)
+		if err != nil {
+			return false
+		}
+		_, err1 := st.Get(testkit.Context(t), org+"."+alice+".ev-1")
+		_, err2 := st.Get(testkit.Context(t), org+"."+alice+".ev-2")
+		return err1 == nil && err2 == nil
+	}, "the activities known, with reminders off")
+	if n := e.timers(topology.ReminderActivityTimers(org, "*")); n != 0 {
+		t.Fatalf("%d timers while reminders are off", n)
+	}
+	r.enable(t, alice, aliceE)
+	got := e.out.waitPosts(t, 1, 10*time.Second)
+	if k := got[0].post.GetIdempotencyKey(); !strings.Contains(k, "/ev-1/") {
+		t.Errorf("posted %s; the reminder of ev-2 was due before reminders were on", k)
+	}
+	e.out.quiet(t, 1, time.Second)
+}
+
 func TestPreferencesRefuseATeamOutsideTheOrg(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -102,3 +102,62 @@ func (s *Store) Put(ctx context.Context, st *remindersv1.ActivityState, rev uint
 		return fmt.Errorf("writing activity %s: %w", k, err)
 	}
 }
+
+// IndexConfig is the bucket of who takes part in which activity, keyed
+// <org>.<user>.<activity>: turning reminders on finds the user's
+// activities there without scanning every activity.
+func IndexConfig(replicas int, storage jetstream.StorageType) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      topology.BucketReminderPeople,
+		Description: "the activities each CRM user takes part in, keyed <org>.<user>.<activity>",
+		History:     1,
+		Replicas:    max(replicas, 1),
+		Storage:     storage,
+	}
+}
+
+// Index is the people-to-activities bucket.
+type Index struct{ kv jetstream.KeyValue }
+
+// EnsureIndex creates or updates the bucket and binds it.
+func EnsureIndex(ctx context.Context, js jetstream.JetStream, replicas int, storage jetstream.StorageType) (*Index, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, IndexConfig(replicas, storage))
+	if err != nil {
+		return nil, fmt.Errorf("ensuring bucket %s: %w", topology.BucketReminderPeople, err)
+	}
+	return &Index{kv: kv}, nil
+}
+
+// Add records that user takes part in activity. A user later removed from
+// the activity stays listed; readers check the activity itself.
+func (x *Index) Add(ctx context.Context, org, user, activity string) error {
+	k, err := key(org, user)
+	if err != nil {
+		return err
+	}
+	if _, err := topology.Token(activity); err != nil {
+		return err
+	}
+	if _, err := x.kv.Put(ctx, k+"."+activity, nil); err != nil {
+		return fmt.Errorf("indexing activity %s for %s: %w", activity, k, err)
+	}
+	return nil
+}
+
+// Of lists the activities user takes part in.
+func (x *Index) Of(ctx context.Context, org, user string) ([]string, error) {
+	k, err := key(org, user)
+	if err != nil {
+		return nil, err
+	}
+	l, err := x.kv.ListKeysFiltered(ctx, k+".*")
+	if err != nil {
+		return nil, fmt.Errorf("listing activities of %s: %w", k, err)
+	}
+	defer func() { _ = l.Stop() }()
+	var out []string
+	for key := range l.Keys() {
+		out = append(out, key[len(k)+1:])
+	}
+	return out, nil
+}

@@ -84,6 +84,9 @@ func (s *Service) upsert(ctx context.Context, org string, a *crmv1.Activity) err
 			if prev.GetLifecycle() != remindersv1.ActivityLifecycle_ACTIVITY_LIFECYCLE_ACTIVE {
 				return nil
 			}
+			if err := s.index(ctx, org, a); err != nil {
+				return err
+			}
 			return s.apply(ctx, org, a.GetId(), remind.PlanChange(prev, a, s.enabled(org), s.now()))
 		}
 		next := &remindersv1.ActivityState{
@@ -101,9 +104,49 @@ func (s *Service) upsert(ctx context.Context, org string, a *crmv1.Activity) err
 		} else if err != nil {
 			return err
 		}
+		if err := s.index(ctx, org, a); err != nil {
+			return err
+		}
 		return s.apply(ctx, org, a.GetId(), remind.PlanChange(prev, a, s.enabled(org), s.now()))
 	}
 	return fmt.Errorf("activity %s: still changing after %d attempts", a.GetId(), casAttempts)
+}
+
+// index lists the activity under each of its people, for turning
+// reminders on later.
+func (s *Service) index(ctx context.Context, org string, a *crmv1.Activity) error {
+	for _, p := range remind.People(a) {
+		if err := s.people.Add(ctx, org, p.GetId(), a.GetId()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backfill sets a user's timers of the activities they take part in, once
+// they turned reminders on: those the CRM sent while reminders were off.
+func (s *Service) backfill(ctx context.Context, org, user string) error {
+	ids, err := s.people.Of(ctx, org, user)
+	if err != nil {
+		return err
+	}
+	only := func(u string) bool { return u == user }
+	for _, id := range ids {
+		st, _, err := s.activities.Get(ctx, org, id)
+		if err != nil {
+			return err
+		}
+		if st.GetLifecycle() != remindersv1.ActivityLifecycle_ACTIVITY_LIFECYCLE_ACTIVE {
+			continue
+		}
+		// As an unchanged activity: future reminders only.
+		p := remind.PlanChange(st, st.GetActivity(), only, s.now())
+		p.Remove = nil
+		if err := s.apply(ctx, org, id, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) enabled(org string) remind.Enabled {

@@ -29,6 +29,12 @@ type Activities interface {
 // ErrConflict is what Activities.Put wraps when the state moved on.
 var ErrConflict = errors.New("conflict")
 
+// People lists the activities each user takes part in.
+type People interface {
+	Add(ctx context.Context, org, user, activity string) error
+	Of(ctx context.Context, org, user string) ([]string, error)
+}
+
 // Timers sets and removes reminder timers.
 type Timers interface {
 	Set(ctx context.Context, org, activity string, t remind.Timer, due *remindersv1.ReminderDue) error
@@ -85,6 +91,7 @@ type Config struct {
 type Service struct {
 	cfg        Config
 	activities Activities
+	people     People
 	timers     Timers
 	prefs      Preferences
 	prefStore  PreferenceStore
@@ -97,6 +104,7 @@ type Service struct {
 // Deps are the service's ports.
 type Deps struct {
 	Activities  Activities
+	People      People
 	Timers      Timers
 	Preferences Preferences
 	PrefStore   PreferenceStore
@@ -117,7 +125,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Service {
 		cfg.Now = time.Now
 	}
 	return &Service{
-		cfg: cfg, activities: d.Activities, timers: d.Timers, prefs: d.Preferences, prefStore: d.PrefStore,
+		cfg: cfg, activities: d.Activities, people: d.People, timers: d.Timers, prefs: d.Preferences, prefStore: d.PrefStore,
 		access: d.Access, pub: d.Publisher, metrics: d.Metrics, log: log,
 	}
 }

@@ -57,6 +57,30 @@ func (f *fakeActivities) Put(_ context.Context, st *remindersv1.ActivityState, r
 	return nil
 }
 
+type fakePeople struct {
+	mu sync.Mutex
+	m  map[string][]string // org.user → activities
+}
+
+func (f *fakePeople) Add(_ context.Context, org, user, activity string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := org + "." + user
+	for _, a := range f.m[k] {
+		if a == activity {
+			return nil
+		}
+	}
+	f.m[k] = append(f.m[k], activity)
+	return nil
+}
+
+func (f *fakePeople) Of(_ context.Context, org, user string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.m[org+"."+user]...), nil
+}
+
 type fakeTimers struct {
 	mu      sync.Mutex
 	set     map[string]remind.Timer // activity/user/slot
@@ -195,7 +219,7 @@ func newFixture(t *testing.T) *fixture {
 		metrics: &fakeMetrics{dropped: map[string]int{}}, now: time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC),
 	}
 	f.svc = New(Config{Now: func() time.Time { return f.now }}, Deps{
-		Activities: f.acts, Timers: f.timers, Preferences: f.prefs, PrefStore: f.prefs,
+		Activities: f.acts, People: &fakePeople{m: map[string][]string{}}, Timers: f.timers, Preferences: f.prefs, PrefStore: f.prefs,
 		Access: fakeAccess{"o": {"T1"}}, Publisher: f.pub, Metrics: f.metrics,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return f
@@ -370,6 +394,10 @@ func TestSetPreferencesOffRemovesTimers(t *testing.T) {
 	}
 	if _, ok := f.timers.set["a1/u2/15"]; ok || len(f.timers.set) != 1 {
 		t.Errorf("timers %v", f.timers.set)
+	}
+	f.on(t, "u2") // on again: the upcoming activity is scheduled for u2 again
+	if _, ok := f.timers.set["a1/u2/15"]; !ok {
+		t.Errorf("turning on did not schedule the upcoming activity: %v", f.timers.set)
 	}
 	_, err = f.svc.SetPreferences(ctx, &remindersv1.SetPreferencesRequest{OrgId: "o", User: &commonv1.CrmUserRef{Id: "u2", Email: "e"}, Enabled: true, TeamId: "T9"})
 	if !errors.Is(err, ErrPrecondition) {

@@ -60,10 +60,18 @@ func (s *Service) SetPreferences(ctx context.Context, req *remindersv1.SetPrefer
 			return nil, fault.Errorf(ErrPrecondition, "team %s is not an active Slack team of org %s (or the integration is off)", p.TeamId, org)
 		}
 	}
+	wasOn := s.prefs.Enabled(org, user.GetId())
 	if err := s.prefStore.Save(ctx, p); err != nil {
 		return nil, err
 	}
 	s.prefs.Set(p)
+	if p.Enabled && !wasOn {
+		if err := s.backfill(ctx, org, user.GetId()); err != nil {
+			// Saved: reminders of activities changed from now on come
+			// anyway; the caller may set the preference again to retry.
+			return nil, fault.Errorf(fault.Unavailable, "reminders are on, but the upcoming activities could not all be scheduled (try saving again): %v", err)
+		}
+	}
 	if !p.Enabled {
 		if err := s.timers.RemoveUser(ctx, org, user.GetId()); err != nil {
 			// The choice is saved: every pending reminder is checked
