@@ -20,11 +20,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
@@ -83,9 +85,7 @@ type Config struct {
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -128,11 +128,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "REMINDERS_OPS_ADDR"},
 		Listeners: cfg.Listeners,
 		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready: func(b service.Bound) {
-			if cfg.Ready != nil {
-				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
-			}
-		},
+		Ready:     service.ReadyAddrs(cfg.Ready),
 	})
 }
 
@@ -173,9 +169,18 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	}
 	rt.Part("preferences", func(ctx context.Context) error { return prefs.Follow(ctx, prefStore.KV(), view, log) })
 	rt.Part("org-access", func(ctx context.Context) error { return orgaccess.Follow(ctx, js, teams, time.Second, log) })
+	// The consumers, once started (below), are part of readiness.
+	var running atomic.Pointer[[]*bus.Subscription]
 	rt.Check(func(context.Context) error {
 		if !view.Synced() || !teams.Synced() {
 			return errors.New("preferences or org access not loaded yet (is the team registry up?)")
+		}
+		if subs := running.Load(); subs != nil {
+			for _, s := range *subs {
+				if err := s.Healthy(); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -196,6 +201,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		if err != nil {
 			return err
 		}
+		running.Store(&subs)
 		release()
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
