@@ -330,11 +330,12 @@ func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *sync
 func scrapeEveryService(t *testing.T, ops map[string]string) {
 	t.Helper()
 	own := map[string]string{
-		"teams":    `crmslack_bus_handled_total{consumer="teams-slack-events"`,
-		"gateway":  "crmslack_gateway_slack_requests_total",
-		"delivery": `crmslack_bus_handled_total{consumer="delivery-audit-`,
-		"query":    `crmslack_bus_handled_total{consumer="query-commands"`,
-		"sharing":  `crmslack_bus_handled_total{consumer="sharing-interactions"`,
+		"teams":     `crmslack_bus_handled_total{consumer="teams-slack-events"`,
+		"gateway":   "crmslack_gateway_slack_requests_total",
+		"delivery":  `crmslack_bus_handled_total{consumer="delivery-audit-`,
+		"query":     `crmslack_bus_handled_total{consumer="query-commands"`,
+		"sharing":   `crmslack_bus_handled_total{consumer="sharing-interactions"`,
+		"reminders": `crmslack_bus_handled_total{consumer="reminders-interactions"`,
 	}
 	if len(own) != len(ops) {
 		t.Fatalf("scraping %d services, the runner starts %d", len(own), len(ops))
