@@ -43,7 +43,7 @@ func (s *Service) HandleInteraction(ctx context.Context, ev *slackv1.Interaction
 		s.log.InfoContext(ctx, "reminder button from a team the org does not reach; ignored", "org", b.Org, "team", ev.GetTeamId())
 		return nil
 	}
-	if p, ok := s.prefs.Get(b.Org, b.User); !ok || p.GetTeamId() != ev.GetTeamId() {
+	if p, ok := s.prefs.Get(b.Org, b.User); !ok || !p.GetEnabled() || p.GetTeamId() != ev.GetTeamId() {
 		return s.respond(ctx, b.Org, ev, "Reminders via Slack are off for you, or go to another workspace now: nothing was changed.")
 	}
 	st, _, err := s.activities.Get(ctx, b.Org, b.Activity)
