@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -22,6 +23,7 @@ import (
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
 // defaultAddr is where each service's gRPC API listens under `make run`;
@@ -31,7 +33,8 @@ var defaultAddr = map[string]string{
 	"delivery":  "127.0.0.1:9102",
 	"query":     "127.0.0.1:9103",
 	"sharing":   "127.0.0.1:9104",
-	"reminders": "127.0.0.1:9105",
+	"workflows": "127.0.0.1:9105",
+	"reminders": "127.0.0.1:9106",
 }
 
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -86,12 +89,18 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err := cc.Invoke(ctx, full, in, out); err != nil {
 		return err
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: false}.Marshal(out)
+	b, err := answerJSON(out)
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, string(b))
 	return err
+}
+
+// answerJSON prints an answer with its false, zero and empty fields, so
+// "enabled": false is said rather than left out; unset messages stay out.
+func answerJSON(m proto.Message) ([]byte, error) {
+	return protojson.MarshalOptions{Multiline: true, EmitDefaultValues: true}.Marshal(m)
 }
 
 // findMethod accepts "pkg.Service/Method", "Service/Method" or

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
 
@@ -177,15 +177,7 @@ func (registry) ListTeams(_ context.Context, req *teamsv1.ListTeamsRequest) (*te
 
 func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	teamsv1.RegisterTeamRegistryServiceServer(s, registry{})
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	addr := lis.Addr().String()
+	addr := testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, registry{}) })
 
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"call", "-addr", addr, "TeamRegistryService/ListTeams", `{"orgId":"org1"}`}, nil, &out, &errb)

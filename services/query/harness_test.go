@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -81,15 +80,7 @@ func startTeams(t testing.TB) (*fakeTeams, string) {
 		},
 		orgs: map[string][]string{team: {seedset.Org}},
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	teamsv1.RegisterTeamRegistryServiceServer(s, f)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	return f, lis.Addr().String()
+	return f, testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, f) })
 }
 
 // instance is one running query service.
@@ -110,7 +101,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 		NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",
-		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
+		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute, ShareButtonKey: shareButtonKey,
 		Ready: func(a query.Addrs) { ready <- a },
 	}
 	log := testkit.Logger(t)
@@ -252,7 +243,7 @@ func ids(t testing.TB, resp *queryv1.RunSlashCommandResponse) []string {
 	for _, b := range blocks {
 		for _, e := range b.Elements {
 			if e.ActionID == card.ShareActionID {
-				ref, err := card.ParseRef(e.Value)
+				ref, err := shareButtons(t).Read(e.Value)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -294,4 +285,17 @@ func getRecord(t testing.TB, in *instance, module, id string) *crmv1.Record {
 		t.Fatal(err)
 	}
 	return resp.GetRecord()
+}
+
+// shareButtonKey is SHARE_BUTTON_KEY in tests.
+const shareButtonKey = "test-share-button-key-0123456789abcdef"
+
+// shareButtons reads the Share buttons the service signs.
+func shareButtons(t testing.TB) *card.Buttons {
+	t.Helper()
+	b, err := card.NewButtons(nil, []byte(shareButtonKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

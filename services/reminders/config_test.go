@@ -18,7 +18,7 @@ func TestConfigFromEnvDefaultsAreValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Snooze != 10*time.Minute || cfg.LateAfter != time.Minute || cfg.GRPCAddr != "127.0.0.1:9105" {
+	if cfg.Snooze != 10*time.Minute || cfg.LateAfter != time.Minute || cfg.GRPCAddr != "127.0.0.1:9106" {
 		t.Errorf("defaults %+v", cfg)
 	}
 }

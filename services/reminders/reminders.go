@@ -57,10 +57,10 @@ type Config struct {
 	// Default "reminders".
 	Database string
 	// GRPCAddr is REMINDERS_GRPC_ADDR, where ReminderPreferencesService
-	// listens. Default 127.0.0.1:9105.
+	// listens. Default 127.0.0.1:9106.
 	GRPCAddr string
 	// OpsAddr is REMINDERS_OPS_ADDR, serving /healthz, /readyz and
-	// /metrics. Default 127.0.0.1:9205.
+	// /metrics. Default 127.0.0.1:9206.
 	OpsAddr string
 	// CRMBaseURL is CRM_BASE_URL: "Open in CRM" of an activity without a
 	// URL of its own is <it>/Activities/<id>. Empty (the default): no link.
@@ -94,8 +94,8 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
 		MongoURI:     l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
 		Database:     l.String("REMINDERS_MONGODB_DATABASE", "reminders"),
-		GRPCAddr:     l.String("REMINDERS_GRPC_ADDR", "127.0.0.1:9105"),
-		OpsAddr:      l.String("REMINDERS_OPS_ADDR", "127.0.0.1:9205"),
+		GRPCAddr:     l.String("REMINDERS_GRPC_ADDR", "127.0.0.1:9106"),
+		OpsAddr:      l.String("REMINDERS_OPS_ADDR", "127.0.0.1:9206"),
 		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
 		Snooze:       l.Duration("REMINDERS_SNOOZE", 10*time.Minute, time.Second, 24*time.Hour),
 		LateAfter:    l.Duration("REMINDERS_LATE_AFTER", time.Minute, time.Second, 24*time.Hour),
