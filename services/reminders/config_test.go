@@ -10,7 +10,7 @@ import (
 
 func TestConfigFromEnvDefaultsAreValid(t *testing.T) {
 	t.Parallel()
-	l := envconfig.FromMap(nil)
+	l := envconfig.FromMap(map[string]string{"REMINDERS_BUTTON_KEY": "0123456789abcdef0123456789abcdef"})
 	cfg := ConfigFromEnv(l)
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
@@ -26,12 +26,12 @@ func TestConfigFromEnvDefaultsAreValid(t *testing.T) {
 func TestValidateNamesEveryBadVariable(t *testing.T) {
 	t.Parallel()
 	cfg := Config{NATSURL: "", NATSReplicas: 0, MongoURI: "mongodb://x", Database: "r", GRPCAddr: "nope", OpsAddr: "127.0.0.1:1",
-		CRMBaseURL: "ftp://crm", Snooze: 0, LateAfter: -time.Second}
+		CRMBaseURL: "ftp://crm", Snooze: 0, LateAfter: -time.Second, ButtonKey: "short"}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, v := range []string{"NATS_URL", "NATS_REPLICAS", "REMINDERS_GRPC_ADDR", "CRM_BASE_URL", "REMINDERS_SNOOZE", "REMINDERS_LATE_AFTER"} {
+	for _, v := range []string{"NATS_URL", "NATS_REPLICAS", "REMINDERS_GRPC_ADDR", "CRM_BASE_URL", "REMINDERS_SNOOZE", "REMINDERS_LATE_AFTER", "REMINDERS_BUTTON_KEY"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("error does not name %s: %v", v, err)
 		}

@@ -18,6 +18,7 @@ func TestImportDirection(t *testing.T) {
 	vocabulary := []string{
 		"github.com/crmslack/crmslack/proto/gen/go/", "google.golang.org/protobuf/",
 		"github.com/crmslack/crmslack/libs/topology", "github.com/crmslack/crmslack/libs/blockkit",
+		"github.com/crmslack/crmslack/libs/signed",
 	}
 	drivers := []string{"go.mongodb.org/", "google.golang.org/grpc", "github.com/nats-io/", "github.com/slack-go/"}
 	adapters := []string{internal + "timers", internal + "activitykv", internal + "prefs", internal + "access", internal + "grpcapi", internal + "inbound"}

@@ -19,6 +19,7 @@ package reminders
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
+	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 
@@ -40,6 +42,7 @@ import (
 	"github.com/crmslack/crmslack/services/reminders/internal/grpcapi"
 	"github.com/crmslack/crmslack/services/reminders/internal/inbound"
 	"github.com/crmslack/crmslack/services/reminders/internal/prefs"
+	"github.com/crmslack/crmslack/services/reminders/internal/remind"
 	"github.com/crmslack/crmslack/services/reminders/internal/timers"
 )
 
@@ -67,6 +70,10 @@ type Config struct {
 	CRMBaseURL string
 	// Snooze is REMINDERS_SNOOZE: how long "Snooze" waits. Default 10m.
 	Snooze time.Duration
+	// ButtonKey is REMINDERS_BUTTON_KEY: HMAC key(s), comma-separated, at
+	// least 32 bytes each, signing the Snooze and Mark done buttons; the
+	// first signs, all check (a rotation). Required.
+	ButtonKey string
 	// LateAfter is REMINDERS_LATE_AFTER: a reminder handled longer than
 	// this after its due time (the service or NATS was down) is late: sent
 	// marked late if the activity has not started, else dropped and
@@ -97,6 +104,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		GRPCAddr:     l.String("REMINDERS_GRPC_ADDR", "127.0.0.1:9106"),
 		OpsAddr:      l.String("REMINDERS_OPS_ADDR", "127.0.0.1:9206"),
 		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
+		ButtonKey:    l.Required("REMINDERS_BUTTON_KEY"),
 		Snooze:       l.Duration("REMINDERS_SNOOZE", 10*time.Minute, time.Second, 24*time.Hour),
 		LateAfter:    l.Duration("REMINDERS_LATE_AFTER", time.Minute, time.Second, 24*time.Hour),
 	}
@@ -110,6 +118,9 @@ func (c Config) Validate() error {
 	p.HostPort(map[string]string{"REMINDERS_GRPC_ADDR": c.GRPCAddr, "REMINDERS_OPS_ADDR": c.OpsAddr})
 	if c.CRMBaseURL != "" {
 		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
+	}
+	if _, err := remind.NewButtons(signed.ParseKeys(c.ButtonKey)...); err != nil {
+		p.Add("REMINDERS_BUTTON_KEY", "%v", err)
 	}
 	p.Positive("REMINDERS_SNOOZE", int64(c.Snooze))
 	p.Positive("REMINDERS_LATE_AFTER", int64(c.LateAfter))
@@ -158,9 +169,13 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	if err != nil {
 		return err
 	}
+	buttons, err := remind.NewButtons(signed.ParseKeys(cfg.ButtonKey)...)
+	if err != nil {
+		return fmt.Errorf("REMINDERS_BUTTON_KEY: %w", err)
+	}
 	view := prefs.NewView()
 	teams := access.New()
-	svc := app.New(app.Config{CRMBaseURL: cfg.CRMBaseURL, Snooze: cfg.Snooze, LateAfter: cfg.LateAfter, Now: cfg.Now},
+	svc := app.New(app.Config{CRMBaseURL: cfg.CRMBaseURL, Snooze: cfg.Snooze, LateAfter: cfg.LateAfter, Now: cfg.Now, Buttons: buttons},
 		app.Deps{Activities: acts, People: people, Timers: tms, Preferences: view, PrefStore: prefStore, Access: teams,
 			Publisher: rt.Bus.Publisher(), Metrics: m}, log)
 

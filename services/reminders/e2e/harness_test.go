@@ -57,11 +57,13 @@ type env struct {
 	// log is the services' logger: debug lines in tests, warnings only in
 	// benchmarks (debug logging would be what they measure).
 	log *slog.Logger
+	// buttonKey is every replica's REMINDERS_BUTTON_KEY.
+	buttonKey string
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, nats: testkit.NATS(t), mongo: testkit.Mongo(t), log: testkit.Logger(t)}
+	e := &env{t: t, nats: testkit.NATS(t), mongo: testkit.Mongo(t), log: testkit.Logger(t), buttonKey: testkit.RandomKey(t)}
 	if _, bench := t.(*testing.B); bench {
 		e.log = slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -122,7 +124,7 @@ func (e *env) start(o options) *replica {
 	cfg := reminders.Config{
 		NATSURL: e.nats.ClientURL(), NATSReplicas: 1, MongoURI: e.mongo.URI(), Database: "reminders",
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", CRMBaseURL: "https://crm.example.com/acme",
-		Snooze: o.snooze, LateAfter: o.lateAfter,
+		Snooze: o.snooze, LateAfter: o.lateAfter, ButtonKey: e.buttonKey,
 		Ready: func(a reminders.Addrs) { ready <- a },
 	}
 	go func() { r.done <- reminders.Run(ctx, cfg, e.log.With("svc", "reminders"), r.reg) }()

@@ -85,6 +85,8 @@ type Config struct {
 	LateAfter time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Buttons signs and checks the reminder's button values. Required.
+	Buttons *remind.Buttons
 }
 
 // Service is the application.

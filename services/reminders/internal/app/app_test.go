@@ -208,6 +208,7 @@ type fixture struct {
 	prefs   *fakePrefs
 	pub     *fakePub
 	metrics *fakeMetrics
+	buttons *remind.Buttons
 	now     time.Time
 }
 
@@ -218,7 +219,12 @@ func newFixture(t *testing.T) *fixture {
 		prefs: &fakePrefs{m: map[string]*remindersv1.Preferences{}}, pub: &fakePub{sent: map[string][]bus.Event{}},
 		metrics: &fakeMetrics{dropped: map[string]int{}}, now: time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC),
 	}
-	f.svc = New(Config{Now: func() time.Time { return f.now }}, Deps{
+	buttons, err := remind.NewButtons([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.buttons = buttons
+	f.svc = New(Config{Now: func() time.Time { return f.now }, Buttons: buttons}, Deps{
 		Activities: f.acts, People: &fakePeople{m: map[string][]string{}}, Timers: f.timers, Preferences: f.prefs, PrefStore: f.prefs,
 		Access: fakeAccess{"o": {"T1"}}, Publisher: f.pub, Metrics: f.metrics,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -338,7 +344,10 @@ func TestButtonsAreCheckedAndAnswered(t *testing.T) {
 	if err := f.svc.HandleActivityScheduled(ctx, &crmv1.ActivityScheduled{Envelope: env(), Activity: act(1, f.now.Add(15*time.Minute))}); err != nil {
 		t.Fatal(err)
 	}
-	value := remind.Button{Org: "o", Activity: "a1", Version: 1, User: "u1", Offset: 15}.Encode()
+	value, err := f.buttons.Seal(remind.Button{Org: "o", Activity: "a1", Version: 1, User: "u1", Offset: 15, Team: "T1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	click := func(action, value, org, team string) {
 		t.Helper()
 		ev := &slackv1.InteractionReceived{Envelope: &commonv1.Envelope{EventId: "slack-interaction:" + action + team, OrgId: org},
@@ -349,6 +358,7 @@ func TestButtonsAreCheckedAndAnswered(t *testing.T) {
 	}
 	click("card_share", value, "o", "T1")               // not ours
 	click(remind.ActionSnooze, "{bad", "o", "T1")       // not a reminder's value
+	click(remind.ActionSnooze, value, "o", "T2")        // another team than it was sent to
 	click(remind.ActionSnooze, value, "other", "T1")    // another org's team
 	click(remind.ActionSnooze, value, "slack:T9", "T9") // a team the org does not reach
 	if len(f.pub.sent) != 0 || len(f.timers.set) != 1 {

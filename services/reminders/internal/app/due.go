@@ -64,11 +64,14 @@ func (s *Service) HandleReminderDue(ctx context.Context, due *remindersv1.Remind
 		return nil
 	}
 	late := v.Action == remind.SendLate
+	value, err := s.cfg.Buttons.Seal(remind.Button{Org: org, Activity: a.GetId(), Version: due.GetVersion(), User: user,
+		Offset: due.GetOffsetMinutes(), Snoozes: due.GetSnoozes(), Team: p.GetTeamId()})
+	if err != nil {
+		return fmt.Errorf("signing the reminder's buttons: %w", err)
+	}
 	msg := render.Render(render.Input{
 		Activity: a, Now: now, DueAt: due.GetDueAt().AsTime(), Late: late, Loc: location(p.GetTimeZone(), a.GetTimeZone()),
-		Button: remind.Button{Org: org, Activity: a.GetId(), Version: due.GetVersion(), User: user,
-			Offset: due.GetOffsetMinutes(), Snoozes: due.GetSnoozes()},
-		Snooze: s.cfg.Snooze, CRMBaseURL: s.cfg.CRMBaseURL,
+		ButtonValue: value, Snooze: s.cfg.Snooze, CRMBaseURL: s.cfg.CRMBaseURL,
 	})
 	blocks, err := msg.BlocksJSON()
 	if err != nil {

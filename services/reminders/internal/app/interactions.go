@@ -21,8 +21,9 @@ import (
 //
 // Trust: the click is a block_actions payload whose signature the gateway
 // verified. The buttons exist only in a reminder DM'd to the user they
-// name, and a button's value cannot be edited, so the clicker is that
-// user. What is checked again: the org in the button is one the team
+// name, and their value is signed with REMINDERS_BUTTON_KEY and names the
+// team it was sent in, so a click cannot name another reminder, user, org
+// or team. What is checked again: the org in the button is one the team
 // serves, the org's integration is on and the team active, the team is
 // the one the user chose, and the activity still exists.
 func (s *Service) HandleInteraction(ctx context.Context, ev *slackv1.InteractionReceived) error {
@@ -30,9 +31,13 @@ func (s *Service) HandleInteraction(ctx context.Context, ev *slackv1.Interaction
 	if action != remind.ActionSnooze && action != remind.ActionDone {
 		return nil
 	}
-	b, err := remind.ParseButton(ev.GetValue())
+	b, err := s.cfg.Buttons.Open(ev.GetValue())
 	if err != nil {
 		s.log.WarnContext(ctx, "reminder button with an invalid value; ignored", "team", ev.GetTeamId(), "err", err)
+		return nil
+	}
+	if b.Team != ev.GetTeamId() {
+		s.log.WarnContext(ctx, "reminder button clicked in another team than it was sent to; ignored", "team", ev.GetTeamId(), "button_team", b.Team)
 		return nil
 	}
 	if env := ev.GetEnvelope().GetOrgId(); !strings.HasPrefix(env, "slack:") && env != b.Org {

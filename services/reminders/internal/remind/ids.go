@@ -1,7 +1,6 @@
 package remind
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/blockkit"
+	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
@@ -57,11 +57,13 @@ const (
 	ActionOpen = "reminder_open"
 )
 
-// ErrBadButton is returned for a button value that is not a reminder's.
-var ErrBadButton = errors.New("remind: invalid reminder button value")
+// ErrBadButton is returned for a button value that is not a reminder's
+// signed value (forged, altered, or signed under a key no longer set).
+var ErrBadButton = errors.New("remind: not a valid reminder button")
 
 // Button is what a reminder's Snooze and Mark done buttons carry: which
-// reminder they belong to. Short keys keep the value small.
+// reminder they belong to and the team it was sent in. Short keys keep the
+// value small.
 type Button struct {
 	Org      string `json:"o"`
 	Activity string `json:"a"`
@@ -69,25 +71,43 @@ type Button struct {
 	User     string `json:"u"`
 	Offset   int32  `json:"m"`
 	Snoozes  int32  `json:"s,omitempty"`
+	Team     string `json:"t"`
 }
 
-// Encode is the button value.
-func (b Button) Encode() string {
-	out, _ := json.Marshal(b) // strings and integers always marshal
-	return string(out)
-}
+// Buttons signs and checks button values with REMINDERS_BUTTON_KEY, so a
+// click cannot name another user's reminder, org or team than the DM it
+// came from.
+type Buttons struct{ codec *signed.Codec }
 
-// ParseButton reads a value written by Encode. It comes back from Slack in
-// a block_actions payload, so it is checked like any untrusted input.
-func ParseButton(value string) (Button, error) {
-	if len(value) > blockkit.MaxButtonValue {
-		return Button{}, fmt.Errorf("%w: %d bytes", ErrBadButton, len(value))
+// NewButtons returns the signer/checker; the first key signs, all check.
+func NewButtons(keys ...[]byte) (*Buttons, error) {
+	c, err := signed.New("r1", "crmslack/reminder-button", keys...)
+	if err != nil {
+		return nil, fmt.Errorf("reminder button key: %w", err)
 	}
+	return &Buttons{codec: c}, nil
+}
+
+// Seal is the button value of b.
+func (bs *Buttons) Seal(b Button) (string, error) {
+	v, err := bs.codec.Seal(b)
+	if err != nil {
+		return "", err
+	}
+	if len(v) > blockkit.MaxButtonValue {
+		return "", fmt.Errorf("reminder button value is %d bytes, over Slack's %d", len(v), blockkit.MaxButtonValue)
+	}
+	return v, nil
+}
+
+// Open checks a value written by Seal. It comes back from Slack in a
+// block_actions payload, so it is checked like any untrusted input.
+func (bs *Buttons) Open(value string) (Button, error) {
 	var b Button
-	if err := json.Unmarshal([]byte(value), &b); err != nil {
+	if err := bs.codec.Open(value, &b); err != nil {
 		return Button{}, fmt.Errorf("%w: %w", ErrBadButton, err)
 	}
-	for name, v := range map[string]string{"org": b.Org, "activity": b.Activity, "user": b.User} {
+	for name, v := range map[string]string{"org": b.Org, "activity": b.Activity, "user": b.User, "team": b.Team} {
 		if _, err := topology.Token(v); err != nil {
 			return Button{}, fmt.Errorf("%w: %s: %w", ErrBadButton, name, err)
 		}

@@ -1,6 +1,7 @@
 package remind
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -182,31 +183,55 @@ func TestPostKeyIsStableAndDistinct(t *testing.T) {
 	}
 }
 
-func TestButtonRoundTrip(t *testing.T) {
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func TestButtonsAreSignedAndChecked(t *testing.T) {
 	t.Parallel()
-	b := Button{Org: "o", Activity: "a1", Version: 3, User: "u1", Offset: 15, Snoozes: 2}
-	got, err := ParseButton(b.Encode())
-	if err != nil || got != b {
-		t.Fatalf("ParseButton = %+v, %v", got, err)
+	bs, err := NewButtons(testKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{"", "{}", `{"o":"o.x","a":"a","u":"u"}`, `{"o":"o","a":"a","u":"u","v":-1}`, "not json"} {
-		if _, err := ParseButton(bad); err == nil {
-			t.Errorf("ParseButton(%q) accepted", bad)
+	b := Button{Org: "o", Activity: "a1", Version: 3, User: "u1", Offset: 15, Snoozes: 2, Team: "T1"}
+	v, err := bs.Seal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bs.Open(v)
+	if err != nil || got != b {
+		t.Fatalf("Open = %+v, %v", got, err)
+	}
+	other, _ := NewButtons([]byte("another key, 32 bytes long......"))
+	forged, _ := other.Seal(b)
+	bad, _ := bs.Seal(Button{Org: "o.x", Activity: "a", User: "u", Team: "T"})
+	for _, value := range []string{"", "{}", `{"o":"o","a":"a","u":"u","t":"T"}`, forged, bad, v + "x", "not json"} {
+		if _, err := bs.Open(value); !errors.Is(err, ErrBadButton) {
+			t.Errorf("Open(%q) = %v, want ErrBadButton", value, err)
 		}
+	}
+	if _, err := NewButtons([]byte("short")); err == nil {
+		t.Error("a short key was accepted")
 	}
 }
 
-func FuzzParseButton(f *testing.F) {
-	f.Add(Button{Org: "o", Activity: "a1", Version: 3, User: "u1", Offset: 15}.Encode())
-	f.Add(`{"o":"*","a":">","u":" "}`)
+func FuzzOpenButton(f *testing.F) {
+	bs, err := NewButtons(testKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, _ := bs.Seal(Button{Org: "o", Activity: "a1", Version: 3, User: "u1", Offset: 15, Team: "T1"})
+	f.Add(v)
+	f.Add(`r1.e30.AAAA`)
 	f.Fuzz(func(t *testing.T, value string) {
-		b, err := ParseButton(value)
+		b, err := bs.Open(value)
 		if err != nil {
 			return
 		}
-		again, err := ParseButton(b.Encode())
-		if err != nil || again != b {
-			t.Fatalf("round trip of %+v: %+v, %v", b, again, err)
+		again, err := bs.Seal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round, err := bs.Open(again); err != nil || round != b {
+			t.Fatalf("round trip of %+v: %+v, %v", b, round, err)
 		}
 	})
 }

@@ -31,8 +31,9 @@ type Input struct {
 	// Loc is the reader's time zone for the fallback text; Slack shows
 	// the date token in each reader's own.
 	Loc *time.Location
-	// Button names the reminder in the Snooze and Mark done buttons.
-	Button remind.Button
+	// ButtonValue is the Snooze and Mark done buttons' value: the
+	// reminder, signed (remind.Buttons).
+	ButtonValue string
 	// Snooze is how long Snooze waits.
 	Snooze time.Duration
 	// CRMBaseURL builds Open in CRM for an activity without a URL.
@@ -158,7 +159,7 @@ func actions(in Input) slack.Block {
 		open.URL = link
 		els = append(els, open)
 	}
-	value := in.Button.Encode()
+	value := in.ButtonValue
 	els = append(els, slack.NewButtonBlockElement(remind.ActionSnooze, value,
 		slack.NewTextBlockObject(slack.PlainTextType, "Snooze "+duration(in.Snooze), false, false)))
 	if in.Activity.GetKind() == crmv1.ActivityKind_ACTIVITY_KIND_TASK {

@@ -16,8 +16,6 @@ import (
 	"github.com/crmslack/crmslack/libs/blockkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
-
-	"github.com/crmslack/crmslack/services/reminders/internal/remind"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -58,7 +56,7 @@ func TestRenderGolden(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.in.Button = remind.Button{Org: "acme", Activity: tc.in.Activity.GetId(), Version: tc.in.Activity.GetVersion(), User: "u-alice", Offset: 15}
+			tc.in.ButtonValue = "r1.signed-value"
 			tc.in.Snooze = 10 * time.Minute
 			tc.in.CRMBaseURL = "https://crm.example.com/crm/acme"
 			m := Render(tc.in)
@@ -119,7 +117,7 @@ func TestRenderStaysInsideSlackLimits(t *testing.T) {
 	for range 40 {
 		a.Participants = append(a.Participants, &commonv1.CrmUserRef{Name: strings.Repeat("n", 100)})
 	}
-	m := Render(Input{Activity: a, Now: time.Now(), Button: remind.Button{Org: "o", Activity: "x", User: "u"}, Snooze: 10 * time.Minute})
+	m := Render(Input{Activity: a, Now: time.Now(), ButtonValue: "r1.signed-value", Snooze: 10 * time.Minute})
 	blocks, err := json.Marshal(slack.Blocks{BlockSet: m.Blocks})
 	if err != nil {
 		t.Fatal(err)
