@@ -22,6 +22,7 @@ import (
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
@@ -35,6 +36,7 @@ var defaultAddr = map[string]string{
 	"sharing":   "127.0.0.1:9104",
 	"workflows": "127.0.0.1:9105",
 	"reminders": "127.0.0.1:9106",
+	"signals":   "127.0.0.1:9107",
 }
 
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
