@@ -20,6 +20,7 @@ import (
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -146,17 +147,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 // CRM and the gateway.
 func publisher(t testing.TB, ns *localnats.Server) *bus.Bus {
 	t.Helper()
-	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "test-publisher", Logger: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	for _, sc := range topology.Streams(topology.StreamOptions{}) {
-		if _, err := b.EnsureStream(testkit.Context(t), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b
+	return harness.Bus(t, ns.ClientURL(), "test-publisher", testkit.Logger(t))
 }
 
 var eventSeq struct {

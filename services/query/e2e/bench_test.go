@@ -20,6 +20,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	"github.com/crmslack/crmslack/services/query/internal/seedset"
 )
@@ -31,19 +32,6 @@ const (
 	benchCommands = 500 // per kind of query: 10 s at benchRate
 	benchRate     = 50  // commands per second
 )
-
-func envInt(tb testing.TB, name string, def int) int {
-	v, ok := os.LookupEnv(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		tb.Fatalf("%s=%q is not a positive number", name, v)
-	}
-	tb.Logf("%s=%d instead of %d", name, n, def)
-	return n
-}
 
 // benchKinds are the kinds of /zcrm query the benchmark times: every
 // comparator family of the criteria language, and both ways of combining.
@@ -87,8 +75,8 @@ var benchKinds = []struct{ name, text string }{
 // Everything but the query service runs in this process on the embedded
 // stores (NATS JetStream on file storage, FerretDB), as in the tests.
 func BenchmarkSlashCommandEndToEnd(b *testing.B) {
-	n := envInt(b, "QUERY_BENCH_RECORDS", benchRecords)
-	commands := envInt(b, "QUERY_BENCH_COMMANDS", benchCommands)
+	n := harness.EnvInt(b, "QUERY_BENCH_RECORDS", benchRecords)
+	commands := harness.EnvInt(b, "QUERY_BENCH_COMMANDS", benchCommands)
 	crmctl := buildBinary(b, "github.com/crmslack/crmslack/deploy/crmctl")
 	s := startStack(b, stackOptions{quiet: true, natsMaxStore: 8 << 30, queryBinary: buildBinary(b, "github.com/crmslack/crmslack/services/query/cmd/query")})
 	csvPath, schemaPath := writeLeads(b, n)

@@ -27,6 +27,7 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -125,17 +126,10 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		ns = testkit.NATS(t)
 	}
 	ms := testkit.Mongo(t)
-	std, err := slackstandin.New(slackstandin.Config{
+	std := harness.Standin(t, slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := std.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(std.Close)
 	// Like Slack, keep connections to the app alive between requests.
 	client := &http.Client{
 		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
@@ -144,16 +138,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	t.Cleanup(client.CloseIdleConnections)
 	s := &stack{standin: std, sender: std.NewSender(client), natsURL: ns.ClientURL()}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger("crm")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.crm.Close() })
-	for _, sc := range topology.Streams(topology.StreamOptions{}) {
-		if _, err := s.crm.EnsureStream(testkit.Context(t), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.crm = harness.Bus(t, ns.ClientURL(), "e2e-crm", logger("crm"))
 
 	r := testkit.NewServices(t)
 	s.services = r
@@ -178,7 +163,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	s.registry = teamsv1.NewTeamRegistryServiceClient(tc)
 	// The org's admin added Acme, with a bot token the stand-in honours.
 	// Globex stays unconnected.
-	_, err = teamsv1.NewTeamRegistryServiceClient(tc).CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
+	_, err := teamsv1.NewTeamRegistryServiceClient(tc).CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
 		OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
 		Team:     &integrationv1.Team{TeamId: acme, Name: "Acme Corp", Domain: "acme-corp", BotUserId: "U0ACMEBOT1", Scopes: slackstandin.DefaultBotScopes()},
 		BotToken: std.IssueBotToken(acme),
@@ -243,17 +228,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	return s
 }
 
-var eventSeq struct {
-	sync.Mutex
-	n int
-}
-
 func envelope() *commonv1.Envelope {
-	eventSeq.Lock()
-	eventSeq.n++
-	id := fmt.Sprintf("crm-%d-%d", time.Now().UnixNano(), eventSeq.n)
-	eventSeq.Unlock()
-	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
+	return &commonv1.Envelope{EventId: harness.EventID(), OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
 }
 
 // crmUser is the CRM telling that Alice is one of its users.
@@ -434,15 +410,7 @@ func (s *stack) streamSettled(t testing.TB, stream string) bool {
 // services asked the egress to send.
 func (s *stack) countOut(t testing.TB) uint64 {
 	t.Helper()
-	st, err := s.js.Stream(testkit.Context(t), topology.StreamSlackOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(testkit.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return harness.StreamMsgs(t, s.js, topology.StreamSlackOut)
 }
 
 // slowLink listens on loopback and forwards every connection to target,

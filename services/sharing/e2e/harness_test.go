@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -76,29 +75,13 @@ func startStack(t *testing.T) *stack {
 	t.Helper()
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
-	std, err := slackstandin.New(slackstandin.Config{
+	std := harness.Standin(t, slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := std.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(std.Close)
 	s := &stack{standin: std, sender: std.NewSender(nil)}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: quiet(t, "crm")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.bus.Close() })
-	for _, sc := range topology.Streams(topology.StreamOptions{}) {
-		if _, err := s.bus.EnsureStream(testkit.Context(t), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.bus = harness.Bus(t, ns.ClientURL(), "e2e-crm", quiet(t, "crm"))
 
 	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
@@ -184,17 +167,9 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-var eventSeq struct {
-	sync.Mutex
-	n int
-}
-
 func envelope(id string) *commonv1.Envelope {
 	if id == "" {
-		eventSeq.Lock()
-		eventSeq.n++
-		id = fmt.Sprintf("crm-%d-%d", time.Now().UnixNano(), eventSeq.n)
-		eventSeq.Unlock()
+		id = harness.EventID()
 	}
 	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
 }
@@ -251,15 +226,7 @@ func (s *stack) seedCRM(t *testing.T) {
 // countOut counts the commands the SLACK_OUT stream holds.
 func (s *stack) countOut(t *testing.T) uint64 {
 	t.Helper()
-	st, err := s.js.Stream(testkit.Context(t), topology.StreamSlackOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(testkit.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return harness.StreamMsgs(t, s.js, topology.StreamSlackOut)
 }
 
 // shareButtonKey is SHARE_BUTTON_KEY of both the query service and sharing.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
@@ -23,19 +23,6 @@ const (
 	benchSignals = 20_000
 	benchOwners  = 500
 )
-
-func envInt(tb testing.TB, name string, def int) int {
-	v, ok := os.LookupEnv(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		tb.Fatalf("%s=%q is not a positive number", name, v)
-	}
-	tb.Logf("%s=%d instead of %d", name, n, def)
-	return n
-}
 
 // benchSeed is the default seed with owners more people in Acme.
 func benchSeed(owners int) *slackstandin.Seed {
@@ -70,8 +57,8 @@ func ownerEmail(i int) string { return fmt.Sprintf("owner%d@acme.example", i) }
 // every other default of both services. One op is a whole run; ns/op is
 // left out.
 func BenchmarkSignalsEndToEnd(b *testing.B) {
-	n := envInt(b, "SIGNALS_BENCH_SIGNALS", benchSignals)
-	owners := envInt(b, "SIGNALS_BENCH_OWNERS", benchOwners)
+	n := harness.EnvInt(b, "SIGNALS_BENCH_SIGNALS", benchSignals)
+	owners := harness.EnvInt(b, "SIGNALS_BENCH_OWNERS", benchOwners)
 	// The warm-up opens every owner's DM, which Slack's tier 3 (50 a minute)
 	// would spread over minutes; the runs open none.
 	s := startStack(b, options{seed: benchSeed(owners), tierOverrides: "conversations.open=off", quiet: true})
@@ -91,7 +78,7 @@ func BenchmarkSignalsEndToEnd(b *testing.B) {
 	b.Run("paced", func(b *testing.B) {
 		for range b.N {
 			run++
-			s.measure(b, fmt.Sprintf("r%d-", run), envInt(b, "SIGNALS_BENCH_PACED", 3000), owners, 100)
+			s.measure(b, fmt.Sprintf("r%d-", run), harness.EnvInt(b, "SIGNALS_BENCH_PACED", 3000), owners, 100)
 		}
 	})
 }
@@ -195,8 +182,8 @@ func benchIndex(text, prefix string) (int, bool) {
 // signal as end to end (matrix, owner lookup, one conditional write, one
 // publish).
 func BenchmarkSignalsToEgress(b *testing.B) {
-	n := envInt(b, "SIGNALS_BENCH_SIGNALS", benchSignals)
-	owners := envInt(b, "SIGNALS_BENCH_OWNERS", benchOwners)
+	n := harness.EnvInt(b, "SIGNALS_BENCH_SIGNALS", benchSignals)
+	owners := harness.EnvInt(b, "SIGNALS_BENCH_OWNERS", benchOwners)
 	s := startStack(b, options{seed: benchSeed(owners), quiet: true, noDelivery: true})
 	ctx := testkit.Context(b)
 	out, err := s.js.Stream(ctx, topology.StreamSlackOut)

@@ -18,6 +18,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -98,30 +99,14 @@ func startStack(t testing.TB, o options) *stack {
 	}
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
-	std, err := slackstandin.New(slackstandin.Config{
+	std := harness.Standin(t, slackstandin.Config{
 		Seed:       o.seed,
 		App:        slackstandin.AppConfig{SigningSecret: "standin-signing-secret", ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := std.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(std.Close)
 	s := &stack{standin: std, metrics: prometheus.NewRegistry()}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger(t, "crm")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.bus.Close() })
-	for _, sc := range topology.Streams(topology.StreamOptions{}) {
-		if _, err := s.bus.EnsureStream(testkit.Context(t), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.bus = harness.Bus(t, ns.ClientURL(), "e2e-crm", logger(t, "crm"))
 
 	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -82,29 +82,13 @@ func startStack(t testing.TB, o options) *stack {
 	t.Helper()
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
-	std, err := slackstandin.New(slackstandin.Config{
+	std := harness.Standin(t, slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: "standin-signing-secret", ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: !o.rateLimits},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := std.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(std.Close)
 	s := &stack{standin: std}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger(t, "crm", o)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.bus.Close() })
-	for _, sc := range topology.Streams(topology.StreamOptions{}) {
-		if _, err := s.bus.EnsureStream(testkit.Context(t), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.bus = harness.Bus(t, ns.ClientURL(), "e2e-crm", logger(t, "crm", o))
 
 	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
@@ -159,17 +143,9 @@ func startStack(t testing.TB, o options) *stack {
 	return s
 }
 
-var eventSeq struct {
-	sync.Mutex
-	n int
-}
-
 func envelope(id string) *commonv1.Envelope {
 	if id == "" {
-		eventSeq.Lock()
-		eventSeq.n++
-		id = fmt.Sprintf("crm-%d-%d", time.Now().UnixNano(), eventSeq.n)
-		eventSeq.Unlock()
+		id = harness.EventID()
 	}
 	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
 }
@@ -245,15 +221,7 @@ func (s *stack) seedSchema(t testing.TB) {
 // countOut counts the commands the SLACK_OUT stream holds.
 func (s *stack) countOut(t testing.TB) uint64 {
 	t.Helper()
-	st, err := s.js.Stream(testkit.Context(t), topology.StreamSlackOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(testkit.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return harness.StreamMsgs(t, s.js, topology.StreamSlackOut)
 }
 
 // triggersDone waits until the workflows consumer has acknowledged every

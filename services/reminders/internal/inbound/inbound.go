@@ -84,34 +84,15 @@ func InteractionSpec() bus.ConsumerSpec {
 
 // Subscribe starts every consumer. On error the ones started are stopped.
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
-	var subs []*bus.Subscription
-	add := func(s *bus.Subscription, err error) error {
-		if err != nil {
-			return err
-		}
-		subs = append(subs, s)
-		return nil
-	}
-	err := add(bus.Subscribe(ctx, b, ActivitySpec(DurableScheduled, "scheduled"), svc.HandleActivityScheduled))
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, ActivitySpec(DurableUpdated, "updated"), svc.HandleActivityUpdated))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, ActivitySpec(DurableCancelled, "cancelled"), svc.HandleActivityCancelled))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, ActivitySpec(DurableCompleted, "completed"), svc.HandleActivityCompleted))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, DueSpec(), svc.HandleReminderDue))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, InteractionSpec(), svc.HandleInteraction))
-	}
+	subs, err := bus.SubscribeAll(ctx,
+		bus.Bind(b, ActivitySpec(DurableScheduled, "scheduled"), svc.HandleActivityScheduled),
+		bus.Bind(b, ActivitySpec(DurableUpdated, "updated"), svc.HandleActivityUpdated),
+		bus.Bind(b, ActivitySpec(DurableCancelled, "cancelled"), svc.HandleActivityCancelled),
+		bus.Bind(b, ActivitySpec(DurableCompleted, "completed"), svc.HandleActivityCompleted),
+		bus.Bind(b, DueSpec(), svc.HandleReminderDue),
+		bus.Bind(b, InteractionSpec(), svc.HandleInteraction),
+	)
 	if err != nil {
-		for _, s := range subs {
-			_ = s.Stop(ctx)
-		}
 		return nil, fmt.Errorf("subscribing: %w", err)
 	}
 	return subs, nil

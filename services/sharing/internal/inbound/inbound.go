@@ -83,31 +83,14 @@ func OutcomeSpec(durable, outcome string) bus.ConsumerSpec {
 
 // Subscribe starts every consumer. On error the ones started are stopped.
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
-	var subs []*bus.Subscription
-	add := func(s *bus.Subscription, err error) error {
-		if err != nil {
-			return err
-		}
-		subs = append(subs, s)
-		return nil
-	}
-	err := add(bus.Subscribe(ctx, b, RequestSpec(DurableRecordRequests, "record"), svc.HandleShareRecordRequested))
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, RequestSpec(DurableChartRequests, "chart"), svc.HandleShareChartRequested))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, InteractionSpec(), svc.ShareFromButton))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed))
-	}
+	subs, err := bus.SubscribeAll(ctx,
+		bus.Bind(b, RequestSpec(DurableRecordRequests, "record"), svc.HandleShareRecordRequested),
+		bus.Bind(b, RequestSpec(DurableChartRequests, "chart"), svc.HandleShareChartRequested),
+		bus.Bind(b, InteractionSpec(), svc.ShareFromButton),
+		bus.Bind(b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded),
+		bus.Bind(b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed),
+	)
 	if err != nil {
-		for _, s := range subs {
-			_ = s.Stop(ctx)
-		}
 		return nil, fmt.Errorf("subscribing: %w", err)
 	}
 	return subs, nil

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/crmslack/crmslack/libs/blockkit"
+	"github.com/crmslack/crmslack/libs/testkit"
 
 	"github.com/crmslack/crmslack/services/signals/internal/burst"
 	"github.com/crmslack/crmslack/services/signals/internal/matrix"
@@ -57,18 +57,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := []byte(`{"text": ` + mustJSON(t, m.Text) + `, "blocks": ` + pretty.String() + "}\n")
 			path := filepath.Join("testdata", tc.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file:\n%s", tc.name, got)
-			}
+			testkit.Golden(t, path, got, *update)
 		})
 	}
 }

@@ -94,31 +94,14 @@ func OutcomeSpec(durable, outcome string) bus.ConsumerSpec {
 
 // Subscribe starts every consumer. On error the ones started are stopped.
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
-	var subs []*bus.Subscription
-	add := func(s *bus.Subscription, err error) error {
-		if err != nil {
-			return err
-		}
-		subs = append(subs, s)
-		return nil
-	}
-	err := add(bus.Subscribe(ctx, b, SchemaSpec(), svc.HandleRecordUpserted))
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, TriggerSpec(), svc.HandleTriggered))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, TeamRemovedSpec(), svc.HandleTeamRemoved))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded))
-	}
-	if err == nil {
-		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed))
-	}
+	subs, err := bus.SubscribeAll(ctx,
+		bus.Bind(b, SchemaSpec(), svc.HandleRecordUpserted),
+		bus.Bind(b, TriggerSpec(), svc.HandleTriggered),
+		bus.Bind(b, TeamRemovedSpec(), svc.HandleTeamRemoved),
+		bus.Bind(b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded),
+		bus.Bind(b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed),
+	)
 	if err != nil {
-		for _, s := range subs {
-			_ = s.Stop(ctx)
-		}
 		return nil, fmt.Errorf("subscribing: %w", err)
 	}
 	return subs, nil
