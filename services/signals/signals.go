@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
@@ -136,11 +137,11 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		return err
 	}
 	js := rt.Bus.JetStream()
-	settingsKV, err := settingskv.Bind(ctx, js, cfg.NATSReplicas)
+	settingsKV, err := bus.BindKeyValue(ctx, js, settingskv.BucketConfig(cfg.NATSReplicas))
 	if err != nil {
 		return err
 	}
-	stateKV, err := statekv.Bind(ctx, js, cfg.NATSReplicas)
+	stateKV, err := bus.BindKeyValue(ctx, js, statekv.BucketConfig(cfg.NATSReplicas))
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/orgaccess"
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 // build wires the core on the store and bus.
 func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	log := rt.Log()
-	kv, err := kvstore.Bind(ctx, rt.Bus.JetStream(), cfg.NATSReplicas)
+	kv, err := bus.BindKeyValue(ctx, rt.Bus.JetStream(), kvstore.BucketConfig(cfg.NATSReplicas))
 	if err != nil {
 		return err
 	}

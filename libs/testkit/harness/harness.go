@@ -15,11 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 )
 
 // Standin starts the Slack stand-in on a loopback port and closes it when
@@ -120,4 +122,13 @@ func Metric(g prometheus.Gatherer, name string, labels ...string) float64 {
 		}
 	}
 	return total
+}
+
+// Envelope is the envelope the CRM puts on an event of org; an empty id
+// gets a fresh one (EventID).
+func Envelope(org, id string) *commonv1.Envelope {
+	if id == "" {
+		id = EventID()
+	}
+	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
@@ -229,7 +228,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 }
 
 func envelope() *commonv1.Envelope {
-	return &commonv1.Envelope{EventId: harness.EventID(), OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
+	return harness.Envelope(org, "")
 }
 
 // crmUser is the CRM telling that Alice is one of its users.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/service"
@@ -168,10 +167,7 @@ func startStack(t *testing.T) *stack {
 }
 
 func envelope(id string) *commonv1.Envelope {
-	if id == "" {
-		id = harness.EventID()
-	}
-	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
+	return harness.Envelope(org, id)
 }
 
 func dealSchema() *crmv1.ModuleSchema {

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
@@ -144,10 +143,7 @@ func startStack(t testing.TB, o options) *stack {
 }
 
 func envelope(id string) *commonv1.Envelope {
-	if id == "" {
-		id = harness.EventID()
-	}
-	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
+	return harness.Envelope(org, id)
 }
 
 func dealSchema() *crmv1.ModuleSchema {

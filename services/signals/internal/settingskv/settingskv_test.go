@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
 
 	"github.com/crmslack/crmslack/services/signals/internal/app"
@@ -20,7 +21,7 @@ func TestStoreAndView(t *testing.T) {
 	ns := testkit.NATS(t)
 	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
 	ctx := testkit.Context(t)
-	kv, err := Bind(ctx, js, 1)
+	kv, err := bus.BindKeyValue(ctx, js, BucketConfig(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,15 +40,6 @@ func BucketConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// Bind creates or binds the bucket.
-func Bind(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(replicas))
-	if err != nil {
-		return nil, fmt.Errorf("binding bucket %s: %w", topology.BucketSignalsState, err)
-	}
-	return kv, nil
-}
-
 // State implements app.State.
 type State struct{ kv jetstream.KeyValue }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
 
 	"github.com/crmslack/crmslack/services/signals/internal/app"
@@ -16,7 +17,7 @@ func TestGroupsAndMarkers(t *testing.T) {
 	ns := testkit.NATS(t)
 	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
 	ctx := testkit.Context(t)
-	kv, err := Bind(ctx, js, 1)
+	kv, err := bus.BindKeyValue(ctx, js, BucketConfig(1))
 	if err != nil {
 		t.Fatal(err)
 	}

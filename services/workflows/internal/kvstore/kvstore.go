@@ -47,15 +47,6 @@ func BucketConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// Bind creates or updates the bucket.
-func Bind(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(replicas))
-	if err != nil {
-		return nil, fmt.Errorf("binding bucket %s: %w", topology.BucketWorkflows, err)
-	}
-	return kv, nil
-}
-
 // Store implements app.Store.
 type Store struct{ kv jetstream.KeyValue }
 
