@@ -132,3 +132,20 @@ func Envelope(org, id string) *commonv1.Envelope {
 	}
 	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "e2e-crm"}
 }
+
+// Publish publishes evs in one batch, each on the subject its type and
+// envelope name (topology.SubjectFor).
+func Publish[E bus.Event](t testing.TB, b *bus.Bus, evs ...E) {
+	t.Helper()
+	items := make([]bus.Published, len(evs))
+	for i, ev := range evs {
+		subject, err := topology.SubjectFor(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items[i] = bus.Published{Subject: subject, Event: ev}
+	}
+	if err := b.PublishBatch(testkit.Context(t), items); err != nil {
+		t.Fatal(err)
+	}
+}

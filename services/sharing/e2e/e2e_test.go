@@ -21,6 +21,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
@@ -289,7 +290,7 @@ func TestSharing(t *testing.T) {
 		// The CRM asks, then asks again after a timeout: a new event, the
 		// same request id.
 		for _, id := range []string{"crm-bus-share-1", "crm-bus-share-1-retry"} {
-			ev := &sharingv1.ShareRecordRequested{Envelope: envelope(id), Request: &sharingv1.ShareRecordRequest{
+			ev := &sharingv1.ShareRecordRequested{Envelope: harness.Envelope(org, id), Request: &sharingv1.ShareRecordRequest{
 				OrgId: org, Sharer: sharer, Module: "Deals", RecordId: "d-1001", Message: "From a workflow",
 				TeamId: acme, TargetKind: sharingv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{acmeGeneral},
 				RequestId: "wf-run-7",

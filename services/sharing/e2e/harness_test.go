@@ -166,10 +166,6 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-func envelope(id string) *commonv1.Envelope {
-	return harness.Envelope(org, id)
-}
-
 func dealSchema() *crmv1.ModuleSchema {
 	return &crmv1.ModuleSchema{
 		Module: "Deals", SingularLabel: "Deal", PluralLabel: "Deals", DisplayField: "Deal_Name", HasCardView: true,
@@ -206,9 +202,9 @@ func (s *stack) seedCRM(t *testing.T) {
 	t.Helper()
 	ctx := testkit.Context(t)
 	items := []bus.Published{
-		{Subject: topology.CrmUser(org, "upserted"), Event: &crmv1.CrmUserUpserted{Envelope: envelope(""),
+		{Subject: topology.CrmUser(org, "upserted"), Event: &crmv1.CrmUserUpserted{Envelope: harness.Envelope(org, ""),
 			User: &crmv1.CrmUser{Id: "crm-alice", Email: aliceEmail, FullName: "Alice Johnson", Active: true, Version: 1}}},
-		{Subject: topology.RecordUpserted(org, "Deals"), Event: &crmv1.RecordUpserted{Envelope: envelope(""), Record: theDeal(), Schema: dealSchema()}},
+		{Subject: topology.RecordUpserted(org, "Deals"), Event: &crmv1.RecordUpserted{Envelope: harness.Envelope(org, ""), Record: theDeal(), Schema: dealSchema()}},
 	}
 	if err := s.bus.PublishBatch(ctx, items); err != nil {
 		t.Fatal(err)

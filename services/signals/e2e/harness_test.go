@@ -19,7 +19,6 @@ import (
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
-	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
@@ -224,17 +223,7 @@ func signal(channel crmv1.SignalChannel, kind, customer, ownerEmail string, at t
 
 func (s *stack) publish(t testing.TB, evs ...*crmv1.SalesSignal) {
 	t.Helper()
-	items := make([]bus.Published, len(evs))
-	for i, ev := range evs {
-		subj, err := topology.SubjectFor(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items[i] = bus.Published{Subject: subj, Event: ev}
-	}
-	if err := s.bus.PublishBatch(testkit.Context(t), items); err != nil {
-		t.Fatal(err)
-	}
+	harness.Publish(t, s.bus, evs...)
 }
 
 var admin = &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"}, IsAdmin: true}

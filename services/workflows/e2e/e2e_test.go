@@ -19,6 +19,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
@@ -207,7 +208,7 @@ func TestWorkflows(t *testing.T) {
 	t.Run("a target Slack says is gone is flagged and reported", func(t *testing.T) {
 		// The egress reports the channel was not found (archived since).
 		id := "wf:" + channelAction.GetActionId() + ":" + acmeSales + ":" + strings.Repeat("0", 32)
-		s.publish(t, &integrationv1.DeliveryFailed{Envelope: envelope(""), CommandId: id, IdempotencyKey: id, TeamId: acme,
+		s.publish(t, &integrationv1.DeliveryFailed{Envelope: harness.Envelope(org, ""), CommandId: id, IdempotencyKey: id, TeamId: acme,
 			Code: integrationv1.DeliveryFailureCode_DELIVERY_FAILURE_CODE_TARGET_NOT_FOUND, Reason: "channel_not_found", Origin: "workflows/rule:deal-won"})
 		testkit.Eventually(t, 20*time.Second, func() bool {
 			a, err := s.workflows.GetAction(ctx, &workflowsv1.GetActionRequest{OrgId: org, ActionId: channelAction.GetActionId()})

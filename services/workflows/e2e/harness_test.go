@@ -142,10 +142,6 @@ func startStack(t testing.TB, o options) *stack {
 	return s
 }
 
-func envelope(id string) *commonv1.Envelope {
-	return harness.Envelope(org, id)
-}
-
 func dealSchema() *crmv1.ModuleSchema {
 	return &crmv1.ModuleSchema{
 		Module: "Deals", SingularLabel: "Deal", PluralLabel: "Deals", DisplayField: "Deal_Name", HasCardView: true,
@@ -181,31 +177,21 @@ func deal(id, name string) *crmv1.Record {
 }
 
 func trigger(eventID, rule string, rec *crmv1.Record) *crmv1.WorkflowRuleTriggered {
-	return &crmv1.WorkflowRuleTriggered{Envelope: envelope(eventID), RuleId: rule, RuleName: "Big deal won",
+	return &crmv1.WorkflowRuleTriggered{Envelope: harness.Envelope(org, eventID), RuleId: rule, RuleName: "Big deal won",
 		Trigger: crmv1.WorkflowTrigger_WORKFLOW_TRIGGER_FIELD_UPDATE, Record: rec, Schema: dealSchema(),
 		TriggeredBy: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail}}
 }
 
 func (s *stack) publish(t testing.TB, evs ...bus.Event) {
 	t.Helper()
-	items := make([]bus.Published, len(evs))
-	for i, ev := range evs {
-		subject, err := topology.SubjectFor(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items[i] = bus.Published{Subject: subject, Event: ev}
-	}
-	if err := s.bus.PublishBatch(testkit.Context(t), items); err != nil {
-		t.Fatal(err)
-	}
+	harness.Publish(t, s.bus, evs...)
 }
 
 // seedSchema publishes a deal, so workflows learns the Deals schema, and
 // waits until it does (an action using it can be saved).
 func (s *stack) seedSchema(t testing.TB) {
 	t.Helper()
-	s.publish(t, &crmv1.RecordUpserted{Envelope: envelope(""), Record: deal("d-0", "Seed"), Schema: dealSchema()})
+	s.publish(t, &crmv1.RecordUpserted{Envelope: harness.Envelope(org, ""), Record: deal("d-0", "Seed"), Schema: dealSchema()})
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		_, err := s.workflows.CreateAction(testkit.Context(t), &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin,
 			Spec: &workflowsv1.ActionSpec{RuleId: "probe", Module: "Deals", Template: "#{Deals.NoSuchField}", TeamId: acme,
