@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
 
@@ -181,14 +182,26 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	// Served as the registry is: mutual TLS, and the CRM's calls need a
+	// credential, which crmctl signs with the development keys.
+	pki := testkit.PKI(t)
+	files := testkit.TrustFiles(t, pki, rpc.Teams)
+	keys, err := files.CRMKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rpc.NewServer(testkit.Logger(t), rpc.Security{Identity: testkit.Identity(t, pki, rpc.Teams), CRMKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
 	teamsv1.RegisterTeamRegistryServiceServer(s, registry{})
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	addr := lis.Addr().String()
+	call := func(args ...string) []string { return append([]string{"call", "-pki", pki.Path()}, args...) }
 
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"call", "-addr", addr, "TeamRegistryService/ListTeams", `{"orgId":"org1"}`}, nil, &out, &errb)
+	code := run(context.Background(), call("-addr", addr, "TeamRegistryService/ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
 	}
@@ -201,12 +214,12 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	code = run(context.Background(), []string{"call", "-addr", addr, "crmslack.teams.v1.TeamRegistryService/ListTeams"}, strings.NewReader(`{"orgId":"zz"}`), &out, &errb)
+	code = run(context.Background(), call("-addr", addr, "crmslack.teams.v1.TeamRegistryService/ListTeams"), strings.NewReader(`{"orgId":"zz"}`), &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "NotFound") || !strings.Contains(errb.String(), `org "zz"`) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 	errb.Reset()
-	code = run(context.Background(), []string{"call", "-addr", addr, "ListTeams", `{"nope":1}`}, nil, &out, &errb)
+	code = run(context.Background(), call("-addr", addr, "ListTeams", `{"nope":1}`), nil, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "not a valid crmslack.teams.v1.ListTeamsRequest") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
@@ -214,5 +227,11 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	code = run(context.Background(), []string{"call", "NoSuchMethod"}, nil, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "no method") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	// As a service the table does not let list an org's teams: refused.
+	errb.Reset()
+	code = run(context.Background(), call("-as", rpc.Delivery, "-addr", addr, "ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "PermissionDenied") {
+		t.Fatalf("as delivery: exit %d, stderr %q", code, errb.String())
 	}
 }

@@ -30,8 +30,8 @@ const defaultGatewayURL = "http://127.0.0.1:8080"
 
 // endpoints is what the runner reports once everything is up.
 type endpoints struct {
-	NATS, Mongo, SlackAPI, Standin string
-	Services                       []string
+	NATS, Mongo, SlackAPI, Standin, PKI string
+	Services                            []string
 }
 
 // run starts every part and blocks until ctx ends. environ is the process
@@ -47,6 +47,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	dataDir := env.String("LOCAL_DATA_DIR", ".local")
 	standinAddr := env.String("SLACK_STANDIN_ADDR", "127.0.0.1:8090")
 	natsPort := env.Int("LOCAL_NATS_PORT", 4222, 0, 65535)
+	crmOrgs := env.String("LOCAL_CRM_ORGS", "o1")
 	mongoAddr := env.String("LOCAL_MONGO_ADDR", "127.0.0.1:27017")
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -114,14 +115,28 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		"SLACK_API_URL": ep.SlackAPI,
 	})
 
+	// Trust: a development CA, a certificate per service (and one for the
+	// CRM, which crmctl uses), and CRM signing keys, made on the first run.
+	pki, err := devPKI(dataDir, strings.Split(crmOrgs, ","))
+	if err != nil {
+		return err
+	}
+
 	// Services: each gets its configuration from the same environment, with
-	// the embedded parts' addresses filled in.
-	svcEnv := envconfig.FromMap(vars)
+	// the embedded parts' addresses and its own identity filled in.
 	var parts []lifecycle.Part
 	for _, s := range services {
+		files, err := pki.Trust(s.name)
+		if err != nil {
+			return err
+		}
+		svcEnv := envconfig.FromMap(withTrust(vars, files))
 		runFn, desc, err := s.build(svcEnv)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if err := svcEnv.Err(); err != nil {
+			return fmt.Errorf("%s configuration: %w", s.name, err)
 		}
 		// Each service its own registry, served on its own /metrics, as when
 		// it runs alone.
@@ -132,9 +147,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		}})
 		ep.Services = append(ep.Services, fmt.Sprintf("%-10s %s", s.name, desc))
 	}
-	if err := svcEnv.Err(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
+	ep.PKI = pki.Path()
 
 	report(out, ep)
 	if ready != nil {
@@ -197,6 +210,7 @@ func report(w io.Writer, ep endpoints) {
 	for _, s := range ep.Services {
 		fmt.Fprintf(&b, "  %s\n", s)
 	}
+	fmt.Fprintf(&b, "  %-10s %s (development CA, certificates, CRM keys; crmctl call uses them)\n", "trust", ep.PKI)
 	b.WriteString("Ctrl-C stops everything.\n")
 	_, _ = io.WriteString(w, b.String())
 }

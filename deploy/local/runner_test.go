@@ -22,9 +22,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -256,11 +255,12 @@ func envValue(environ []string, key string) string {
 func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *syncBuffer) {
 	t.Helper()
 	ctx := testkit.Context(t)
-	cc, err := grpc.NewClient(teamsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// As the CRM, with the runner's development CA and CRM keys.
+	pki, err := devpki.Open(ep.PKI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
+	cc := testkit.CRMConn(t, pki, teamsAddr)
 	begun, err := teamsv1.NewTeamRegistryServiceClient(cc).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
 		OrgId: "acme", TeamHint: "T0ACME0001",
 		Caller: &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true},

@@ -17,9 +17,11 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 )
 
 // Listener names: the keys of [Bound] and [Listeners] for the listeners the
@@ -128,6 +130,10 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if err := spec.Config.Validate(); err != nil {
 		return fmt.Errorf("%s configuration: %w", spec.Name, err)
 	}
+	trusted, err := loadTrust(spec)
+	if err != nil {
+		return err
+	}
 	log := spec.Log.With("service", spec.Name)
 	reg := spec.Registry
 	if reg == nil {
@@ -139,7 +145,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}
 
 	spec.Listeners = maps.Clone(spec.Listeners) // served ones are taken out
-	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}}
+	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}, identity: trusted.Identity}
 	defer func() {
 		// Listeners passed in and not yet served are ours to close too.
 		for _, l := range spec.Listeners {
@@ -151,7 +157,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return err
 	}
 	if spec.GRPC != nil {
-		rt.grpc = rpc.NewServer(log)
+		if rt.grpc, err = rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg}); err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
 	}
 	if err := spec.Build(ctx, rt); err != nil {
 		return err
@@ -165,6 +173,20 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	defer rt.ready.MarkReady(false)
 	rt.release() // Build's own hold, if nothing else holds readiness back
 	return lifecycle.Run(ctx, log, append(parts, rt.parts...)...)
+}
+
+// loadTrust loads the service's trust files from its Config (which embeds
+// trust.Files): no service runs unauthenticated.
+func loadTrust(spec Spec) (trust.Loaded, error) {
+	t, ok := spec.Config.(interface{ TrustFiles() trust.Files })
+	if !ok {
+		return trust.Loaded{}, fmt.Errorf("%s: its Config (%T) embeds no trust.Files: every service authenticates its peers (libs/trust)", spec.Name, spec.Config)
+	}
+	loaded, err := t.TrustFiles().Load(spec.GRPC != nil)
+	if err != nil {
+		return trust.Loaded{}, fmt.Errorf("%s configuration: %w", spec.Name, err)
+	}
+	return loaded, nil
 }
 
 func (s *Spec) check() error {
@@ -301,6 +323,8 @@ type Runtime struct {
 	ready   lifecycle.Readiness
 	bound   Bound
 	holds   holds
+
+	identity *mtls.Identity
 }
 
 type closer struct {
@@ -340,11 +364,15 @@ func (rt *Runtime) Consumer(name string, c Consumer) {
 	}
 }
 
-// Dial connects to another service's gRPC API (through libs/rpc) and closes
-// the connection on the way out. variable names the target's setting in
-// errors.
+// Identity is the service's TLS identity (libs/mtls), for clients the
+// skeleton does not make itself.
+func (rt *Runtime) Identity() *mtls.Identity { return rt.identity }
+
+// Dial connects to another service's gRPC API (through libs/rpc, over
+// mutual TLS as this service) and closes the connection on the way out.
+// variable names the target's setting in errors.
 func (rt *Runtime) Dial(variable, target string) (*grpc.ClientConn, error) {
-	cc, err := rpc.Dial(target)
+	cc, err := rpc.Dial(target, rt.identity)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", variable, err)
 	}

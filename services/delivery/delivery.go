@@ -105,6 +105,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return fmt.Errorf("delivery configuration: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	trusted, err := cfg.Files.Load(true)
+	if err != nil {
+		return fmt.Errorf("delivery configuration: %w", err)
+	}
 	log = slog.New(tracectx.LogHandler(log.Handler())).With("service", "delivery")
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -161,7 +165,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return err
 	}
 
-	teamsConn, err := rpc.Dial(cfg.TeamsAddr)
+	teamsConn, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
 	if err != nil {
 		return fmt.Errorf("TEAMS_ADDR: %w", err)
 	}
@@ -230,7 +234,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		_ = grpcLis.Close()
 		return fmt.Errorf("DELIVERY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
 	}
-	gs := rpc.NewServer(log)
+	gs, err := rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg})
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = opsLis.Close()
+		return err
+	}
 	deliveryv1.RegisterDeliveryAuditServiceServer(gs, audit.NewServer(audit.NewRepository(db.Collection(audit.Collection))))
 
 	var ready lifecycle.Readiness

@@ -29,6 +29,7 @@ import (
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
@@ -43,6 +44,9 @@ import (
 // Config is the gateway's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE and
+	// TLS_CA_FILE (libs/trust). Required.
+	trust.Files
 	// Addr is GATEWAY_ADDR, the HTTP listener for Slack and browsers.
 	// Default 127.0.0.1:8080.
 	Addr string
@@ -115,6 +119,7 @@ type Addrs struct {
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
+		Files:             trust.FromEnv(l),
 		Addr:              l.String("GATEWAY_ADDR", "127.0.0.1:8080"),
 		PublicURL:         l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
 		OpsAddr:           l.String("GATEWAY_OPS_ADDR", "127.0.0.1:8081"),
@@ -214,6 +219,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	trusted, err := cfg.Files.Load(false)
+	if err != nil {
+		return fmt.Errorf("gateway configuration: %w", err)
+	}
 	verifier, err := verify.New(cfg.Now, verify.DefaultSkew, splitList(cfg.SigningSecret)...)
 	if err != nil {
 		return err
@@ -244,7 +253,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	cc, err := rpc.Dial(cfg.TeamsAddr)
+	cc, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
 	if err != nil {
 		return fmt.Errorf("TEAMS_ADDR: %w", err)
 	}
@@ -255,7 +264,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
 	if cfg.QueryAddr != "" {
-		qc, err := rpc.Dial(cfg.QueryAddr)
+		qc, err := rpc.Dial(cfg.QueryAddr, trusted.Identity)
 		if err != nil {
 			return fmt.Errorf("QUERY_ADDR: %w", err)
 		}

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -70,7 +70,14 @@ func (f *fakeTeams) ResolveTeam(_ context.Context, req *teamsv1.ResolveTeamReque
 }
 
 // startTeams serves the fake registry on loopback and returns its address.
-func startTeams(t testing.TB) (*fakeTeams, string) {
+// teamsRef is where the fake registry listens and the development CA that
+// every party of the test trusts.
+type teamsRef struct {
+	addr string
+	pki  *devpki.Dir
+}
+
+func startTeams(t testing.TB) (*fakeTeams, teamsRef) {
 	t.Helper()
 	f := &fakeTeams{
 		users: map[[2]string]*teamsv1.GetSlackUserResponse{
@@ -85,11 +92,15 @@ func startTeams(t testing.TB) (*fakeTeams, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer()
+	pki := testkit.PKI(t)
+	s, err := rpc.NewServer(testkit.Logger(t), rpc.Security{Identity: testkit.Identity(t, pki, rpc.Teams)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	teamsv1.RegisterTeamRegistryServiceServer(s, f)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	return f, lis.Addr().String()
+	return f, teamsRef{addr: lis.Addr().String(), pki: pki}
 }
 
 // instance is one running query service.
@@ -101,15 +112,16 @@ type instance struct {
 
 // startQuery runs query.Run against the NATS server and the registry until
 // the test ends or stop is called, and waits until it is ready.
-func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance {
+func startQuery(t testing.TB, ns *localnats.Server, teams teamsRef) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
+		Files:   testkit.TrustFiles(t, teams.pki, rpc.Query),
 		NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",
+		TeamsAddr: teams.addr, CRMBaseURL: "https://crm.example",
 		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
 		Ready: func(a query.Addrs) { ready <- a },
 	}
@@ -128,14 +140,11 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 		cancel()
 		t.Fatal("query not ready in time")
 	}
-	cc, err := rpc.Dial(addrs.GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each call as a caller the authorization table allows.
+	cc := testkit.AllowedConn(t, teams.pki, addrs.GRPC)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			_ = cc.Close()
 			cancel()
 			select {
 			case err := <-done:

@@ -61,6 +61,7 @@ import (
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	"github.com/crmslack/crmslack/services/query/internal/app"
 	"github.com/crmslack/crmslack/services/query/internal/crmusers"
@@ -87,6 +88,8 @@ var ErrUnknownSlackUser = app.ErrUnknownSlackUser
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
@@ -137,6 +140,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		}
 	}
 	return Config{
+		Files:         trust.FromEnv(l),
 		NATSURL:       l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:  l.Int("NATS_REPLICAS", 1, 1, 5),
 		GRPCAddr:      l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
@@ -208,6 +212,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	trusted, err := cfg.Files.Load(true)
+	if err != nil {
+		return fmt.Errorf("query configuration: %w", err)
+	}
 
 	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "query", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
 	if err != nil {
@@ -230,7 +238,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 
 	directory, teams := cfg.Directory, app.TeamOrgs(nil)
 	if cfg.TeamsAddr != "" {
-		cc, err := rpc.Dial(cfg.TeamsAddr)
+		cc, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
 		if err != nil {
 			return fmt.Errorf("TEAMS_ADDR: %w", err)
 		}
@@ -277,7 +285,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		}
 		return nil
 	})
-	gs := rpc.NewServer(log)
+	gs, err := rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg})
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = opsLis.Close()
+		return err
+	}
 	queryv1.RegisterQueryServiceServer(gs, grpcapi.New(svc, records, answerMetrics, log, loaded.Load))
 	gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	gatherer, ok := reg.(prometheus.Gatherer)

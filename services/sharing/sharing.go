@@ -36,6 +36,7 @@ import (
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/sharing/internal/access"
 	"github.com/crmslack/crmslack/services/sharing/internal/app"
@@ -48,6 +49,8 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
@@ -94,6 +97,7 @@ type Addrs struct {
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
+		Files:         trust.FromEnv(l),
 		NATSURL:       l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:  l.Int("NATS_REPLICAS", 1, 1, 5),
 		MongoURI:      l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
@@ -147,6 +151,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return fmt.Errorf("sharing configuration: %w", err)
 	}
 	log = log.With("service", "sharing")
+	trusted, err := cfg.Files.Load(true)
+	if err != nil {
+		return fmt.Errorf("sharing configuration: %w", err)
+	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -178,12 +186,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return err
 	}
 
-	teamsConn, err := rpc.Dial(cfg.TeamsAddr)
+	teamsConn, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
 	if err != nil {
 		return fmt.Errorf("TEAMS_ADDR: %w", err)
 	}
 	defer func() { _ = teamsConn.Close() }()
-	queryConn, err := rpc.Dial(cfg.QueryAddr)
+	queryConn, err := rpc.Dial(cfg.QueryAddr, trusted.Identity)
 	if err != nil {
 		return fmt.Errorf("QUERY_ADDR: %w", err)
 	}
@@ -226,7 +234,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		_ = grpcLis.Close()
 		return fmt.Errorf("SHARING_OPS_ADDR %s: %w", cfg.OpsAddr, err)
 	}
-	gs := rpc.NewServer(log)
+	gs, err := rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg})
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = opsLis.Close()
+		return err
+	}
 	grpcapi.Register(gs, grpcapi.New(svc))
 
 	var ready lifecycle.Readiness

@@ -170,6 +170,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
+	pki := testkit.PKI(t)
 	std, err := slackstandin.New(slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
@@ -210,6 +211,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
@@ -218,11 +220,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			Ready: ready,
 		}, logger("teams"), prometheus.NewRegistry())
 	})
-	tc, err := rpc.Dial(ta.GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tc.Close() })
+	tc := testkit.AllowedConn(t, pki, ta.GRPC)
 	// The org's admin added Acme, with a bot token the stand-in honours.
 	// Globex stays unconnected.
 	_, err = teamsv1.NewTeamRegistryServiceClient(tc).CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
@@ -236,21 +234,19 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
+			Files:   testkit.TrustFiles(t, pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
 			Ready: ready,
 		}, logger("query"), prometheus.NewRegistry())
 	})
-	qc, err := rpc.Dial(qa.GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = qc.Close() })
-	s.query = queryv1.NewQueryServiceClient(qc)
+	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, pki, qa.GRPC))
 
 	// Delivery as configured from its environment, so settings it gains
 	// keep their defaults here; only what a test needs is set.
+	df := testkit.TrustFiles(t, pki, rpc.Delivery)
 	env := envconfig.FromMap(map[string]string{
+		"TLS_CERT_FILE": df.TLSCertFile, "TLS_KEY_FILE": df.TLSKeyFile, "TLS_CA_FILE": df.TLSCAFile, "CRM_KEYS_FILE": df.CRMKeysFile,
 		"NATS_URL": ns.ClientURL(), "MONGODB_URI": ms.URI(), "DELIVERY_MONGODB_DATABASE": "delivery",
 		"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0", "TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL,
 		"DELIVERY_CHANNEL_RATE": "100", "DELIVERY_CHANNEL_BURST": "10", "DELIVERY_CONCURRENCY": "8",
@@ -272,7 +268,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 	ga := start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, pki, rpc.Gateway),
+			Addr:  gwAddr, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
 			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",

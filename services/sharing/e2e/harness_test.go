@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -61,6 +62,7 @@ const (
 // and /zcrm results), the delivery service (the only Slack egress) and
 // sharing itself.
 type stack struct {
+	pki      *devpki.Dir
 	standin  *slackstandin.Server
 	sender   *slackstandin.Sender
 	js       jetstream.JetStream
@@ -145,14 +147,11 @@ func (r *runner) stopAll() {
 	}
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+// dial connects to a service; each call goes as a caller the authorization
+// table allows (the CRM's with a credential for its acting user).
+func (s *stack) dial(t *testing.T, addr string) grpc.ClientConnInterface {
 	t.Helper()
-	cc, err := rpc.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
+	return testkit.AllowedConn(t, s.pki, addr)
 }
 
 func startStack(t *testing.T) *stack {
@@ -170,7 +169,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(std.Close)
-	s := &stack{standin: std, sender: std.NewSender(nil)}
+	s := &stack{pki: testkit.PKI(t), standin: std, sender: std.NewSender(nil)}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
 	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: quiet(t, "crm")})
 	if err != nil {
@@ -192,6 +191,7 @@ func startStack(t *testing.T) *stack {
 
 	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
@@ -200,7 +200,7 @@ func startStack(t *testing.T) *stack {
 			Ready: ready,
 		}, quiet(t, "teams"), prometheus.NewRegistry())
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(dial(t, ta.GRPC))
+	s.registry = teamsv1.NewTeamRegistryServiceClient(s.dial(t, ta.GRPC))
 
 	// The admin added both workspaces to the org.
 	for _, w := range []struct{ id, name, domain, bot string }{
@@ -218,15 +218,17 @@ func startStack(t *testing.T) *stack {
 
 	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
 			Ready: ready,
 		}, quiet(t, "query"), prometheus.NewRegistry())
 	})
-	s.query = queryv1.NewQueryServiceClient(dial(t, qa.GRPC))
+	s.query = queryv1.NewQueryServiceClient(s.dial(t, qa.GRPC))
 
 	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		return delivery.Run(ctx, delivery.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Delivery),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
 			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 100, ChannelBurst: 10, Concurrency: 8,
@@ -239,7 +241,8 @@ func startStack(t *testing.T) *stack {
 
 	start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
+			Addr:  gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
 			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
@@ -251,13 +254,14 @@ func startStack(t *testing.T) *stack {
 
 	sa := start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
 		return sharing.Run(ctx, sharing.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Sharing),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, QueryAddr: qa.GRPC,
 			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour,
 			Ready: ready,
 		}, quiet(t, "sharing"), prometheus.NewRegistry())
 	})
-	s.sharing = sharingv1.NewSharingServiceClient(dial(t, sa.GRPC))
+	s.sharing = sharingv1.NewSharingServiceClient(s.dial(t, sa.GRPC))
 	// Sharing is ready to decide once it has read the org's access.
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		_, err := s.sharing.ListTargets(testkit.Context(t), &sharingv1.ListTargetsRequest{OrgId: org, SharerEmail: aliceEmail})

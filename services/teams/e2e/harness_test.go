@@ -19,8 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/logging"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -43,6 +43,8 @@ type stack struct {
 	gateway    string // http://host:port
 	gatewayOps string
 	registry   teamsv1.TeamRegistryServiceClient
+	pki        *devpki.Dir
+	teamsAddr  string
 	logs       *logTap
 }
 
@@ -143,7 +145,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(std.Close)
 
 	s := &stack{t: t, standin: std, sender: std.NewSender(nil), mongoURI: ms.URI(), database: "teams_e2e",
-		tokenKeys: "k1:" + randomKey(t), logs: &logTap{}}
+		tokenKeys: "k1:" + randomKey(t), logs: &logTap{}, pki: testkit.PKI(t)}
 	nc := testkit.NATSConn(t, ns)
 	s.js = testkit.JetStream(t, nc)
 	ticketKey := randomKey(t)
@@ -159,6 +161,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	teamsUp := make(chan teams.Addrs, 1)
 	go func() {
 		errs <- teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, s.pki, "teams"),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: s.database,
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: s.tokenKeys,
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: std.URL() + "/api/",
@@ -180,7 +183,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	gwUp := make(chan gateway.Addrs, 1)
 	go func() {
 		errs <- gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, s.pki, "gateway"),
+			Addr:  gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
 			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: std.URL() + "/api/", SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
@@ -215,12 +219,10 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		}
 	})
 
-	cc, err := rpc.Dial(ta.GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	s.registry = teamsv1.NewTeamRegistryServiceClient(cc)
+	// Each call goes as a caller the authorization table allows: a service,
+	// or the CRM with the credential it signs for the acting user.
+	s.teamsAddr = ta.GRPC
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.AllowedConn(t, s.pki, ta.GRPC))
 
 	// The gateway is ready once it has read the (possibly empty) org
 	// access bucket.

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/trust"
+)
+
+// devPKI opens (making on the first run) the development trust material in
+// the data folder: the CA, the CRM's certificate for crmctl, and a CRM
+// signing key for each of orgs. Services' certificates are made as they
+// start. Nothing here is in the repository.
+func devPKI(dataDir string, orgs []string) (*devpki.Dir, error) {
+	d, err := devpki.Open(filepath.Join(dataDir, "pki"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.Trust(rpc.CRM); err != nil {
+		return nil, err
+	}
+	var keep []string
+	for _, o := range orgs {
+		if o = strings.TrimSpace(o); o != "" {
+			keep = append(keep, o)
+		}
+	}
+	if err := d.EnsureCRMOrgs(keep...); err != nil {
+		return nil, fmt.Errorf("LOCAL_CRM_ORGS: %w", err)
+	}
+	return d, nil
+}
+
+// withTrust is vars with a service's own trust files: in one process every
+// service reads the same variables, each with its own identity.
+func withTrust(vars map[string]string, f trust.Files) map[string]string {
+	out := make(map[string]string, len(vars)+4)
+	for k, v := range vars {
+		out[k] = v
+	}
+	for _, kv := range f.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		out[k] = v
+	}
+	return out
+}
