@@ -158,6 +158,7 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 		t.Errorf("no start-up report in:\n%s", out.String())
 	}
 	slashThroughStandin(t, ep, envValue(environ, "TEAMS_GRPC_ADDR"), &out)
+	scrapeEveryService(t, ops)
 
 	cancel()
 	select {
@@ -325,4 +326,34 @@ func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *sync
 		raw, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(raw), usage)
 	}, "no usage card: the immediate answer was %q and none came through the response_url", got.Body.Text)
+}
+
+// scrapeEveryService reads each service's /metrics as Prometheus would and
+// expects its own series there, not an empty page: the process's, and one
+// the service itself registers.
+func scrapeEveryService(t *testing.T, ops map[string]string) {
+	t.Helper()
+	own := map[string]string{
+		"teams":    `crmslack_bus_handled_total{consumer="teams-slack-events"`,
+		"gateway":  "crmslack_gateway_slack_requests_total",
+		"delivery": `crmslack_bus_handled_total{consumer="delivery-audit-`,
+		"query":    `crmslack_bus_handled_total{consumer="query-commands"`,
+		"sharing":  `crmslack_bus_handled_total{consumer="sharing-interactions"`,
+	}
+	if len(own) != len(ops) {
+		t.Fatalf("scraping %d services, the runner starts %d", len(own), len(ops))
+	}
+	for name, addr := range ops {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{"go_goroutines ", own[name]} {
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+				t.Errorf("%s /metrics: status %d, no %s in %d bytes", name, resp.StatusCode, want, len(body))
+			}
+		}
+	}
 }

@@ -30,6 +30,9 @@ const (
 	DefaultPublishAsyncMaxPending = 4096
 	// How long an async publish waits for its ack before failing.
 	DefaultPublishAckTimeout = 10 * time.Second
+	// DefaultConsumerCheckInterval is how often each subscription asks the
+	// server whether its durable consumer still exists (one small request).
+	DefaultConsumerCheckInterval = 5 * time.Second
 )
 
 const minReconnectWait = 100 * time.Millisecond
@@ -67,6 +70,11 @@ type Config struct {
 	// (the dead-letter stream) get: 1 on one server, 3 on a production
 	// cluster. Default 1.
 	StreamReplicas int
+	// ConsumerCheckInterval is how often each subscription checks that its
+	// durable consumer exists on the server and its pulls are served; a
+	// deleted consumer is re-created and, meanwhile, the subscription is not
+	// healthy (readiness fails). Default DefaultConsumerCheckInterval.
+	ConsumerCheckInterval time.Duration
 	// NATSOptions are appended to the connection options (credentials,
 	// TLS). They may override the bus's choices; use with care.
 	NATSOptions []nats.Option
@@ -93,6 +101,7 @@ func (c Config) validateBus() error {
 		{"MaxReconnectWait", c.MaxReconnectWait},
 		{"DrainTimeout", c.DrainTimeout},
 		{"PublishAckTimeout", c.PublishAckTimeout},
+		{"ConsumerCheckInterval", c.ConsumerCheckInterval},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: Config.%s is %s, must not be negative", ErrInvalidConfig, d.name, d.v)
@@ -119,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PublishAsyncMaxPending == 0 {
 		c.PublishAsyncMaxPending = DefaultPublishAsyncMaxPending
+	}
+	if c.ConsumerCheckInterval == 0 {
+		c.ConsumerCheckInterval = DefaultConsumerCheckInterval
 	}
 	if c.PublishAckTimeout == 0 {
 		c.PublishAckTimeout = DefaultPublishAckTimeout

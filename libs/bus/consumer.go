@@ -220,7 +220,10 @@ type Subscription struct {
 
 	runCtx    context.Context // parent of handler contexts; cancelled when Stop gives up
 	cancelRun context.CancelFunc
+	ccMu      sync.Mutex // guards cc, swapped when the consumer is re-created
 	cc        jetstream.ConsumeContext
+	unhealthy atomic.Pointer[string] // why the consumer is not receiving; nil when it is
+	kick      chan struct{}          // asks the watchdog to check now
 	advisory  *nats.Subscription
 	work      chan queued // nil when Concurrency == 1
 	workers   sync.WaitGroup
@@ -266,6 +269,7 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 		budget:   handlerBudget(spec.AckWait),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 		handled:  make(map[string]prometheus.Counter),
 	}
 	s.log = b.log.With("stream", spec.Stream, "consumer", spec.Durable)
@@ -321,28 +325,153 @@ func (s *Subscription) start(cons jetstream.Consumer) error {
 		}
 		s.advisory = adv
 	}
-	cc, err := cons.Consume(s.onMsg,
-		jetstream.PullMaxMessages(s.spec.Prefetch),
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				s.log.Error("consumer deleted on the server; this subscription stops receiving", "error", err)
-				return
-			}
-			s.log.Warn("consume error", "error", err)
-		}),
-	)
+	cc, err := s.consume(cons)
 	if err != nil {
 		if s.advisory != nil {
 			_ = s.advisory.Unsubscribe()
 		}
 		s.stopWorkers()
-		return fmt.Errorf("bus: consuming %s/%s: %w", s.spec.Stream, s.spec.Durable, err)
+		return err
 	}
 	s.cc = cc
 	go s.lifecycle()
+	go s.watch()
 	return nil
+}
+
+func (s *Subscription) consume(cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
+	cc, err := cons.Consume(s.onMsg,
+		jetstream.PullMaxMessages(s.spec.Prefetch),
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				s.setUnhealthy("consumer deleted on the server: " + err.Error())
+				s.log.Error("consumer deleted on the server; re-creating it", "error", err)
+				s.check()
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				// The server does not answer our pulls: stalled until the
+				// watchdog finds the consumer there and serving again.
+				s.setUnhealthy("no heartbeat from the server for the consumer's pulls")
+				s.log.Warn("consumer stalled: no heartbeat", "error", err)
+				s.check()
+			default:
+				s.log.Warn("consume error", "error", err)
+			}
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bus: consuming %s/%s: %w", s.spec.Stream, s.spec.Durable, err)
+	}
+	return cc, nil
+}
+
+// Healthy reports whether the durable consumer exists on the server and is
+// being served; the error says why not. A service's readiness includes it
+// (libs/service).
+func (s *Subscription) Healthy() error {
+	if why := s.unhealthy.Load(); why != nil {
+		return fmt.Errorf("consumer %s/%s: %s", s.spec.Stream, s.spec.Durable, *why)
+	}
+	return nil
+}
+
+func (s *Subscription) setUnhealthy(why string) { s.unhealthy.Store(&why) }
+
+// check asks the watchdog to look now.
+func (s *Subscription) check() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watch checks, every ConsumerCheckInterval or when kicked, that the
+// durable consumer exists and is consumed, re-creating it (on the second
+// tick that finds it missing, so readiness shows the gap) if it was deleted
+// on the server (by an operator, or lost with a stream) so the service does
+// not sit there connected and receiving nothing. A re-created durable starts
+// with the messages still in the stream, so none is lost; handlers are
+// idempotent, so those redelivered are harmless.
+func (s *Subscription) watch() {
+	t := time.NewTicker(s.b.cfg.ConsumerCheckInterval)
+	defer t.Stop()
+	missing := false // seen deleted on an earlier check
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+			missing = s.verify(missing)
+		case <-s.kick:
+			missing = s.verify(false) || missing
+		}
+	}
+}
+
+// verify checks the consumer and reports whether it is missing on the
+// server. A missing consumer is re-created only if recreate (it was missing
+// on the previous tick already), so readiness shows the gap for at least an
+// interval rather than flickering.
+func (s *Subscription) verify(recreate bool) (missing bool) {
+	ctx, cancel := context.WithTimeout(s.runCtx, 5*time.Second)
+	defer cancel()
+	cons, err := s.b.js.Consumer(ctx, s.spec.Stream, s.spec.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		s.setUnhealthy("consumer deleted on the server; re-creating it")
+		if !recreate {
+			return true
+		}
+		if cons, err = s.b.js.CreateOrUpdateConsumer(ctx, s.spec.Stream, s.spec.ConsumerConfig()); err != nil {
+			s.setUnhealthy("consumer deleted on the server; re-creating it failed: " + err.Error())
+			s.log.Error("re-creating the deleted consumer failed; retrying", "error", err)
+			return true
+		}
+		s.log.Warn("consumer re-created after it was deleted on the server")
+		s.reconsume(cons)
+	case err != nil:
+		s.setUnhealthy("cannot check the consumer on the server: " + err.Error())
+	default:
+		s.ccMu.Lock()
+		ended := isClosed(s.cc.Closed())
+		s.ccMu.Unlock()
+		if ended { // the library gave up on it (after a deletion it saw)
+			s.reconsume(cons)
+			return false
+		}
+		s.unhealthy.Store(nil)
+	}
+	return false
+}
+
+// reconsume replaces the consume context with one on cons, unless the
+// subscription is stopping.
+func (s *Subscription) reconsume(cons jetstream.Consumer) {
+	s.ccMu.Lock()
+	defer s.ccMu.Unlock()
+	if isClosed(s.stopping) {
+		return
+	}
+	s.cc.Stop()
+	cc, err := s.consume(cons)
+	if err != nil {
+		s.setUnhealthy(err.Error())
+		s.log.Error("consuming the re-created consumer failed; retrying", "error", err)
+		return
+	}
+	s.cc = cc
+	s.unhealthy.Store(nil)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Subscription) stopWorkers() {
@@ -357,13 +486,19 @@ func (s *Subscription) stopWorkers() {
 // buffered messages handled, workers done, acks flushed to the server.
 func (s *Subscription) lifecycle() {
 	<-s.stopping
-	<-s.cc.Closed()
+	s.ccMu.Lock()
+	cc := s.cc
+	s.ccMu.Unlock()
+	<-cc.Closed()
 	s.stopWorkers()
 	if err := s.b.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("flushing acks at stop", "error", err)
 	}
 	close(s.done)
 }
+
+// Durable is the consumer's durable name.
+func (s *Subscription) Durable() string { return s.spec.Durable }
 
 // Stop stops fetching, lets in-flight and already buffered messages be
 // handled and settled, flushes their acks, and returns. If ctx ends first,
@@ -374,8 +509,10 @@ func (s *Subscription) Stop(ctx context.Context) error {
 		if s.advisory != nil {
 			_ = s.advisory.Unsubscribe()
 		}
+		s.ccMu.Lock()
 		s.cc.Drain()
 		close(s.stopping)
+		s.ccMu.Unlock()
 	})
 	defer s.b.removeSub(s)
 	select {

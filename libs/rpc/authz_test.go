@@ -111,10 +111,10 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 	ctx := testkit.Context(t)
 	conns := map[string]*grpc.ClientConn{}
 	for _, name := range identities {
-		conns[name] = testkit.Dial(t, pki, name, addr)
+		conns[name] = testkit.DialAs(t, pki, name, addr)
 	}
 	// A client of another CA: its certificate is refused at the handshake.
-	other := testkit.Dial(t, testkit.PKI(t), rpc.Delivery, addr)
+	other := testkit.DialAs(t, testkit.PKI(t), rpc.Delivery, addr)
 	admin := testkit.CRMCall(t, pki, "o1", "ann@o1.example", crmauth.RoleAdmin)
 
 	for _, svc := range services {
@@ -242,7 +242,7 @@ func TestCRMCredential(t *testing.T) {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	client := teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, pki, rpc.CRM, lis.Addr().String()))
+	client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, rpc.CRM, lis.Addr().String()))
 	ctx := testkit.Context(t)
 
 	key, err := crmauth.ReadPrivateKey(pki.CRMKeyFile("o1"))

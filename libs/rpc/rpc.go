@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
+	"github.com/crmslack/crmslack/libs/fault"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/tracectx"
@@ -147,11 +148,25 @@ type Coded interface {
 	GRPCCode() codes.Code
 }
 
+// faultCodes is the one mapping of domain failure kinds to gRPC codes.
+var faultCodes = []struct {
+	kind error
+	code codes.Code
+}{
+	{fault.Invalid, codes.InvalidArgument},
+	{fault.NotFound, codes.NotFound},
+	{fault.Denied, codes.PermissionDenied},
+	{fault.Precondition, codes.FailedPrecondition},
+	{fault.Conflict, codes.Aborted},
+	{fault.Exists, codes.AlreadyExists},
+	{fault.Unavailable, codes.Unavailable},
+}
+
 // ToStatus turns a handler error into a status error. Errors that already are
-// status errors pass through; context errors map to their codes; errors
-// implementing Coded anywhere in their chain use their code and message;
-// everything else is Internal with a generic message, so internals never leak
-// to callers.
+// status errors pass through; a *fault.Error anywhere in the chain maps its
+// kind to a code (faultCodes) with its message; errors implementing Coded use
+// their code and message; context errors map to their codes; everything else
+// is Internal with a generic message, so internals never leak to callers.
 func ToStatus(err error) error {
 	if err == nil {
 		return nil
@@ -160,7 +175,15 @@ func ToStatus(err error) error {
 		return err
 	}
 	var c Coded
+	var fe *fault.Error
 	switch {
+	case errors.As(err, &fe):
+		for _, fc := range faultCodes {
+			if errors.Is(fe.Kind, fc.kind) {
+				return status.Error(fc.code, fe.Msg)
+			}
+		}
+		return status.Error(codes.Internal, "internal error")
 	case errors.As(err, &c):
 		return status.Error(c.GRPCCode(), err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

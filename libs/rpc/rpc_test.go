@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/fault"
 	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/tracectx"
 )
@@ -54,6 +55,15 @@ func TestToStatus(t *testing.T) {
 		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "x: context deadline exceeded"},
 		{"status passes", status.Error(codes.Unavailable, "down"), codes.Unavailable, "down"},
 		{"plain error hides internals", errors.New("mongo: secret host 10.0.0.3"), codes.Internal, "internal error"},
+		{"fault invalid", fault.Errorf(fault.Invalid, "team_id is required"), codes.InvalidArgument, "team_id is required"},
+		{"wrapped fault keeps its own message", fmt.Errorf("db x: %w", fault.Errorf(fault.NotFound, "no team T1")), codes.NotFound, "no team T1"},
+		{"fault denied", fault.Errorf(fault.Denied, "admins only"), codes.PermissionDenied, "admins only"},
+		{"fault precondition", fault.Errorf(fault.Precondition, "integration off"), codes.FailedPrecondition, "integration off"},
+		{"fault conflict", fault.Errorf(fault.Conflict, "changed meanwhile"), codes.Aborted, "changed meanwhile"},
+		{"fault exists", fault.Errorf(fault.Exists, "request id used"), codes.AlreadyExists, "request id used"},
+		{"fault unavailable", fault.Errorf(fault.Unavailable, "Slack down"), codes.Unavailable, "Slack down"},
+		{"a domain's own sentinel of a kind", fault.Errorf(fmt.Errorf("%w: broken token", fault.Precondition), "re-authorise"), codes.FailedPrecondition, "re-authorise"},
+		{"fault of no known kind hides", fault.Errorf(errors.New("odd"), "odd"), codes.Internal, "internal error"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -89,6 +89,9 @@ type Bus struct {
 	Streams []string
 	// Own are streams only this service defines, ensured after Streams.
 	Own []jetstream.StreamConfig
+	// ConsumerCheckInterval is how often each consumer checks it still
+	// exists on the server (see bus.Config). Zero means the bus default.
+	ConsumerCheckInterval time.Duration
 }
 
 // Listen is one listener: its address and the variable that set it (for
@@ -233,6 +236,7 @@ func (rt *Runtime) open(ctx context.Context) error {
 		streams := topology.Select(opts, spec.Bus.Streams...)
 		b, err := bus.Connect(ctx, bus.Config{
 			URL: spec.Bus.URL, Name: spec.Name, Logger: rt.log, Registerer: rt.reg, StreamReplicas: spec.Bus.Replicas,
+			ConsumerCheckInterval: spec.Bus.ConsumerCheckInterval,
 		})
 		if err != nil {
 			return err
@@ -398,4 +402,18 @@ func (rt *Runtime) closeAll(ctx context.Context) {
 		}
 		cancel()
 	}
+}
+
+// Addrs are the bound addresses of a service with a gRPC API: what its
+// Config.Ready callback receives (services alias it: type Addrs = service.Addrs).
+type Addrs struct {
+	GRPC, Ops string
+}
+
+// ReadyAddrs adapts such a callback to Spec.Ready; nil stays nil.
+func ReadyAddrs(ready func(Addrs)) func(Bound) {
+	if ready == nil {
+		return nil
+	}
+	return func(b Bound) { ready(Addrs{GRPC: b[ListenerGRPC], Ops: b[ListenerOps]}) }
 }

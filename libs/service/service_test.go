@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,12 +17,16 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/trust"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
 type cfg struct {
@@ -150,7 +155,7 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 		t.Fatalf("web = %q", body)
 	}
 	// gRPC is served over mutual TLS: a peer of the same CA gets an answer.
-	health := healthpb.NewHealthClient(testkit.Dial(t, pki, "gateway", b[service.ListenerGRPC]))
+	health := healthpb.NewHealthClient(testkit.DialAs(t, pki, "gateway", b[service.ListenerGRPC]))
 	if _, err := health.Check(testkit.Context(t), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("health over mutual TLS: %v", err)
 	}
@@ -212,5 +217,89 @@ func TestRunFailsOnAnHTTPListenerWithoutServer(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", ops.Addr().String()); err == nil {
 		t.Fatal("the passed-in listener was not closed")
+	}
+}
+
+// TestDeletedConsumerFailsReadinessAndComesBack deletes a service's durable
+// consumer on the server: /readyz turns not ready within seconds, the
+// consumer is re-created, /readyz is ready again, and every event published
+// before, during and after is handled.
+func TestDeletedConsumerFailsReadinessAndComesBack(t *testing.T) {
+	t.Parallel()
+	ns := testkit.NATS(t)
+	ops := listen(t)
+	var mu sync.Mutex
+	handled := map[string]bool{}
+	pub := make(chan *bus.Bus, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	const durable = "demo-records"
+	go func() {
+		done <- service.Run(ctx, service.Spec{
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), "demo")}, Log: testkit.Logger(t),
+			Bus:       &service.Bus{URL: ns.ClientURL(), Replicas: 1, Streams: []string{topology.StreamCRM}, ConsumerCheckInterval: time.Second},
+			Ops:       service.Listen{Addr: "127.0.0.1:0"},
+			Listeners: service.Listeners{service.ListenerOps: ops},
+			Build: func(ctx context.Context, rt *service.Runtime) error {
+				sub, err := bus.Subscribe(ctx, rt.Bus, bus.ConsumerSpec{
+					Stream: topology.StreamCRM, Durable: durable, FilterSubjects: []string{"crm.v1.*.record.upserted.*"},
+					MaxDeliver: 5, BackOff: []time.Duration{100 * time.Millisecond},
+				}, func(_ context.Context, ev *crmv1.RecordUpserted) error {
+					mu.Lock()
+					handled[ev.GetEnvelope().GetEventId()] = true
+					mu.Unlock()
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				rt.Consumer(durable, sub)
+				pub <- rt.Bus
+				return nil
+			},
+		})
+	}()
+	var b *bus.Bus
+	select {
+	case b = <-pub:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	opsAddr := ops.Addr().String()
+	testkit.WaitReady(t, opsAddr, 10*time.Second)
+	n := 0
+	publishSome := func() {
+		for range 10 {
+			n++
+			id := fmt.Sprintf("ev-%d", n)
+			ev := &crmv1.RecordUpserted{
+				Envelope: &commonv1.Envelope{EventId: id, OrgId: "o1", OccurredAt: timestamppb.Now(), SchemaVersion: 1, Producer: "test"},
+				Record:   &crmv1.Record{Module: "Deals", Id: id, Version: 1},
+			}
+			if _, err := b.Publish(testkit.Context(t), topology.RecordUpserted("o1", "Deals"), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	all := func() bool { mu.Lock(); defer mu.Unlock(); return len(handled) == n }
+	publishSome()
+	testkit.Eventually(t, 10*time.Second, all, "first events handled")
+
+	if err := b.JetStream().DeleteConsumer(testkit.Context(t), topology.StreamCRM, durable); err != nil {
+		t.Fatal(err)
+	}
+	publishSome()
+	testkit.Eventually(t, 5*time.Second, func() bool { return !testkit.Ready(opsAddr) }, "/readyz not ready after the consumer was deleted")
+	code, body := get(t, "http://"+opsAddr+"/readyz")
+	t.Logf("/readyz while deleted: %d %s", code, body)
+	testkit.WaitReady(t, opsAddr, 15*time.Second)
+	if _, err := b.JetStream().Consumer(testkit.Context(t), topology.StreamCRM, durable); err != nil {
+		t.Fatalf("consumer not back: %v", err)
+	}
+	publishSome()
+	testkit.Eventually(t, 10*time.Second, all, "every event handled, none lost")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("clean stop: %v", err)
 	}
 }

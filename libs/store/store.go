@@ -1,13 +1,12 @@
 // Package store opens a service's MongoDB database with bounded connect and
-// operation deadlines, creates its indexes at start-up, and offers the
-// insert-only idempotency [Ledger] consumers use on hot paths.
+// operation deadlines and creates its indexes at start-up.
 //
 // The same code runs against production MongoDB 6.0+ replica sets and the
 // embedded FerretDB v1 used by tests and the local runner, so it uses only
 // what both support: no change streams, no transactions, no TTL or partial
 // indexes. On FerretDB every read, update and delete scans the whole
 // collection (see /work/shared/measured-ceilings.md), so hot paths write with
-// inserts and treat a duplicate key as "already done" ([Ledger], [IsDuplicate]).
+// inserts and treat a duplicate key as "already done" ([IsDuplicate]).
 //
 // This package never imports FerretDB; see libs/localmongo.
 package store
@@ -20,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -232,61 +230,4 @@ func checkUnique(ctx context.Context, iv mongo.IndexView, names []string, models
 		}
 	}
 	return nil
-}
-
-// Ledger records keys once: the first [Ledger.Claim] of a key inserts a
-// document with that key as _id, later ones find the duplicate. It is the
-// consumer's idempotency check on a hot path: one insert, no read first (a
-// read costs a full scan on FerretDB, and look-then-write races between
-// replicas anyway).
-//
-// Make the claim the effect itself where possible (the document is the
-// record the consumer exists to write): a claim taken before a separate
-// side effect marks the work done even if the process dies before doing it.
-type Ledger struct {
-	coll *mongo.Collection
-}
-
-// NewLedger returns a Ledger over coll. The _id index every collection has
-// is the unique index it relies on; no other index is needed.
-func NewLedger(coll *mongo.Collection) *Ledger { return &Ledger{coll: coll} }
-
-// Ledger returns a Ledger over the named collection.
-func (s *Store) Ledger(collection string) *Ledger { return NewLedger(s.Collection(collection)) }
-
-// ErrEmptyKey is returned by [Ledger.Claim] for an empty key.
-var ErrEmptyKey = errors.New("store: ledger key is empty")
-
-// Claim inserts doc (any value that marshals to a BSON document, or nil)
-// with _id set to key. first is true if this call recorded the key, false if
-// it was already there; a duplicate is not an error. doc must not set its
-// own _id.
-func (l *Ledger) Claim(ctx context.Context, key string, doc any) (first bool, err error) {
-	if key == "" {
-		return false, ErrEmptyKey
-	}
-	d := bson.D{{Key: "_id", Value: key}}
-	if doc != nil {
-		raw, err := bson.Marshal(doc)
-		if err != nil {
-			return false, fmt.Errorf("store: ledger %s: marshalling doc: %w", l.coll.Name(), err)
-		}
-		elems, err := bson.Raw(raw).Elements()
-		if err != nil {
-			return false, fmt.Errorf("store: ledger %s: reading doc: %w", l.coll.Name(), err)
-		}
-		for _, e := range elems {
-			if e.Key() == "_id" {
-				return false, fmt.Errorf("store: ledger %s: doc sets _id; the key is the _id", l.coll.Name())
-			}
-			d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
-		}
-	}
-	if _, err := l.coll.InsertOne(ctx, d); err != nil {
-		if IsDuplicate(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("store: ledger %s: claiming key: %w", l.coll.Name(), err)
-	}
-	return true, nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,96 +167,4 @@ func TestIsDuplicate(t *testing.T) {
 			t.Errorf("IsDuplicate(%v) = %t, want %t", tt.err, got, tt.want)
 		}
 	}
-}
-
-func TestLedgerClaim(t *testing.T) {
-	t.Parallel()
-	s := testkit.Store(t, "ledger")
-	ctx := testkit.Context(t)
-	l := s.Ledger("processed")
-
-	type record struct {
-		Team string    `bson:"team"`
-		At   time.Time `bson:"at"`
-	}
-	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name      string
-		key       string
-		doc       any
-		wantFirst bool
-		wantErr   bool
-	}{
-		{name: "first claim", key: "evt-1", doc: record{Team: "T1", At: at}, wantFirst: true},
-		{name: "duplicate", key: "evt-1", doc: record{Team: "T2", At: at}, wantFirst: false},
-		{name: "nil doc", key: "evt-2", doc: nil, wantFirst: true},
-		{name: "nil doc duplicate", key: "evt-2", doc: nil, wantFirst: false},
-		{name: "empty key", key: "", doc: nil, wantErr: true},
-		{name: "doc sets _id", key: "evt-3", doc: bson.D{{Key: "_id", Value: "x"}}, wantErr: true},
-		{name: "doc not a document", key: "evt-4", doc: 42, wantErr: true},
-	}
-	// Sequential: each row depends on the ones before.
-	for _, tt := range tests {
-		first, err := l.Claim(ctx, tt.key, tt.doc)
-		if (err != nil) != tt.wantErr {
-			t.Fatalf("%s: Claim err = %v, wantErr %t", tt.name, err, tt.wantErr)
-		}
-		if first != tt.wantFirst {
-			t.Errorf("%s: Claim first = %t, want %t", tt.name, first, tt.wantFirst)
-		}
-	}
-	// The first claim's document is stored whole; the duplicate changed nothing.
-	var got struct {
-		ID   string    `bson:"_id"`
-		Team string    `bson:"team"`
-		At   time.Time `bson:"at"`
-	}
-	if err := s.Collection("processed").FindOne(ctx, bson.D{{Key: "_id", Value: "evt-1"}}).Decode(&got); err != nil {
-		t.Fatalf("FindOne: %v", err)
-	}
-	if got.Team != "T1" || !got.At.Equal(at) {
-		t.Errorf("stored %+v, want team T1 at %s", got, at)
-	}
-}
-
-// TestLedgerClaimConcurrent: replicas racing on one key, exactly one wins.
-func TestLedgerClaimConcurrent(t *testing.T) {
-	t.Parallel()
-	s := testkit.Store(t, "race")
-	ctx := testkit.Context(t)
-	l := s.Ledger("processed")
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			first, err := l.Claim(ctx, "same", nil)
-			if err != nil {
-				t.Errorf("Claim: %v", err)
-			}
-			if first {
-				wins.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := wins.Load(); n != 1 {
-		t.Errorf("%d claims reported first, want exactly 1", n)
-	}
-}
-
-// BenchmarkLedgerClaim measures claims/s into the embedded store, half of
-// them duplicates (a redelivery-heavy consumer).
-func BenchmarkLedgerClaim(b *testing.B) {
-	s := testkit.Store(b, "bench")
-	ctx := testkit.Context(b)
-	l := s.Ledger("processed")
-	doc := bson.D{{Key: "team", Value: "T0123456"}, {Key: "kind", Value: "deal.updated"}}
-	i := 0
-	for b.Loop() {
-		if _, err := l.Claim(ctx, fmt.Sprintf("evt-%d", i/2), doc); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "claims/s")
 }

@@ -52,9 +52,9 @@ func Identity(t testing.TB, pki *devpki.Dir, name string) *mtls.Identity {
 	return id
 }
 
-// Dial connects to target over mutual TLS as identity name (a service, or
+// DialAs connects to target over mutual TLS as identity name (a service, or
 // rpc.CRM for the CRM), closed at cleanup.
-func Dial(t testing.TB, pki *devpki.Dir, name, target string, opts ...grpc.DialOption) *grpc.ClientConn {
+func DialAs(t testing.TB, pki *devpki.Dir, name, target string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	cc, err := rpc.Dial(target, Identity(t, pki, name), opts...)
 	if err != nil {
@@ -94,7 +94,7 @@ func CRMCall(t testing.TB, pki *devpki.Dir, org, email, role string) grpc.CallOp
 // CRM's connector would; closed at cleanup.
 func CRMConn(t testing.TB, pki *devpki.Dir, target string) *grpc.ClientConn {
 	t.Helper()
-	return Dial(t, pki, rpc.CRM, target, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(pki).Interceptor()))
+	return DialAs(t, pki, rpc.CRM, target, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(pki).Interceptor()))
 }
 
 // AllowedConn connects to target and makes each call as a caller the
@@ -135,7 +135,7 @@ func (a *allowedConn) conn(method string) (*grpc.ClientConn, error) {
 	if name == rpc.CRM {
 		cc = CRMConn(a.t, a.pki, a.target)
 	} else {
-		cc = Dial(a.t, a.pki, name, a.target)
+		cc = DialAs(a.t, a.pki, name, a.target)
 	}
 	a.conns[name] = cc
 	return cc, nil

@@ -11,22 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/installticket"
-	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/trust"
@@ -107,6 +101,10 @@ type Config struct {
 	// Ready, not from the environment, is called once the gateway serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
+	// Listeners, not from the environment, are listeners to serve on instead
+	// of binding Addr and OpsAddr, by name ("http", "ops"): a test binds
+	// port 0 and knows the public URL before the gateway starts.
+	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -144,85 +142,66 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // Validate reports every invalid field by its variable name, never with a
 // secret's value.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	var p envconfig.Problems
+	addrs := map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr}
+	if c.QueryAddr != "" {
+		addrs["QUERY_ADDR"] = c.QueryAddr
 	}
-	for name, addr := range map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr, "QUERY_ADDR": c.QueryAddr} {
-		if name == "QUERY_ADDR" && addr == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
-	for name, v := range map[string]string{"GATEWAY_PUBLIC_URL": c.PublicURL, "SLACK_API_URL": c.SlackAPIURL, "SLACK_AUTHORIZE_URL": c.SlackAuthorizeURL} {
-		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad(name, "%q is not an http(s) URL", v)
-		}
-	}
+	p.HostPort(addrs)
+	p.HTTPURL(map[string]string{"GATEWAY_PUBLIC_URL": c.PublicURL, "SLACK_API_URL": c.SlackAPIURL, "SLACK_AUTHORIZE_URL": c.SlackAuthorizeURL})
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
-		bad("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
+		p.Add("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
 	}
-	if _, err := oauthstate.New(nil, 0, signed.ParseKeys(c.StateKey)...); err != nil {
-		bad("GATEWAY_STATE_KEY", "%v", err)
-	}
-	if _, err := installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...); err != nil {
-		bad("INSTALL_TICKET_KEY", "%v", err)
-	}
+	_, err := oauthstate.New(nil, 0, signed.ParseKeys(c.StateKey)...)
+	p.Check("GATEWAY_STATE_KEY", err)
+	_, err = installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...)
+	p.Check("INSTALL_TICKET_KEY", err)
 	if _, err := verify.New(nil, 0, splitList(c.SigningSecret)...); err != nil {
-		bad("SLACK_SIGNING_SECRET", "required")
+		p.Add("SLACK_SIGNING_SECRET", "required")
 	}
-	if c.ClientID == "" {
-		bad("SLACK_CLIENT_ID", "required")
-	}
-	if c.ClientSecret == "" {
-		bad("SLACK_CLIENT_SECRET", "required")
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
+	p.Required("SLACK_CLIENT_ID", c.ClientID)
+	p.Required("SLACK_CLIENT_SECRET", c.ClientSecret)
+	p.NATS(c.NATSURL, c.NATSReplicas)
 	if c.MaxBody < 4096 {
-		bad("GATEWAY_MAX_BODY_BYTES", "must be at least 4096")
+		p.Add("GATEWAY_MAX_BODY_BYTES", "must be at least 4096")
 	}
 	if c.AckBudget <= 0 || c.AckBudget >= 3*time.Second {
-		bad("GATEWAY_ACK_BUDGET", "must be above 0 and below Slack's 3s")
+		p.Add("GATEWAY_ACK_BUDGET", "must be above 0 and below Slack's 3s")
 	}
 	if c.AnswerBudget < 0 || c.AnswerBudget > 2500*time.Millisecond {
-		bad("GATEWAY_ANSWER_BUDGET", "must be above 0 and at most 2.5s, leaving time to say \"Searching…\" inside Slack's 3s")
+		p.Add("GATEWAY_ANSWER_BUDGET", "must be above 0 and at most 2.5s, leaving time to say \"Searching…\" inside Slack's 3s")
 	}
 	for _, cmd := range splitList(c.QueryCommands) {
 		if !strings.HasPrefix(cmd, "/") {
-			bad("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
+			p.Add("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
 		}
 	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
-}
-
-type busPublisher struct{ b *bus.Bus }
-
-func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
-	_, err := p.b.Publish(ctx, subject, ev)
-	return err
+	return p.Err()
 }
 
 // Run serves until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("gateway configuration: %w", err)
-	}
-	log = log.With("service", "gateway")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	trusted, err := cfg.Files.Load(false)
-	if err != nil {
-		return fmt.Errorf("gateway configuration: %w", err)
-	}
+	return service.Run(ctx, service.Spec{
+		Name: "gateway", Config: cfg, Log: log, Registry: reg,
+		Bus:       &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamSlackIn}},
+		HTTP:      []service.Listen{{Name: ListenerHTTP, Addr: cfg.Addr, Var: "GATEWAY_ADDR"}},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "GATEWAY_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{HTTP: b[ListenerHTTP], Ops: b[service.ListenerOps]})
+			}
+		},
+	})
+}
+
+// ListenerHTTP names the listener for Slack and browsers in Config.Listeners.
+const ListenerHTTP = "http"
+
+// build wires the gateway on the bus.
+func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
+	log, b := rt.Log(), rt.Bus
 	verifier, err := verify.New(cfg.Now, verify.DefaultSkew, splitList(cfg.SigningSecret)...)
 	if err != nil {
 		return err
@@ -235,45 +214,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "gateway", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
-		topology.StreamSlackIn)...); err != nil {
-		return err
-	}
 	nonces, err := install.EnsureNonceStore(ctx, b.JetStream(), cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
-	cc, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
+	cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
 	if err != nil {
-		return fmt.Errorf("TEAMS_ADDR: %w", err)
+		return err
 	}
-	defer func() { _ = cc.Close() }()
 
 	answers := slackhttp.Options{
-		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: reg,
+		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: rt.Registry(),
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
 	if cfg.QueryAddr != "" {
-		qc, err := rpc.Dial(cfg.QueryAddr, trusted.Identity)
+		qc, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr)
 		if err != nil {
-			return fmt.Errorf("QUERY_ADDR: %w", err)
+			return err
 		}
-		defer func() { _ = qc.Close() }()
 		answers.Answerer = queryanswer.New(queryv1.NewQueryServiceClient(qc))
 	}
 
 	dir := teamdir.New(log)
-	slackHandler, err := slackhttp.New(verifier, busPublisher{b}, dir, log, answers)
+	slackHandler, err := slackhttp.New(verifier, b.Publisher(), dir, log, answers)
 	if err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -287,7 +250,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	mux := http.NewServeMux()
 	slackHandler.Register(mux)
 	installHandler.Register(mux)
-	srv := &http.Server{
+	rt.HTTP(ListenerHTTP, &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -295,46 +258,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
+	})
+	rt.Check(func(context.Context) error {
 		if !dir.Synced() {
 			return errors.New("team directory not loaded yet (is the team registry up?)")
 		}
 		return nil
 	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-
-	lis, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("GATEWAY_ADDR %s: %w", cfg.Addr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = lis.Close()
-		return fmt.Errorf("GATEWAY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	ready.MarkReady(true)
-	log.InfoContext(ctx, "gateway serving", "http", lis.Addr().String(), "ops", opsLis.Addr().String(), "public_url", cfg.PublicURL)
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{HTTP: lis.Addr().String(), Ops: opsLis.Addr().String()})
-	}
-	defer ready.MarkReady(false)
-	return lifecycle.Run(ctx, log,
-		lifecycle.HTTPServer("http", srv, lis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "team-directory", Run: func(ctx context.Context) error {
-			return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
-		}},
-	)
+	rt.Part("team-directory", func(ctx context.Context) error {
+		return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
+	})
+	log.InfoContext(ctx, "gateway public URL", "public_url", cfg.PublicURL)
+	return nil
 }
 
 // splitList splits a comma-separated variable, dropping empty entries.

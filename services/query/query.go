@@ -40,14 +40,10 @@ package query
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +55,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
@@ -122,14 +118,15 @@ type Config struct {
 	// Ready, not from the environment, is called once the service is ready,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
+	// Listeners, not from the environment, are listeners to serve on instead
+	// of binding GRPCAddr and OpsAddr, by name ("grpc", "ops").
+	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -154,95 +151,57 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	for name, addr := range map[string]string{"QUERY_GRPC_ADDR": c.GRPCAddr, "QUERY_OPS_ADDR": c.OpsAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	var p envconfig.Problems
+	p.NATS(c.NATSURL, c.NATSReplicas)
+	p.HostPort(map[string]string{"QUERY_GRPC_ADDR": c.GRPCAddr, "QUERY_OPS_ADDR": c.OpsAddr})
 	if c.Directory == nil && c.TeamsAddr == "" {
-		bad("TEAMS_ADDR", "required (the team registry gives Slack users' emails)")
+		p.Add("TEAMS_ADDR", "required (the team registry gives Slack users' emails)")
 	}
 	if c.CRMBaseURL != "" {
-		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
-		}
+		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
 	if len(c.SlashCommands) == 0 {
-		bad("QUERY_SLASH_COMMANDS", "name at least one command, e.g. /zcrm")
+		p.Add("QUERY_SLASH_COMMANDS", "name at least one command, e.g. /zcrm")
 	}
 	for _, cmd := range c.SlashCommands {
 		if !strings.HasPrefix(cmd, "/") || strings.ContainsAny(cmd, " \t") {
-			bad("QUERY_SLASH_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
+			p.Add("QUERY_SLASH_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
 		}
 	}
-	if c.SlackUserTTL <= 0 {
-		bad("QUERY_SLACK_USER_TTL", "must be positive")
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
-}
-
-// busPublisher adapts bus.Bus to late.Publisher.
-type busPublisher struct{ b *bus.Bus }
-
-func (p busPublisher) Publish(ctx context.Context, subject string, ev bus.Event) error {
-	_, err := p.b.Publish(ctx, subject, ev)
-	return err
+	p.Positive("QUERY_SLACK_USER_TTL", int64(c.SlackUserTTL))
+	return p.Err()
 }
 
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("query configuration: %w", err)
-	}
-	log = log.With("service", "query")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
+	return service.Run(ctx, service.Spec{
+		Name: "query", Config: cfg, Log: log, Registry: reg,
+		Bus: &service.Bus{
+			URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
+			Streams: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut},
+			Own:     snapshot.StreamConfigs(cfg.NATSReplicas, jetstream.FileStorage),
+		},
+		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "QUERY_GRPC_ADDR"},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "QUERY_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(cfg, rt) },
+		Ready:     service.ReadyAddrs(cfg.Ready),
+	})
+}
+
+// build wires the answering core on the bus; the service is ready once the
+// projection is rebuilt.
+func build(cfg Config, rt *service.Runtime) error {
+	log, b := rt.Log(), rt.Bus
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	trusted, err := cfg.Files.Load(true)
-	if err != nil {
-		return fmt.Errorf("query configuration: %w", err)
-	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "query", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
-		topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut)...); err != nil {
-		return err
-	}
-	for _, sc := range snapshot.StreamConfigs(cfg.NATSReplicas, jetstream.FileStorage) {
-		if _, err := b.EnsureStream(ctx, sc); err != nil {
-			return err
-		}
-	}
-
 	directory, teams := cfg.Directory, app.TeamOrgs(nil)
 	if cfg.TeamsAddr != "" {
-		cc, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
+		cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
 		if err != nil {
-			return fmt.Errorf("TEAMS_ADDR: %w", err)
+			return err
 		}
-		defer cc.Close()
 		tc := teamsclient.New(cc, cfg.SlackUserTTL, cfg.Now)
 		teams = tc
 		if directory == nil {
@@ -253,11 +212,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		teams = noTeams{}
 	}
 
-	feedMetrics, err := feed.NewMetrics(reg)
+	feedMetrics, err := feed.NewMetrics(rt.Registry())
 	if err != nil {
 		return err
 	}
-	answerMetrics, err := app.NewMetrics(reg)
+	answerMetrics, err := app.NewMetrics(rt.Registry())
 	if err != nil {
 		return err
 	}
@@ -267,63 +226,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Render: render.Renderer{Card: card.Config{BaseURL: cfg.CRMBaseURL}},
 	}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("QUERY_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("QUERY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-
-	var ready lifecycle.Readiness
 	var loaded atomic.Bool
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
-		return nil
-	})
-	gs, err := rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg})
-	if err != nil {
-		_ = grpcLis.Close()
-		_ = opsLis.Close()
-		return err
-	}
+	gs := rt.GRPC()
 	queryv1.RegisterQueryServiceServer(gs, grpcapi.New(svc, records, answerMetrics, log, loaded.Load))
 	gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-	defer ready.MarkReady(false)
 
 	applier := &feed.Applier{Records: records, Users: users, Log: log, Metrics: feedMetrics}
-	answerLate := &late.Handler{Svc: svc, Pub: busPublisher{b}, Commands: cfg.SlashCommands, Log: log, Metrics: answerMetrics, Now: cfg.Now}
-
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "projection", Run: func(ctx context.Context) error {
-			return runProjection(ctx, b, log, applier, answerLate, func() {
-				loaded.Store(true)
-				gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-				ready.MarkReady(true)
-				log.InfoContext(ctx, "query serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(), "crm_users", users.Count())
-				if cfg.Ready != nil {
-					cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
-				}
-			})
-		}},
-	)
+	answerLate := &late.Handler{Svc: svc, Pub: b.Publisher(), Commands: cfg.SlashCommands, Log: log, Metrics: answerMetrics, Now: cfg.Now}
+	release := rt.HoldReady()
+	live := &consumers{}
+	rt.Check(live.healthy)
+	rt.Part("projection", func(ctx context.Context) error {
+		return runProjection(ctx, b, log, applier, answerLate, live, func() {
+			loaded.Store(true)
+			gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+			log.InfoContext(ctx, "projection loaded", "crm_users", users.Count())
+			release()
+		})
+	})
+	return nil
 }
 
 // runProjection rebuilds memory from the snapshot streams, then starts the
 // persister and the late-answer consumer, calls onReady, and keeps
 // following until ctx ends.
-func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, onReady func()) error {
+func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, live *consumers, onReady func()) error {
 	js := b.JetStream()
 	start := time.Now()
 	recs, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, log, applier.Record)
@@ -382,8 +309,33 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 		return err
 	}
 	subs = append(subs, lateSub)
+	live.set(subs)
 	onReady()
 	<-ctx.Done()
+	return nil
+}
+
+// consumers are the subscriptions started once the projection is rebuilt;
+// readiness includes their health (a consumer deleted on the server).
+type consumers struct {
+	mu   sync.Mutex
+	subs []*bus.Subscription
+}
+
+func (c *consumers) set(subs []*bus.Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs = slices.Clone(subs)
+}
+
+func (c *consumers) healthy(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.subs {
+		if err := s.Healthy(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

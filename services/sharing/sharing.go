@@ -19,21 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/trust"
@@ -85,14 +77,15 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
+	// Listeners, not from the environment, are listeners to serve on instead
+	// of binding GRPCAddr and OpsAddr, by name ("grpc", "ops").
+	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -113,95 +106,51 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	if err := (store.Config{URI: c.MongoURI, Database: c.Database}).Validate(); err != nil {
-		bad("MONGODB_URI/SHARING_MONGODB_DATABASE", "%v", err)
-	}
-	for name, addr := range map[string]string{
+	var p envconfig.Problems
+	p.NATS(c.NATSURL, c.NATSReplicas)
+	p.Check("MONGODB_URI/SHARING_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
+	p.HostPort(map[string]string{
 		"SHARING_GRPC_ADDR": c.GRPCAddr, "SHARING_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr, "QUERY_ADDR": c.QueryAddr,
-	} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	})
 	if c.CRMBaseURL != "" {
-		if u, err := url.Parse(c.CRMBaseURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("CRM_BASE_URL", "%q is not an http(s) URL", c.CRMBaseURL)
-		}
+		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
-	if c.RequestMaxAge <= 0 {
-		bad("SHARING_REQUEST_MAX_AGE", "must be positive")
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	p.Positive("SHARING_REQUEST_MAX_AGE", int64(c.RequestMaxAge))
+	return p.Err()
 }
 
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("sharing configuration: %w", err)
-	}
-	log = log.With("service", "sharing")
-	trusted, err := cfg.Files.Load(true)
-	if err != nil {
-		return fmt.Errorf("sharing configuration: %w", err)
-	}
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
+	return service.Run(ctx, service.Spec{
+		Name: "sharing", Config: cfg, Log: log, Registry: reg,
+		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: mongorepo.Indexes()},
+		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{
+			topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, topology.StreamIntegration,
+		}},
+		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "SHARING_GRPC_ADDR"},
+		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "SHARING_OPS_ADDR"},
+		Listeners: cfg.Listeners,
+		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready:     service.ReadyAddrs(cfg.Ready),
+	})
+}
 
-	db, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.Database, AppName: "sharing"})
+// build wires the sharing core on the store, the bus and its two clients.
+func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
+	log, b := rt.Log(), rt.Bus
+	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-	}()
-	if err := db.EnsureIndexes(ctx, mongorepo.Indexes()); err != nil {
-		return err
-	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "sharing", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+	queryConn, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage},
-		topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, topology.StreamIntegration)...); err != nil {
-		return err
-	}
-
-	teamsConn, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
-	if err != nil {
-		return fmt.Errorf("TEAMS_ADDR: %w", err)
-	}
-	defer func() { _ = teamsConn.Close() }()
-	queryConn, err := rpc.Dial(cfg.QueryAddr, trusted.Identity)
-	if err != nil {
-		return fmt.Errorf("QUERY_ADDR: %w", err)
-	}
-	defer func() { _ = queryConn.Close() }()
-
 	shares := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crmslack_sharing_shares_total",
 		Help: "Shares decided, by kind (record, chart), how they were asked (grpc, bus, button) and result (shared, refused).",
 	}, []string{"kind", "via", "result"})
-	if err := reg.Register(shares); err != nil {
+	if err := rt.Registry().Register(shares); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	view := access.New(log)
@@ -209,67 +158,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		CRMBaseURL: cfg.CRMBaseURL, RequestMaxAge: cfg.RequestMaxAge, Now: cfg.Now,
 		Observe: func(kind, via, result string) { shares.WithLabelValues(kind, via, result).Inc() },
 	},
-		view, remote.NewTeams(teamsConn), remote.NewRecords(queryConn), b, mongorepo.New(db.DB()), log)
+		view, remote.NewTeams(teamsConn), remote.NewRecords(queryConn), b, mongorepo.New(rt.Store.DB()), log)
 
 	subs, err := inbound.Subscribe(ctx, b, svc)
+	for _, s := range subs {
+		rt.Consumer(s.Durable(), s)
+	}
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
-		defer cancel()
-		for _, s := range subs {
-			if err := s.Stop(sctx); err != nil {
-				log.Warn("stopping a consumer", "err", err)
-			}
-		}
-	}()
-
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("SHARING_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("SHARING_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	gs, err := rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg})
-	if err != nil {
-		_ = grpcLis.Close()
-		_ = opsLis.Close()
-		return err
-	}
-	grpcapi.Register(gs, grpcapi.New(svc))
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(db.Ping)
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
+	grpcapi.Register(rt.GRPC(), grpcapi.New(svc))
+	rt.Check(func(context.Context) error {
 		if !view.Synced() {
 			return errors.New("org access not loaded yet (is the team registry up?)")
 		}
 		return nil
 	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-
-	ready.MarkReady(true)
-	defer ready.MarkReady(false)
-	log.InfoContext(ctx, "sharing serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String())
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String()})
-	}
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "org-access", Run: func(ctx context.Context) error {
-			return orgaccess.Follow(ctx, b.JetStream(), view, time.Second, log)
-		}},
-	)
+	rt.Part("org-access", func(ctx context.Context) error {
+		return orgaccess.Follow(ctx, b.JetStream(), view, time.Second, log)
+	})
+	return nil
 }

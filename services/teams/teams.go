@@ -11,12 +11,8 @@ package teams
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -102,9 +98,7 @@ type Config struct {
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -132,54 +126,27 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // Validate reports every invalid field by its variable name. It never
 // repeats a secret.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	if err := (store.Config{URI: c.MongoURI, Database: c.Database}).Validate(); err != nil {
-		bad("MONGODB_URI/TEAMS_MONGODB_DATABASE", "%v", err)
-	}
-	for name, addr := range map[string]string{"TEAMS_GRPC_ADDR": c.GRPCAddr, "TEAMS_OPS_ADDR": c.OpsAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
-	if _, err := sealing.ParseKeys(c.TokenKeys); err != nil {
-		bad("TEAMS_TOKEN_KEYS", "%v", err)
-	}
-	if _, err := installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...); err != nil {
-		bad("INSTALL_TICKET_KEY", "%v", err)
-	}
-	for name, v := range map[string]string{"GATEWAY_PUBLIC_URL": c.GatewayPublicURL, "SLACK_API_URL": c.SlackAPIURL} {
-		if u, err := url.Parse(v); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad(name, "%q is not an http(s) URL", v)
-		}
-	}
+	var p envconfig.Problems
+	p.NATS(c.NATSURL, c.NATSReplicas)
+	p.Check("MONGODB_URI/TEAMS_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
+	p.HostPort(map[string]string{"TEAMS_GRPC_ADDR": c.GRPCAddr, "TEAMS_OPS_ADDR": c.OpsAddr})
+	_, err := sealing.ParseKeys(c.TokenKeys)
+	p.Check("TEAMS_TOKEN_KEYS", err)
+	_, err = installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...)
+	p.Check("INSTALL_TICKET_KEY", err)
+	p.HTTPURL(map[string]string{"GATEWAY_PUBLIC_URL": c.GatewayPublicURL, "SLACK_API_URL": c.SlackAPIURL})
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
-		bad("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
+		p.Add("SLACK_API_URL", "must end with a slash, e.g. https://slack.com/api/")
 	}
-	if c.SlackClientID == "" {
-		bad("SLACK_CLIENT_ID", "required")
-	}
-	if c.SlackClientSecret == "" {
-		bad("SLACK_CLIENT_SECRET", "required")
-	}
+	p.Required("SLACK_CLIENT_ID", c.SlackClientID)
+	p.Required("SLACK_CLIENT_SECRET", c.SlackClientSecret)
 	if c.DirectoryTTL < 0 {
-		bad("TEAMS_DIRECTORY_TTL", "must not be negative (0 means the default, 5m)")
+		p.Add("TEAMS_DIRECTORY_TTL", "must not be negative (0 means the default, 5m)")
 	}
-	for name, d := range map[string]time.Duration{"TEAMS_REFRESH_INTERVAL": c.RefreshInterval, "TEAMS_SWEEP_INTERVAL": c.SweepInterval, "TEAMS_MEMBERSHIP_TTL": c.MembershipTTL} {
-		if d <= 0 {
-			bad(name, "must be positive")
-		}
-	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	p.Positive("TEAMS_REFRESH_INTERVAL", int64(c.RefreshInterval))
+	p.Positive("TEAMS_SWEEP_INTERVAL", int64(c.SweepInterval))
+	p.Positive("TEAMS_MEMBERSHIP_TTL", int64(c.MembershipTTL))
+	return p.Err()
 }
 
 // Run runs the registry until ctx ends; a clean stop returns nil.
@@ -192,11 +159,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "TEAMS_OPS_ADDR"},
 		Listeners: cfg.Listeners,
 		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready: func(b service.Bound) {
-			if cfg.Ready != nil {
-				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
-			}
-		},
+		Ready:     service.ReadyAddrs(cfg.Ready),
 	})
 }
 

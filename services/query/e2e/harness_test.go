@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -26,6 +24,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -91,75 +90,6 @@ type stackOptions struct {
 	quiet bool
 }
 
-func randomKey(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
-// runner starts services and stops them all, in reverse order, at cleanup.
-type runner struct {
-	t     testing.TB
-	mu    sync.Mutex
-	stops []func()
-}
-
-// start runs a service until cleanup and waits for it to be ready; run gets
-// the service's Ready callback to call.
-func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
-	r.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan A, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(a A) { up <- a }) }()
-	var a A
-	select {
-	case a = <-up:
-	case err := <-done:
-		cancel()
-		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
-	case <-time.After(testkit.DefaultTimeout):
-		cancel()
-		r.t.Fatalf("%s not ready in %s", name, testkit.DefaultTimeout)
-	}
-	r.mu.Lock()
-	r.stops = append(r.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.t.Errorf("%s stopped with %v", name, err)
-			}
-		case <-time.After(testkit.DefaultTimeout):
-			r.t.Errorf("%s did not stop within %s", name, testkit.DefaultTimeout)
-		}
-	})
-	r.mu.Unlock()
-	return a
-}
-
-func (r *runner) stopAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.stops) - 1; i >= 0; i-- {
-		r.stops[i]()
-	}
-}
-
 func startStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	logger := func(svc string) *slog.Logger {
@@ -201,19 +131,19 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		}
 	}
 
-	r := &runner{t: t}
-	t.Cleanup(r.stopAll)
+	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ticketKey := randomKey(t)
-	gwAddr := freeAddr(t)
+	ticketKey := testkit.RandomKey(t)
+	gwLis := testkit.Listener(t)
+	gwAddr := gwLis.Addr().String()
 	gwURL := "http://" + gwAddr
 	s.commands = gwURL + "/slack/commands"
 
-	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
 			Files:   testkit.TrustFiles(t, pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
@@ -232,7 +162,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		t.Fatalf("installing %s: %v", acme, err)
 	}
 
-	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
+	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
 			Files:   testkit.TrustFiles(t, pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
@@ -257,7 +187,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if err := env.Err(); err != nil {
 		t.Fatalf("delivery configuration: %v", err)
 	}
-	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+	testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		dc.Ready = ready
 		return delivery.Run(ctx, dc, logger("delivery"), prometheus.NewRegistry())
 	})
@@ -266,11 +196,11 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if o.queryDelay > 0 {
 		queryAddr = slowLink(t, qa.GRPC, o.queryDelay)
 	}
-	ga := start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
+	ga := testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
 			Files: testkit.TrustFiles(t, pki, rpc.Gateway),
-			Addr:  gwAddr, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
-			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
+			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
+			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
 			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
@@ -281,14 +211,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	})
 	// Ready once its team directory has read the registry's org access,
 	// and until then a command could be told "not connected" wrongly.
-	testkit.Eventually(t, testkit.DefaultTimeout, func() bool {
-		resp, err := http.Get("http://" + ga.Ops + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "gateway ready")
+	testkit.WaitReady(t, ga.Ops, testkit.DefaultTimeout)
 	return s
 }
 

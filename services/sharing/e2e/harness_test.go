@@ -2,23 +2,20 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -73,85 +70,9 @@ type stack struct {
 	sharing  sharingv1.SharingServiceClient
 }
 
-func randomKey(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 // quiet logs warnings and errors of the services to the test.
 func quiet(t *testing.T, svc string) *slog.Logger {
 	return testkit.Logger(t).With("svc", svc)
-}
-
-// runner starts services and stops them all, in reverse order, at cleanup.
-type runner struct {
-	t     *testing.T
-	mu    sync.Mutex
-	stops []func()
-}
-
-// start runs a service until cleanup and waits for it to be ready; ready
-// gets the service's Ready callback to call.
-func start[A any](r *runner, name string, run func(ctx context.Context, ready func(A)) error) A {
-	r.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	up := make(chan A, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(a A) { up <- a }) }()
-	var a A
-	select {
-	case a = <-up:
-	case err := <-done:
-		cancel()
-		r.t.Fatalf("%s stopped before it was ready: %v", name, err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		r.t.Fatalf("%s not ready in 60s", name)
-	}
-	r.mu.Lock()
-	r.stops = append(r.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				r.t.Errorf("%s stopped with %v", name, err)
-			}
-		case <-time.After(45 * time.Second):
-			r.t.Errorf("%s did not stop within 45s", name)
-		}
-	})
-	r.mu.Unlock()
-	return a
-}
-
-func (r *runner) stopAll() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := len(r.stops) - 1; i >= 0; i-- {
-		r.stops[i]()
-	}
-}
-
-// dial connects to a service; each call goes as a caller the authorization
-// table allows (the CRM's with a credential for its acting user).
-func (s *stack) dial(t *testing.T, addr string) grpc.ClientConnInterface {
-	t.Helper()
-	return testkit.AllowedConn(t, s.pki, addr)
 }
 
 func startStack(t *testing.T) *stack {
@@ -182,25 +103,25 @@ func startStack(t *testing.T) *stack {
 		}
 	}
 
-	r := &runner{t: t}
-	t.Cleanup(r.stopAll)
+	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ticketKey := randomKey(t)
-	gwAddr := freeAddr(t)
+	ticketKey := testkit.RandomKey(t)
+	gwLis := testkit.Listener(t)
+	gwAddr := gwLis.Addr().String()
 	s.gateway = "http://" + gwAddr
 
-	ta := start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
 			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + randomKey(t),
+			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
 			Ready: ready,
 		}, quiet(t, "teams"), prometheus.NewRegistry())
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(s.dial(t, ta.GRPC))
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.AllowedConn(t, s.pki, ta.GRPC))
 
 	// The admin added both workspaces to the org.
 	for _, w := range []struct{ id, name, domain, bot string }{
@@ -216,7 +137,7 @@ func startStack(t *testing.T) *stack {
 		}
 	}
 
-	qa := start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
+	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
 			Files:   testkit.TrustFiles(t, s.pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
@@ -224,9 +145,9 @@ func startStack(t *testing.T) *stack {
 			Ready: ready,
 		}, quiet(t, "query"), prometheus.NewRegistry())
 	})
-	s.query = queryv1.NewQueryServiceClient(s.dial(t, qa.GRPC))
+	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, s.pki, qa.GRPC))
 
-	start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
+	testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		return delivery.Run(ctx, delivery.Config{
 			Files:   testkit.TrustFiles(t, s.pki, rpc.Delivery),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
@@ -239,11 +160,11 @@ func startStack(t *testing.T) *stack {
 		}, quiet(t, "delivery"), prometheus.NewRegistry())
 	})
 
-	start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
+	testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
 			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
-			Addr:  gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
-			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
+			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
 			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
@@ -252,7 +173,7 @@ func startStack(t *testing.T) *stack {
 		}, quiet(t, "gateway"), prometheus.NewRegistry())
 	})
 
-	sa := start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
+	sa := testkit.Start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
 		return sharing.Run(ctx, sharing.Config{
 			Files:   testkit.TrustFiles(t, s.pki, rpc.Sharing),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
@@ -261,7 +182,7 @@ func startStack(t *testing.T) *stack {
 			Ready: ready,
 		}, quiet(t, "sharing"), prometheus.NewRegistry())
 	})
-	s.sharing = sharingv1.NewSharingServiceClient(s.dial(t, sa.GRPC))
+	s.sharing = sharingv1.NewSharingServiceClient(testkit.AllowedConn(t, s.pki, sa.GRPC))
 	// Sharing is ready to decide once it has read the org's access.
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		_, err := s.sharing.ListTargets(testkit.Context(t), &sharingv1.ListTargetsRequest{OrgId: org, SharerEmail: aliceEmail})

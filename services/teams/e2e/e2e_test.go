@@ -364,7 +364,7 @@ func TestInstallTwoTeamsThenUninstallDisableEnable(t *testing.T) {
 		}
 		sealed := sealing.Sealed{KeyID: doc.BotToken.KeyID, Data: doc.BotToken.Data}
 		aad := sealing.AAD("crmslack/teams/token/v1", org, globex, "bot")
-		wrong, _ := sealing.ParseKeys("k1:" + randomKey(t))
+		wrong, _ := sealing.ParseKeys("k1:" + testkit.RandomKey(t))
 		if _, err := wrong.Open(sealed, aad); !errors.Is(err, sealing.ErrOpen) {
 			t.Fatalf("opening with a wrong key: %v", err)
 		}

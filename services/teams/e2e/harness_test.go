@@ -3,11 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -21,6 +18,8 @@ import (
 
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/logging"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -99,29 +98,6 @@ const (
 	clientSecret  = "standin-client-secret"
 )
 
-// freeAddr returns a loopback address nobody listens on right now. The
-// gateway's public URL must be known before it starts, so its port is
-// chosen here rather than by the kernel at Listen.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
-func randomKey(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
 type stackOptions struct {
 	tokenRotation  bool
 	tokenExpiresIn time.Duration
@@ -145,80 +121,43 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(std.Close)
 
 	s := &stack{t: t, standin: std, sender: std.NewSender(nil), mongoURI: ms.URI(), database: "teams_e2e",
-		tokenKeys: "k1:" + randomKey(t), logs: &logTap{}, pki: testkit.PKI(t)}
+		tokenKeys: "k1:" + testkit.RandomKey(t), logs: &logTap{}, pki: testkit.PKI(t)}
 	nc := testkit.NATSConn(t, ns)
 	s.js = testkit.JetStream(t, nc)
-	ticketKey := randomKey(t)
-	gwAddr := freeAddr(t)
-	s.gateway = "http://" + gwAddr
+	ticketKey := testkit.RandomKey(t)
+	gwLis := testkit.Listener(t)
+	s.gateway = "http://" + gwLis.Addr().String()
 	refresh := o.refreshEvery
 	if refresh == 0 {
 		refresh = time.Hour
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, 2)
-	teamsUp := make(chan teams.Addrs, 1)
-	go func() {
-		errs <- teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, s.pki, "teams"),
+	svcs := testkit.NewServices(t)
+	ta := testkit.Start(svcs, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
+		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: s.database,
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: s.tokenKeys,
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: std.URL() + "/api/",
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: refresh, SweepInterval: time.Second, MembershipTTL: time.Minute,
-			Ready: func(a teams.Addrs) { teamsUp <- a },
+			Ready: ready,
 		}, s.logger(t, "teams"), prometheus.NewRegistry())
-	}()
-	var ta teams.Addrs
-	select {
-	case ta = <-teamsUp:
-	case err := <-errs:
-		cancel()
-		t.Fatalf("teams did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("teams did not start in 30s")
-	}
-	gwUp := make(chan gateway.Addrs, 1)
-	go func() {
-		errs <- gateway.Run(ctx, gateway.Config{
-			Files: testkit.TrustFiles(t, s.pki, "gateway"),
-			Addr:  gwAddr, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
-			StateKey: randomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
+	})
+	ga := testkit.Start(svcs, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
+		return gateway.Run(ctx, gateway.Config{
+			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
+			Addr:  "127.0.0.1:0", PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: std.URL() + "/api/", SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
 			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
 			MaxBody: 1 << 20, AckBudget: 2500 * time.Millisecond,
-			Ready: func(a gateway.Addrs) { gwUp <- a },
+			Listeners: service.Listeners{gateway.ListenerHTTP: gwLis},
+			Ready:     ready,
 		}, s.logger(t, "gateway"), prometheus.NewRegistry())
-	}()
-	var ga gateway.Addrs
-	select {
-	case ga = <-gwUp:
-	case err := <-errs:
-		cancel()
-		t.Fatalf("gateway did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("gateway did not start in 30s")
-	}
-	s.gatewayOps = "http://" + ga.Ops
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			select {
-			case err := <-errs:
-				if err != nil {
-					t.Errorf("service stopped with %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("a service did not stop within 30s")
-				return
-			}
-		}
 	})
-
+	s.gatewayOps = "http://" + ga.Ops
 	// Each call goes as a caller the authorization table allows: a service,
 	// or the CRM with the credential it signs for the acting user.
 	s.teamsAddr = ta.GRPC
@@ -226,14 +165,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 
 	// The gateway is ready once it has read the (possibly empty) org
 	// access bucket.
-	testkit.Eventually(t, 10*time.Second, func() bool {
-		resp, err := http.Get("http://" + ga.Ops + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "gateway ready")
+	testkit.WaitReady(t, ga.Ops, 10*time.Second)
 	return s
 }
 

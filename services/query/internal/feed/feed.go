@@ -78,6 +78,7 @@ func Specs() []bus.ConsumerSpec {
 			FilterSubjects: []string{filter},
 			AckWait:        30 * time.Second,
 			MaxDeliver:     bus.DefaultMaxDeliver,
+			BackOff:        bus.DefaultBackOff(),
 			MaxAckPending:  bus.DefaultMaxAckPending,
 			Concurrency:    concurrency,
 		}

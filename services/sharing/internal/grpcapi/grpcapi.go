@@ -1,13 +1,11 @@
 // Package grpcapi serves sharing.v1.SharingService over the app layer: it
-// converts requests and answers and maps share errors to gRPC status codes
-// at the edge; it holds no logic of its own.
+// converts requests and answers; share errors leave as they are and libs/rpc
+// maps their libs/fault kind to a status code. It holds no logic of its own.
 package grpcapi
 
 import (
 	"context"
-	"errors"
 
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,36 +32,11 @@ func Register(s *rpc.Server, srv *Server) {
 	s.Health.SetServingStatus(sharingv1.SharingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
-// edge maps a share error to its gRPC code and message; anything else
-// stays an internal error, whose details rpc hides from the caller.
-func edge(err error) error {
-	var se *share.Error
-	if err == nil || !errors.As(err, &se) {
-		return err
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, share.ErrInvalid):
-		code = codes.InvalidArgument
-	case errors.Is(err, share.ErrNotFound):
-		code = codes.NotFound
-	case errors.Is(err, share.ErrDenied):
-		code = codes.PermissionDenied
-	case errors.Is(err, share.ErrPrecondition):
-		code = codes.FailedPrecondition
-	case errors.Is(err, share.ErrConflict):
-		code = codes.AlreadyExists
-	case errors.Is(err, share.ErrUnavailable):
-		code = codes.Unavailable
-	}
-	return &rpc.Error{Code: code, Msg: se.Msg}
-}
-
 // ShareRecord shares a record's card.
 func (s *Server) ShareRecord(ctx context.Context, req *sharingv1.ShareRecordRequest) (*sharingv1.ShareRecordResponse, error) {
 	r, err := s.svc.ShareRecord(ctx, req, share.ViaGRPC, "")
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &sharingv1.ShareRecordResponse{ShareId: r.ShareID, CommandIds: r.CommandIDs}, nil
 }
@@ -72,7 +45,7 @@ func (s *Server) ShareRecord(ctx context.Context, req *sharingv1.ShareRecordRequ
 func (s *Server) ShareChart(ctx context.Context, req *sharingv1.ShareChartRequest) (*sharingv1.ShareChartResponse, error) {
 	r, err := s.svc.ShareChart(ctx, req, share.ViaGRPC, "")
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	out := &sharingv1.ShareChartResponse{ShareId: r.ShareID}
 	if len(r.CommandIDs) > 0 {
@@ -85,7 +58,7 @@ func (s *Server) ShareChart(ctx context.Context, req *sharingv1.ShareChartReques
 func (s *Server) ListTargets(ctx context.Context, req *sharingv1.ListTargetsRequest) (*sharingv1.ListTargetsResponse, error) {
 	t, err := s.svc.ListTargets(ctx, req.GetOrgId(), req.GetSharerEmail(), req.GetTeamId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	out := &sharingv1.ListTargetsResponse{}
 	for _, tm := range t.Teams {
@@ -111,7 +84,7 @@ func (s *Server) ListShares(ctx context.Context, req *sharingv1.ListSharesReques
 	}
 	list, next, err := s.svc.ListShares(ctx, q)
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	out := &sharingv1.ListSharesResponse{NextPageToken: next, Shares: make([]*sharingv1.Share, len(list))}
 	for i, l := range list {

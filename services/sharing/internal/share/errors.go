@@ -7,40 +7,32 @@ package share
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/crmslack/crmslack/libs/fault"
 )
 
-// Kinds of refusal. Every error the domain and the app return for a share
-// that must not go ahead wraps one of them; the gRPC edge maps each to its
-// status code.
+// Kinds of refusal, each a libs/fault kind, so the gRPC edge maps it to the
+// same status code as in every service. Every error the domain and the app
+// return for a share that must not go ahead wraps one of them.
 var (
-	ErrInvalid      = errors.New("invalid argument")
-	ErrNotFound     = errors.New("not found")
-	ErrDenied       = errors.New("permission denied")
-	ErrPrecondition = errors.New("failed precondition")
-	ErrConflict     = errors.New("conflict")
+	ErrInvalid      = fault.Invalid
+	ErrNotFound     = fault.NotFound
+	ErrDenied       = fault.Denied
+	ErrPrecondition = fault.Precondition
+	// ErrConflict: the request id was already used for another share.
+	ErrConflict = fault.Exists
 	// ErrUnavailable is a dependency failure (the team registry, the query
 	// service, the bus, the database) that a retry may fix. It is not a
 	// refusal and is not recorded as one.
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable = fault.Unavailable
 )
 
 // Error is a refusal or failure with a message meant for the caller: it
 // names the reason and never carries a token or CRM data beyond ids.
-type Error struct {
-	Kind error
-	Msg  string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Unwrap makes errors.Is(err, ErrDenied) work.
-func (e *Error) Unwrap() error { return e.Kind }
+type Error = fault.Error
 
 // Errorf makes an Error of kind.
-func Errorf(kind error, format string, args ...any) error {
-	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
-}
+func Errorf(kind error, format string, args ...any) error { return fault.Errorf(kind, format, args...) }
 
 // IsRefusal reports whether err is a decision about the share (invalid,
 // not found, denied, precondition, conflict) rather than a failure to

@@ -1,13 +1,11 @@
 // Package grpcapi serves teams.v1.TeamRegistryService over the app layer.
-// It converts requests and answers and maps domain errors to gRPC status
-// codes; it holds no logic of its own.
+// It converts requests and answers; domain errors leave as they are and
+// libs/rpc maps their libs/fault kind to a status code. It holds no logic.
 package grpcapi
 
 import (
 	"context"
-	"errors"
 
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/crmslack/crmslack/libs/rpc"
@@ -33,39 +31,11 @@ func Register(s *rpc.Server, srv *Server) {
 	s.Health.SetServingStatus(teamsv1.TeamRegistryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
 
-// edge maps a domain error to its gRPC code; anything unknown stays an
-// internal error, whose details rpc hides from the caller.
-func edge(err error) error {
-	if err == nil {
-		return nil
-	}
-	var de *registry.Error
-	if !errors.As(err, &de) {
-		return err
-	}
-	code := codes.Internal
-	switch {
-	case errors.Is(err, registry.ErrInvalidArgument):
-		code = codes.InvalidArgument
-	case errors.Is(err, registry.ErrNotFound):
-		code = codes.NotFound
-	case errors.Is(err, registry.ErrPermissionDenied):
-		code = codes.PermissionDenied
-	case errors.Is(err, registry.ErrFailedPrecondition):
-		code = codes.FailedPrecondition
-	case errors.Is(err, registry.ErrConflict):
-		code = codes.Aborted
-	case errors.Is(err, app.ErrUnavailable):
-		code = codes.Unavailable
-	}
-	return &rpc.Error{Code: code, Msg: de.Msg}
-}
-
 // ListTeams lists an org's teams.
 func (s *Server) ListTeams(ctx context.Context, req *teamsv1.ListTeamsRequest) (*teamsv1.ListTeamsResponse, error) {
 	teams, enabled, err := s.svc.ListTeams(ctx, req.GetOrgId(), req.GetMemberEmail(), req.GetIncludeRemoved())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	out := &teamsv1.ListTeamsResponse{IntegrationEnabled: enabled}
 	for i := range teams {
@@ -78,7 +48,7 @@ func (s *Server) ListTeams(ctx context.Context, req *teamsv1.ListTeamsRequest) (
 func (s *Server) GetTeam(ctx context.Context, req *teamsv1.GetTeamRequest) (*teamsv1.GetTeamResponse, error) {
 	t, err := s.svc.GetTeam(ctx, req.GetOrgId(), req.GetTeamId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.GetTeamResponse{Team: pbconv.OrgTeam(&t)}, nil
 }
@@ -87,7 +57,7 @@ func (s *Server) GetTeam(ctx context.Context, req *teamsv1.GetTeamRequest) (*tea
 func (s *Server) BeginInstall(ctx context.Context, req *teamsv1.BeginInstallRequest) (*teamsv1.BeginInstallResponse, error) {
 	u, err := s.svc.BeginInstall(ctx, req.GetOrgId(), pbconv.Caller(req.GetCaller()), req.GetTeamHint())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.BeginInstallResponse{InstallUrl: u}, nil
 }
@@ -95,7 +65,7 @@ func (s *Server) BeginInstall(ctx context.Context, req *teamsv1.BeginInstallRequ
 // CompleteInstall stores a verified OAuth exchange.
 func (s *Server) CompleteInstall(ctx context.Context, req *teamsv1.CompleteInstallRequest) (*teamsv1.CompleteInstallResponse, error) {
 	if req.GetTeam() == nil {
-		return nil, edge(registry.Invalid("team is required"))
+		return nil, registry.Invalid("team is required")
 	}
 	in := app.CompleteInstallInput{
 		OrgID:        req.GetOrgId(),
@@ -109,7 +79,7 @@ func (s *Server) CompleteInstall(ctx context.Context, req *teamsv1.CompleteInsta
 	}
 	t, reinstall, err := s.svc.CompleteInstall(ctx, in)
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.CompleteInstallResponse{Team: pbconv.OrgTeam(&t), Reinstall: reinstall}, nil
 }
@@ -117,7 +87,7 @@ func (s *Server) CompleteInstall(ctx context.Context, req *teamsv1.CompleteInsta
 // RemoveTeam removes a team from an org.
 func (s *Server) RemoveTeam(ctx context.Context, req *teamsv1.RemoveTeamRequest) (*teamsv1.RemoveTeamResponse, error) {
 	if err := s.svc.RemoveTeam(ctx, req.GetOrgId(), req.GetTeamId(), pbconv.Caller(req.GetCaller())); err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.RemoveTeamResponse{}, nil
 }
@@ -125,7 +95,7 @@ func (s *Server) RemoveTeam(ctx context.Context, req *teamsv1.RemoveTeamRequest)
 // DisableIntegration turns an org's integration off.
 func (s *Server) DisableIntegration(ctx context.Context, req *teamsv1.DisableIntegrationRequest) (*teamsv1.DisableIntegrationResponse, error) {
 	if err := s.svc.SetIntegration(ctx, req.GetOrgId(), false, pbconv.Caller(req.GetCaller())); err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.DisableIntegrationResponse{}, nil
 }
@@ -133,7 +103,7 @@ func (s *Server) DisableIntegration(ctx context.Context, req *teamsv1.DisableInt
 // EnableIntegration turns an org's integration back on.
 func (s *Server) EnableIntegration(ctx context.Context, req *teamsv1.EnableIntegrationRequest) (*teamsv1.EnableIntegrationResponse, error) {
 	if err := s.svc.SetIntegration(ctx, req.GetOrgId(), true, pbconv.Caller(req.GetCaller())); err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.EnableIntegrationResponse{}, nil
 }
@@ -142,7 +112,7 @@ func (s *Server) EnableIntegration(ctx context.Context, req *teamsv1.EnableInteg
 func (s *Server) GetIntegration(ctx context.Context, req *teamsv1.GetIntegrationRequest) (*teamsv1.GetIntegrationResponse, error) {
 	in, err := s.svc.GetIntegration(ctx, req.GetOrgId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.GetIntegrationResponse{Enabled: in.Enabled, ActiveTeams: int32(in.ActiveTeams), ChangedAt: pbconv.Timestamp(in.ChangedAt)}, nil
 }
@@ -151,7 +121,7 @@ func (s *Server) GetIntegration(ctx context.Context, req *teamsv1.GetIntegration
 func (s *Server) GetBotToken(ctx context.Context, req *teamsv1.GetBotTokenRequest) (*teamsv1.GetBotTokenResponse, error) {
 	t, err := s.svc.GetBotToken(ctx, req.GetOrgId(), req.GetTeamId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.GetBotTokenResponse{BotToken: t.Token, BotUserId: t.BotUserID, ExpiresAt: pbconv.Timestamp(t.ExpiresAt)}, nil
 }
@@ -160,7 +130,7 @@ func (s *Server) GetBotToken(ctx context.Context, req *teamsv1.GetBotTokenReques
 func (s *Server) ReportTokenFailure(ctx context.Context, req *teamsv1.ReportTokenFailureRequest) (*teamsv1.ReportTokenFailureResponse, error) {
 	r, err := s.svc.ReportTokenFailure(ctx, req.GetOrgId(), req.GetTeamId(), req.GetSlackError())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.ReportTokenFailureResponse{Refreshed: r.Refreshed, Status: pbconv.Status(r.Status)}, nil
 }
@@ -169,7 +139,7 @@ func (s *Server) ReportTokenFailure(ctx context.Context, req *teamsv1.ReportToke
 func (s *Server) ResolveTeam(ctx context.Context, req *teamsv1.ResolveTeamRequest) (*teamsv1.ResolveTeamResponse, error) {
 	orgs, enabled, err := s.svc.ResolveTeam(ctx, req.GetTeamId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.ResolveTeamResponse{OrgIds: orgs, IntegrationEnabled: enabled}, nil
 }
@@ -178,7 +148,7 @@ func (s *Server) ResolveTeam(ctx context.Context, req *teamsv1.ResolveTeamReques
 func (s *Server) GetSlackUser(ctx context.Context, req *teamsv1.GetSlackUserRequest) (*teamsv1.GetSlackUserResponse, error) {
 	u, err := s.svc.GetSlackUser(ctx, req.GetTeamId(), req.GetUserId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	return &teamsv1.GetSlackUserResponse{Email: u.Email, RealName: u.RealName, Deleted: u.Deleted}, nil
 }
@@ -187,7 +157,7 @@ func (s *Server) GetSlackUser(ctx context.Context, req *teamsv1.GetSlackUserRequ
 func (s *Server) ListDirectory(ctx context.Context, req *teamsv1.ListDirectoryRequest) (*teamsv1.ListDirectoryResponse, error) {
 	d, err := s.svc.ListDirectory(ctx, req.GetOrgId(), req.GetTeamId())
 	if err != nil {
-		return nil, edge(err)
+		return nil, err
 	}
 	out := &teamsv1.ListDirectoryResponse{
 		Channels:  make([]*teamsv1.DirectoryChannel, 0, len(d.Channels)),

@@ -32,6 +32,7 @@ func Spec() bus.ConsumerSpec {
 		FilterSubjects: []string{"slack.in.v1.*.event.>"},
 		AckWait:        30 * time.Second,
 		MaxDeliver:     20,
+		BackOff:        bus.DefaultBackOff(),
 		MaxAckPending:  100,
 		Concurrency:    1,
 	}

@@ -11,41 +11,33 @@
 package registry
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/crmslack/crmslack/libs/fault"
+
 	"github.com/crmslack/crmslack/services/teams/internal/sealing"
 )
 
-// Sentinel kinds of domain error; the gRPC edge maps each to a status code.
+// Sentinel kinds of domain error, each a libs/fault kind, so the gRPC edge
+// maps it to the same status code as in every service.
 var (
-	ErrInvalidArgument    = errors.New("invalid argument")
-	ErrNotFound           = errors.New("not found")
-	ErrPermissionDenied   = errors.New("permission denied")
-	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrInvalidArgument    = fault.Invalid
+	ErrNotFound           = fault.NotFound
+	ErrPermissionDenied   = fault.Denied
+	ErrFailedPrecondition = fault.Precondition
 	// ErrConflict: the row changed between load and store; reload and retry.
-	ErrConflict = errors.New("concurrent update")
+	ErrConflict = fault.Conflict
 )
 
 // Error is a domain error: a kind (one of the sentinels) and a message
 // meant for the caller.
-type Error struct {
-	Kind error
-	Msg  string
-}
+type Error = fault.Error
 
-func (e *Error) Error() string { return e.Msg }
-
-// Unwrap makes errors.Is(err, ErrNotFound) work.
-func (e *Error) Unwrap() error { return e.Kind }
-
-func newErr(kind error, format string, args ...any) error {
-	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
-}
+func newErr(kind error, format string, args ...any) error { return fault.Errorf(kind, format, args...) }
 
 // Status is a team's state within one org.
 type Status int
