@@ -16,6 +16,7 @@ package natsauth
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -88,7 +89,8 @@ func Permissions(service string) (*server.Permissions, error) {
 		return nil, fmt.Errorf("natsauth: no NATS permissions for %q (add it to natsauth.Services)", service)
 	}
 	var pubDeny, subDeny []string
-	for owner, p := range private {
+	for _, owner := range slices.Sorted(maps.Keys(private)) {
+		p := private[owner]
 		if owner == service {
 			continue
 		}
