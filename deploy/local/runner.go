@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/localmongo"
@@ -140,8 +137,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		}
 		// Each service its own registry, served on its own /metrics, as when
 		// it runs alone.
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg := lifecycle.NewRegistry()
 		parts = append(parts, lifecycle.Part{Name: s.name, Run: func(ctx context.Context) error {
 			return runFn(ctx, log, reg)
 		}})

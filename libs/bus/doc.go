@@ -70,6 +70,15 @@
 // migration, not a refactoring. Replicas of one service share the durable
 // name, and JetStream hands each message to only one of them.
 //
+// A durable deleted on the server (by an operator, or lost with its stream)
+// would leave a subscription connected and receiving nothing. Each
+// subscription therefore checks its consumer every
+// [Config.ConsumerCheckInterval]: while it is missing [Subscription.Healthy]
+// reports why (libs/service turns that into a failing /readyz), and on the
+// next check it is re-created with the same configuration. The new durable
+// starts from what the stream still holds, so nothing is lost; handlers are
+// idempotent, so what comes again is harmless.
+//
 // # Dead letters and max deliveries
 //
 // Dead letters go to the stream "DLQ" (subjects "dlq.>", kept 14 days). Each

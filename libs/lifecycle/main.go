@@ -50,11 +50,17 @@ func (e Entry[C]) main(ctx context.Context, env *envconfig.Loader, stderr io.Wri
 		return 2
 	}
 	log := logging.New(stderr, logCfg)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := e.Run(ctx, cfg, log, reg); err != nil {
+	if err := e.Run(ctx, cfg, log, NewRegistry()); err != nil {
 		log.Error(e.Name+" stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// NewRegistry is a service's metrics registry: its own series plus the Go
+// runtime's and the process's.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

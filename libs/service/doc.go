@@ -14,7 +14,9 @@
 //     is an error, never a fallback. A nil Spec.Registry gets a fresh one.
 //  3. Opens the store (Spec.Store: database, then its indexes), then the bus
 //     (Spec.Bus: connect, then the streams it names). Each adds a readiness
-//     check (ping, connected) and a closer.
+//     check (ping, connected) and a closer. Every consumer registered with
+//     [Runtime.Consumer] is part of readiness too: a durable deleted on the
+//     server fails /readyz until libs/bus has re-created it.
 //  4. Calls Spec.Build with a [Runtime]: the service builds its plain core
 //     on the store and bus, registers its gRPC services on [Runtime.GRPC],
 //     hands over its HTTP servers ([Runtime.HTTP]), starts its consumers
@@ -46,8 +48,8 @@
 //			GRPC:  &service.Listen{Addr: cfg.GRPCAddr, Var: "TEAMS_GRPC_ADDR"},
 //			Ops:   service.Listen{Addr: cfg.OpsAddr, Var: "TEAMS_OPS_ADDR"},
 //			Listeners: cfg.Listeners,
-//			Build: func(ctx context.Context, rt *service.Runtime) error { ... },
-//			Ready: func(b service.Bound) { ... },
+//			Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+//			Ready: service.ReadyAddrs(cfg.Ready),
 //		})
 //	}
 //

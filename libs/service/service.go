@@ -43,7 +43,7 @@ type Spec struct {
 	Log *slog.Logger
 	// Registry receives the service's metrics and is served on /metrics. It
 	// must also be a prometheus.Gatherer (a *prometheus.Registry is both);
-	// nil means a fresh registry.
+	// nil means a fresh one (lifecycle.NewRegistry).
 	Registry prometheus.Registerer
 
 	// Store, if set, is the service's own database.
@@ -126,7 +126,15 @@ const closeTimeout = lifecycle.ShutdownTimeout
 
 // Run runs the service declared by spec until ctx ends; a clean stop
 // returns nil. See the package documentation for the order of things.
-func Run(ctx context.Context, spec Spec) (err error) {
+func Run(ctx context.Context, spec Spec) error {
+	spec.Listeners = maps.Clone(spec.Listeners) // served ones are taken out
+	defer func() {
+		// Listeners passed in and not served (Run failed first) are ours
+		// to close too; served ones their server closes.
+		for _, l := range spec.Listeners {
+			_ = l.Close()
+		}
+	}()
 	if err := spec.check(); err != nil {
 		return err
 	}
@@ -140,22 +148,15 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	log := spec.Log.With("service", spec.Name)
 	reg := spec.Registry
 	if reg == nil {
-		reg = prometheus.NewRegistry()
+		reg = lifecycle.NewRegistry()
 	}
 	gatherer, ok := reg.(prometheus.Gatherer)
 	if !ok {
 		return fmt.Errorf("%s: metrics: the registry (%T) cannot be gathered, so /metrics would be empty: pass a *prometheus.Registry", spec.Name, reg)
 	}
 
-	spec.Listeners = maps.Clone(spec.Listeners) // served ones are taken out
 	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}, identity: trusted.Identity}
-	defer func() {
-		// Listeners passed in and not yet served are ours to close too.
-		for _, l := range spec.Listeners {
-			_ = l.Close()
-		}
-		rt.closeAll(ctx)
-	}()
+	defer rt.closeAll(ctx)
 	if err := rt.open(ctx); err != nil {
 		return err
 	}

@@ -195,9 +195,15 @@ func TestRunRefusesBeforeOpeningAnything(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			c.spec.Log = testkit.Logger(t)
+			ops := listen(t)
+			c.spec.Listeners = service.Listeners{service.ListenerOps: ops}
 			err := service.Run(context.Background(), c.spec)
 			if err == nil || !strings.Contains(err.Error(), c.says) {
 				t.Fatalf("err = %v, want it to say %q", err, c.says)
+			}
+			if conn, err := net.Dial("tcp", ops.Addr().String()); err == nil {
+				conn.Close()
+				t.Fatal("the passed-in listener was not closed")
 			}
 		})
 	}
