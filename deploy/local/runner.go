@@ -59,6 +59,15 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	// secrets only when Slack is the stand-in, since real Slack has its own.
 	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS"))
 
+	// Trust: a development CA, a certificate per service (and one for the
+	// CRM, which crmctl uses), CRM signing keys and NATS users, made on the
+	// first run.
+	orgs := splitOrgs(crmOrgs)
+	pki, err := devPKI(dataDir, orgs)
+	if err != nil {
+		return err
+	}
+
 	// Embedded infrastructure, each only when no real one is configured.
 	var stops []func()
 	defer func() {
@@ -69,7 +78,11 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	if url, ok := vars["NATS_URL"]; ok && url != "" {
 		ep.NATS = url
 	} else {
-		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Logger: log.With("part", "nats")})
+		users, err := pki.NATSUsers(orgs...)
+		if err != nil {
+			return err
+		}
+		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Users: users, Logger: log.With("part", "nats")})
 		if err != nil {
 			return fmt.Errorf("starting embedded NATS: %w", err)
 		}
@@ -111,13 +124,6 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		"MONGODB_URI":   ep.Mongo,
 		"SLACK_API_URL": ep.SlackAPI,
 	})
-
-	// Trust: a development CA, a certificate per service (and one for the
-	// CRM, which crmctl uses), and CRM signing keys, made on the first run.
-	pki, err := devPKI(dataDir, strings.Split(crmOrgs, ","))
-	if err != nil {
-		return err
-	}
 
 	// Services: each gets its configuration from the same environment, with
 	// the embedded parts' addresses and its own identity filled in.

@@ -112,7 +112,20 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 		t.Fatalf("not ready within a minute:\n%s", out.String())
 	}
 
-	nc, err := nats.Connect(ep.NATS)
+	// The toolbox user of the development PKI; anonymous clients are refused.
+	if nc, err := nats.Connect(ep.NATS); err == nil {
+		nc.Close()
+		t.Fatal("the embedded NATS let an anonymous client in")
+	}
+	dev, err := devpki.Open(ep.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolboxPW, err := dev.NATSPassword(devpki.Toolbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ep.NATS, nats.UserInfo(devpki.Toolbox, toolboxPW))
 	if err != nil {
 		t.Fatalf("NATS at %s: %v", ep.NATS, err)
 	}

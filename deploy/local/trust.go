@@ -12,8 +12,9 @@ import (
 
 // devPKI opens (making on the first run) the development trust material in
 // the data folder: the CA, the CRM's certificate for crmctl, and a CRM
-// signing key for each of orgs. Services' certificates are made as they
-// start. Nothing here is in the repository.
+// signing key and a NATS user (crm-<org>) for each of orgs. Services'
+// certificates and NATS passwords are made as they start. Nothing here is
+// in the repository.
 func devPKI(dataDir string, orgs []string) (*devpki.Dir, error) {
 	d, err := devpki.Open(filepath.Join(dataDir, "pki"))
 	if err != nil {
@@ -22,16 +23,21 @@ func devPKI(dataDir string, orgs []string) (*devpki.Dir, error) {
 	if _, err := d.Trust(rpc.CRM); err != nil {
 		return nil, err
 	}
-	var keep []string
-	for _, o := range orgs {
-		if o = strings.TrimSpace(o); o != "" {
-			keep = append(keep, o)
-		}
-	}
-	if err := d.EnsureCRMOrgs(keep...); err != nil {
+	if err := d.EnsureCRMOrgs(orgs...); err != nil {
 		return nil, fmt.Errorf("LOCAL_CRM_ORGS: %w", err)
 	}
 	return d, nil
+}
+
+// splitOrgs parses LOCAL_CRM_ORGS.
+func splitOrgs(list string) []string {
+	var orgs []string
+	for _, o := range strings.Split(list, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			orgs = append(orgs, o)
+		}
+	}
+	return orgs
 }
 
 // withTrust is vars with a service's own trust files: in one process every

@@ -65,16 +65,22 @@ func (d *Dir) CRMKeysFile() string { return filepath.Join(d.path, "crm-keys.json
 func (d *Dir) CRMKeyFile(org string) string { return filepath.Join(d.path, "crm-"+org+".key") }
 
 // Trust returns the trust files of identity name, making its certificate if
-// missing or due for renewal.
+// missing or due for renewal, and its NATS user and password.
 func (d *Dir) Trust(name string) (trust.Files, error) {
 	if err := d.ensureLeaf(name); err != nil {
 		return trust.Files{}, err
 	}
+	pw, err := d.NATSPassword(name)
+	if err != nil {
+		return trust.Files{}, err
+	}
 	return trust.Files{
-		TLSCertFile: filepath.Join(d.path, name+".crt"),
-		TLSKeyFile:  filepath.Join(d.path, name+".key"),
-		TLSCAFile:   d.CAFile(),
-		CRMKeysFile: d.CRMKeysFile(),
+		NATSUser:     name,
+		NATSPassword: pw,
+		TLSCertFile:  filepath.Join(d.path, name+".crt"),
+		TLSKeyFile:   filepath.Join(d.path, name+".key"),
+		TLSCAFile:    d.CAFile(),
+		CRMKeysFile:  d.CRMKeysFile(),
 	}, nil
 }
 

@@ -114,7 +114,7 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 		conns[name] = testkit.DialAs(t, pki, name, addr)
 	}
 	// A client of another CA: its certificate is refused at the handshake.
-	other := testkit.DialAs(t, testkit.PKI(t), rpc.Delivery, addr)
+	other := testkit.DialAs(t, testkit.OtherPKI(t), rpc.Delivery, addr)
 	admin := testkit.CRMCall(t, pki, "o1", "ann@o1.example", crmauth.RoleAdmin)
 
 	for _, svc := range services {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -155,7 +156,7 @@ func Run(ctx context.Context, spec Spec) error {
 		return fmt.Errorf("%s: metrics: the registry (%T) cannot be gathered, so /metrics would be empty: pass a *prometheus.Registry", spec.Name, reg)
 	}
 
-	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}, identity: trusted.Identity}
+	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}, identity: trusted.Identity, natsLogin: trusted.NATS}
 	defer rt.closeAll(ctx)
 	if err := rt.open(ctx); err != nil {
 		return err
@@ -238,6 +239,7 @@ func (rt *Runtime) open(ctx context.Context) error {
 		b, err := bus.Connect(ctx, bus.Config{
 			URL: spec.Bus.URL, Name: spec.Name, Logger: rt.log, Registerer: rt.reg, StreamReplicas: spec.Bus.Replicas,
 			ConsumerCheckInterval: spec.Bus.ConsumerCheckInterval,
+			NATSOptions:           rt.natsLogin,
 		})
 		if err != nil {
 			return err
@@ -329,7 +331,8 @@ type Runtime struct {
 	bound   Bound
 	holds   holds
 
-	identity *mtls.Identity
+	identity  *mtls.Identity
+	natsLogin []nats.Option
 }
 
 type closer struct {

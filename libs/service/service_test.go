@@ -87,7 +87,7 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Run(ctx, service.Spec{
-			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, pki, "demo")}, Log: testkit.Logger(t), Registry: reg,
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, pki, "teams")}, Log: testkit.Logger(t), Registry: reg,
 			Store: &service.Store{Config: store.Config{URI: ms.URI(), Database: "demo"}, Indexes: []store.IndexSpec{{
 				Collection: "things", Model: mongo.IndexModel{Keys: bson.D{{Key: "k", Value: 1}}, Options: options.Index().SetUnique(true)},
 			}}},
@@ -242,7 +242,7 @@ func TestDeletedConsumerFailsReadinessAndComesBack(t *testing.T) {
 	const durable = "demo-records"
 	go func() {
 		done <- service.Run(ctx, service.Spec{
-			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), "demo")}, Log: testkit.Logger(t),
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), "teams")}, Log: testkit.Logger(t),
 			Bus:       &service.Bus{URL: ns.ClientURL(), Replicas: 1, Streams: []string{topology.StreamCRM}, ConsumerCheckInterval: time.Second},
 			Ops:       service.Listen{Addr: "127.0.0.1:0"},
 			Listeners: service.Listeners{service.ListenerOps: ops},

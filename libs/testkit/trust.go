@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
@@ -17,19 +18,53 @@ import (
 	"github.com/crmslack/crmslack/libs/trust"
 )
 
-// PKI makes a development CA in a temporary directory, with a CRM signing
-// key for each of orgs: every test runs with mutual TLS and real CRM
-// credentials, never an insecure mode.
+// pkis is each running test's development CA, so that NATS, the services'
+// trust files and the test's own clients of one test agree without being
+// handed the CA. Entries go at the test's cleanup.
+var pkis sync.Map // testing.TB → *devpki.Dir
+
+// PKI is the test's development CA (one per test, made on first use, in a
+// temporary directory) with a CRM signing key for each of orgs: every test
+// runs with mutual TLS, NATS users and real CRM credentials, never an
+// insecure mode.
 func PKI(t testing.TB, orgs ...string) *devpki.Dir {
+	t.Helper()
+	d, ok := pkis.Load(t)
+	if !ok {
+		d = OtherPKI(t)
+		pkis.Store(t, d)
+		t.Cleanup(func() { pkis.Delete(t) })
+	}
+	dir := d.(*devpki.Dir)
+	if err := dir.EnsureCRMOrgs(orgs...); err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return dir
+}
+
+// OtherPKI is a development CA of its own, not the test's: for checking that
+// another CA's certificates are refused.
+func OtherPKI(t testing.TB) *devpki.Dir {
 	t.Helper()
 	d, err := devpki.Open(t.TempDir())
 	if err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
-	if err := d.EnsureCRMOrgs(orgs...); err != nil {
+	if err := d.EnsureCRMOrgs(); err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
 	return d
+}
+
+// NATSLogin logs a test's own NATS connection in as the development
+// toolbox user, which may do anything (services log in as themselves).
+func NATSLogin(t testing.TB) nats.Option {
+	t.Helper()
+	pw, err := PKI(t).NATSPassword(devpki.Toolbox)
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return nats.UserInfo(devpki.Toolbox, pw)
 }
 
 // TrustFiles are identity name's trust files in pki, for a service's Config.

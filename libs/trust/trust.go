@@ -1,5 +1,5 @@
-// Package trust names the files a service's trust is made of: its TLS
-// identity (certificate, key, CA) and the CRM orgs' key registry. A service
+// Package trust names what a service's trust is made of: its TLS identity
+// (certificate, key, CA), the CRM orgs' key registry, and its NATS user. A service
 // embeds [Files] in its Config and reads it with [FromEnv]; the skeleton
 // (libs/service) finds it there, refuses to start without it, and builds the
 // service's mutual TLS and its authorization of callers from it. There is no
@@ -10,6 +10,8 @@ package trust
 import (
 	"errors"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/mtls"
@@ -17,10 +19,12 @@ import (
 
 // Variable names, shared by every service.
 const (
-	VarCert    = "TLS_CERT_FILE"
-	VarKey     = "TLS_KEY_FILE"
-	VarCA      = "TLS_CA_FILE"
-	VarCRMKeys = "CRM_KEYS_FILE"
+	VarCert         = "TLS_CERT_FILE"
+	VarKey          = "TLS_KEY_FILE"
+	VarCA           = "TLS_CA_FILE"
+	VarCRMKeys      = "CRM_KEYS_FILE"
+	VarNATSUser     = "NATS_USER"
+	VarNATSPassword = "NATS_PASSWORD"
 )
 
 // Files are a service's trust files. Each is re-read when it changes.
@@ -37,16 +41,23 @@ type Files struct {
 	// CRMKeysFile is CRM_KEYS_FILE: the CRM orgs' public keys (JSON, see
 	// libs/crmauth), for services that serve gRPC. Required there.
 	CRMKeysFile string
+	// NATSUser is NATS_USER: the service's NATS user (libs/natsauth gives
+	// it its permissions). Required.
+	NATSUser string
+	// NATSPassword is NATS_PASSWORD: that user's password. Required.
+	NATSPassword string
 }
 
 // FromEnv reads the files' names. Missing ones are reported by the
 // skeleton's [Files.Validate], so a service's own config tests need none.
 func FromEnv(l *envconfig.Loader) Files {
 	return Files{
-		TLSCertFile: l.String(VarCert, ""),
-		TLSKeyFile:  l.String(VarKey, ""),
-		TLSCAFile:   l.String(VarCA, ""),
-		CRMKeysFile: l.String(VarCRMKeys, ""),
+		TLSCertFile:  l.String(VarCert, ""),
+		TLSKeyFile:   l.String(VarKey, ""),
+		TLSCAFile:    l.String(VarCA, ""),
+		CRMKeysFile:  l.String(VarCRMKeys, ""),
+		NATSUser:     l.String(VarNATSUser, ""),
+		NATSPassword: l.String(VarNATSPassword, ""),
 	}
 }
 
@@ -62,6 +73,12 @@ func (f Files) Validate(serving bool) error {
 		if v.val == "" {
 			errs = append(errs, errors.New(v.name+": required (the service's mutual TLS identity; see docs/security.md)"))
 		}
+	}
+	if f.NATSUser == "" {
+		errs = append(errs, errors.New(VarNATSUser+": required (the service's NATS user; see docs/security.md)"))
+	}
+	if f.NATSPassword == "" {
+		errs = append(errs, errors.New(VarNATSPassword+": required (the NATS user's password)"))
 	}
 	if serving && f.CRMKeysFile == "" {
 		errs = append(errs, errors.New(VarCRMKeys+": required (the CRM orgs' public keys; see docs/security.md)"))
@@ -83,6 +100,8 @@ type Loaded struct {
 	Identity *mtls.Identity
 	// CRMKeys verifies CRM credentials; nil unless serving.
 	CRMKeys *crmauth.Keys
+	// NATS are the connection options that log the service in.
+	NATS []nats.Option
 }
 
 // Load validates the files and loads them; serving says whether the service
@@ -95,7 +114,7 @@ func (f Files) Load(serving bool) (Loaded, error) {
 	if err != nil {
 		return Loaded{}, err
 	}
-	l := Loaded{Identity: id}
+	l := Loaded{Identity: id, NATS: []nats.Option{nats.UserInfo(f.NATSUser, f.NATSPassword)}}
 	if serving {
 		if l.CRMKeys, err = f.CRMKeys(); err != nil {
 			return Loaded{}, err
@@ -106,5 +125,6 @@ func (f Files) Load(serving bool) (Loaded, error) {
 
 // Environ is f as KEY=VALUE environment entries, for a child process.
 func (f Files) Environ() []string {
-	return []string{VarCert + "=" + f.TLSCertFile, VarKey + "=" + f.TLSKeyFile, VarCA + "=" + f.TLSCAFile, VarCRMKeys + "=" + f.CRMKeysFile}
+	return []string{VarCert + "=" + f.TLSCertFile, VarKey + "=" + f.TLSKeyFile, VarCA + "=" + f.TLSCAFile, VarCRMKeys + "=" + f.CRMKeysFile,
+		VarNATSUser + "=" + f.NATSUser, VarNATSPassword + "=" + f.NATSPassword}
 }

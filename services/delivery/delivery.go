@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return err
 	}
 
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas})
+	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas, NATSOptions: trusted.NATS})
 	if err != nil {
 		return err
 	}

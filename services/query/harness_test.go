@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -164,7 +165,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teams teamsRef) *instance {
 // CRM and the gateway.
 func publisher(t testing.TB, ns *localnats.Server) *bus.Bus {
 	t.Helper()
-	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "test-publisher", Logger: testkit.Logger(t)})
+	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "test-publisher", Logger: testkit.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

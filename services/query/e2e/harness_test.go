@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -120,7 +121,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	t.Cleanup(client.CloseIdleConnections)
 	s := &stack{standin: std, sender: std.NewSender(client)}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger("crm")})
+	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "e2e-crm", Logger: logger("crm")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +178,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	df := testkit.TrustFiles(t, pki, rpc.Delivery)
 	env := envconfig.FromMap(map[string]string{
 		"TLS_CERT_FILE": df.TLSCertFile, "TLS_KEY_FILE": df.TLSKeyFile, "TLS_CA_FILE": df.TLSCAFile, "CRM_KEYS_FILE": df.CRMKeysFile,
+		"NATS_USER": df.NATSUser, "NATS_PASSWORD": df.NATSPassword,
 		"NATS_URL": ns.ClientURL(), "MONGODB_URI": ms.URI(), "DELIVERY_MONGODB_DATABASE": "delivery",
 		"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0", "TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL,
 		"DELIVERY_CHANNEL_RATE": "100", "DELIVERY_CHANNEL_BURST": "10", "DELIVERY_CONCURRENCY": "8",

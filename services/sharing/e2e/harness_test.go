@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -92,7 +93,7 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(std.Close)
 	s := &stack{pki: testkit.PKI(t), standin: std, sender: std.NewSender(nil)}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: quiet(t, "crm")})
+	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "e2e-crm", Logger: quiet(t, "crm")})
 	if err != nil {
 		t.Fatal(err)
 	}

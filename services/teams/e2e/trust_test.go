@@ -36,7 +36,7 @@ func TestBotTokensOnlyToDelivery(t *testing.T) {
 		}
 	}
 	// A certificate of another CA does not get past the handshake.
-	other := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, testkit.PKI(t), rpc.Delivery, s.teamsAddr))
+	other := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, testkit.OtherPKI(t), rpc.Delivery, s.teamsAddr))
 	if _, err := other.GetBotToken(ctx, req); status.Code(err) != codes.Unavailable {
 		t.Errorf("GetBotToken with another CA's delivery certificate: %v, want Unavailable", err)
 	}

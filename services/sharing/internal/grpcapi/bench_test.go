@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -72,7 +73,7 @@ func (nopRepo) Create(context.Context, share.Share) (bool, error) { return true,
 func benchmarkShareRecord(b *testing.B, withLog bool) {
 	ns := testkit.NATS(b)
 	ctx := testkit.Context(b)
-	bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), Name: "bench"})
+	bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(b)}, Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
