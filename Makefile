@@ -20,8 +20,13 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: run
+# The runner is built, then exec'd: `go run` would exit 1 on Ctrl-C even when
+# the runner exits 0, and make would report an error.
+LOCAL_BIN ?= $(BIN)/crmslack-local
+
 run: ## the whole stack on embedded NATS, FerretDB and the Slack stand-in
-	go run ./deploy/local
+	go build -o $(LOCAL_BIN) ./deploy/local
+	exec $(LOCAL_BIN)
 
 .PHONY: test
 test: proto-check vet ## vet, generated-code check and every module's tests with -race

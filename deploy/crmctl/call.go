@@ -27,15 +27,17 @@ import (
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
 // defaultAddr is where each service's gRPC API listens under `make run`;
 // <SERVICE>_ADDR overrides it.
 var defaultAddr = map[string]string{
-	"teams":    "127.0.0.1:9101",
-	"delivery": "127.0.0.1:9102",
-	"query":    "127.0.0.1:9103",
-	"sharing":  "127.0.0.1:9104",
+	"teams":     "127.0.0.1:9101",
+	"delivery":  "127.0.0.1:9102",
+	"query":     "127.0.0.1:9103",
+	"sharing":   "127.0.0.1:9104",
+	"workflows": "127.0.0.1:9105",
 }
 
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -118,12 +120,18 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err := cc.Invoke(ctx, full, in, out, callOpts...); err != nil {
 		return err
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: false}.Marshal(out)
+	b, err := answerJSON(out)
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, string(b))
 	return err
+}
+
+// answerJSON prints an answer with its false, zero and empty fields, so
+// "enabled": false is said rather than left out; unset messages stay out.
+func answerJSON(m proto.Message) ([]byte, error) {
+	return protojson.MarshalOptions{Multiline: true, EmitDefaultValues: true}.Marshal(m)
 }
 
 // findMethod accepts "pkg.Service/Method", "Service/Method" or

@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -178,27 +178,10 @@ func (registry) ListTeams(_ context.Context, req *teamsv1.ListTeamsRequest) (*te
 
 func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Served as the registry is: mutual TLS, and the CRM's calls need a
-	// credential, which crmctl signs with the development keys.
-	pki := testkit.PKI(t)
-	files := testkit.TrustFiles(t, pki, rpc.Teams)
-	keys, err := files.CRMKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := rpc.NewServer(testkit.Logger(t), rpc.Security{Identity: testkit.Identity(t, pki, rpc.Teams), CRMKeys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	teamsv1.RegisterTeamRegistryServiceServer(s, registry{})
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	addr := lis.Addr().String()
-	call := func(args ...string) []string { return append([]string{"call", "-pki", pki.Path()}, args...) }
+	// Served as the registry is (mutual TLS, the table, CRM credentials);
+	// crmctl signs the CRM's credential with the development keys.
+	addr := testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, registry{}) })
+	call := func(args ...string) []string { return append([]string{"call", "-pki", testkit.PKI(t).Path()}, args...) }
 
 	var out, errb bytes.Buffer
 	code := run(context.Background(), call("-addr", addr, "TeamRegistryService/ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)

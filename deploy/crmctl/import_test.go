@@ -267,3 +267,31 @@ func FuzzReadCSV(f *testing.F) {
 		}
 	})
 }
+
+// A CRM export is often JSON lines keyed by field labels, like a CSV row:
+// it reads as the CSV would, bad values reported by line.
+func TestReadNDJSONKeyedByLabels(t *testing.T) {
+	t.Parallel()
+	in := strings.Join([]string{
+		`{"Record Id": "d1", "Deal Name": "Zylker renewal", "Amount": 250000, "Stage": "Negotiation/Review", "Version": "3"}`,
+		`{"record id": "d2", "deal   name": "Acme pilot", "Amount": "5,000.50"}`,
+		`{"Record Id": "d3", "Amount": "lots"}`,
+		`{"Deal Name": "no id"}`,
+		`{"Record Id": "d4", "Fax": "x"}`,
+	}, "\n")
+	rows, bad := readNDJSON(strings.NewReader(in), mustSchema(t, "", "Deals"), false, 7)
+	if len(rows) != 2 {
+		t.Fatalf("rows %v, bad %v", rows, bad)
+	}
+	d1, d2 := rows[0].Record, rows[1].Record
+	if d1.GetId() != "d1" || d1.GetVersion() != 3 || d1.GetFields()["Amount"].GetNumber() != 250000 || d1.GetFields()["Deal_Name"].GetText() != "Zylker renewal" {
+		t.Errorf("d1 = %v", d1)
+	}
+	if d2.GetVersion() != 7 || d2.GetFields()["Amount"].GetNumber() != 5000.5 || d2.GetModule() != "Deals" {
+		t.Errorf("d2 = %v", d2)
+	}
+	if len(bad) != 3 || bad[0].Line != 3 || !strings.Contains(bad[0].Msg, "Amount") || bad[1].Line != 4 || !strings.Contains(bad[1].Msg, "Record Id") ||
+		bad[2].Line != 5 || !strings.Contains(bad[2].Msg, "Fax") {
+		t.Errorf("problems %v", bad)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -386,9 +387,12 @@ func readCSV(r io.Reader, comma rune, schema *crmv1.ModuleSchema, ignoreUnknown 
 	return rows, cols, errs
 }
 
-// readNDJSON parses records, one protojson crm.v1.Record per line, fields
-// keyed by API name. Each value must fit its field's type; a record
-// without a module takes the import's, one of another module is an error.
+// readNDJSON parses records, one a line, in either of two shapes: a
+// protojson crm.v1.Record (an object with "fields", keyed by API name), or
+// a CRM export's flat object keyed by field labels, like a CSV row
+// ({"Record Id": "d1", "Deal Name": "Zylker", "Amount": 250000}). Each
+// value must fit its field's type; a record without a module takes the
+// import's, one of another module is an error.
 func readNDJSON(r io.Reader, schema *crmv1.ModuleSchema, ignoreUnknown bool, defaultVersion int64) ([]row, []rowError) {
 	byAPI := map[string]*crmv1.FieldMeta{}
 	for _, f := range schema.GetFields() {
@@ -405,7 +409,13 @@ func readNDJSON(r io.Reader, schema *crmv1.ModuleSchema, ignoreUnknown bool, def
 			continue
 		}
 		rec := &crmv1.Record{}
-		if err := protojson.Unmarshal(data, rec); err != nil {
+		if flat, ok := labelled(data); ok {
+			var err error
+			if rec, err = labelledRecord(flat, schema, ignoreUnknown, defaultVersion); err != nil {
+				errs = append(errs, rowError{Line: line, Msg: err.Error()})
+				continue
+			}
+		} else if err := protojson.Unmarshal(data, rec); err != nil {
 			errs = append(errs, rowError{Line: line, Msg: "not a record: " + err.Error()})
 			continue
 		}
@@ -509,4 +519,76 @@ func fits(f *crmv1.FieldMeta, v *crmv1.FieldValue) error {
 		want = "text"
 	}
 	return fmt.Errorf("a %s value in a %s field", want, strings.ToLower(strings.TrimPrefix(f.GetType().String(), "FIELD_TYPE_")))
+}
+
+// recordKeys are crm.v1.Record's JSON names: a line keyed by them only is
+// a protojson record.
+var recordKeys = map[string]bool{"module": true, "id": true, "version": true, "owner": true, "fields": true, "modifiedAt": true, "modified_at": true, "url": true}
+
+// labelled reads a line as an object keyed by field labels: an object
+// with some key that is no crm.v1.Record field.
+func labelled(data []byte) (map[string]any, bool) {
+	var obj map[string]any
+	if json.Unmarshal(data, &obj) != nil {
+		return nil, false
+	}
+	for k := range obj {
+		if !recordKeys[k] {
+			return obj, true
+		}
+	}
+	return nil, false
+}
+
+// labelledRecord builds a record from an object keyed by labels, typed as
+// a CSV row is: keys are the header, values the cells (lists joined by
+// ";", as a multi-select picklist is written in a CSV).
+func labelledRecord(obj map[string]any, schema *crmv1.ModuleSchema, ignoreUnknown bool, defaultVersion int64) (*crmv1.Record, error) {
+	header := make([]string, 0, len(obj))
+	for k := range obj {
+		header = append(header, k)
+	}
+	slices.Sort(header) // map order is random; a report should not be
+	cells := make([]string, len(header))
+	for i, k := range header {
+		c, err := cell(obj[k])
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", k, err)
+		}
+		cells[i] = c
+	}
+	cols, err := mapHeader(header, schema, ignoreUnknown)
+	if err != nil {
+		return nil, errors.New(strings.Replace(err.Error(), "header (line 1): ", "", 1))
+	}
+	return parseRow(cols, schema, cells, defaultVersion)
+}
+
+// cell writes a JSON value as a CSV cell.
+func cell(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			c, err := cell(e)
+			if err != nil {
+				return "", err
+			}
+			if _, nested := e.([]any); nested {
+				return "", errors.New("a list inside a list")
+			}
+			parts = append(parts, c)
+		}
+		return strings.Join(parts, ";"), nil
+	default:
+		return "", errors.New("an object, not a value")
+	}
 }

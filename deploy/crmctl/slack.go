@@ -24,10 +24,12 @@ const defaultStandin = "http://127.0.0.1:8090"
 const shareActionID = "card_share"
 
 const slackUsage = `usage:
-  crmctl slack zcrm [-standin URL] [-team T] -channel C -user U [-command /zcrm] [-wait D] TEXT...
+  crmctl slack zcrm [-standin URL] [-team T] -channel C -user U [-command /zcrm] [-wait D] [-json] TEXT...
   crmctl slack click [-standin URL] [-team T] -channel C -user U [-action card_share] [-block B]
-                     [-message-ts TS] [-response-url URL] [-wait D] VALUE
-Team, channel and user are ids or names (a user also by email) of the stand-in's seed.`
+                     [-message-ts TS] [-response-url URL] [-wait D] [-json] VALUE
+Team, channel and user are ids or names (a user also by email) of the stand-in's seed.
+zcrm prints, under each record, the click command that shares it, ready to paste;
+-json prints the answer, those commands and what followed as one JSON object.`
 
 // slackCmd acts as a Slack user through the stand-in's /_standin/slash and
 // /_standin/click: the stand-in signs and sends to the gateway.
@@ -51,6 +53,7 @@ func slackCmd(ctx context.Context, args []string, stdout io.Writer) error {
 type actFlags struct {
 	standin, team, channel, user string
 	wait                         time.Duration
+	json                         bool
 }
 
 func (f *actFlags) register(fs *flag.FlagSet, wait time.Duration, waitHelp string) {
@@ -63,6 +66,7 @@ func (f *actFlags) register(fs *flag.FlagSet, wait time.Duration, waitHelp strin
 	fs.StringVar(&f.channel, "channel", "", "channel id or name")
 	fs.StringVar(&f.user, "user", "", "user id, name or email")
 	fs.DurationVar(&f.wait, "wait", wait, waitHelp)
+	fs.BoolVar(&f.json, "json", false, "print one JSON object (answer, share commands, later messages) for scripts")
 }
 
 func (f *actFlags) form() url.Values {
@@ -111,15 +115,16 @@ func clickCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 // actResult is the stand-in's answer (libs/slackstandin.ActResult).
 type actResult struct {
-	OK      bool            `json:"ok"`
-	Error   string          `json:"error"`
-	Detail  string          `json:"detail"`
-	Status  int             `json:"status"`
-	Body    json.RawMessage `json:"body"`
-	TookMS  float64         `json:"took_ms"`
-	Team    string          `json:"team"`
-	Channel string          `json:"channel"`
-	User    string          `json:"user"`
+	OK          bool            `json:"ok"`
+	Error       string          `json:"error"`
+	Detail      string          `json:"detail"`
+	Status      int             `json:"status"`
+	Body        json.RawMessage `json:"body"`
+	TookMS      float64         `json:"took_ms"`
+	Team        string          `json:"team"`
+	Channel     string          `json:"channel"`
+	User        string          `json:"user"`
+	ResponseURL string          `json:"response_url"`
 }
 
 // message is a Slack message: an app's answer or a recorded message.
@@ -151,33 +156,71 @@ func actAndShow(ctx context.Context, f *actFlags, path string, form url.Values, 
 	if res.Status != http.StatusOK {
 		return fmt.Errorf("the app answered HTTP %d: %s", res.Status, bodyText(res.Body))
 	}
+	click := clickCommand(f, res)
 	var answer message
-	if err := json.Unmarshal(res.Body, &answer); err != nil || answer.Text == "" && len(answer.Blocks) == 0 {
-		fmt.Fprintf(stdout, "The app answered HTTP 200 in %.0f ms with no message.\n", res.TookMS)
+	answered := json.Unmarshal(res.Body, &answer) == nil && (answer.Text != "" || len(answer.Blocks) > 0)
+	var later []message
+	if f.wait > 0 {
+		var err error
+		if later, err = waitForMessages(ctx, base, seen, res.Team, res.Channel, f.wait); err != nil {
+			return err
+		}
+	}
+	if f.json {
+		return printJSON(stdout, res, answered, answer, later, click)
+	}
+	if answered {
+		show(stdout, answer, click)
 	} else {
-		show(stdout, res, answer)
+		fmt.Fprintf(stdout, "The app answered HTTP 200 in %.0f ms with no message.\n", res.TookMS)
 	}
 	if f.wait <= 0 {
 		return nil
-	}
-	later, err := waitForMessages(ctx, base, seen, res.Team, res.Channel, f.wait)
-	if err != nil {
-		return err
 	}
 	if len(later) == 0 {
 		fmt.Fprintf(stdout, "Nothing posted in %s within %s; see %s/_standin/messages.\n", res.Channel, f.wait, base)
 	}
 	for _, m := range later {
 		fmt.Fprintf(stdout, "-- %s in %s:\n", m.Kind, m.Channel)
-		show(stdout, res, m)
+		show(stdout, m, click)
 	}
 	return nil
 }
 
-// show prints a message's text and, for each record card, its title and
-// the command that clicks its Share button.
-func show(w io.Writer, res actResult, m message) {
-	fmt.Fprintln(w, m.Text)
+// shareLine is a record card of a message and the command that clicks its
+// Share button.
+type shareLine struct {
+	Title   string `json:"title"`
+	Value   string `json:"value"`
+	Command string `json:"command"`
+}
+
+// clickCommand is the start of a click, as this program was invoked, on a
+// button of the answer res: as the same user in the same channel, through
+// the answer's response_url, so pasted as is it acts as the real click.
+func clickCommand(f *actFlags, res actResult) string {
+	cmd := program() + " slack click"
+	if f.standin != defaultStandin {
+		cmd += " -standin " + shellQuote(f.standin)
+	}
+	cmd += fmt.Sprintf(" -team %s -channel %s -user %s", res.Team, res.Channel, res.User)
+	if res.ResponseURL != "" {
+		cmd += " -response-url " + shellQuote(res.ResponseURL)
+	}
+	return cmd
+}
+
+// program is how to run crmctl again: "go run ./deploy/crmctl" under go
+// run (whose binary is temporary), else the path it was started by.
+func program() string {
+	if strings.Contains(os.Args[0], "go-build") {
+		return "go run ./deploy/crmctl"
+	}
+	return os.Args[0]
+}
+
+// shares lists a message's record cards and their Share clicks.
+func shares(m message, click string) []shareLine {
 	var blocks []struct {
 		Type     string                 `json:"type"`
 		Text     *struct{ Text string } `json:"text"`
@@ -188,8 +231,9 @@ func show(w io.Writer, res actResult, m message) {
 		BlockID string `json:"block_id"`
 	}
 	if json.Unmarshal(m.Blocks, &blocks) != nil {
-		return
+		return nil
 	}
+	var out []shareLine
 	title := ""
 	for _, b := range blocks {
 		switch {
@@ -200,14 +244,49 @@ func show(w io.Writer, res actResult, m message) {
 				if e.ActionID != shareActionID {
 					continue
 				}
-				cmd := fmt.Sprintf("crmctl slack click -team %s -channel %s -user %s", res.Team, res.Channel, res.User)
+				cmd := click
 				if b.BlockID != "" {
 					cmd += " -block " + shellQuote(b.BlockID)
 				}
-				fmt.Fprintf(w, "  • %s\n    share: %s %s\n", title, cmd, shellQuote(e.Value))
+				out = append(out, shareLine{Title: title, Value: e.Value, Command: cmd + " " + shellQuote(e.Value)})
 			}
 		}
 	}
+	return out
+}
+
+// show prints a message's text and, for each record card, its title and
+// the command that clicks its Share button.
+func show(w io.Writer, m message, click string) {
+	fmt.Fprintln(w, m.Text)
+	for _, l := range shares(m, click) {
+		fmt.Fprintf(w, "  • %s\n    share: %s\n", l.Title, l.Command)
+	}
+}
+
+// printJSON prints the outcome as one object, for scripts.
+func printJSON(w io.Writer, res actResult, answered bool, answer message, later []message, click string) error {
+	out := struct {
+		Status      int         `json:"status"`
+		TookMS      float64     `json:"took_ms"`
+		Team        string      `json:"team"`
+		Channel     string      `json:"channel"`
+		User        string      `json:"user"`
+		ResponseURL string      `json:"response_url,omitempty"`
+		Answer      *message    `json:"answer,omitempty"`
+		Shares      []shareLine `json:"shares"`
+		Later       []message   `json:"later,omitempty"`
+	}{Status: res.Status, TookMS: res.TookMS, Team: res.Team, Channel: res.Channel, User: res.User, ResponseURL: res.ResponseURL, Later: later, Shares: []shareLine{}}
+	if answered {
+		out.Answer = &answer
+		out.Shares = append(out.Shares, shares(answer, click)...)
+	}
+	for _, m := range later {
+		out.Shares = append(out.Shares, shares(m, click)...)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 // plainText is mrkdwn without emphasis and entities, on one line.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -113,18 +114,25 @@ func TestSlackZcrmThenClickShare(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := `2 leads
-  • Emma Watson
-    share: crmctl slack click -team T0ACME0001 -channel C0ACMESALE -user U0ACME0BOB '{"o":"acme","m":"Leads","i":"l1"}'
-  • John O'Watson
-    share: crmctl slack click -team T0ACME0001 -channel C0ACMESALE -user U0ACME0BOB '{"o":"acme","m":"Leads","i":"l2"}'
-`
-	if out != want {
-		t.Fatalf("output\n%s\nwant\n%s", out, want)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || lines[0] != "2 leads" || lines[1] != "  • Emma Watson" || lines[3] != "  • John O'Watson" {
+		t.Fatalf("output:\n%s", out)
+	}
+	// The share line is a command to paste as it is: the same program,
+	// stand-in, user, channel and response_url.
+	prefix := "    share: go run ./deploy/crmctl slack click -standin '" + sa.URL() + "' -team T0ACME0001 -channel C0ACMESALE -user U0ACME0BOB -response-url '" + sa.URL() + "/commands/T0ACME0001/"
+	for i, id := range map[int]string{2: "l1", 4: "l2"} {
+		if !strings.HasPrefix(lines[i], prefix) || !strings.HasSuffix(lines[i], `' '{"o":"acme","m":"Leads","i":"`+id+`"}'`) {
+			t.Fatalf("share line %q, want it to start with %q", lines[i], prefix)
+		}
 	}
 
-	// The printed click, as a user would paste it.
-	out, errOut, code = crmctl(t, "slack", "click", "-standin", sa.URL(), "-team", "T0ACME0001", "-channel", "C0ACMESALE", "-user", "U0ACME0BOB", `{"o":"acme","m":"Leads","i":"l1"}`)
+	// The printed click, pasted as it is (without the program's name).
+	args, err := shellWords(strings.TrimPrefix(lines[2], "    share: go run ./deploy/crmctl "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = crmctl(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -165,5 +173,70 @@ func TestSlackErrorsAreClear(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q, want %q", code, errOut, tt.want)
 			}
 		})
+	}
+}
+
+// shellWords splits a line of single-quoted words as a shell would.
+func shellWords(line string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\'':
+			quoted = false
+		case quoted:
+			cur.WriteByte(c)
+		case c == '\'':
+			quoted, inWord = true, true
+		case c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+			inWord = true
+		case c == ' ':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unterminated quote in %q", line)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// -json gives scripts the answer and each record's share command.
+func TestSlackZcrmJSON(t *testing.T) {
+	t.Parallel()
+	appURL, _ := fakeGateway(t, "local-secret")
+	sa := startStandin(t, appURL)
+	out, errOut, code := crmctl(t, "slack", "zcrm", "-standin", sa.URL(), "-json", "-user", "bob@acme.example", "-channel", "sales", "leads")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Status      int    `json:"status"`
+		User        string `json:"user"`
+		ResponseURL string `json:"response_url"`
+		Answer      struct {
+			Text string `json:"text"`
+		} `json:"answer"`
+		Shares []shareLine `json:"shares"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if got.Status != 200 || got.User != "U0ACME0BOB" || got.Answer.Text != "2 leads" || got.ResponseURL == "" || len(got.Shares) != 2 ||
+		got.Shares[0].Title != "Emma Watson" || got.Shares[0].Value != `{"o":"acme","m":"Leads","i":"l1"}` || !strings.Contains(got.Shares[0].Command, "slack click") {
+		t.Fatalf("json %+v", got)
 	}
 }

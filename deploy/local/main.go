@@ -15,10 +15,13 @@ import (
 )
 
 func main() {
+	restore := takeTerminal()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Environ(), os.Stdout, nil); err != nil {
+		restore()
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
+	restore()
 }

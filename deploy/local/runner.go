@@ -57,7 +57,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	}
 	// The product's own keys are generated for the local stack; Slack's
 	// secrets only when Slack is the stand-in, since real Slack has its own.
-	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS"))
+	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS", "SHARE_BUTTON_KEY"))
 
 	// Trust: a development CA, a certificate per service (and one for the
 	// CRM, which crmctl uses), CRM signing keys and NATS users, made on the
@@ -107,7 +107,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		ep.SlackAPI = api
 	} else {
 		vars = withDefaults(vars, pick(secrets, "SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET"))
-		sa, err := startStandin(vars, standinAddr, log)
+		sa, err := startStandin(vars, standinAddr, dataDir, log)
 		if err != nil {
 			return err
 		}
@@ -164,7 +164,11 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	return nil
 }
 
-func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slackstandin.Server, error) {
+// standinMaxMessages bounds what the stand-in records, so a long local run
+// does not grow without limit.
+const standinMaxMessages = 10_000
+
+func startStandin(vars map[string]string, addr, dataDir string, log *slog.Logger) (*slackstandin.Server, error) {
 	cfg := slackstandin.Config{
 		App: slackstandin.AppConfig{
 			ClientID:      firstSet(vars["SLACK_CLIENT_ID"], devClientID),
@@ -175,6 +179,10 @@ func startStandin(vars map[string]string, addr string, log *slog.Logger) (*slack
 		// after the stand-in, which is fine: nothing is sent before then.
 		AppURL: firstSet(vars["GATEWAY_PUBLIC_URL"], defaultGatewayURL),
 		Logger: log.With("part", "slack-standin"),
+		// Its workspaces, tokens and messages survive a restart, as
+		// Slack's would: the registry's stored tokens keep working.
+		StateFile:   filepath.Join(dataDir, "slack-standin.json"),
+		MaxMessages: standinMaxMessages,
 	}
 	if path := vars["SLACK_STANDIN_SEED"]; path != "" {
 		f, err := os.Open(path)

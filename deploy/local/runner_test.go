@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +9,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,9 +47,10 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	teams, gw := free(), free()
 	query := free()
 	_, natsPort, _ := net.SplitHostPort(free())
-	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free()}
+	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free()}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
+		"LOCAL_CRM_ORGS=acme",
 		"LOCAL_NATS_PORT=" + natsPort,
 		"LOCAL_MONGO_ADDR=" + free(),
 		"SLACK_STANDIN_ADDR=" + free(),
@@ -72,6 +68,8 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"QUERY_OPS_ADDR=" + ops["query"],
 		"SHARING_GRPC_ADDR=" + free(),
 		"SHARING_OPS_ADDR=" + ops["sharing"],
+		"WORKFLOWS_GRPC_ADDR=" + free(),
+		"WORKFLOWS_OPS_ADDR=" + ops["workflows"],
 	}, ops
 }
 
@@ -195,63 +193,6 @@ func TestConfigurationErrorsAreReported(t *testing.T) {
 	}
 }
 
-// TestInterruptExitsZero builds the real binary, waits for it to come up and
-// sends it SIGINT, as Ctrl-C does.
-func TestInterruptExitsZero(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
-	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "local")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin)
-	environ, _ := testEnviron(t)
-	cmd.Env = append(os.Environ(), environ...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	up := make(chan struct{})
-	var lines syncBuffer
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines.Write([]byte(sc.Text() + "\n"))
-			if strings.Contains(sc.Text(), "Ctrl-C stops everything") {
-				close(up)
-			}
-		}
-	}()
-	select {
-	case <-up:
-	case <-time.After(90 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("not up within 90 s:\n%s\n%s", lines.String(), stderr.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	select {
-	case err := <-waited:
-		if err != nil {
-			t.Fatalf("exit: %v\n%s\n%s", err, lines.String(), stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("did not exit within 30 s of SIGINT")
-	}
-}
-
 func envValue(environ []string, key string) string {
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
@@ -347,11 +288,12 @@ func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *sync
 func scrapeEveryService(t *testing.T, ops map[string]string) {
 	t.Helper()
 	own := map[string]string{
-		"teams":    `crmslack_bus_handled_total{consumer="teams-slack-events"`,
-		"gateway":  "crmslack_gateway_slack_requests_total",
-		"delivery": `crmslack_bus_handled_total{consumer="delivery-audit-`,
-		"query":    `crmslack_bus_handled_total{consumer="query-commands"`,
-		"sharing":  `crmslack_bus_handled_total{consumer="sharing-interactions"`,
+		"teams":     `crmslack_bus_handled_total{consumer="teams-slack-events"`,
+		"gateway":   "crmslack_gateway_slack_requests_total",
+		"delivery":  `crmslack_bus_handled_total{consumer="delivery-audit-`,
+		"query":     `crmslack_bus_handled_total{consumer="query-commands"`,
+		"sharing":   `crmslack_bus_handled_total{consumer="sharing-interactions"`,
+		"workflows": `crmslack_bus_handled_total{consumer="workflows-triggers"`,
 	}
 	if len(own) != len(ops) {
 		t.Fatalf("scraping %d services, the runner starts %d", len(own), len(ops))

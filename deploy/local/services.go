@@ -14,6 +14,7 @@ import (
 	"github.com/crmslack/crmslack/services/query"
 	"github.com/crmslack/crmslack/services/sharing"
 	"github.com/crmslack/crmslack/services/teams"
+	"github.com/crmslack/crmslack/services/workflows"
 )
 
 // runFunc is a service's exported Run with its configuration bound.
@@ -57,4 +58,6 @@ var services = []service{
 		func(c query.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 	of(lifecycle.Entry[sharing.Config]{Name: "sharing", Load: sharing.ConfigFromEnv, Run: sharing.Run},
 		func(c sharing.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
+	of(lifecycle.Entry[workflows.Config]{Name: "workflows", Load: workflows.ConfigFromEnv, Run: workflows.Run},
+		func(c workflows.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 }

@@ -35,7 +35,7 @@ func FuzzRender(f *testing.F) {
 			schema.Fields = append(schema.Fields, m)
 			rec.Fields[api] = values[i]
 		}
-		buttons := []card.Button{card.ShareButton(card.Ref{Org: label, Module: module, ID: id}), {Text: label + txt, ActionID: "other", Value: day}}
+		buttons := []card.Button{{Text: "Share this record", ActionID: card.ShareActionID, Value: label + module + id}, {Text: label + txt, ActionID: "other", Value: day}}
 		config := card.Config{BaseURL: "https://crm.example.com", KeyFields: map[string][]string{"Deals": {"F1", "F2", "Owner"}}}
 
 		c, err := card.Render(card.Input{Config: config, Record: rec, Schema: schema, Message: message, SharedBy: sharedBy, Location: time.FixedZone("x", 3600), Buttons: buttons})
@@ -70,20 +70,24 @@ func check(t *testing.T, c card.Card, err error) {
 	}
 }
 
-// FuzzParseRef: a button value from Slack never panics the parser, and what
-// it accepts encodes back to an equal reference.
-func FuzzParseRef(f *testing.F) {
+// FuzzOpenGrant: a button value from Slack never panics the checker, and
+// nothing but a value it signed is accepted.
+func FuzzOpenGrant(f *testing.F) {
+	b, err := card.NewButtons(nil, []byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	signed, err := b.ShareButton(card.Grant{Ref: card.Ref{Org: "org1", Module: "Deals", ID: "d1"}, Team: "T1", Channel: "C1", User: "U1"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(signed.Value)
 	f.Add(`{"o":"org1","m":"Deals","i":"d1"}`)
-	f.Add(`{"o":"","m":null}`)
-	f.Add("org|mod|id")
+	f.Add("b1.e30.AAAA")
 	f.Fuzz(func(t *testing.T, value string) {
-		r, err := card.ParseRef(value)
-		if err != nil {
-			return
-		}
-		back, err := card.ParseRef(r.Encode())
-		if err != nil || back != r {
-			t.Fatalf("round trip of %+v: %+v, %v", r, back, err)
+		ref, err := b.Open(value, "T1", "C1", "U1")
+		if err == nil && (value != signed.Value || ref != (card.Ref{Org: "org1", Module: "Deals", ID: "d1"})) {
+			t.Fatalf("accepted %q as %+v", value, ref)
 		}
 	})
 }

@@ -24,21 +24,23 @@ import (
 
 // Service users: the same names as their TLS identities (libs/rpc).
 const (
-	Teams    = "teams"
-	Gateway  = "gateway"
-	Delivery = "delivery"
-	Query    = "query"
-	Sharing  = "sharing"
+	Teams     = "teams"
+	Gateway   = "gateway"
+	Delivery  = "delivery"
+	Query     = "query"
+	Sharing   = "sharing"
+	Workflows = "workflows"
 )
 
 // Services are the service users, in start order.
-var Services = []string{Teams, Gateway, Delivery, Query, Sharing}
+var Services = []string{Teams, Gateway, Delivery, Query, Sharing, Workflows}
 
 // private are the buckets (KV) and streams only their owner may touch.
 var private = map[string]struct{ buckets, streams []string }{
-	Gateway:  {buckets: []string{"gateway_oauth_nonces"}},
-	Delivery: {buckets: []string{"delivery_ledger", "delivery_partitions"}},
-	Query:    {streams: []string{"QUERY_RECORDS", "QUERY_USERS"}},
+	Gateway:   {buckets: []string{"gateway_oauth_nonces"}},
+	Delivery:  {buckets: []string{"delivery_ledger", "delivery_partitions"}},
+	Query:     {streams: []string{"QUERY_RECORDS", "QUERY_USERS"}},
+	Workflows: {buckets: []string{"workflows"}},
 }
 
 // Subjects of the walls.

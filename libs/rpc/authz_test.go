@@ -33,10 +33,11 @@ import (
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
 // identities are every caller the table knows, plus one it does not.
-var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.CRM, "stranger"}
+var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.CRM, "stranger"}
 
 // services are every gRPC service of crmslack with a do-nothing
 // implementation: a call that passes authorization reaches it and answers
@@ -49,6 +50,7 @@ var services = []struct {
 	{&queryv1.QueryService_ServiceDesc, queryv1.UnimplementedQueryServiceServer{}},
 	{&sharingv1.SharingService_ServiceDesc, sharingv1.UnimplementedSharingServiceServer{}},
 	{&deliveryv1.DeliveryAuditService_ServiceDesc, deliveryv1.UnimplementedDeliveryAuditServiceServer{}},
+	{&workflowsv1.WorkflowActionsService_ServiceDesc, workflowsv1.UnimplementedWorkflowActionsServiceServer{}},
 }
 
 // serveAll serves every service with the real table, mutual TLS and CRM

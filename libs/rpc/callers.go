@@ -7,16 +7,18 @@ import (
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
 // Identities: the service name in each caller's certificate
 // (spiffe://crmslack/<name>).
 const (
-	Teams    = "teams"
-	Gateway  = "gateway"
-	Delivery = "delivery"
-	Query    = "query"
-	Sharing  = "sharing"
+	Teams     = "teams"
+	Gateway   = "gateway"
+	Delivery  = "delivery"
+	Query     = "query"
+	Sharing   = "sharing"
+	Workflows = "workflows"
 	// CRM is the CRM's connector. Its calls must also carry a CRM
 	// credential (libs/crmauth) for the org they concern.
 	CRM = "crm"
@@ -32,7 +34,7 @@ const (
 // the Services of the rows of the methods it calls.
 var Callers = map[string]Rule{
 	// Team registry.
-	teamsv1.TeamRegistryService_ListTeams_FullMethodName:          {Services: []string{Sharing}, CRM: CRMUser},
+	teamsv1.TeamRegistryService_ListTeams_FullMethodName:          {Services: []string{Sharing, Workflows}, CRM: CRMUser},
 	teamsv1.TeamRegistryService_GetTeam_FullMethodName:            {CRM: CRMUser},
 	teamsv1.TeamRegistryService_BeginInstall_FullMethodName:       {CRM: CRMAdmin},
 	teamsv1.TeamRegistryService_CompleteInstall_FullMethodName:    {Services: []string{Gateway}},
@@ -44,17 +46,28 @@ var Callers = map[string]Rule{
 	teamsv1.TeamRegistryService_ReportTokenFailure_FullMethodName: {Services: []string{Delivery}},
 	teamsv1.TeamRegistryService_ResolveTeam_FullMethodName:        {Services: []string{Query}},
 	teamsv1.TeamRegistryService_GetSlackUser_FullMethodName:       {Services: []string{Query, Sharing}},
-	teamsv1.TeamRegistryService_ListDirectory_FullMethodName:      {Services: []string{Sharing}},
+	teamsv1.TeamRegistryService_ListDirectory_FullMethodName:      {Services: []string{Sharing, Workflows}},
 
 	// Query.
 	queryv1.QueryService_RunSlashCommand_FullMethodName: {Services: []string{Gateway}},
 	queryv1.QueryService_GetRecord_FullMethodName:       {Services: []string{Sharing}},
+	queryv1.QueryService_IsCrmUser_FullMethodName:       {Services: []string{Sharing}},
 
 	// Sharing: what the CRM's share dialog and share history ask.
 	sharingv1.SharingService_ShareRecord_FullMethodName: {CRM: CRMUser},
 	sharingv1.SharingService_ShareChart_FullMethodName:  {CRM: CRMUser},
 	sharingv1.SharingService_ListTargets_FullMethodName: {CRM: CRMUser},
 	sharingv1.SharingService_ListShares_FullMethodName:  {CRM: CRMUser},
+
+	// Workflow actions: admins change them, any user of the org reads them.
+	workflowsv1.WorkflowActionsService_CreateAction_FullMethodName: {CRM: CRMAdmin},
+	workflowsv1.WorkflowActionsService_UpdateAction_FullMethodName: {CRM: CRMAdmin},
+	workflowsv1.WorkflowActionsService_DeleteAction_FullMethodName: {CRM: CRMAdmin},
+	workflowsv1.WorkflowActionsService_SetOrgFormat_FullMethodName: {CRM: CRMAdmin},
+	workflowsv1.WorkflowActionsService_GetAction_FullMethodName:    {CRM: CRMUser},
+	workflowsv1.WorkflowActionsService_ListActions_FullMethodName:  {CRM: CRMUser},
+	workflowsv1.WorkflowActionsService_ListHistory_FullMethodName:  {CRM: CRMUser},
+	workflowsv1.WorkflowActionsService_GetOrgFormat_FullMethodName: {CRM: CRMUser},
 
 	// Delivery's audit trail.
 	deliveryv1.DeliveryAuditService_ListDeliveries_FullMethodName: {CRM: CRMAdmin},

@@ -207,7 +207,7 @@ func findUser(t *team, ref string) *User {
 // fromResponseURLLocked fills the team, channel and user of a click from
 // the response_url of the answer it is in.
 func (s *Server) fromResponseURLLocked(in *ActRequest) error {
-	_, id, ok := strings.Cut(in.ResponseURL, "/response/")
+	id, ok := responseURLID(in.ResponseURL)
 	ru := s.responses[id]
 	if !ok || ru == nil || s.now().Sub(ru.created) >= responseURLLifetime {
 		return refuse(http.StatusNotFound, "unknown_response_url", "response_url %q was not minted by this stand-in or has expired", in.ResponseURL)

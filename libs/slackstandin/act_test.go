@@ -128,7 +128,7 @@ func TestActSlashThenResponseURLThenClick(t *testing.T) {
 	wantOK(t, a)
 	<-got
 	responseURL := a.body["response_url"].(string)
-	if !strings.HasPrefix(responseURL, srv.URL()+"/response/") {
+	if !strings.HasPrefix(responseURL, srv.URL()+"/commands/"+acme+"/") {
 		t.Fatalf("response_url %q is not the stand-in's", responseURL)
 	}
 
@@ -194,7 +194,7 @@ func TestActRefusals(t *testing.T) {
 	deadApp.Close()
 	unreachable := startServer(t, Config{AppURL: deadApp.URL})
 	minted := srv.NewResponseURL(acme, sales, bob)
-	_, mintedID, _ := strings.Cut(minted, "/response/")
+	mintedID := minted[strings.LastIndex(minted, "/")+1:]
 
 	form := func(kv ...string) url.Values {
 		v := url.Values{}
@@ -228,7 +228,7 @@ func TestActRefusals(t *testing.T) {
 		{"unknown JSON field", srv, "/_standin/slash", map[string]string{"user": "bob", "chanel": "sales"}, http.StatusBadRequest, "invalid_json"},
 		{"click without action_id", srv, "/_standin/click", form("user", "bob", "channel", "sales"), http.StatusBadRequest, "missing_action_id"},
 		{"click with a foreign response_url", srv, "/_standin/click", form("action_id", "a", "response_url", "https://hooks.slack.com/commands/T1/1/x"), http.StatusNotFound, "unknown_response_url"},
-		{"click with an unknown response_url id", srv, "/_standin/click", form("action_id", "a", "response_url", srv.URL()+"/response/x"+mintedID), http.StatusNotFound, "unknown_response_url"},
+		{"click with an unknown response_url id", srv, "/_standin/click", form("action_id", "a", "response_url", srv.URL()+"/commands/"+acme+"/1/x"+mintedID), http.StatusNotFound, "unknown_response_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

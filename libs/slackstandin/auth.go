@@ -92,6 +92,7 @@ func (s *Server) IssueBotToken(teamID string, scopes ...string) string {
 	if len(scopes) == 0 {
 		scopes = s.cfg.App.BotScopes
 	}
+	s.dirty++
 	return s.mintToken(t, true, t.ws.Bot.UserID, scopes, false).value
 }
 
@@ -102,6 +103,7 @@ func (s *Server) RevokeTeam(teamID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.revokeTeamLocked(teamID)
+	s.dirty++
 }
 
 func (s *Server) revokeTeamLocked(teamID string) {
@@ -182,4 +184,17 @@ func (s *Server) serveIssueToken(w http.ResponseWriter, r *http.Request) {
 		scopes = strings.Split(sc, ",")
 	}
 	writeJSON(w, http.StatusOK, obj{"ok": true, "team_id": teamID, "access_token": s.IssueBotToken(teamID, scopes...)})
+}
+
+// LiveTokens counts a team's tokens not revoked (expired ones included).
+func (s *Server) LiveTokens(teamID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.tokens {
+		if t.team == teamID && !t.revoked {
+			n++
+		}
+	}
+	return n
 }

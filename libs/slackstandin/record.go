@@ -200,6 +200,7 @@ func (s *Server) notifyLocked() {
 func (s *Server) recordLocked(m Message) {
 	m.Time = s.now()
 	s.messages = append(s.messages, m)
+	s.trimLocked(m.Channel)
 	s.notifyLocked()
 }
 

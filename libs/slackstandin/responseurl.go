@@ -30,13 +30,37 @@ type responseURL struct {
 func (s *Server) NewResponseURL(teamID, channelID, userID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.newResponseURLLocked(teamID, channelID, userID, "")
+	s.dirty++
+	return s.newResponseURLLocked(replyToCommand, teamID, channelID, userID, "")
 }
 
-func (s *Server) newResponseURLLocked(teamID, channelID, userID, messageTS string) string {
+// What a response_url replies to: its first path segment, as on
+// hooks.slack.com.
+const (
+	replyToCommand     = "commands"
+	replyToInteraction = "actions"
+)
+
+// newResponseURLLocked mints a URL of Slack's shape,
+// /<kind>/<team>/<n>/<secret>, so an app's check of Slack's reply paths
+// holds against the stand-in as it does against hooks.slack.com.
+func (s *Server) newResponseURLLocked(kind, teamID, channelID, userID, messageTS string) string {
 	id := randomString(idAlphabet+"abcdefghijklmnopqrstuvwxyz", 24)
 	s.responses[id] = &responseURL{team: teamID, channel: channelID, user: userID, messageTS: messageTS, created: s.now()}
-	return s.baseURL + "/response/" + id
+	return s.baseURL + "/" + kind + "/" + teamID + "/" + randomString("0123456789", 13) + "/" + id
+}
+
+// responseURLID is the id of a response_url minted by newResponseURLLocked.
+func responseURLID(raw string) (string, bool) {
+	for _, kind := range []string{replyToCommand, replyToInteraction} {
+		if _, rest, ok := strings.Cut(raw, "/"+kind+"/"); ok {
+			parts := strings.Split(rest, "/")
+			if len(parts) == 3 && parts[2] != "" {
+				return parts[2], true
+			}
+		}
+	}
+	return "", false
 }
 
 // responsePayload is what an app POSTs to a response_url.
@@ -50,7 +74,8 @@ type responsePayload struct {
 	ThreadTS        string          `json:"thread_ts"`
 }
 
-// serveResponseURL accepts POST /response/{id}: at most five uses within
+// serveResponseURL accepts POST /commands/{team}/{n}/{id} and
+// /actions/{team}/{n}/{id}: at most five uses within
 // thirty minutes, Block Kit checked as for chat.postMessage.
 func (s *Server) serveResponseURL(w http.ResponseWriter, r *http.Request) {
 	if s.interfere(w, r, "response_url") {

@@ -15,7 +15,7 @@ func TestResponseURLUseLimit(t *testing.T) {
 	t.Parallel()
 	srv, _ := startQuiet(t)
 	u := srv.NewResponseURL(acme, sales, alice)
-	if !strings.HasPrefix(u, srv.URL()+"/response/") {
+	if !strings.HasPrefix(u, srv.URL()+"/commands/"+acme+"/") {
 		t.Fatalf("minted %q", u)
 	}
 	for i := range responseURLUses {
@@ -105,5 +105,28 @@ func TestResponseURLDeleteOriginal(t *testing.T) {
 	wantOK(t, postJSONTo(t, d.ResponseURL, map[string]any{"delete_original": "true"}))
 	if _, _, _, err := api.UpdateMessageContext(testContext(t), sales, ts, slack.MsgOptionText("x", false)); slackErr(t, err) != "message_not_found" {
 		t.Fatalf("a deleted message is gone: %v", err)
+	}
+}
+
+// Response URLs have hooks.slack.com's paths: /commands/… for a slash
+// command, /actions/… for a click.
+func TestResponseURLsHaveSlacksPaths(t *testing.T) {
+	t.Parallel()
+	srv, _ := startQuiet(t)
+	appURL, _ := fakeApp(t, "standin-signing-secret", ok200)
+	sd := srv.NewSender(nil)
+	cmd, err := sd.SlashCommand(testContext(t), appURL, SlashCommand{TeamID: acme, ChannelID: sales, UserID: alice, Command: "/crm", Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	click, err := sd.BlockAction(testContext(t), appURL, BlockAction{TeamID: acme, ChannelID: sales, UserID: alice, Ephemeral: true, ActionID: "a", Value: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u, prefix := range map[string]string{cmd.ResponseURL: "/commands/" + acme + "/", click.ResponseURL: "/actions/" + acme + "/"} {
+		if !strings.HasPrefix(u, srv.URL()+prefix) {
+			t.Errorf("response_url %q, want the prefix %s", u, prefix)
+		}
+		wantOK(t, postJSONTo(t, u, map[string]any{"text": "answered"}))
 	}
 }

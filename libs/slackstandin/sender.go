@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -161,7 +162,8 @@ type SlashCommand struct {
 }
 
 // SlashCommand posts cmd to appURL with the form fields Slack sends and a
-// response_url minted on this server.
+// response_url minted on this server. cmd.Text is what the user typed:
+// like Slack, the stand-in sends it with &, < and > escaped.
 func (sd *Sender) SlashCommand(ctx context.Context, appURL string, cmd SlashCommand, opts ...SendOption) (*Delivery, error) {
 	s := sd.srv
 	s.mu.Lock()
@@ -179,10 +181,10 @@ func (sd *Sender) SlashCommand(ctx context.Context, appURL string, cmd SlashComm
 		"user_id":               {u.ID},
 		"user_name":             {u.Name},
 		"command":               {cmd.Command},
-		"text":                  {cmd.Text},
+		"text":                  {escapeText(cmd.Text)},
 		"api_app_id":            {s.cfg.App.AppID},
 		"is_enterprise_install": {"false"},
-		"response_url":          {s.newResponseURLLocked(t.ws.ID, ch.id, u.ID, "")},
+		"response_url":          {s.newResponseURLLocked(replyToCommand, t.ws.ID, ch.id, u.ID, "")},
 		"trigger_id":            {newTriggerID()},
 	}
 	if e := t.ws.Enterprise; e != nil {
@@ -197,6 +199,11 @@ func (sd *Sender) SlashCommand(ctx context.Context, appURL string, cmd SlashComm
 	d.ResponseURL, d.TriggerID = form.Get("response_url"), form.Get("trigger_id")
 	return d, nil
 }
+
+// textEscaper escapes what Slack escapes in message and command text.
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func escapeText(s string) string { return textEscaper.Replace(s) }
 
 // BlockAction is someone clicking a button.
 type BlockAction struct {
@@ -225,7 +232,7 @@ func (sd *Sender) BlockAction(ctx context.Context, appURL string, a BlockAction,
 		return nil, fmt.Errorf("block action: %w", err)
 	}
 	actionTS := s.nextTS()
-	responseURL := s.newResponseURLLocked(t.ws.ID, ch.id, u.ID, a.MessageTS)
+	responseURL := s.newResponseURLLocked(replyToInteraction, t.ws.ID, ch.id, u.ID, a.MessageTS)
 	triggerID := newTriggerID()
 	payload := obj{
 		"type":                  "block_actions",

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -327,5 +328,25 @@ func TestSenderUnknownPlaces(t *testing.T) {
 				t.Fatal("want an error")
 			}
 		})
+	}
+}
+
+// Slack sends a command's text with &, < and > as HTML entities and
+// everything else as typed.
+func TestSenderSlashCommandEscapesTextAsSlackDoes(t *testing.T) {
+	t.Parallel()
+	srv, _ := startQuiet(t)
+	appURL, got := fakeApp(t, "standin-signing-secret", ok200)
+	typed := `deals [amount] < [20000] [a&b] >= ["x"] é`
+	if _, err := srv.NewSender(nil).SlashCommand(testContext(t), appURL, SlashCommand{TeamID: globex, ChannelID: globexGnrl, UserID: ivy, Command: "/crm", Text: typed}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	form, err := url.ParseQuery(string(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `deals [amount] &lt; [20000] [a&amp;b] &gt;= ["x"] é`; form.Get("text") != want {
+		t.Fatalf("text %q, want %q", form.Get("text"), want)
 	}
 }

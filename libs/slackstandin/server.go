@@ -46,6 +46,14 @@ type Config struct {
 	// Logger gets one line per API call (method, team, outcome; never a
 	// token or a body). Default: discard.
 	Logger *slog.Logger
+	// StateFile, when set, is where the server keeps its state across
+	// restarts: read by New (over Seed) when it exists, written every
+	// second after a change while serving and at Close. Default: none,
+	// the state lives in memory only.
+	StateFile string
+	// MaxMessages bounds the recorded messages, and each channel's
+	// history, dropping the oldest. Default: 0, unbounded.
+	MaxMessages int
 }
 
 // AppConfig describes the Slack app installed in the stand-in's workspaces.
@@ -135,6 +143,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("RateLimits.Methods[%q]: %w", m, err)
 		}
 	}
+	if c.MaxMessages < 0 {
+		return fmt.Errorf("MaxMessages %d: must not be negative", c.MaxMessages)
+	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http") {
 		return fmt.Errorf("PublicURL %q: must be an http(s) URL", c.PublicURL)
 	}
@@ -173,6 +184,8 @@ type Server struct {
 	appURL    string  // Config.AppURL without a trailing slash
 	relay     *Sender // sends for /_standin/slash and /_standin/click
 	httpSrv   *http.Server
+	// dirty counts changes, saved the count last written to StateFile.
+	dirty, saved uint64
 	// closing ends injected latencies so Close does not wait for them.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -203,10 +216,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.relay = s.NewSender(nil)
 	s.resetLocked()
+	if cfg.StateFile != "" {
+		if err := s.loadState(); err != nil {
+			return nil, err
+		}
+	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/api/{method}", s.serveAPI)
 	s.mux.HandleFunc("POST /upload/v1/{ticket}", s.serveUpload)
-	s.mux.HandleFunc("POST /response/{id}", s.serveResponseURL)
+	s.mux.HandleFunc("POST /commands/{team}/{n}/{id}", s.serveResponseURL)
+	s.mux.HandleFunc("POST /actions/{team}/{n}/{id}", s.serveResponseURL)
 	s.mux.HandleFunc("GET /oauth/v2/authorize", s.serveAuthorize)
 	s.mux.HandleFunc("GET /_standin/messages", s.serveRecordedMessages)
 	s.mux.HandleFunc("GET /_standin/files", s.serveRecordedFiles)
@@ -223,7 +242,12 @@ func New(cfg Config) (*Server, error) {
 // OAuth authorize page, the /_standin/ inspection endpoints and the
 // /_standin/slash and /_standin/click endpoints that act as a Slack user
 // toward Config.AppURL.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	if s.cfg.StateFile != "" {
+		return s.persisting(s.mux)
+	}
+	return s.mux
+}
 
 // Start serves the handler on addr ("" means 127.0.0.1:0, a free port).
 func (s *Server) Start(addr string) error {
@@ -234,7 +258,7 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return fmt.Errorf("slackstandin listen: %w", err)
 	}
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
 	if s.httpSrv != nil {
 		s.mu.Unlock()
@@ -251,6 +275,9 @@ func (s *Server) Start(addr string) error {
 			s.cfg.Logger.Error("slack stand-in stopped serving", "err", err)
 		}
 	}()
+	if s.cfg.StateFile != "" {
+		go s.saveLoop()
+	}
 	return nil
 }
 
@@ -278,6 +305,9 @@ func (s *Server) Close() {
 	defer cancel()
 	if err := hs.Shutdown(ctx); err != nil {
 		_ = hs.Close()
+	}
+	if err := s.SaveState(); err != nil {
+		s.cfg.Logger.Error("slack stand-in state not saved", "err", err)
 	}
 }
 

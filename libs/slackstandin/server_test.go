@@ -75,7 +75,7 @@ func TestHandlerServedByCaller(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	if got := srv.NewResponseURL(acme, sales, alice); !strings.HasPrefix(got, "https://slack.test/response/") {
+	if got := srv.NewResponseURL(acme, sales, alice); !strings.HasPrefix(got, "https://slack.test/commands/"+acme+"/") {
 		t.Fatalf("response URL %q", got)
 	}
 	req, _ := http.NewRequestWithContext(testContext(t), http.MethodPost, hs.URL+"/api/files.getUploadURLExternal?filename=a&length=1", nil)

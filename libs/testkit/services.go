@@ -9,6 +9,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/crmslack/crmslack/libs/rpc"
 )
 
 // StartTimeout bounds a service's start and its stop in [Start]: generous,
@@ -18,9 +22,10 @@ const StartTimeout = 60 * time.Second
 // Services runs services in-process for one test (the end-to-end harness of
 // every service) and stops them, the last started first, at cleanup.
 type Services struct {
-	t     testing.TB
-	mu    sync.Mutex
-	stops []func()
+	t      testing.TB
+	mu     sync.Mutex
+	stops  []func()
+	byName map[string]func()
 }
 
 // NewServices returns an empty set whose services stop at cleanup.
@@ -51,20 +56,41 @@ func Start[A any](s *Services, name string, run func(ctx context.Context, ready 
 		cancel()
 		s.t.Fatalf("%s not ready in %s", name, StartTimeout)
 	}
-	s.mu.Lock()
-	s.stops = append(s.stops, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				s.t.Errorf("%s stopped with %v", name, err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					s.t.Errorf("%s stopped with %v", name, err)
+				}
+			case <-time.After(StartTimeout):
+				s.t.Errorf("%s did not stop within %s", name, StartTimeout)
 			}
-		case <-time.After(StartTimeout):
-			s.t.Errorf("%s did not stop within %s", name, StartTimeout)
-		}
-	})
+		})
+	}
+	s.mu.Lock()
+	s.stops = append(s.stops, stop)
+	if s.byName == nil {
+		s.byName = map[string]func(){}
+	}
+	s.byName[name] = stop
 	s.mu.Unlock()
 	return a
+}
+
+// Stop stops the service started under name now, as an outage would
+// (fault-injection tests); cleanup then leaves it be.
+func (s *Services) Stop(name string) {
+	s.t.Helper()
+	s.mu.Lock()
+	stop := s.byName[name]
+	s.mu.Unlock()
+	if stop == nil {
+		s.t.Fatalf("no service %q was started", name)
+	}
+	stop()
 }
 
 func (s *Services) stopAll() {
@@ -115,4 +141,31 @@ func Ready(opsAddr string) bool {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// GRPCServer serves a test's fake of another service's gRPC API the way
+// services serve theirs (libs/rpc: mutual TLS with the test's PKI, the
+// authorization table, CRM credentials), on a kernel-chosen loopback port,
+// stopped at cleanup; it returns the address. register adds the fakes.
+// Clients reach it with AllowedConn, DialAs or CRMConn on PKI(t).
+func GRPCServer(t testing.TB, register func(*grpc.Server)) string {
+	t.Helper()
+	lis := Listener(t)
+	files := TrustFiles(t, PKI(t), "fake")
+	id, err := files.Identity()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	keys, err := files.CRMKeys()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	s, err := rpc.NewServer(Logger(t), rpc.Security{Identity: id, CRMKeys: keys})
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	register(s.Server)
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	return lis.Addr().String()
 }

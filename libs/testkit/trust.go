@@ -191,3 +191,10 @@ func (a *allowedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	}
 	return cc.NewStream(ctx, desc, method, opts...)
 }
+
+// Dial connects to a service of the test (served on PKI(t)), each call as
+// a caller the authorization table allows (AllowedConn).
+func Dial(t testing.TB, target string) grpc.ClientConnInterface {
+	t.Helper()
+	return AllowedConn(t, PKI(t), target)
+}

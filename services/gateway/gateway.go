@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/installticket"
 	"github.com/crmslack/crmslack/libs/orgaccess"
+	"github.com/crmslack/crmslack/libs/responseurl"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -27,6 +30,7 @@ import (
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
+	"github.com/crmslack/crmslack/services/gateway/internal/followup"
 	"github.com/crmslack/crmslack/services/gateway/internal/install"
 	"github.com/crmslack/crmslack/services/gateway/internal/oauthstate"
 	"github.com/crmslack/crmslack/services/gateway/internal/queryanswer"
@@ -98,6 +102,13 @@ type Config struct {
 	// means the default.
 	AnswerBudget time.Duration
 
+	// ResponseURLBases is GATEWAY_RESPONSE_URL_BASES: comma-separated
+	// origins whose /commands/ and /actions/ paths a response_url may be
+	// (Slack's reply endpoints); SLACK_API_URL's origin is added, so a
+	// local stand-in's replies are accepted the same way. Default
+	// https://hooks.slack.com.
+	ResponseURLBases []string
+
 	// Ready, not from the environment, is called once the gateway serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
@@ -136,6 +147,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		QueryAddr:         l.String("QUERY_ADDR", "127.0.0.1:9103"),
 		QueryCommands:     l.String("GATEWAY_QUERY_COMMANDS", "/zcrm"),
 		AnswerBudget:      l.Duration("GATEWAY_ANSWER_BUDGET", slackhttp.DefaultAnswerBudget, 100*time.Millisecond, 2500*time.Millisecond),
+		ResponseURLBases:  splitList(l.String("GATEWAY_RESPONSE_URL_BASES", responseurl.SlackBase)),
 	}
 }
 
@@ -176,7 +188,23 @@ func (c Config) Validate() error {
 			p.Add("GATEWAY_QUERY_COMMANDS", "%q is not a slash command such as /zcrm", cmd)
 		}
 	}
+	if _, err := c.responseURLs(); err != nil {
+		p.Add("GATEWAY_RESPONSE_URL_BASES", "%v", err)
+	}
 	return p.Err()
+}
+
+// responseURLs is the response_url policy: the configured bases (Slack's by
+// default) and SLACK_API_URL's origin.
+func (c Config) responseURLs() (*responseurl.Policy, error) {
+	bases := c.ResponseURLBases
+	if len(bases) == 0 {
+		bases = []string{responseurl.SlackBase}
+	}
+	if u, err := url.Parse(c.SlackAPIURL); err == nil && u.Host != "" {
+		bases = append(slices.Clone(bases), u.Scheme+"://"+u.Host)
+	}
+	return responseurl.New(bases...)
 }
 
 // Run serves until ctx ends; a clean stop returns nil.
@@ -223,7 +251,16 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		return err
 	}
 
+	replies, err := cfg.responseURLs()
+	if err != nil {
+		return err
+	}
+	followups, err := followup.New(log, followup.Options{Replies: replies, Registerer: rt.Registry()})
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	answers := slackhttp.Options{
+		ResponseURLs: replies, Followups: followups,
 		MaxBody: int64(cfg.MaxBody), AckBudget: cfg.AckBudget, Now: cfg.Now, Registerer: rt.Registry(),
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
@@ -265,6 +302,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		}
 		return nil
 	})
+	rt.Part("followups", func(ctx context.Context) error { return followups.Run(ctx, b.Conn()) })
 	rt.Part("team-directory", func(ctx context.Context) error {
 		return orgaccess.Follow(ctx, b.JetStream(), dir, time.Second, log)
 	})

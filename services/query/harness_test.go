@@ -5,20 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
-	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -71,14 +70,7 @@ func (f *fakeTeams) ResolveTeam(_ context.Context, req *teamsv1.ResolveTeamReque
 }
 
 // startTeams serves the fake registry on loopback and returns its address.
-// teamsRef is where the fake registry listens and the development CA that
-// every party of the test trusts.
-type teamsRef struct {
-	addr string
-	pki  *devpki.Dir
-}
-
-func startTeams(t testing.TB) (*fakeTeams, teamsRef) {
+func startTeams(t testing.TB) (*fakeTeams, string) {
 	t.Helper()
 	f := &fakeTeams{
 		users: map[[2]string]*teamsv1.GetSlackUserResponse{
@@ -89,19 +81,7 @@ func startTeams(t testing.TB) (*fakeTeams, teamsRef) {
 		},
 		orgs: map[string][]string{team: {seedset.Org}},
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pki := testkit.PKI(t)
-	s, err := rpc.NewServer(testkit.Logger(t), rpc.Security{Identity: testkit.Identity(t, pki, rpc.Teams)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	teamsv1.RegisterTeamRegistryServiceServer(s, f)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	return f, teamsRef{addr: lis.Addr().String(), pki: pki}
+	return f, testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, f) })
 }
 
 // instance is one running query service.
@@ -113,17 +93,17 @@ type instance struct {
 
 // startQuery runs query.Run against the NATS server and the registry until
 // the test ends or stop is called, and waits until it is ready.
-func startQuery(t testing.TB, ns *localnats.Server, teams teamsRef) *instance {
+func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
-		Files:   testkit.TrustFiles(t, teams.pki, rpc.Query),
+		Files:   testkit.TrustFiles(t, testkit.PKI(t), rpc.Query),
 		NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-		TeamsAddr: teams.addr, CRMBaseURL: "https://crm.example",
-		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
+		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",
+		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute, ShareButtonKey: shareButtonKey,
 		Ready: func(a query.Addrs) { ready <- a },
 	}
 	log := testkit.Logger(t)
@@ -142,7 +122,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teams teamsRef) *instance {
 		t.Fatal("query not ready in time")
 	}
 	// Each call as a caller the authorization table allows.
-	cc := testkit.AllowedConn(t, teams.pki, addrs.GRPC)
+	cc := testkit.AllowedConn(t, testkit.PKI(t), addrs.GRPC)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -262,7 +242,7 @@ func ids(t testing.TB, resp *queryv1.RunSlashCommandResponse) []string {
 	for _, b := range blocks {
 		for _, e := range b.Elements {
 			if e.ActionID == card.ShareActionID {
-				ref, err := card.ParseRef(e.Value)
+				ref, err := shareButtons(t).Read(e.Value)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -304,4 +284,17 @@ func getRecord(t testing.TB, in *instance, module, id string) *crmv1.Record {
 		t.Fatal(err)
 	}
 	return resp.GetRecord()
+}
+
+// shareButtonKey is SHARE_BUTTON_KEY in tests.
+const shareButtonKey = "test-share-button-key-0123456789abcdef"
+
+// shareButtons reads the Share buttons the service signs.
+func shareButtons(t testing.TB) *card.Buttons {
+	t.Helper()
+	b, err := card.NewButtons(nil, []byte(shareButtonKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -40,6 +40,7 @@ package query
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -56,6 +57,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/service"
+	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
@@ -111,6 +113,10 @@ type Config struct {
 	// SlackUserTTL is QUERY_SLACK_USER_TTL: how long a Slack user's email
 	// is remembered. Default 10m.
 	SlackUserTTL time.Duration
+	// ShareButtonKey is SHARE_BUTTON_KEY: HMAC key(s) signing the Share
+	// buttons of results, comma-separated, at least 32 bytes each; the
+	// first signs. Sharing checks clicks with the same key. Required.
+	ShareButtonKey string
 
 	// Directory, not from the environment, replaces the team registry for
 	// Slack users' emails (tests, the local runner). Nil: TEAMS_ADDR.
@@ -137,15 +143,16 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		}
 	}
 	return Config{
-		Files:         trust.FromEnv(l),
-		NATSURL:       l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:  l.Int("NATS_REPLICAS", 1, 1, 5),
-		GRPCAddr:      l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
-		OpsAddr:       l.String("QUERY_OPS_ADDR", "127.0.0.1:9203"),
-		TeamsAddr:     l.String("TEAMS_ADDR", "127.0.0.1:9101"),
-		CRMBaseURL:    l.URL("CRM_BASE_URL", "", "http", "https"),
-		SlashCommands: cmds,
-		SlackUserTTL:  l.Duration("QUERY_SLACK_USER_TTL", teamsclient.DefaultUserTTL, time.Second, 24*time.Hour),
+		Files:          trust.FromEnv(l),
+		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
+		GRPCAddr:       l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
+		OpsAddr:        l.String("QUERY_OPS_ADDR", "127.0.0.1:9203"),
+		TeamsAddr:      l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		CRMBaseURL:     l.URL("CRM_BASE_URL", "", "http", "https"),
+		SlashCommands:  cmds,
+		SlackUserTTL:   l.Duration("QUERY_SLACK_USER_TTL", teamsclient.DefaultUserTTL, time.Second, 24*time.Hour),
+		ShareButtonKey: l.Required("SHARE_BUTTON_KEY"),
 	}
 }
 
@@ -169,6 +176,9 @@ func (c Config) Validate() error {
 		}
 	}
 	p.Positive("QUERY_SLACK_USER_TTL", int64(c.SlackUserTTL))
+	if _, err := card.NewButtons(nil, signed.ParseKeys(c.ShareButtonKey)...); err != nil {
+		p.Add("SHARE_BUTTON_KEY", "%v", err)
+	}
 	return p.Err()
 }
 
@@ -220,10 +230,14 @@ func build(cfg Config, rt *service.Runtime) error {
 	if err != nil {
 		return err
 	}
+	buttons, err := card.NewButtons(cfg.Now, signed.ParseKeys(cfg.ShareButtonKey)...)
+	if err != nil {
+		return fmt.Errorf("SHARE_BUTTON_KEY: %w", err)
+	}
 	records, users := projection.New(), crmusers.New()
 	svc := &app.Service{
 		Records: records, Users: users, Directory: directory, Teams: teams,
-		Render: render.Renderer{Card: card.Config{BaseURL: cfg.CRMBaseURL}},
+		Render: render.Renderer{Card: card.Config{BaseURL: cfg.CRMBaseURL}, Buttons: buttons},
 	}
 
 	var loaded atomic.Bool

@@ -436,7 +436,7 @@ func consumerDone(ctx context.Context, c jetstream.Consumer) bool {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	cfg := query.ConfigFromEnv(envconfig.FromMap(nil))
+	cfg := query.ConfigFromEnv(envconfig.FromMap(map[string]string{"SHARE_BUTTON_KEY": strings.Repeat("k", 32)}))
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
@@ -445,12 +445,12 @@ func TestConfig(t *testing.T) {
 	}
 	l := envconfig.FromMap(map[string]string{
 		"QUERY_GRPC_ADDR": "nope", "CRM_BASE_URL": "ftp://x", "QUERY_SLASH_COMMANDS": "zcrm, /ok",
-		"NATS_REPLICAS": "9", "QUERY_SLACK_USER_TTL": "forever",
+		"NATS_REPLICAS": "9", "QUERY_SLACK_USER_TTL": "forever", "SHARE_BUTTON_KEY": "short",
 	})
 	cfg = query.ConfigFromEnv(l)
 	err := cfg.Validate()
 	all := strings.Join([]string{errString(l.Err()), errString(err)}, "\n")
-	for _, want := range []string{"QUERY_GRPC_ADDR", "CRM_BASE_URL", "QUERY_SLASH_COMMANDS", "NATS_REPLICAS", "QUERY_SLACK_USER_TTL"} {
+	for _, want := range []string{"QUERY_GRPC_ADDR", "CRM_BASE_URL", "QUERY_SLASH_COMMANDS", "NATS_REPLICAS", "QUERY_SLACK_USER_TTL", "SHARE_BUTTON_KEY"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no problem reported for %s:\n%s", want, all)
 		}

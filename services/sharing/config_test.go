@@ -10,7 +10,7 @@ import (
 
 func TestConfigFromEnvDefaults(t *testing.T) {
 	t.Parallel()
-	l := envconfig.FromMap(map[string]string{})
+	l := envconfig.FromMap(map[string]string{"SHARE_BUTTON_KEY": strings.Repeat("k", 32)})
 	c := ConfigFromEnv(l)
 	if err := l.Err(); err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestConfigValidateNamesEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, v := range []string{"SHARING_GRPC_ADDR", "QUERY_ADDR", "CRM_BASE_URL", "NATS_URL", "SHARING_MONGODB_DATABASE"} {
+	for _, v := range []string{"SHARING_GRPC_ADDR", "QUERY_ADDR", "CRM_BASE_URL", "NATS_URL", "SHARING_MONGODB_DATABASE", "SHARE_BUTTON_KEY"} {
 		if !strings.Contains(err.Error(), v) {
 			t.Errorf("%s not named in %v", v, err)
 		}

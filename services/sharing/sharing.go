@@ -23,9 +23,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
+	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/trust"
@@ -73,6 +75,11 @@ type Config struct {
 	// the bus longer ago than this is refused rather than posted late.
 	// Default 1h.
 	RequestMaxAge time.Duration
+	// ShareButtonKey is SHARE_BUTTON_KEY: the key(s) the query service
+	// signs Share buttons with, comma-separated; a click whose button does
+	// not verify, has expired or was issued to someone else is refused.
+	// Required.
+	ShareButtonKey string
 
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
@@ -90,17 +97,18 @@ type Addrs = service.Addrs
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:         trust.FromEnv(l),
-		NATSURL:       l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:  l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:      l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:      l.String("SHARING_MONGODB_DATABASE", "sharing"),
-		GRPCAddr:      l.String("SHARING_GRPC_ADDR", "127.0.0.1:9104"),
-		OpsAddr:       l.String("SHARING_OPS_ADDR", "127.0.0.1:9204"),
-		TeamsAddr:     l.String("TEAMS_ADDR", "127.0.0.1:9101"),
-		QueryAddr:     l.String("QUERY_ADDR", "127.0.0.1:9103"),
-		CRMBaseURL:    l.URL("CRM_BASE_URL", "", "http", "https"),
-		RequestMaxAge: l.Duration("SHARING_REQUEST_MAX_AGE", time.Hour, time.Minute, 7*24*time.Hour),
+		Files:          trust.FromEnv(l),
+		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
+		MongoURI:       l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+		Database:       l.String("SHARING_MONGODB_DATABASE", "sharing"),
+		GRPCAddr:       l.String("SHARING_GRPC_ADDR", "127.0.0.1:9104"),
+		OpsAddr:        l.String("SHARING_OPS_ADDR", "127.0.0.1:9204"),
+		TeamsAddr:      l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		QueryAddr:      l.String("QUERY_ADDR", "127.0.0.1:9103"),
+		CRMBaseURL:     l.URL("CRM_BASE_URL", "", "http", "https"),
+		RequestMaxAge:  l.Duration("SHARING_REQUEST_MAX_AGE", time.Hour, time.Minute, 7*24*time.Hour),
+		ShareButtonKey: l.Required("SHARE_BUTTON_KEY"),
 	}
 }
 
@@ -116,6 +124,9 @@ func (c Config) Validate() error {
 		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
 	p.Positive("SHARING_REQUEST_MAX_AGE", int64(c.RequestMaxAge))
+	if _, err := card.NewButtons(nil, signed.ParseKeys(c.ShareButtonKey)...); err != nil {
+		p.Add("SHARE_BUTTON_KEY", "%v", err)
+	}
 	return p.Err()
 }
 
@@ -153,9 +164,13 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	if err := rt.Registry().Register(shares); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
+	buttons, err := card.NewButtons(cfg.Now, signed.ParseKeys(cfg.ShareButtonKey)...)
+	if err != nil {
+		return fmt.Errorf("SHARE_BUTTON_KEY: %w", err)
+	}
 	view := access.New(log)
 	svc := app.New(app.Config{
-		CRMBaseURL: cfg.CRMBaseURL, RequestMaxAge: cfg.RequestMaxAge, Now: cfg.Now,
+		CRMBaseURL: cfg.CRMBaseURL, RequestMaxAge: cfg.RequestMaxAge, Now: cfg.Now, Buttons: buttons,
 		Observe: func(kind, via, result string) { shares.WithLabelValues(kind, via, result).Inc() },
 	},
 		view, remote.NewTeams(teamsConn), remote.NewRecords(queryConn), b, mongorepo.New(rt.Store.DB()), log)

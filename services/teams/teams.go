@@ -86,6 +86,10 @@ type Config struct {
 	// DirectoryTTL is TEAMS_DIRECTORY_TTL: how long ListDirectory keeps a
 	// team's channels and users before asking Slack again. Default 5m.
 	DirectoryTTL time.Duration
+	// TokenCheckInterval is TEAMS_TOKEN_CHECK_INTERVAL: how often every
+	// active team's token is tested (auth.test), so a revocation Slack's
+	// event did not tell is found. Default 15m.
+	TokenCheckInterval time.Duration
 
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
@@ -103,23 +107,24 @@ type Addrs = service.Addrs
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:             trust.FromEnv(l),
-		NATSURL:           l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:      l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:          l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:          l.String("TEAMS_MONGODB_DATABASE", "teams"),
-		GRPCAddr:          l.String("TEAMS_GRPC_ADDR", "127.0.0.1:9101"),
-		OpsAddr:           l.String("TEAMS_OPS_ADDR", "127.0.0.1:9201"),
-		TokenKeys:         l.Required("TEAMS_TOKEN_KEYS"),
-		InstallTicketKey:  l.Required("INSTALL_TICKET_KEY"),
-		GatewayPublicURL:  l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
-		SlackAPIURL:       l.URL("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
-		SlackClientID:     l.Required("SLACK_CLIENT_ID"),
-		SlackClientSecret: l.Required("SLACK_CLIENT_SECRET"),
-		RefreshInterval:   l.Duration("TEAMS_REFRESH_INTERVAL", time.Minute, time.Second, time.Hour),
-		SweepInterval:     l.Duration("TEAMS_SWEEP_INTERVAL", 30*time.Second, time.Second, time.Hour),
-		MembershipTTL:     l.Duration("TEAMS_MEMBERSHIP_TTL", 10*time.Minute, time.Second, 24*time.Hour),
-		DirectoryTTL:      l.Duration("TEAMS_DIRECTORY_TTL", 5*time.Minute, time.Second, 24*time.Hour),
+		Files:              trust.FromEnv(l),
+		NATSURL:            l.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSReplicas:       l.Int("NATS_REPLICAS", 1, 1, 5),
+		MongoURI:           l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+		Database:           l.String("TEAMS_MONGODB_DATABASE", "teams"),
+		GRPCAddr:           l.String("TEAMS_GRPC_ADDR", "127.0.0.1:9101"),
+		OpsAddr:            l.String("TEAMS_OPS_ADDR", "127.0.0.1:9201"),
+		TokenKeys:          l.Required("TEAMS_TOKEN_KEYS"),
+		InstallTicketKey:   l.Required("INSTALL_TICKET_KEY"),
+		GatewayPublicURL:   l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
+		SlackAPIURL:        l.URL("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
+		SlackClientID:      l.Required("SLACK_CLIENT_ID"),
+		SlackClientSecret:  l.Required("SLACK_CLIENT_SECRET"),
+		RefreshInterval:    l.Duration("TEAMS_REFRESH_INTERVAL", time.Minute, time.Second, time.Hour),
+		SweepInterval:      l.Duration("TEAMS_SWEEP_INTERVAL", 30*time.Second, time.Second, time.Hour),
+		MembershipTTL:      l.Duration("TEAMS_MEMBERSHIP_TTL", 10*time.Minute, time.Second, 24*time.Hour),
+		DirectoryTTL:       l.Duration("TEAMS_DIRECTORY_TTL", 5*time.Minute, time.Second, 24*time.Hour),
+		TokenCheckInterval: l.Duration("TEAMS_TOKEN_CHECK_INTERVAL", 15*time.Minute, time.Second, 24*time.Hour),
 	}
 }
 
@@ -187,18 +192,27 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	}
 
 	svc := app.New(app.Config{
-		InstallURL:    strings.TrimSuffix(cfg.GatewayPublicURL, "/") + "/slack/install",
-		MembershipTTL: cfg.MembershipTTL,
-		DirectoryTTL:  cfg.DirectoryTTL,
+		InstallURL:         strings.TrimSuffix(cfg.GatewayPublicURL, "/") + "/slack/install",
+		MembershipTTL:      cfg.MembershipTTL,
+		DirectoryTTL:       cfg.DirectoryTTL,
+		TokenCheckInterval: cfg.TokenCheckInterval,
 	}, mongorepo.New(rt.Store.DB()), rt.Bus.Publisher(), accesskv.New(kv),
 		slackapi.New(cfg.SlackAPIURL, cfg.SlackClientID, cfg.SlackClientSecret, nil, cfg.Now),
 		keys, tickets, log, cfg.Now)
+	if err := svc.RegisterMetrics(rt.Registry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 
 	// Publish what a previous run left pending and write every org's access,
 	// so the bucket is right even if it was lost.
 	if err := svc.Sweep(ctx, true); err != nil {
 		log.WarnContext(ctx, "start-up sweep incomplete; retrying in the background", "err", err)
 	}
+	// A key rotation takes a restart with the new TEAMS_TOKEN_KEYS: finish it.
+	if _, err := svc.Reseal(ctx); err != nil {
+		log.WarnContext(ctx, "re-sealing tokens under the current key incomplete; the next start retries", "err", err)
+	}
+
 	sub, err := inbound.Subscribe(ctx, rt.Bus, svc)
 	if err != nil {
 		return err
@@ -223,6 +237,9 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 					log.WarnContext(ctx, "token refresh run incomplete", "refreshed", n, "err", err)
 				} else {
 					refreshes.WithLabelValues("ok").Inc()
+				}
+				if _, err := svc.CheckTokens(ctx); err != nil && ctx.Err() == nil {
+					log.WarnContext(ctx, "token check incomplete", "err", err)
 				}
 			case <-sweep.C:
 				if err := svc.Sweep(ctx, false); err != nil && ctx.Err() == nil {

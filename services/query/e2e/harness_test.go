@@ -57,9 +57,10 @@ const (
 	globexDeals = "C0GLBXDEAL"
 	crmBaseURL  = "https://crm.example"
 
-	signingSecret = "standin-signing-secret"
-	clientID      = "1234567890.1234567890"
-	clientSecret  = "standin-client-secret"
+	signingSecret  = "standin-signing-secret"
+	shareButtonKey = "e2e-share-button-key-0123456789abcdef"
+	clientID       = "1234567890.1234567890"
+	clientSecret   = "standin-client-secret"
 )
 
 // stack is every service a /zcrm command crosses, in-process, on embedded
@@ -74,6 +75,15 @@ type stack struct {
 	crm      *bus.Bus // the tests' own connection, publishing as the CRM
 	commands string   // the gateway's slash-command endpoint
 	query    queryv1.QueryServiceClient
+	registry teamsv1.TeamRegistryServiceClient
+	services *testkit.Services
+}
+
+// stop stops one service of the stack (teams, query, delivery, gateway),
+// as a crash or an outage would.
+func (s *stack) stop(t testing.TB, name string) {
+	t.Helper()
+	s.services.Stop(name)
 }
 
 // stackOptions change how the stack is wired.
@@ -133,6 +143,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 
 	r := testkit.NewServices(t)
+	s.services = r
 	apiURL := std.URL() + "/api/"
 	ticketKey := testkit.RandomKey(t)
 	gwLis := testkit.Listener(t)
@@ -152,6 +163,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		}, logger("teams"), prometheus.NewRegistry())
 	})
 	tc := testkit.AllowedConn(t, pki, ta.GRPC)
+	s.registry = teamsv1.NewTeamRegistryServiceClient(tc)
 	// The org's admin added Acme, with a bot token the stand-in honours.
 	// Globex stays unconnected.
 	_, err = teamsv1.NewTeamRegistryServiceClient(tc).CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
@@ -168,7 +180,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			Files:   testkit.TrustFiles(t, pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
-			Ready: ready,
+			ShareButtonKey: shareButtonKey,
+			Ready:          ready,
 		}, logger("query"), prometheus.NewRegistry())
 	})
 	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, pki, qa.GRPC))
@@ -361,7 +374,7 @@ func (a *answer) readBlocks() error {
 			if e.ActionID != card.ShareActionID {
 				continue
 			}
-			ref, err := card.ParseRef(e.Value)
+			ref, err := buttons.Read(e.Value)
 			if err != nil {
 				return fmt.Errorf("share button value %q: %w", e.Value, err)
 			}
@@ -498,3 +511,12 @@ func delayedCopy(dst, src net.Conn, delay time.Duration) {
 	for range chunks { // let the reader finish
 	}
 }
+
+// buttons reads the Share buttons the query service signs.
+var buttons = func() *card.Buttons {
+	b, err := card.NewButtons(nil, []byte(shareButtonKey))
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()

@@ -143,7 +143,8 @@ func startStack(t *testing.T) *stack {
 			Files:   testkit.TrustFiles(t, s.pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
-			Ready: ready,
+			ShareButtonKey: shareButtonKey,
+			Ready:          ready,
 		}, quiet(t, "query"), prometheus.NewRegistry())
 	})
 	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, s.pki, qa.GRPC))
@@ -179,7 +180,7 @@ func startStack(t *testing.T) *stack {
 			Files:   testkit.TrustFiles(t, s.pki, rpc.Sharing),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, QueryAddr: qa.GRPC,
-			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour,
+			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour, ShareButtonKey: shareButtonKey,
 			Ready: ready,
 		}, quiet(t, "sharing"), prometheus.NewRegistry())
 	})
@@ -269,3 +270,6 @@ func (s *stack) countOut(t *testing.T) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// shareButtonKey is SHARE_BUTTON_KEY of both the query service and sharing.
+const shareButtonKey = "e2e-share-button-key-0123456789abcdef"

@@ -392,7 +392,8 @@ func TestInstallTwoTeamsThenUninstallDisableEnable(t *testing.T) {
 		if err := proto.Unmarshal(msg.Data, &got); err != nil {
 			t.Fatal(err)
 		}
-		if got.GetText() != gcmd.Text || got.GetTriggerId() != d.TriggerID || got.GetResponseUrl() != d.ResponseURL ||
+		// The text as Slack sends it: with > escaped.
+		if got.GetText() != "deals [amount] &gt; [20000]" || got.GetTriggerId() != d.TriggerID || got.GetResponseUrl() != d.ResponseURL ||
 			got.GetEnvelope().GetOrgId() != org || got.GetEnvelope().GetEventId() != "slack-command:"+d.TriggerID {
 			t.Fatalf("published %v", &got)
 		}

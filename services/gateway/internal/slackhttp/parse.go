@@ -122,6 +122,7 @@ type Interaction struct {
 	ResponseURL string
 	TriggerID   string
 	MessageTS   string
+	ActionTS    string
 }
 
 type interactionJSON struct {
@@ -147,6 +148,7 @@ type interactionJSON struct {
 		ActionID string `json:"action_id"`
 		BlockID  string `json:"block_id"`
 		Value    string `json:"value"`
+		ActionTS string `json:"action_ts"`
 	} `json:"actions"`
 	ResponseURL string `json:"response_url"`
 	TriggerID   string `json:"trigger_id"`
@@ -181,7 +183,7 @@ func ParseInteraction(body []byte) (Interaction, error) {
 		in.MessageTS = p.Message.TS
 	}
 	if len(p.Actions) > 0 {
-		in.ActionID, in.BlockID, in.Value = p.Actions[0].ActionID, p.Actions[0].BlockID, p.Actions[0].Value
+		in.ActionID, in.BlockID, in.Value, in.ActionTS = p.Actions[0].ActionID, p.Actions[0].BlockID, p.Actions[0].Value, p.Actions[0].ActionTS
 	}
 	if in.Type == "" {
 		return Interaction{}, badf("interaction without type")

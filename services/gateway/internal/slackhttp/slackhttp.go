@@ -9,7 +9,7 @@ package slackhttp
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,11 +19,14 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/responseurl"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -66,12 +69,26 @@ const (
 	MsgSearching    = "Searching the CRM… the results will appear here in a moment."
 	MsgUnavailable  = "CRM search is unavailable right now. Please try again in a moment."
 	MsgSeveralOrgs  = "This Slack workspace is connected to several CRM organisations, so /zcrm cannot tell which one to search. Ask a CRM administrator to keep the workspace in one organisation."
+	MsgReconnect    = "This Slack workspace must be reconnected to the CRM: Slack no longer accepts the app's authorization (it was revoked or the workspace changed). Ask a CRM administrator to reconnect Slack under Setup > Marketplace > Slack."
+	MsgNoAnswer     = "The CRM did not answer in time, so there are no results to show. Please try again in a moment."
+	MsgShareNoReply = "Sharing did not answer in time. If the record does not appear in the conversation shortly, please try again."
+	MsgInvalidText  = "Your command contains bytes that are not valid text (UTF-8), so the CRM cannot search for it. Please type it again."
 )
 
 // Answerer answers a slash command while the request waits, within ctx's
 // deadline. It returns the JSON body Slack shows (an ephemeral message).
 type Answerer interface {
 	Answer(ctx context.Context, org string, c SlashCommand) ([]byte, error)
+}
+
+// Followups answer deferred requests that nothing else answered.
+type Followups interface {
+	// Expect waits for the egress to deliver the answer to the request
+	// with event id id, arrived at since, and posts text to responseURL
+	// if none comes in time.
+	Expect(id string, since time.Time, responseURL, text string)
+	// Post posts text to responseURL now.
+	Post(ctx context.Context, responseURL, text string) error
 }
 
 // Publisher publishes one event and waits for the stream's ack.
@@ -100,7 +117,10 @@ type Handler struct {
 	answerer     Answerer
 	answered     map[string]bool
 	answerBudget time.Duration
+	replies      *responseurl.Policy
+	followups    Followups
 
+	refused  *refusals
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -120,13 +140,23 @@ type Options struct {
 	// AnswerBudget is how long to wait for the Answerer; default
 	// DefaultAnswerBudget.
 	AnswerBudget time.Duration
+	// Followups, when set, make sure deferred commands and Share clicks
+	// end with a message, and tell users of a team that cannot be served
+	// why their click did nothing.
+	Followups Followups
+	// ResponseURLs are the response_urls accepted; a request carrying any
+	// other is refused. Default responseurl.Slack().
+	ResponseURLs *responseurl.Policy
 }
 
 // New returns the handler.
 func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o Options) (*Handler, error) {
 	h := &Handler{
 		verifier: v, pub: pub, dir: dir, log: log, maxBody: o.MaxBody, ackBudget: o.AckBudget, now: o.Now,
-		answerer: o.Answerer, answered: map[string]bool{}, answerBudget: o.AnswerBudget,
+		answerer: o.Answerer, answered: map[string]bool{}, answerBudget: o.AnswerBudget, replies: o.ResponseURLs, followups: o.Followups,
+	}
+	if h.replies == nil {
+		h.replies = responseurl.Slack()
 	}
 	for _, c := range o.Commands {
 		h.answered[c] = true
@@ -143,6 +173,7 @@ func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o O
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.refused = newRefusals(log, h.now)
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crmslack_gateway_slack_requests_total",
 		Help: "Slack requests by endpoint and outcome (published, answered, deferred, ignored, unknown_team, bad_signature, bad_payload, too_large, publish_failed, challenge).",
@@ -153,7 +184,7 @@ func New(v *verify.Verifier, pub Publisher, dir Directory, log *slog.Logger, o O
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"endpoint"})
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{h.requests, h.latency} {
+		for _, c := range []prometheus.Collector{h.requests, h.latency, h.refused.total} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, err
 			}
@@ -212,18 +243,33 @@ func (h *Handler) verified(ctx context.Context, start time.Time, endpoint string
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			h.log.WarnContext(ctx, "slack request refused: body too large", "endpoint", endpoint, "limit", h.maxBody, "remote", remoteIP(r))
+			h.refused.refuse(ctx, endpoint, "too_large", "slack request refused: body too large", "limit", h.maxBody, "remote", remoteIP(r))
 			return plain(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
 		}
+		h.refused.refuse(ctx, endpoint, "unreadable", "slack request refused: body unreadable", "remote", remoteIP(r))
 		return plain(http.StatusBadRequest, "bad_payload", "cannot read request body")
 	}
 	if err := h.verifier.Verify(r.Header.Get(verify.HeaderTimestamp), r.Header.Get(verify.HeaderSignature), body); err != nil {
-		// The reason is one of verify's fixed errors: no secret, no
+		// The error is one of verify's fixed errors: no secret, no
 		// signature, no body.
-		h.log.WarnContext(ctx, "slack request refused: signature check failed", "endpoint", endpoint, "reason", err.Error(), "remote", remoteIP(r))
+		h.refused.refuse(ctx, endpoint, signatureReason(err), "slack request refused: signature check failed", "err", err.Error(), "remote", remoteIP(r))
 		return plain(http.StatusUnauthorized, "bad_signature", "invalid request signature")
 	}
 	return handle(&request{ctx: ctx, start: start, endpoint: endpoint, body: body, header: r.Header})
+}
+
+// signatureReason names a signature failure for the refusal metric.
+func signatureReason(err error) string {
+	switch {
+	case errors.Is(err, verify.ErrMissing):
+		return "signature_missing"
+	case errors.Is(err, verify.ErrMalformed):
+		return "signature_malformed"
+	case errors.Is(err, verify.ErrStale):
+		return "signature_stale"
+	default:
+		return "signature_mismatch"
+	}
 }
 
 func remoteIP(r *http.Request) string {
@@ -266,32 +312,52 @@ func (h *Handler) publishWithin(r *request, budget time.Duration, subject string
 	return true
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// payloadID is an id of a request without one of Slack's: a hash of the
+// fields that make it unique, so a replay of it has the same id.
+func payloadID(fields ...string) string {
+	h := sha256.New()
+	for _, f := range fields {
+		_, _ = io.WriteString(h, strconv.Itoa(len(f)))
+		_, _ = io.WriteString(h, ":")
+		_, _ = io.WriteString(h, f)
+	}
+	return "p" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (h *Handler) command(r *request) outcome {
 	c, err := ParseSlashCommand(r.body)
 	if err != nil {
-		h.log.WarnContext(r.ctx, "slash command refused", "err", err)
+		h.refused.refuse(r.ctx, r.endpoint, "bad_payload", "slash command refused", "err", err)
 		return plain(http.StatusBadRequest, "bad_payload", "malformed slash command")
 	}
+	if err := h.replies.Check(c.ResponseURL); err != nil {
+		h.refused.refuse(r.ctx, r.endpoint, "response_url", "slash command refused: its response_url is not Slack's", "team", c.TeamID, "err", err)
+		return plain(http.StatusBadRequest, "bad_payload", "response_url is not a Slack reply endpoint")
+	}
+	if !utf8.ValidString(c.Text) {
+		// Slack sends UTF-8; what is not cannot be searched, and the
+		// user is told so rather than left with "unavailable".
+		h.refused.refuse(r.ctx, r.endpoint, "invalid_utf8", "slash command text is not valid UTF-8", "team", c.TeamID, "bytes", len(c.Text))
+		return ephemeral("invalid_utf8", MsgInvalidText)
+	}
 	res := h.dir.Resolve(c.TeamID)
-	if (!res.Known() && h.dir.Synced()) || res.Disabled {
+	if (!res.Known() && h.dir.Synced()) || res.Disabled || res.NeedsReauth {
 		msg := MsgNotConnected
 		label := "unknown_team"
-		if res.Disabled {
+		switch {
+		case res.Disabled:
 			msg, label = MsgDisabled, "disabled"
+		case res.NeedsReauth:
+			msg, label = MsgReconnect, "needs_reauth"
 		}
-		h.log.InfoContext(r.ctx, "slash command from a workspace without an active CRM", "team", c.TeamID, "disabled", res.Disabled)
+		h.log.InfoContext(r.ctx, "slash command from a workspace without an active CRM", "team", c.TeamID, "disabled", res.Disabled, "needs_reauth", res.NeedsReauth)
 		return ephemeral(label, msg)
 	}
 	triggerID := c.TriggerID
 	if c.TriggerID == "" {
-		// Only to give the command an id: never passed on as a trigger.
-		c.TriggerID = newID()
+		// Only to give the command an id, the same for a replay of the
+		// same request: never passed on as a trigger.
+		c.TriggerID = payloadID(c.TeamID, c.UserID, c.ChannelID, c.Command, c.Text, c.ResponseURL)
 	}
 	ev := &slackv1.SlashCommandReceived{
 		Envelope: h.envelope(r.ctx, CommandEventID(c), c.TeamID, res),
@@ -343,6 +409,9 @@ func (h *Handler) answer(r *request, c SlashCommand, res teamdir.Resolution, ev 
 	if left <= 0 || !h.publishWithin(r, min(left, h.ackBudget), subject, ev) {
 		return ephemeral("publish_failed", MsgUnavailable)
 	}
+	if h.followups != nil {
+		h.followups.Expect(ev.GetEnvelope().GetEventId(), r.start, c.ResponseURL, MsgNoAnswer)
+	}
 	return ephemeral("deferred", MsgSearching)
 }
 
@@ -355,20 +424,36 @@ func ephemeral(label, text string) outcome {
 func (h *Handler) interaction(r *request) outcome {
 	in, err := ParseInteraction(r.body)
 	if err != nil {
-		h.log.WarnContext(r.ctx, "interaction refused", "err", err)
+		h.refused.refuse(r.ctx, r.endpoint, "bad_payload", "interaction refused", "err", err)
 		return plain(http.StatusBadRequest, "bad_payload", "malformed interaction")
+	}
+	if in.ResponseURL != "" {
+		if err := h.replies.Check(in.ResponseURL); err != nil {
+			h.refused.refuse(r.ctx, r.endpoint, "response_url", "interaction refused: its response_url is not Slack's", "team", in.TeamID, "err", err)
+			return plain(http.StatusBadRequest, "bad_payload", "response_url is not a Slack reply endpoint")
+		}
 	}
 	if in.Type != "block_actions" {
 		return outcome{status: http.StatusOK, label: "ignored"}
 	}
 	res := h.dir.Resolve(in.TeamID)
-	if (!res.Known() && h.dir.Synced()) || res.Disabled {
+	if (!res.Known() && h.dir.Synced()) || res.Disabled || res.NeedsReauth {
 		h.log.InfoContext(r.ctx, "interaction from a workspace without an active CRM", "team", in.TeamID)
+		msg := MsgNotConnected
+		switch {
+		case res.Disabled:
+			msg = MsgDisabled
+		case res.NeedsReauth:
+			msg = MsgReconnect
+		}
+		h.tell(r, in.ResponseURL, msg)
 		return outcome{status: http.StatusOK, label: "unknown_team"}
 	}
 	id := in.TriggerID
 	if id == "" {
-		id = newID()
+		// Derived from the payload, so a replayed click is the same event
+		// and the stream's duplicate window drops it.
+		id = payloadID(in.TeamID, in.UserID, in.ActionTS, in.ActionID, in.BlockID, in.Value, in.MessageTS)
 	}
 	ev := &slackv1.InteractionReceived{
 		Envelope: h.envelope(r.ctx, "slack-interaction:"+id, in.TeamID, res),
@@ -379,13 +464,30 @@ func (h *Handler) interaction(r *request) outcome {
 	if !h.publish(r, topology.SlackInteraction(in.TeamID), ev) {
 		return plain(http.StatusServiceUnavailable, "publish_failed", "try again")
 	}
+	if h.followups != nil && in.ActionID == card.ShareActionID && in.ResponseURL != "" {
+		h.followups.Expect(ev.GetEnvelope().GetEventId(), r.start, in.ResponseURL, MsgShareNoReply)
+	}
 	return outcome{status: http.StatusOK, label: "published"}
+}
+
+// tell answers an interaction that no service will handle, through its
+// response_url, without holding up Slack's request.
+func (h *Handler) tell(r *request, responseURL, text string) {
+	if h.followups == nil || responseURL == "" {
+		return
+	}
+	ctx := context.WithoutCancel(r.ctx)
+	go func() {
+		if err := h.followups.Post(ctx, responseURL, text); err != nil {
+			h.log.WarnContext(ctx, "could not tell the user why their click did nothing", "err", err)
+		}
+	}()
 }
 
 func (h *Handler) event(r *request) outcome {
 	e, err := ParseEvent(r.body)
 	if err != nil {
-		h.log.WarnContext(r.ctx, "event refused", "err", err)
+		h.refused.refuse(r.ctx, r.endpoint, "bad_payload", "event refused", "err", err)
 		return plain(http.StatusBadRequest, "bad_payload", "malformed event")
 	}
 	if e.Type == TypeURLVerification {

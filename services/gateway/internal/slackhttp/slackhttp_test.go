@@ -93,7 +93,7 @@ func signed(path string, body []byte, ts time.Time, sec string) *http.Request {
 func command(team string) []byte {
 	return []byte(url.Values{
 		"token": {"x"}, "team_id": {team}, "channel_id": {"C0ACMESALE"}, "user_id": {"U0ACME0BOB"},
-		"command": {"/zcrm"}, "text": {"leads [last name]=[watson]"}, "response_url": {"https://hooks.example/r/1"},
+		"command": {"/zcrm"}, "text": {"leads [last name]=[watson]"}, "response_url": {"https://hooks.slack.com/commands/T0ACME0001/1/abc"},
 		"trigger_id": {"13345224609.738474920.8088930838d88f008e0"},
 	}.Encode())
 }
@@ -111,7 +111,7 @@ func interaction(team string) []byte {
 		"type": "block_actions", "team": map[string]any{"id": team}, "user": map[string]any{"id": "U0ACME0BOB"},
 		"channel": map[string]any{"id": "C0ACMESALE"}, "container": map[string]any{"message_ts": "1700000000.000100"},
 		"actions":      []any{map[string]any{"action_id": "share", "block_id": "b1", "value": "Deals:42"}},
-		"response_url": "https://hooks.example/r/2", "trigger_id": "111.222.abc",
+		"response_url": "https://hooks.slack.com/actions/T0ACME0001/2/def", "trigger_id": "111.222.abc",
 	})
 	return []byte(url.Values{"payload": {string(p)}}.Encode())
 }

@@ -21,10 +21,14 @@ type Resolution struct {
 	// Disabled is true when the team is active only in orgs whose
 	// integration is off.
 	Disabled bool
+	// NeedsReauth is true when the team is active in no org and some org
+	// with the integration on holds it with a token Slack no longer
+	// honours: its users are told to reconnect Slack.
+	NeedsReauth bool
 }
 
 // Known reports whether some org uses the team.
-func (r Resolution) Known() bool { return len(r.Orgs) > 0 || r.Disabled }
+func (r Resolution) Known() bool { return len(r.Orgs) > 0 || r.Disabled || r.NeedsReauth }
 
 // Directory is safe for concurrent use.
 type Directory struct {
@@ -66,10 +70,14 @@ func (d *Directory) Set(org string, a *teamsv1.OrgAccess) {
 	teams := make(map[string]Resolution, len(d.teams))
 	for id, oa := range d.orgs {
 		for _, t := range oa.GetTeams() {
+			r := teams[t.GetTeamId()]
+			if t.GetStatus() == teamsv1.TeamStatus_TEAM_STATUS_BROKEN && oa.GetIntegrationEnabled() {
+				r.NeedsReauth = true
+				teams[t.GetTeamId()] = r
+			}
 			if t.GetStatus() != teamsv1.TeamStatus_TEAM_STATUS_ACTIVE {
 				continue
 			}
-			r := teams[t.GetTeamId()]
 			if oa.GetIntegrationEnabled() {
 				r.Orgs = append(r.Orgs, id)
 			} else {
@@ -81,6 +89,7 @@ func (d *Directory) Set(org string, a *teamsv1.OrgAccess) {
 	for id, r := range teams {
 		slices.Sort(r.Orgs)
 		r.Disabled = r.Disabled && len(r.Orgs) == 0
+		r.NeedsReauth = r.NeedsReauth && len(r.Orgs) == 0 && !r.Disabled
 		teams[id] = r
 	}
 	d.teams = teams

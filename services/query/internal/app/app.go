@@ -27,6 +27,10 @@ import (
 // in the team.
 var ErrUnknownSlackUser = errors.New("unknown Slack user")
 
+// ErrNeedsReauth is returned by a [Directory] when the team's Slack token
+// no longer works: an admin must reconnect Slack.
+var ErrNeedsReauth = errors.New("the team must reconnect Slack")
+
 // ErrDependency wraps a failure of the directory or the team registry: the
 // answer may succeed later (the gRPC edge says Unavailable, the late-answer
 // consumer retries).
@@ -57,6 +61,8 @@ type Request struct {
 	// means "ask the team registry".
 	Org        string
 	Team, User string
+	// Channel is where the command was typed: Share buttons work there only.
+	Channel string
 	// Text is what followed the command, as Slack sent it.
 	Text string
 }
@@ -71,6 +77,7 @@ const (
 	Refused  Outcome = "refused"
 	Help     Outcome = "help"
 	NotAUser Outcome = "not_a_crm_user"
+	Reauth   Outcome = "needs_reauth"
 )
 
 // Answer is the reply to a command.
@@ -112,6 +119,9 @@ func (s *Service) Answer(ctx context.Context, req Request) (Answer, error) {
 	}
 
 	org, err := s.caller(ctx, req, orgs)
+	if errors.Is(err, ErrNeedsReauth) {
+		return Answer{Answer: render.Reconnect(), Org: first, Refused: true, Outcome: Reauth}, nil
+	}
 	if err != nil {
 		return Answer{}, err
 	}
@@ -145,7 +155,8 @@ func (s *Service) Answer(ctx context.Context, req Request) (Answer, error) {
 	if res.Total == 0 {
 		return Answer{Answer: render.NoMatch(schema, cmd.Module, q.Describe()), Org: org, UnderstoodAs: q.Describe(), Outcome: NoMatch}, nil
 	}
-	a, err := s.Render.Results(org, schema, res.Records, res.Total, q.Describe())
+	to := card.Grant{Ref: card.Ref{Org: org}, Team: req.Team, Channel: req.Channel, User: req.User}
+	a, err := s.Render.Results(to, schema, res.Records, res.Total, q.Describe())
 	if err != nil {
 		return Answer{}, err
 	}
@@ -177,6 +188,8 @@ func (s *Service) caller(ctx context.Context, req Request, orgs []string) (strin
 	switch {
 	case errors.Is(err, ErrUnknownSlackUser):
 		return "", nil
+	case errors.Is(err, ErrNeedsReauth):
+		return "", err
 	case err != nil:
 		return "", fmt.Errorf("%w: looking up Slack user %s of %s: %w", ErrDependency, req.User, req.Team, err)
 	case u.Deleted || u.Email == "":
@@ -201,7 +214,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmslack_query_answers_total",
-			Help: "Slash-command answers by path (sync, late) and outcome (results, no_match, refused, help, not_a_crm_user, error).",
+			Help: "Slash-command answers by path (sync, late) and outcome (results, no_match, refused, help, not_a_crm_user, needs_reauth, error).",
 		}, []string{"path", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crmslack_query_answer_seconds",

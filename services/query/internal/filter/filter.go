@@ -33,6 +33,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/crmslack/crmslack/libs/fieldmatch"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	"github.com/crmslack/crmslack/services/query/internal/slash"
 )
@@ -258,7 +259,7 @@ func (q *Query) bindCriteria(criteria []slash.Criterion, schema *crmv1.ModuleSch
 
 func lookup(label string, schema *crmv1.ModuleSchema) (*crmv1.FieldMeta, error) {
 	for _, f := range schema.GetFields() {
-		if strings.EqualFold(strings.Join(strings.Fields(f.GetLabel()), " "), label) {
+		if fieldmatch.SameLabel(f.GetLabel(), label) {
 			if ClassOf(f.GetType()) == NotSearchable {
 				return nil, refuse(ErrNotSearchable, "[%s] is a %s field, which slash commands cannot search (salutation, date, date-time and URL fields are left out)",
 					f.GetLabel(), typeName(f.GetType()))
@@ -276,45 +277,17 @@ func lookup(label string, schema *crmv1.ModuleSchema) (*crmv1.FieldMeta, error) 
 // suggest names the three searchable labels closest to label by edit
 // distance, closest first.
 func suggest(label string, schema *crmv1.ModuleSchema) []string {
-	type cand struct {
-		label string
-		dist  int
-	}
-	var cands []cand
-	want := []rune(strings.ToLower(label))
+	var labels []string
 	for _, f := range schema.GetFields() {
-		if ClassOf(f.GetType()) == NotSearchable {
-			continue
+		if ClassOf(f.GetType()) != NotSearchable {
+			labels = append(labels, f.GetLabel())
 		}
-		cands = append(cands, cand{f.GetLabel(), editDistance(want, []rune(strings.ToLower(f.GetLabel())))})
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int { return a.dist - b.dist })
-	var out []string
-	for _, c := range cands[:min(3, len(cands))] {
-		out = append(out, "["+c.label+"]")
+	out := fieldmatch.Closest(label, labels, 3)
+	for i, l := range out {
+		out[i] = "[" + l + "]"
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance, in runes.
-func editDistance(a, b []rune) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func checkComparator(f *Field, c slash.Comparator) error {

@@ -52,7 +52,7 @@ func (s *Server) RunSlashCommand(ctx context.Context, req *queryv1.RunSlashComma
 		return nil, &rpc.Error{Code: codes.InvalidArgument, Msg: "team_id and slack_user_id are required"}
 	}
 	start := time.Now()
-	a, err := s.svc.Answer(ctx, app.Request{Org: req.GetOrgId(), Team: req.GetTeamId(), User: req.GetSlackUserId(), Text: req.GetText()})
+	a, err := s.svc.Answer(ctx, app.Request{Org: req.GetOrgId(), Team: req.GetTeamId(), User: req.GetSlackUserId(), Channel: req.GetChannelId(), Text: req.GetText()})
 	if err != nil {
 		s.metrics.Observe("sync", "error", time.Since(start))
 		if errors.Is(err, app.ErrDependency) {
@@ -93,4 +93,16 @@ func (s *Server) GetRecord(_ context.Context, req *queryv1.GetRecordRequest) (*q
 	}
 	schema, _ := s.records.Schema(req.GetOrgId(), req.GetModule())
 	return &queryv1.GetRecordResponse{Record: rec, Schema: schema}, nil
+}
+
+// IsCrmUser says whether the email is an active CRM user of the org.
+func (s *Server) IsCrmUser(_ context.Context, req *queryv1.IsCrmUserRequest) (*queryv1.IsCrmUserResponse, error) {
+	if err := s.checkReady(); err != nil {
+		return nil, err
+	}
+	if req.GetOrgId() == "" || req.GetEmail() == "" {
+		return nil, &rpc.Error{Code: codes.InvalidArgument, Msg: "org_id and email are required"}
+	}
+	_, ok := s.svc.Users.Lookup(req.GetOrgId(), req.GetEmail())
+	return &queryv1.IsCrmUserResponse{Active: ok}, nil
 }

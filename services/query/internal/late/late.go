@@ -104,7 +104,7 @@ func (h *Handler) Handle(ctx context.Context, ev *slackv1.SlashCommandReceived) 
 		return bus.Permanent(fmt.Errorf("command %s lacks response_url, team or user", env.GetEventId()))
 	}
 	start := h.Now()
-	a, err := h.Svc.Answer(ctx, app.Request{Org: env.GetOrgId(), Team: ev.GetTeamId(), User: ev.GetUserId(), Text: ev.GetText()})
+	a, err := h.Svc.Answer(ctx, app.Request{Org: env.GetOrgId(), Team: ev.GetTeamId(), User: ev.GetUserId(), Channel: ev.GetChannelId(), Text: ev.GetText()})
 	if err != nil {
 		h.Metrics.Observe("late", "error", time.Since(start))
 		if errors.Is(err, app.ErrDependency) {

@@ -8,6 +8,7 @@ package render
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -40,6 +41,8 @@ type Renderer struct {
 	// Card configures record cards: the CRM base URL for "Open in CRM"
 	// links of records that carry no URL of their own.
 	Card card.Config
+	// Buttons signs the Share buttons (SHARE_BUTTON_KEY).
+	Buttons *card.Buttons
 }
 
 var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
@@ -76,19 +79,34 @@ func noun(schema *crmv1.ModuleSchema, module string) string {
 	return strings.ToLower(module)
 }
 
-// Results renders up to card.MaxListCards records of org as compact cards,
-// each with "Open in CRM" and "Share this record", the number matched in
-// all, and how the query was understood.
-func (r Renderer) Results(org string, schema *crmv1.ModuleSchema, records []*crmv1.Record, total int, understood string) (Answer, error) {
+// Results renders up to card.MaxListCards records of to.Org as compact
+// cards, each with "Open in CRM" and "Share this record" (a button only
+// to.User may use, in to.Team and to.Channel), the number matched in all,
+// and how the query was understood.
+func (r Renderer) Results(to card.Grant, schema *crmv1.ModuleSchema, records []*crmv1.Record, total int, understood string) (Answer, error) {
+	if r.Buttons == nil {
+		return Answer{}, errors.New("rendering results: no share button key")
+	}
+	var signErr error
 	c, err := card.RenderList(card.ListInput{
 		Config:  r.Card,
 		Schema:  schema,
 		Records: records,
 		Total:   total,
 		Buttons: func(rec *crmv1.Record) []card.Button {
-			return []card.Button{card.ShareButton(card.Ref{Org: org, Module: rec.GetModule(), ID: rec.GetId()})}
+			g := to
+			g.Module, g.ID = rec.GetModule(), rec.GetId()
+			b, err := r.Buttons.ShareButton(g)
+			if err != nil {
+				signErr = err
+				return nil
+			}
+			return []card.Button{b}
 		},
 	})
+	if err == nil {
+		err = signErr
+	}
 	if err != nil {
 		return Answer{}, fmt.Errorf("rendering results: %w", err)
 	}

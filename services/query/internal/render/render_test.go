@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/slack-go/slack"
 
 	"github.com/crmslack/crmslack/libs/card"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -51,15 +54,15 @@ func search(tb testing.TB, text string) (*crmv1.ModuleSchema, projection.Result,
 }
 
 func cases(tb testing.TB) map[string]func() (render.Answer, error) {
-	r := render.Renderer{Card: card.Config{BaseURL: "https://crm.example.com/crm/org-seed/tab"}}
+	r := render.Renderer{Card: card.Config{BaseURL: "https://crm.example.com/crm/org-seed/tab"}, Buttons: testButtons(tb)}
 	return map[string]func() (render.Answer, error){
 		"list": func() (render.Answer, error) {
 			schema, res, q := search(tb, "leads")
-			return r.Results(seedset.Org, schema, res.Records, res.Total, q.Describe())
+			return r.Results(to, schema, res.Records, res.Total, q.Describe())
 		},
 		"list_criteria": func() (render.Answer, error) {
 			schema, res, q := search(tb, "leads [last name]=[watson] [lead source]=[tradeshow]")
-			return r.Results(seedset.Org, schema, res.Records, res.Total, q.Describe())
+			return r.Results(to, schema, res.Records, res.Total, q.Describe())
 		},
 		"no_match": func() (render.Answer, error) {
 			schema, _, q := search(tb, "leads [last name] starts with [zzz]")
@@ -164,21 +167,45 @@ func TestWithinSlackLimits(t *testing.T) {
 func TestResultsCarryShareButtons(t *testing.T) {
 	t.Parallel()
 	schema, res, q := search(t, "leads [last name]=[watson]")
-	a, err := render.Renderer{}.Results(seedset.Org, schema, res.Records, res.Total, q.Describe())
+	buttons := testButtons(t)
+	a, err := render.Renderer{Buttons: buttons}.Results(to, schema, res.Records, res.Total, q.Describe())
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := a.JSON()
-	for _, id := range []string{"lead-07", "lead-02", "lead-01"} {
-		ref := card.Ref{Org: seedset.Org, Module: "Leads", ID: id}.Encode()
-		b, _ := json.Marshal(ref)
-		if !bytes.Contains(raw, b[1:len(b)-1]) {
-			t.Errorf("no share button for %s", id)
+	var got []string
+	for _, b := range a.Blocks {
+		if ab, ok := b.(*slack.ActionBlock); ok {
+			for _, e := range ab.Elements.ElementSet {
+				if be, ok := e.(*slack.ButtonBlockElement); ok && be.ActionID == card.ShareActionID {
+					ref, err := buttons.Open(be.Value, to.Team, to.Channel, to.User)
+					if err != nil {
+						t.Fatalf("share button %q: %v", be.Value, err)
+					}
+					got = append(got, ref.ID)
+				}
+			}
 		}
+	}
+	if strings.Join(got, ",") != "lead-07,lead-02,lead-01" {
+		t.Errorf("share buttons for %v", got)
 	}
 	if !strings.Contains(string(raw), card.ShareActionID) || !strings.Contains(string(raw), "Open in CRM") {
 		t.Error("share or open button missing")
 	}
+}
+
+// to is who the test results are shown to.
+var to = card.Grant{Ref: card.Ref{Org: seedset.Org}, Team: "T0ACME0001", Channel: "C0ACMESALE", User: "U0ACME0ALC"}
+
+// testButtons signs with a fixed key and clock, so golden files hold.
+func testButtons(tb testing.TB) *card.Buttons {
+	tb.Helper()
+	b, err := card.NewButtons(func() time.Time { return time.Unix(1_800_000_000, 0) }, []byte(strings.Repeat("k", 32)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 func TestUserTextIsEscaped(t *testing.T) {

@@ -94,6 +94,9 @@ func (c *Client) SlackUser(ctx context.Context, team, user string) (app.SlackUse
 		e = userEntry{u: app.SlackUser{Email: resp.GetEmail(), RealName: resp.GetRealName(), Deleted: resp.GetDeleted()}, expires: now.Add(c.userTTL)}
 	case codes.NotFound:
 		e = userEntry{unknown: true, expires: now.Add(unknownTTL)}
+	case codes.FailedPrecondition:
+		// The team's token is dead; not cached, so a reinstall is seen at once.
+		return app.SlackUser{}, fmt.Errorf("teams GetSlackUser: %w: %w", app.ErrNeedsReauth, err)
 	default:
 		return app.SlackUser{}, fmt.Errorf("teams GetSlackUser: %w", err)
 	}

@@ -3,7 +3,6 @@ package teamsclient_test
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -11,9 +10,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	"github.com/crmslack/crmslack/services/query/internal/app"
 	"github.com/crmslack/crmslack/services/query/internal/teamsclient"
@@ -59,19 +58,7 @@ func (r *registry) count() int {
 func TestCachesAnswers(t *testing.T) {
 	t.Parallel()
 	reg := &registry{}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	teamsv1.RegisterTeamRegistryServiceServer(s, reg)
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := testkit.Dial(t, testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, reg) }))
 
 	now := time.Unix(1_800_000_000, 0)
 	var mu sync.Mutex

@@ -61,6 +61,8 @@ type Config struct {
 	RequestMaxAge time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Buttons checks the Share buttons of /zcrm results (SHARE_BUTTON_KEY).
+	Buttons *card.Buttons
 	// Observe, when set, is told of every decided share: its kind
 	// (record, chart), how it was asked (grpc, bus, button) and the result
 	// (shared, refused). Run counts them in crmslack_sharing_shares_total.

@@ -450,7 +450,7 @@ func TestShareButtonPostsTheCardAndUpdatesTheResults(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := testkit.Context(t)
-	ev := click(card.Ref{Org: org, Module: "Deals", ID: "d1"}.Encode())
+	ev := click(f.button(card.Ref{Org: org, Module: "Deals", ID: "d1"}))
 	for range 2 { // a redelivered click changes nothing
 		if err := f.svc.ShareFromButton(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -483,7 +483,7 @@ func TestShareButtonPostsTheCardAndUpdatesTheResults(t *testing.T) {
 
 func TestShareButtonRefusals(t *testing.T) {
 	t.Parallel()
-	ref := card.Ref{Org: org, Module: "Deals", ID: "d1"}.Encode()
+	ref := card.Ref{Org: org, Module: "Deals", ID: "d1"}
 	cases := []struct {
 		name    string
 		prepare func(*fixture, *slackv1.InteractionReceived)
@@ -493,25 +493,44 @@ func TestShareButtonRefusals(t *testing.T) {
 		recorded bool
 	}{
 		{"another button", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.ActionId = card.OpenActionID }, false, "", false},
-		{"not a record reference", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.Value = "{" }, false, "", false},
-		{"another org's record", func(_ *fixture, ev *slackv1.InteractionReceived) {
-			ev.Value = card.Ref{Org: "o2", Module: "Deals", ID: "d1"}.Encode()
-		}, false, "", false},
+		{"not a signed button", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.Value = `{"o":"org1","m":"Deals","i":"d1"}` }, true, "not valid", false},
+		{"a forged button", func(_ *fixture, ev *slackv1.InteractionReceived) {
+			forger, _ := card.NewButtons(nil, []byte(strings.Repeat("f", 32)))
+			b, _ := forger.ShareButton(card.Grant{Ref: ref, Team: acme, Channel: sales, User: annID})
+			ev.Value = b.Value
+		}, true, "not valid", false},
+		{"another user's button", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.UserId = bobID }, true, "not valid", false},
+		{"clicked in another channel", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.ChannelId = general }, true, "not valid", false},
+		{"expired", func(f *fixture, _ *slackv1.InteractionReceived) { f.clock.advance(card.GrantTTL + time.Second) }, true, "expired", false},
+		{"another org's record", func(f *fixture, ev *slackv1.InteractionReceived) {
+			ev.Value = f.button(card.Ref{Org: "o2", Module: "Deals", ID: "d1"})
+		}, true, "not valid", false},
+		{"no longer an active CRM user", func(f *fixture, _ *slackv1.InteractionReceived) { f.records.inactive = map[string]bool{ann: true} }, true, "not an active user of the CRM", true},
 		{"org disabled", func(f *fixture, _ *slackv1.InteractionReceived) {
 			f.access.set(org, share.Access{Teams: []string{acme}})
 		}, false, "", true},
-		{"deleted Slack user", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.UserId = bobID }, true, "could not be matched", true},
-		{"record gone", func(_ *fixture, ev *slackv1.InteractionReceived) {
-			ev.Value = card.Ref{Org: org, Module: "Deals", ID: "d404"}.Encode()
+		{"deleted Slack user", func(f *fixture, ev *slackv1.InteractionReceived) {
+			ev.UserId = bobID
+			b, _ := f.buttons.ShareButton(card.Grant{Ref: ref, Team: acme, Channel: sales, User: bobID})
+			ev.Value = b.Value
+		}, true, "could not be matched", true},
+		{"record gone", func(f *fixture, ev *slackv1.InteractionReceived) {
+			ev.Value = f.button(card.Ref{Org: org, Module: "Deals", ID: "d404"})
 		}, true, "no longer in the CRM", true},
-		{"conversation the app cannot post in", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.ChannelId = random }, true, "I can't post in this conversation", true},
-		{"a DM", func(_ *fixture, ev *slackv1.InteractionReceived) { ev.ChannelId = "D0ANNBOB01" }, true, "I can't post in this conversation", true},
+		{"conversation the app cannot post in", func(f *fixture, ev *slackv1.InteractionReceived) {
+			ev.ChannelId = random
+			ev.Value = f.buttonIn(ref, random)
+		}, true, "I can't post in this conversation", true},
+		{"a DM", func(f *fixture, ev *slackv1.InteractionReceived) {
+			ev.ChannelId = "D0ANNBOB01"
+			ev.Value = f.buttonIn(ref, "D0ANNBOB01")
+		}, true, "I can't post in this conversation", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			ev := click(ref)
+			ev := click(f.button(ref))
 			c.prepare(f, ev)
 			if err := f.svc.ShareFromButton(testkit.Context(t), ev); err != nil {
 				t.Fatalf("a refusal is not retried: %v", err)
@@ -539,7 +558,7 @@ func TestShareButtonRefusals(t *testing.T) {
 	// A dependency failure is retried.
 	f := newFixture(t)
 	f.teams.err = share.Errorf(share.ErrUnavailable, "registry down")
-	if err := f.svc.ShareFromButton(testkit.Context(t), click(ref)); err == nil {
+	if err := f.svc.ShareFromButton(testkit.Context(t), click(f.button(ref))); err == nil {
 		t.Error("registry down: the click must be handled again")
 	}
 }

@@ -28,17 +28,15 @@ const kindButton = "button"
 //
 // Trust: the click is a block_actions payload whose signature the gateway
 // verified, so it comes from Slack, from the Slack user it names. The
-// button exists only in an ephemeral answer the query service showed to
-// that user after checking that their Slack email belongs to an active CRM
-// user of the org; ephemeral messages are visible to that user alone, and
-// a button's value cannot be edited by the user. So the clicker is that
-// verified user. What is checked again here: the org in the button is one
-// the team serves (never another org's record into this team), the org's
+// button's value is a grant the query service signed (SHARE_BUTTON_KEY)
+// for that user, team and channel and that record, expiring with the
+// results: a click with any other value, or by anyone else, is refused.
+// What is checked again here: the org in the button is one the team
+// serves (never another org's record into this team), the org's
 // integration is on and the team active, the Slack user still exists in
-// the team, the record still exists, and the conversation is one the app
-// may post in. A CRM user deactivated after seeing the results can still
-// share from them until the results are gone; closing that gap needs the
-// CRM users directory the query service keeps (see the report).
+// the team and is still an active CRM user of the org (asked of the query
+// service, which follows the CRM's users), the record still exists, and
+// the conversation is one the app may post in.
 //
 // It returns an error only when a dependency failed and the click should
 // be handled again; refusals are answered in Slack and recorded.
@@ -47,13 +45,15 @@ func (s *Service) ShareFromButton(ctx context.Context, ev *slackv1.InteractionRe
 		return nil
 	}
 	log := s.log.With("interaction", ev.GetEnvelope().GetEventId(), "team", ev.GetTeamId(), "user", ev.GetUserId())
-	ref, err := card.ParseRef(ev.GetValue())
+	ref, err := s.cfg.Buttons.Open(ev.GetValue(), ev.GetTeamId(), ev.GetChannelId(), ev.GetUserId())
 	if err != nil {
-		log.WarnContext(ctx, "share button with a value that is not a record reference; ignored", "err", err)
+		log.WarnContext(ctx, "share button refused", "err", err)
+		s.answerBadButton(ctx, ev, err)
 		return nil
 	}
 	if env := ev.GetEnvelope().GetOrgId(); !strings.HasPrefix(env, "slack:") && env != ref.Org {
-		log.WarnContext(ctx, "share button of another org than the team's; ignored", "org", env, "button_org", ref.Org)
+		log.WarnContext(ctx, "share button of another org than the team's", "org", env, "button_org", ref.Org)
+		s.answerBadButton(ctx, ev, card.ErrNotYours)
 		return nil
 	}
 	if !tokenOK(ref.Org) || !tokenOK(ev.GetTeamId()) || ev.GetChannelId() == "" || ev.GetUserId() == "" {
@@ -115,6 +115,13 @@ func (s *Service) buttonShare(ctx context.Context, sh *share.Share, ev *slackv1.
 		return nil, err
 	}
 	sh.Sharer = share.Person{Name: u.RealName, Email: u.Email}
+	active, err := s.records.IsCrmUser(ctx, sh.Org, u.Email)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return nil, share.Errorf(share.ErrDenied, "you are not an active user of the CRM any more, so the record was not shared")
+	}
 	rec, schema, err := s.records.Record(ctx, sh.Org, sh.Module, sh.RecordID)
 	if err != nil {
 		if errors.Is(err, share.ErrNotFound) {
@@ -191,6 +198,27 @@ func (s *Service) respond(sh *share.Share, ev *slackv1.InteractionReceived, text
 		Text:            text,
 		Origin:          origin(PurposeButton, sh.Sharer),
 	}}
+}
+
+// answerBadButton tells the clicker why a button that is not a valid grant
+// did nothing, when the click's org is known (the gateway resolved it);
+// otherwise the gateway's own follow-up answers.
+func (s *Service) answerBadButton(ctx context.Context, ev *slackv1.InteractionReceived, why error) {
+	org := ev.GetEnvelope().GetOrgId()
+	if strings.HasPrefix(org, "slack:") || !tokenOK(org) || !tokenOK(ev.GetTeamId()) {
+		return
+	}
+	text := "This Share button is not valid here. Run /zcrm again to share a record."
+	if errors.Is(why, card.ErrGrantExpired) {
+		text = "These results have expired. Run /zcrm again to share a record."
+	}
+	sh := share.Share{ID: share.ShareID(org, kindButton, ev.GetEnvelope().GetEventId()), Org: org, Team: ev.GetTeamId()}
+	s.cfg.Observe(share.KindRecord, share.ViaButton, "refused")
+	if r := s.respond(&sh, ev, text, false); r != nil {
+		if err := s.pub.PublishBatch(ctx, []bus.Published{*r}); err != nil {
+			s.log.WarnContext(ctx, "answering an invalid share button", "org", org, "err", err)
+		}
+	}
 }
 
 // refusedButton records a refused click and, when ev is given, tells the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/testkit"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 
@@ -102,6 +103,12 @@ func (f *fakeTeams) SlackUser(_ context.Context, team, user string) (app.SlackUs
 
 type fakeRecords struct {
 	recs map[string]*crmv1.Record // module/id
+	// inactive are emails the CRM no longer counts as active users.
+	inactive map[string]bool
+}
+
+func (f *fakeRecords) IsCrmUser(_ context.Context, o, email string) (bool, error) {
+	return o == org && !f.inactive[email], nil
 }
 
 func (f *fakeRecords) Record(_ context.Context, o, module, id string) (*crmv1.Record, *crmv1.ModuleSchema, error) {
@@ -250,6 +257,19 @@ type fixture struct {
 	pub     *fakePublisher
 	repo    *memRepo
 	clock   *clock
+	buttons *card.Buttons
+}
+
+// button is the signed value of a Share button shown to Ann in #sales.
+func (f *fixture) button(ref card.Ref) string { return f.buttonIn(ref, sales) }
+
+// buttonIn is the signed value of a Share button shown to Ann in channel.
+func (f *fixture) buttonIn(ref card.Ref, channel string) string {
+	b, err := f.buttons.ShareButton(card.Grant{Ref: ref, Team: acme, Channel: channel, User: annID})
+	if err != nil {
+		panic(err)
+	}
+	return b.Value
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -272,7 +292,11 @@ func newFixture(t *testing.T) *fixture {
 		repo:    &memRepo{shares: map[string]share.Share{}, outcomes: map[string]share.Outcome{}},
 		clock:   &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)},
 	}
-	f.svc = app.New(app.Config{CRMBaseURL: "https://crm.example", Now: f.clock.now}, f.access, f.teams, f.records, f.pub, f.repo, testkit.Logger(t))
+	var err error
+	if f.buttons, err = card.NewButtons(f.clock.now, []byte(strings.Repeat("k", 32))); err != nil {
+		t.Fatal(err)
+	}
+	f.svc = app.New(app.Config{CRMBaseURL: "https://crm.example", Now: f.clock.now, Buttons: f.buttons}, f.access, f.teams, f.records, f.pub, f.repo, testkit.Logger(t))
 	return f
 }
 

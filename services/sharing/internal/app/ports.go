@@ -43,6 +43,8 @@ type Teams interface {
 // implements it). A missing record is a share.ErrNotFound.
 type Records interface {
 	Record(ctx context.Context, org, module, id string) (*crmv1.Record, *crmv1.ModuleSchema, error)
+	// IsCrmUser says whether email is an active CRM user of org.
+	IsCrmUser(ctx context.Context, org, email string) (bool, error)
 }
 
 // Publisher publishes commands and waits for the stream's acks (bus.Bus

@@ -48,6 +48,8 @@ func (benchTeams) SlackUser(context.Context, string, string) (app.SlackUser, err
 
 type benchRecords struct{ rec *crmv1.Record }
 
+func (benchRecords) IsCrmUser(context.Context, string, string) (bool, error) { return true, nil }
+
 func (b benchRecords) Record(context.Context, string, string, string) (*crmv1.Record, *crmv1.ModuleSchema, error) {
 	return b.rec, &crmv1.ModuleSchema{Module: "Deals", SingularLabel: "Deal", DisplayField: "Deal_Name", HasCardView: true}, nil
 }

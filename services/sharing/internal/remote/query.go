@@ -36,3 +36,14 @@ func (c *Records) Record(ctx context.Context, org, module, id string) (*crmv1.Re
 	}
 	return resp.GetRecord(), resp.GetSchema(), nil
 }
+
+// IsCrmUser says whether email is an active CRM user of org.
+func (c *Records) IsCrmUser(ctx context.Context, org, email string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.c.IsCrmUser(ctx, &queryv1.IsCrmUserRequest{OrgId: org, Email: email})
+	if err != nil {
+		return false, classify(err, "checking a CRM user")
+	}
+	return resp.GetActive(), nil
+}

@@ -114,22 +114,29 @@ func (s *Service) RemoveTeam(ctx context.Context, org, team string, caller regis
 	if err := registry.RequireAdmin(caller, "removing a Slack team"); err != nil {
 		return err
 	}
-	defer s.lockOrg(org)()
+	unlock := s.lockOrg(org)
+	var held registry.Team // the row as it was, with its tokens
 	t, found, err := s.mutateTeam(ctx, org, team, func(cur *registry.Team) (*registry.Team, error) {
 		if cur == nil {
 			return nil, registry.NotFoundTeam(org, team)
 		}
+		held = *cur
 		if !cur.Remove(registry.ReasonAdmin, caller.User, s.now()) {
 			return nil, nil
 		}
 		return cur, nil
 	})
 	if err != nil {
+		unlock()
 		return err
 	}
 	if found {
 		s.log.InfoContext(ctx, "team removed", "org", org, "team", team, "by", caller.User.ID, "reason", "admin")
 		s.afterTeam(ctx, t)
+	}
+	unlock()
+	if found {
+		s.revokeAtSlack(ctx, held)
 	}
 	return nil
 }

@@ -144,6 +144,9 @@ func (s *Service) GetSlackUser(ctx context.Context, team, user string) (SlackUse
 	}
 	i := slices.IndexFunc(rows, func(t registry.Team) bool { return t.Usable() })
 	if i < 0 {
+		if slices.ContainsFunc(rows, func(t registry.Team) bool { return t.Status == registry.StatusBroken }) {
+			return SlackUser{}, needsReauth(team)
+		}
 		return SlackUser{}, &registry.Error{Kind: registry.ErrNotFound, Msg: fmt.Sprintf("team %s is not connected to any org", team)}
 	}
 	token, err := s.usableToken(ctx, rows[i])
@@ -152,6 +155,9 @@ func (s *Service) GetSlackUser(ctx context.Context, team, user string) (SlackUse
 	}
 	u, found, err := s.slack.UserInfo(ctx, token, user)
 	if err != nil {
+		if dead := s.tokenDied(ctx, rows[i], err); dead != nil {
+			return SlackUser{}, dead
+		}
 		return SlackUser{}, unavailable("looking up user %s in team %s: %v", user, team, err)
 	}
 	if !found {

@@ -64,6 +64,8 @@ type Slack interface {
 	// Users lists the team's members, bots and deactivated ones included
 	// (users.list, every page).
 	Users(ctx context.Context, botToken string) ([]SlackMember, error)
+	// Revoke revokes a token at Slack (auth.revoke).
+	Revoke(ctx context.Context, token string) error
 }
 
 // SlackUser is a Slack user's profile as the registry passes it on.

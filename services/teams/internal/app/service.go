@@ -48,6 +48,9 @@ type Config struct {
 	// DirectoryTTL is how long a team's channels and users are cached for
 	// ListDirectory.
 	DirectoryTTL time.Duration
+	// TokenCheckInterval is how often CheckTokens asks Slack about every
+	// active team's token. Default 15m.
+	TokenCheckInterval time.Duration
 }
 
 // Service is the registry's use cases. Safe for concurrent use.
@@ -71,6 +74,11 @@ type Service struct {
 
 	retryMu     sync.Mutex
 	retryAccess map[string]bool // orgs whose access sync failed
+
+	metrics *Metrics // nil until RegisterMetrics: then nothing is counted
+
+	checkMu   sync.Mutex
+	lastCheck time.Time // of CheckTokens
 }
 
 // New builds the service. now may be nil (time.Now).
@@ -91,6 +99,9 @@ func New(cfg Config, repo Repo, pub Publisher, access AccessStore, slack Slack,
 	}
 	if cfg.DirectoryTTL == 0 {
 		cfg.DirectoryTTL = 5 * time.Minute
+	}
+	if cfg.TokenCheckInterval == 0 {
+		cfg.TokenCheckInterval = 15 * time.Minute
 	}
 	return &Service{
 		cfg: cfg, repo: repo, pub: pub, access: access, slack: slack, keys: keys, tickets: tickets,

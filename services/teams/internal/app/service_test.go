@@ -85,6 +85,7 @@ func (noSlack) UserInfo(context.Context, string, string) (app.SlackUser, bool, e
 }
 func (noSlack) Channels(context.Context, string) ([]app.SlackChannel, error) { return nil, nil }
 func (noSlack) Users(context.Context, string) ([]app.SlackMember, error)     { return nil, nil }
+func (noSlack) Revoke(context.Context, string) error                         { return nil }
 
 type fixture struct {
 	svc    *app.Service

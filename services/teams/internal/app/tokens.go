@@ -167,6 +167,7 @@ func (s *Service) markBroken(ctx context.Context, t registry.Team, why string) e
 	}
 	if changed {
 		s.log.WarnContext(ctx, "team marked broken: its token no longer works", "org", t.OrgID, "team", t.TeamID, "slack_error", why)
+		s.metrics.markedForReauth(why)
 	}
 	s.afterTeam(ctx, nt)
 	return nil

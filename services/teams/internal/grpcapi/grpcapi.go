@@ -41,6 +41,15 @@ func (s *Server) ListTeams(ctx context.Context, req *teamsv1.ListTeamsRequest) (
 	for i := range teams {
 		out.Teams = append(out.Teams, pbconv.OrgTeam(&teams[i]))
 	}
+	if req.GetMemberEmail() == "" {
+		use, err := s.svc.TokenKeyUse(ctx, req.GetOrgId())
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range use {
+			out.TokenKeys = append(out.TokenKeys, &teamsv1.TokenKeyUse{KeyId: u.KeyID, Rows: uint32(u.Rows), Current: u.Current})
+		}
+	}
 	return out, nil
 }
 

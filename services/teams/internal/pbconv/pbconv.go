@@ -104,7 +104,11 @@ func OrgTeam(t *registry.Team) *teamsv1.OrgTeam {
 func Access(a registry.Access) *teamsv1.OrgAccess {
 	out := &teamsv1.OrgAccess{OrgId: a.OrgID, IntegrationEnabled: a.Enabled, UpdatedAt: Timestamp(a.At)}
 	for _, t := range a.Teams {
-		out.Teams = append(out.Teams, &teamsv1.TeamAccess{TeamId: t.TeamID, BotUserId: t.BotUserID, Status: teamsv1.TeamStatus_TEAM_STATUS_ACTIVE})
+		st := teamsv1.TeamStatus_TEAM_STATUS_ACTIVE
+		if t.NeedsReauth {
+			st = teamsv1.TeamStatus_TEAM_STATUS_BROKEN
+		}
+		out.Teams = append(out.Teams, &teamsv1.TeamAccess{TeamId: t.TeamID, BotUserId: t.BotUserID, Status: st})
 	}
 	return out
 }

@@ -426,20 +426,23 @@ type Access struct {
 	At      time.Time
 }
 
-// TeamAccess is one usable team.
+// TeamAccess is one usable team, or one whose token needs re-authorizing
+// (NeedsReauth), listed so Slack-facing services can tell its users to
+// reconnect rather than that it is not connected.
 type TeamAccess struct {
-	TeamID    string
-	BotUserID string
+	TeamID      string
+	BotUserID   string
+	NeedsReauth bool
 }
 
-// AccessOf computes an org's access from its switch and its rows. Only
-// active teams appear, sorted by team id. org may be nil for an org never
+// AccessOf computes an org's access from its switch and its rows. Active
+// teams and those needing re-authorization appear, sorted by team id. org may be nil for an org never
 // switched (then it is on).
 func AccessOf(orgID string, org *Org, teams []Team, now time.Time) Access {
 	a := Access{OrgID: orgID, Enabled: org == nil || org.Enabled, At: now}
 	for i := range teams {
-		if teams[i].OrgID == orgID && teams[i].Usable() {
-			a.Teams = append(a.Teams, TeamAccess{TeamID: teams[i].TeamID, BotUserID: teams[i].BotUserID})
+		if teams[i].OrgID == orgID && (teams[i].Usable() || teams[i].Status == StatusBroken) {
+			a.Teams = append(a.Teams, TeamAccess{TeamID: teams[i].TeamID, BotUserID: teams[i].BotUserID, NeedsReauth: !teams[i].Usable()})
 		}
 	}
 	slices.SortFunc(a.Teams, func(x, y TeamAccess) int {

@@ -1,6 +1,6 @@
 // Package slackapi is the registry's Slack Web API client: token refresh
 // (oauth.v2.access, grant_type refresh_token), users.lookupByEmail,
-// users.info, auth.test, and the directory listings (conversations.list,
+// users.info, auth.test, auth.revoke and the directory listings (conversations.list,
 // users.list), through slack-go pointed at the configured API URL.
 package slackapi
 
@@ -83,6 +83,12 @@ func (c *Client) IsMember(ctx context.Context, botToken, email string) (bool, er
 // AuthTest checks that a token works.
 func (c *Client) AuthTest(ctx context.Context, botToken string) error {
 	_, err := c.api(botToken).AuthTestContext(ctx)
+	return classify(err)
+}
+
+// Revoke revokes a token (auth.revoke).
+func (c *Client) Revoke(ctx context.Context, token string) error {
+	_, err := c.api(token).SendAuthRevokeContext(ctx, token)
 	return classify(err)
 }
 

@@ -22,6 +22,102 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type IsCrmUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Email         string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IsCrmUserRequest) Reset() {
+	*x = IsCrmUserRequest{}
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IsCrmUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IsCrmUserRequest) ProtoMessage() {}
+
+func (x *IsCrmUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IsCrmUserRequest.ProtoReflect.Descriptor instead.
+func (*IsCrmUserRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *IsCrmUserRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *IsCrmUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+type IsCrmUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Active        bool                   `protobuf:"varint,1,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IsCrmUserResponse) Reset() {
+	*x = IsCrmUserResponse{}
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IsCrmUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IsCrmUserResponse) ProtoMessage() {}
+
+func (x *IsCrmUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IsCrmUserResponse.ProtoReflect.Descriptor instead.
+func (*IsCrmUserResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *IsCrmUserResponse) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
 type RunSlashCommandRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	OrgId       string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
@@ -39,7 +135,7 @@ type RunSlashCommandRequest struct {
 
 func (x *RunSlashCommandRequest) Reset() {
 	*x = RunSlashCommandRequest{}
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[0]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -51,7 +147,7 @@ func (x *RunSlashCommandRequest) String() string {
 func (*RunSlashCommandRequest) ProtoMessage() {}
 
 func (x *RunSlashCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[0]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -64,7 +160,7 @@ func (x *RunSlashCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSlashCommandRequest.ProtoReflect.Descriptor instead.
 func (*RunSlashCommandRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{0}
+	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RunSlashCommandRequest) GetOrgId() string {
@@ -134,7 +230,7 @@ type RunSlashCommandResponse struct {
 
 func (x *RunSlashCommandResponse) Reset() {
 	*x = RunSlashCommandResponse{}
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[1]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +242,7 @@ func (x *RunSlashCommandResponse) String() string {
 func (*RunSlashCommandResponse) ProtoMessage() {}
 
 func (x *RunSlashCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[1]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +255,7 @@ func (x *RunSlashCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSlashCommandResponse.ProtoReflect.Descriptor instead.
 func (*RunSlashCommandResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{1}
+	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RunSlashCommandResponse) GetText() string {
@@ -208,7 +304,7 @@ type GetRecordRequest struct {
 
 func (x *GetRecordRequest) Reset() {
 	*x = GetRecordRequest{}
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[2]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +316,7 @@ func (x *GetRecordRequest) String() string {
 func (*GetRecordRequest) ProtoMessage() {}
 
 func (x *GetRecordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[2]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +329,7 @@ func (x *GetRecordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordRequest.ProtoReflect.Descriptor instead.
 func (*GetRecordRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{2}
+	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetRecordRequest) GetOrgId() string {
@@ -267,7 +363,7 @@ type GetRecordResponse struct {
 
 func (x *GetRecordResponse) Reset() {
 	*x = GetRecordResponse{}
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[3]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +375,7 @@ func (x *GetRecordResponse) String() string {
 func (*GetRecordResponse) ProtoMessage() {}
 
 func (x *GetRecordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_query_v1_query_proto_msgTypes[3]
+	mi := &file_crmslack_query_v1_query_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +388,7 @@ func (x *GetRecordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRecordResponse.ProtoReflect.Descriptor instead.
 func (*GetRecordResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{3}
+	return file_crmslack_query_v1_query_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRecordResponse) GetRecord() *v1.Record {
@@ -313,7 +409,12 @@ var File_crmslack_query_v1_query_proto protoreflect.FileDescriptor
 
 const file_crmslack_query_v1_query_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcrmslack/query/v1/query.proto\x12\x11crmslack.query.v1\x1a\x1dcrmslack/crm/v1/records.proto\"\xec\x01\n" +
+	"\x1dcrmslack/query/v1/query.proto\x12\x11crmslack.query.v1\x1a\x1dcrmslack/crm/v1/records.proto\"?\n" +
+	"\x10IsCrmUserRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\"+\n" +
+	"\x11IsCrmUserResponse\x12\x16\n" +
+	"\x06active\x18\x01 \x01(\bR\x06active\"\xec\x01\n" +
 	"\x16RunSlashCommandRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\tR\x06teamId\x12\x1d\n" +
@@ -336,10 +437,11 @@ const file_crmslack_query_v1_query_proto_rawDesc = "" +
 	"\trecord_id\x18\x03 \x01(\tR\brecordId\"{\n" +
 	"\x11GetRecordResponse\x12/\n" +
 	"\x06record\x18\x01 \x01(\v2\x17.crmslack.crm.v1.RecordR\x06record\x125\n" +
-	"\x06schema\x18\x02 \x01(\v2\x1d.crmslack.crm.v1.ModuleSchemaR\x06schema2\xd0\x01\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1d.crmslack.crm.v1.ModuleSchemaR\x06schema2\xa8\x02\n" +
 	"\fQueryService\x12h\n" +
 	"\x0fRunSlashCommand\x12).crmslack.query.v1.RunSlashCommandRequest\x1a*.crmslack.query.v1.RunSlashCommandResponse\x12V\n" +
-	"\tGetRecord\x12#.crmslack.query.v1.GetRecordRequest\x1a$.crmslack.query.v1.GetRecordResponseB\xce\x01\n" +
+	"\tGetRecord\x12#.crmslack.query.v1.GetRecordRequest\x1a$.crmslack.query.v1.GetRecordResponse\x12V\n" +
+	"\tIsCrmUser\x12#.crmslack.query.v1.IsCrmUserRequest\x1a$.crmslack.query.v1.IsCrmUserResponseB\xce\x01\n" +
 	"\x15com.crmslack.query.v1B\n" +
 	"QueryProtoP\x01ZCgithub.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1;queryv1\xa2\x02\x03CQX\xaa\x02\x11Crmslack.Query.V1\xca\x02\x11Crmslack\\Query\\V1\xe2\x02\x1dCrmslack\\Query\\V1\\GPBMetadata\xea\x02\x13Crmslack::Query::V1b\x06proto3"
 
@@ -355,24 +457,28 @@ func file_crmslack_query_v1_query_proto_rawDescGZIP() []byte {
 	return file_crmslack_query_v1_query_proto_rawDescData
 }
 
-var file_crmslack_query_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_crmslack_query_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_crmslack_query_v1_query_proto_goTypes = []any{
-	(*RunSlashCommandRequest)(nil),  // 0: crmslack.query.v1.RunSlashCommandRequest
-	(*RunSlashCommandResponse)(nil), // 1: crmslack.query.v1.RunSlashCommandResponse
-	(*GetRecordRequest)(nil),        // 2: crmslack.query.v1.GetRecordRequest
-	(*GetRecordResponse)(nil),       // 3: crmslack.query.v1.GetRecordResponse
-	(*v1.Record)(nil),               // 4: crmslack.crm.v1.Record
-	(*v1.ModuleSchema)(nil),         // 5: crmslack.crm.v1.ModuleSchema
+	(*IsCrmUserRequest)(nil),        // 0: crmslack.query.v1.IsCrmUserRequest
+	(*IsCrmUserResponse)(nil),       // 1: crmslack.query.v1.IsCrmUserResponse
+	(*RunSlashCommandRequest)(nil),  // 2: crmslack.query.v1.RunSlashCommandRequest
+	(*RunSlashCommandResponse)(nil), // 3: crmslack.query.v1.RunSlashCommandResponse
+	(*GetRecordRequest)(nil),        // 4: crmslack.query.v1.GetRecordRequest
+	(*GetRecordResponse)(nil),       // 5: crmslack.query.v1.GetRecordResponse
+	(*v1.Record)(nil),               // 6: crmslack.crm.v1.Record
+	(*v1.ModuleSchema)(nil),         // 7: crmslack.crm.v1.ModuleSchema
 }
 var file_crmslack_query_v1_query_proto_depIdxs = []int32{
-	4, // 0: crmslack.query.v1.GetRecordResponse.record:type_name -> crmslack.crm.v1.Record
-	5, // 1: crmslack.query.v1.GetRecordResponse.schema:type_name -> crmslack.crm.v1.ModuleSchema
-	0, // 2: crmslack.query.v1.QueryService.RunSlashCommand:input_type -> crmslack.query.v1.RunSlashCommandRequest
-	2, // 3: crmslack.query.v1.QueryService.GetRecord:input_type -> crmslack.query.v1.GetRecordRequest
-	1, // 4: crmslack.query.v1.QueryService.RunSlashCommand:output_type -> crmslack.query.v1.RunSlashCommandResponse
-	3, // 5: crmslack.query.v1.QueryService.GetRecord:output_type -> crmslack.query.v1.GetRecordResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
+	6, // 0: crmslack.query.v1.GetRecordResponse.record:type_name -> crmslack.crm.v1.Record
+	7, // 1: crmslack.query.v1.GetRecordResponse.schema:type_name -> crmslack.crm.v1.ModuleSchema
+	2, // 2: crmslack.query.v1.QueryService.RunSlashCommand:input_type -> crmslack.query.v1.RunSlashCommandRequest
+	4, // 3: crmslack.query.v1.QueryService.GetRecord:input_type -> crmslack.query.v1.GetRecordRequest
+	0, // 4: crmslack.query.v1.QueryService.IsCrmUser:input_type -> crmslack.query.v1.IsCrmUserRequest
+	3, // 5: crmslack.query.v1.QueryService.RunSlashCommand:output_type -> crmslack.query.v1.RunSlashCommandResponse
+	5, // 6: crmslack.query.v1.QueryService.GetRecord:output_type -> crmslack.query.v1.GetRecordResponse
+	1, // 7: crmslack.query.v1.QueryService.IsCrmUser:output_type -> crmslack.query.v1.IsCrmUserResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -389,7 +495,7 @@ func file_crmslack_query_v1_query_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_query_v1_query_proto_rawDesc), len(file_crmslack_query_v1_query_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

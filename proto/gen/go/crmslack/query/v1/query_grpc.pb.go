@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	QueryService_RunSlashCommand_FullMethodName = "/crmslack.query.v1.QueryService/RunSlashCommand"
 	QueryService_GetRecord_FullMethodName       = "/crmslack.query.v1.QueryService/GetRecord"
+	QueryService_IsCrmUser_FullMethodName       = "/crmslack.query.v1.QueryService/IsCrmUser"
 )
 
 // QueryServiceClient is the client API for QueryService service.
@@ -33,6 +34,10 @@ type QueryServiceClient interface {
 	RunSlashCommand(ctx context.Context, in *RunSlashCommandRequest, opts ...grpc.CallOption) (*RunSlashCommandResponse, error)
 	// GetRecord returns one record of the projection as a Block Kit card.
 	GetRecord(ctx context.Context, in *GetRecordRequest, opts ...grpc.CallOption) (*GetRecordResponse, error)
+	// IsCrmUser says whether an email is an active CRM user of the org, as
+	// the CRM's user events told this service: sharing re-checks the user of
+	// a Share click with it.
+	IsCrmUser(ctx context.Context, in *IsCrmUserRequest, opts ...grpc.CallOption) (*IsCrmUserResponse, error)
 }
 
 type queryServiceClient struct {
@@ -63,6 +68,16 @@ func (c *queryServiceClient) GetRecord(ctx context.Context, in *GetRecordRequest
 	return out, nil
 }
 
+func (c *queryServiceClient) IsCrmUser(ctx context.Context, in *IsCrmUserRequest, opts ...grpc.CallOption) (*IsCrmUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IsCrmUserResponse)
+	err := c.cc.Invoke(ctx, QueryService_IsCrmUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueryServiceServer is the server API for QueryService service.
 // All implementations must embed UnimplementedQueryServiceServer
 // for forward compatibility.
@@ -73,6 +88,10 @@ type QueryServiceServer interface {
 	RunSlashCommand(context.Context, *RunSlashCommandRequest) (*RunSlashCommandResponse, error)
 	// GetRecord returns one record of the projection as a Block Kit card.
 	GetRecord(context.Context, *GetRecordRequest) (*GetRecordResponse, error)
+	// IsCrmUser says whether an email is an active CRM user of the org, as
+	// the CRM's user events told this service: sharing re-checks the user of
+	// a Share click with it.
+	IsCrmUser(context.Context, *IsCrmUserRequest) (*IsCrmUserResponse, error)
 	mustEmbedUnimplementedQueryServiceServer()
 }
 
@@ -88,6 +107,9 @@ func (UnimplementedQueryServiceServer) RunSlashCommand(context.Context, *RunSlas
 }
 func (UnimplementedQueryServiceServer) GetRecord(context.Context, *GetRecordRequest) (*GetRecordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRecord not implemented")
+}
+func (UnimplementedQueryServiceServer) IsCrmUser(context.Context, *IsCrmUserRequest) (*IsCrmUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IsCrmUser not implemented")
 }
 func (UnimplementedQueryServiceServer) mustEmbedUnimplementedQueryServiceServer() {}
 func (UnimplementedQueryServiceServer) testEmbeddedByValue()                      {}
@@ -146,6 +168,24 @@ func _QueryService_GetRecord_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueryService_IsCrmUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IsCrmUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueryServiceServer).IsCrmUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueryService_IsCrmUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueryServiceServer).IsCrmUser(ctx, req.(*IsCrmUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QueryService_ServiceDesc is the grpc.ServiceDesc for QueryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -160,6 +200,10 @@ var QueryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRecord",
 			Handler:    _QueryService_GetRecord_Handler,
+		},
+		{
+			MethodName: "IsCrmUser",
+			Handler:    _QueryService_IsCrmUser_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -96,7 +96,10 @@ func (x *OrgAccess) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// TeamAccess is one team's standing within an org. Only active teams appear.
+// TeamAccess is one team's standing within an org. Active teams appear, and
+// teams whose token needs re-authorizing with status BROKEN (nothing may be
+// sent through them; their users are told to reconnect Slack). Every reader
+// must treat a status other than ACTIVE as no access.
 type TeamAccess struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TeamId        string                 `protobuf:"bytes,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`

@@ -282,8 +282,14 @@ type ListTeamsResponse struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Teams              []*OrgTeam             `protobuf:"bytes,1,rep,name=teams,proto3" json:"teams,omitempty"`
 	IntegrationEnabled bool                   `protobuf:"varint,2,opt,name=integration_enabled,json=integrationEnabled,proto3" json:"integration_enabled,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Admin view only (no member_email): how many of the org's stored team
+	// rows each sealing key of TEAMS_TOKEN_KEYS still protects, current key
+	// first. During a key rotation an old key can be dropped once no org
+	// counts a row under it (the metric crmslack_teams_sealed_rows says the
+	// same for every org at once).
+	TokenKeys     []*TokenKeyUse `protobuf:"bytes,3,rep,name=token_keys,json=tokenKeys,proto3" json:"token_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTeamsResponse) Reset() {
@@ -330,6 +336,75 @@ func (x *ListTeamsResponse) GetIntegrationEnabled() bool {
 	return false
 }
 
+func (x *ListTeamsResponse) GetTokenKeys() []*TokenKeyUse {
+	if x != nil {
+		return x.TokenKeys
+	}
+	return nil
+}
+
+// TokenKeyUse is how many stored team rows hold a token sealed under one key.
+type TokenKeyUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	KeyId string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Rows  uint32                 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Whether this is the key new tokens are sealed under.
+	Current       bool `protobuf:"varint,3,opt,name=current,proto3" json:"current,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenKeyUse) Reset() {
+	*x = TokenKeyUse{}
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenKeyUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenKeyUse) ProtoMessage() {}
+
+func (x *TokenKeyUse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenKeyUse.ProtoReflect.Descriptor instead.
+func (*TokenKeyUse) Descriptor() ([]byte, []int) {
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TokenKeyUse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *TokenKeyUse) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *TokenKeyUse) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
 type GetTeamRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
@@ -340,7 +415,7 @@ type GetTeamRequest struct {
 
 func (x *GetTeamRequest) Reset() {
 	*x = GetTeamRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[4]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +427,7 @@ func (x *GetTeamRequest) String() string {
 func (*GetTeamRequest) ProtoMessage() {}
 
 func (x *GetTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[4]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +440,7 @@ func (x *GetTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRequest.ProtoReflect.Descriptor instead.
 func (*GetTeamRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{4}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetTeamRequest) GetOrgId() string {
@@ -391,7 +466,7 @@ type GetTeamResponse struct {
 
 func (x *GetTeamResponse) Reset() {
 	*x = GetTeamResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[5]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +478,7 @@ func (x *GetTeamResponse) String() string {
 func (*GetTeamResponse) ProtoMessage() {}
 
 func (x *GetTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[5]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +491,7 @@ func (x *GetTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamResponse.ProtoReflect.Descriptor instead.
 func (*GetTeamResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{5}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetTeamResponse) GetTeam() *OrgTeam {
@@ -438,7 +513,7 @@ type BeginInstallRequest struct {
 
 func (x *BeginInstallRequest) Reset() {
 	*x = BeginInstallRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[6]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +525,7 @@ func (x *BeginInstallRequest) String() string {
 func (*BeginInstallRequest) ProtoMessage() {}
 
 func (x *BeginInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[6]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +538,7 @@ func (x *BeginInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginInstallRequest.ProtoReflect.Descriptor instead.
 func (*BeginInstallRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{6}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BeginInstallRequest) GetOrgId() string {
@@ -497,7 +572,7 @@ type BeginInstallResponse struct {
 
 func (x *BeginInstallResponse) Reset() {
 	*x = BeginInstallResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[7]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +584,7 @@ func (x *BeginInstallResponse) String() string {
 func (*BeginInstallResponse) ProtoMessage() {}
 
 func (x *BeginInstallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[7]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +597,7 @@ func (x *BeginInstallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginInstallResponse.ProtoReflect.Descriptor instead.
 func (*BeginInstallResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{7}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BeginInstallResponse) GetInstallUrl() string {
@@ -546,7 +621,7 @@ type CompleteInstallRequest struct {
 
 func (x *CompleteInstallRequest) Reset() {
 	*x = CompleteInstallRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[8]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +633,7 @@ func (x *CompleteInstallRequest) String() string {
 func (*CompleteInstallRequest) ProtoMessage() {}
 
 func (x *CompleteInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[8]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +646,7 @@ func (x *CompleteInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallRequest.ProtoReflect.Descriptor instead.
 func (*CompleteInstallRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{8}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CompleteInstallRequest) GetOrgId() string {
@@ -626,7 +701,7 @@ type CompleteInstallResponse struct {
 
 func (x *CompleteInstallResponse) Reset() {
 	*x = CompleteInstallResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[9]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +713,7 @@ func (x *CompleteInstallResponse) String() string {
 func (*CompleteInstallResponse) ProtoMessage() {}
 
 func (x *CompleteInstallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[9]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +726,7 @@ func (x *CompleteInstallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteInstallResponse.ProtoReflect.Descriptor instead.
 func (*CompleteInstallResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{9}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CompleteInstallResponse) GetTeam() *OrgTeam {
@@ -679,7 +754,7 @@ type RemoveTeamRequest struct {
 
 func (x *RemoveTeamRequest) Reset() {
 	*x = RemoveTeamRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[10]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +766,7 @@ func (x *RemoveTeamRequest) String() string {
 func (*RemoveTeamRequest) ProtoMessage() {}
 
 func (x *RemoveTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[10]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +779,7 @@ func (x *RemoveTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTeamRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTeamRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{10}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RemoveTeamRequest) GetOrgId() string {
@@ -736,7 +811,7 @@ type RemoveTeamResponse struct {
 
 func (x *RemoveTeamResponse) Reset() {
 	*x = RemoveTeamResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[11]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +823,7 @@ func (x *RemoveTeamResponse) String() string {
 func (*RemoveTeamResponse) ProtoMessage() {}
 
 func (x *RemoveTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[11]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +836,7 @@ func (x *RemoveTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTeamResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTeamResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{11}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{12}
 }
 
 type DisableIntegrationRequest struct {
@@ -774,7 +849,7 @@ type DisableIntegrationRequest struct {
 
 func (x *DisableIntegrationRequest) Reset() {
 	*x = DisableIntegrationRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[12]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +861,7 @@ func (x *DisableIntegrationRequest) String() string {
 func (*DisableIntegrationRequest) ProtoMessage() {}
 
 func (x *DisableIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[12]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +874,7 @@ func (x *DisableIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*DisableIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{12}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DisableIntegrationRequest) GetOrgId() string {
@@ -824,7 +899,7 @@ type DisableIntegrationResponse struct {
 
 func (x *DisableIntegrationResponse) Reset() {
 	*x = DisableIntegrationResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[13]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +911,7 @@ func (x *DisableIntegrationResponse) String() string {
 func (*DisableIntegrationResponse) ProtoMessage() {}
 
 func (x *DisableIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[13]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +924,7 @@ func (x *DisableIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*DisableIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{13}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{14}
 }
 
 type EnableIntegrationRequest struct {
@@ -862,7 +937,7 @@ type EnableIntegrationRequest struct {
 
 func (x *EnableIntegrationRequest) Reset() {
 	*x = EnableIntegrationRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[14]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +949,7 @@ func (x *EnableIntegrationRequest) String() string {
 func (*EnableIntegrationRequest) ProtoMessage() {}
 
 func (x *EnableIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[14]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +962,7 @@ func (x *EnableIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*EnableIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{14}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnableIntegrationRequest) GetOrgId() string {
@@ -912,7 +987,7 @@ type EnableIntegrationResponse struct {
 
 func (x *EnableIntegrationResponse) Reset() {
 	*x = EnableIntegrationResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[15]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +999,7 @@ func (x *EnableIntegrationResponse) String() string {
 func (*EnableIntegrationResponse) ProtoMessage() {}
 
 func (x *EnableIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[15]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1012,7 @@ func (x *EnableIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*EnableIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{15}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{16}
 }
 
 type GetIntegrationRequest struct {
@@ -949,7 +1024,7 @@ type GetIntegrationRequest struct {
 
 func (x *GetIntegrationRequest) Reset() {
 	*x = GetIntegrationRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[16]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1036,7 @@ func (x *GetIntegrationRequest) String() string {
 func (*GetIntegrationRequest) ProtoMessage() {}
 
 func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[16]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1049,7 @@ func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*GetIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{16}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetIntegrationRequest) GetOrgId() string {
@@ -995,7 +1070,7 @@ type GetIntegrationResponse struct {
 
 func (x *GetIntegrationResponse) Reset() {
 	*x = GetIntegrationResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[17]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1082,7 @@ func (x *GetIntegrationResponse) String() string {
 func (*GetIntegrationResponse) ProtoMessage() {}
 
 func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[17]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1095,7 @@ func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*GetIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{17}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetIntegrationResponse) GetEnabled() bool {
@@ -1054,7 +1129,7 @@ type GetBotTokenRequest struct {
 
 func (x *GetBotTokenRequest) Reset() {
 	*x = GetBotTokenRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[18]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1141,7 @@ func (x *GetBotTokenRequest) String() string {
 func (*GetBotTokenRequest) ProtoMessage() {}
 
 func (x *GetBotTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[18]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1154,7 @@ func (x *GetBotTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBotTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetBotTokenRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{18}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetBotTokenRequest) GetOrgId() string {
@@ -1107,7 +1182,7 @@ type GetBotTokenResponse struct {
 
 func (x *GetBotTokenResponse) Reset() {
 	*x = GetBotTokenResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[19]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1194,7 @@ func (x *GetBotTokenResponse) String() string {
 func (*GetBotTokenResponse) ProtoMessage() {}
 
 func (x *GetBotTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[19]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1207,7 @@ func (x *GetBotTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBotTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetBotTokenResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{19}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetBotTokenResponse) GetBotToken() string {
@@ -1168,7 +1243,7 @@ type ReportTokenFailureRequest struct {
 
 func (x *ReportTokenFailureRequest) Reset() {
 	*x = ReportTokenFailureRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[20]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1255,7 @@ func (x *ReportTokenFailureRequest) String() string {
 func (*ReportTokenFailureRequest) ProtoMessage() {}
 
 func (x *ReportTokenFailureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[20]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1268,7 @@ func (x *ReportTokenFailureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTokenFailureRequest.ProtoReflect.Descriptor instead.
 func (*ReportTokenFailureRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{20}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportTokenFailureRequest) GetOrgId() string {
@@ -1228,7 +1303,7 @@ type ReportTokenFailureResponse struct {
 
 func (x *ReportTokenFailureResponse) Reset() {
 	*x = ReportTokenFailureResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[21]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1315,7 @@ func (x *ReportTokenFailureResponse) String() string {
 func (*ReportTokenFailureResponse) ProtoMessage() {}
 
 func (x *ReportTokenFailureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[21]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1328,7 @@ func (x *ReportTokenFailureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportTokenFailureResponse.ProtoReflect.Descriptor instead.
 func (*ReportTokenFailureResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{21}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReportTokenFailureResponse) GetRefreshed() bool {
@@ -1279,7 +1354,7 @@ type ResolveTeamRequest struct {
 
 func (x *ResolveTeamRequest) Reset() {
 	*x = ResolveTeamRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[22]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1366,7 @@ func (x *ResolveTeamRequest) String() string {
 func (*ResolveTeamRequest) ProtoMessage() {}
 
 func (x *ResolveTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[22]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1379,7 @@ func (x *ResolveTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveTeamRequest.ProtoReflect.Descriptor instead.
 func (*ResolveTeamRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{22}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResolveTeamRequest) GetTeamId() string {
@@ -1326,7 +1401,7 @@ type ResolveTeamResponse struct {
 
 func (x *ResolveTeamResponse) Reset() {
 	*x = ResolveTeamResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[23]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1413,7 @@ func (x *ResolveTeamResponse) String() string {
 func (*ResolveTeamResponse) ProtoMessage() {}
 
 func (x *ResolveTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[23]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1426,7 @@ func (x *ResolveTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveTeamResponse.ProtoReflect.Descriptor instead.
 func (*ResolveTeamResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{23}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResolveTeamResponse) GetOrgIds() []string {
@@ -1378,7 +1453,7 @@ type GetSlackUserRequest struct {
 
 func (x *GetSlackUserRequest) Reset() {
 	*x = GetSlackUserRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[24]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1465,7 @@ func (x *GetSlackUserRequest) String() string {
 func (*GetSlackUserRequest) ProtoMessage() {}
 
 func (x *GetSlackUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[24]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1478,7 @@ func (x *GetSlackUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSlackUserRequest.ProtoReflect.Descriptor instead.
 func (*GetSlackUserRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{24}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetSlackUserRequest) GetTeamId() string {
@@ -1434,7 +1509,7 @@ type GetSlackUserResponse struct {
 
 func (x *GetSlackUserResponse) Reset() {
 	*x = GetSlackUserResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[25]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1521,7 @@ func (x *GetSlackUserResponse) String() string {
 func (*GetSlackUserResponse) ProtoMessage() {}
 
 func (x *GetSlackUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[25]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1534,7 @@ func (x *GetSlackUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSlackUserResponse.ProtoReflect.Descriptor instead.
 func (*GetSlackUserResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{25}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetSlackUserResponse) GetEmail() string {
@@ -1493,7 +1568,7 @@ type ListDirectoryRequest struct {
 
 func (x *ListDirectoryRequest) Reset() {
 	*x = ListDirectoryRequest{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[26]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1580,7 @@ func (x *ListDirectoryRequest) String() string {
 func (*ListDirectoryRequest) ProtoMessage() {}
 
 func (x *ListDirectoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[26]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1593,7 @@ func (x *ListDirectoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirectoryRequest.ProtoReflect.Descriptor instead.
 func (*ListDirectoryRequest) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{26}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListDirectoryRequest) GetOrgId() string {
@@ -1553,7 +1628,7 @@ type DirectoryChannel struct {
 
 func (x *DirectoryChannel) Reset() {
 	*x = DirectoryChannel{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[27]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1640,7 @@ func (x *DirectoryChannel) String() string {
 func (*DirectoryChannel) ProtoMessage() {}
 
 func (x *DirectoryChannel) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[27]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1653,7 @@ func (x *DirectoryChannel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryChannel.ProtoReflect.Descriptor instead.
 func (*DirectoryChannel) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{27}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DirectoryChannel) GetId() string {
@@ -1632,7 +1707,7 @@ type DirectoryUser struct {
 
 func (x *DirectoryUser) Reset() {
 	*x = DirectoryUser{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[28]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1719,7 @@ func (x *DirectoryUser) String() string {
 func (*DirectoryUser) ProtoMessage() {}
 
 func (x *DirectoryUser) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[28]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1732,7 @@ func (x *DirectoryUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectoryUser.ProtoReflect.Descriptor instead.
 func (*DirectoryUser) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{28}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DirectoryUser) GetId() string {
@@ -1700,7 +1775,7 @@ type ListDirectoryResponse struct {
 
 func (x *ListDirectoryResponse) Reset() {
 	*x = ListDirectoryResponse{}
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[29]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1787,7 @@ func (x *ListDirectoryResponse) String() string {
 func (*ListDirectoryResponse) ProtoMessage() {}
 
 func (x *ListDirectoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[29]
+	mi := &file_crmslack_teams_v1_teams_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1800,7 @@ func (x *ListDirectoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirectoryResponse.ProtoReflect.Descriptor instead.
 func (*ListDirectoryResponse) Descriptor() ([]byte, []int) {
-	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{29}
+	return file_crmslack_teams_v1_teams_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListDirectoryResponse) GetChannels() []*DirectoryChannel {
@@ -1768,10 +1843,16 @@ const file_crmslack_teams_v1_teams_proto_rawDesc = "" +
 	"\x10ListTeamsRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12!\n" +
 	"\fmember_email\x18\x02 \x01(\tR\vmemberEmail\x12'\n" +
-	"\x0finclude_removed\x18\x03 \x01(\bR\x0eincludeRemoved\"v\n" +
+	"\x0finclude_removed\x18\x03 \x01(\bR\x0eincludeRemoved\"\xb5\x01\n" +
 	"\x11ListTeamsResponse\x120\n" +
 	"\x05teams\x18\x01 \x03(\v2\x1a.crmslack.teams.v1.OrgTeamR\x05teams\x12/\n" +
-	"\x13integration_enabled\x18\x02 \x01(\bR\x12integrationEnabled\"@\n" +
+	"\x13integration_enabled\x18\x02 \x01(\bR\x12integrationEnabled\x12=\n" +
+	"\n" +
+	"token_keys\x18\x03 \x03(\v2\x1e.crmslack.teams.v1.TokenKeyUseR\ttokenKeys\"R\n" +
+	"\vTokenKeyUse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\x12\x18\n" +
+	"\acurrent\x18\x03 \x01(\bR\acurrent\"@\n" +
 	"\x0eGetTeamRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\tR\x06teamId\"A\n" +
@@ -1900,96 +1981,98 @@ func file_crmslack_teams_v1_teams_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_teams_v1_teams_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_crmslack_teams_v1_teams_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_crmslack_teams_v1_teams_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_crmslack_teams_v1_teams_proto_goTypes = []any{
 	(TeamStatus)(0),                    // 0: crmslack.teams.v1.TeamStatus
 	(*OrgTeam)(nil),                    // 1: crmslack.teams.v1.OrgTeam
 	(*Caller)(nil),                     // 2: crmslack.teams.v1.Caller
 	(*ListTeamsRequest)(nil),           // 3: crmslack.teams.v1.ListTeamsRequest
 	(*ListTeamsResponse)(nil),          // 4: crmslack.teams.v1.ListTeamsResponse
-	(*GetTeamRequest)(nil),             // 5: crmslack.teams.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),            // 6: crmslack.teams.v1.GetTeamResponse
-	(*BeginInstallRequest)(nil),        // 7: crmslack.teams.v1.BeginInstallRequest
-	(*BeginInstallResponse)(nil),       // 8: crmslack.teams.v1.BeginInstallResponse
-	(*CompleteInstallRequest)(nil),     // 9: crmslack.teams.v1.CompleteInstallRequest
-	(*CompleteInstallResponse)(nil),    // 10: crmslack.teams.v1.CompleteInstallResponse
-	(*RemoveTeamRequest)(nil),          // 11: crmslack.teams.v1.RemoveTeamRequest
-	(*RemoveTeamResponse)(nil),         // 12: crmslack.teams.v1.RemoveTeamResponse
-	(*DisableIntegrationRequest)(nil),  // 13: crmslack.teams.v1.DisableIntegrationRequest
-	(*DisableIntegrationResponse)(nil), // 14: crmslack.teams.v1.DisableIntegrationResponse
-	(*EnableIntegrationRequest)(nil),   // 15: crmslack.teams.v1.EnableIntegrationRequest
-	(*EnableIntegrationResponse)(nil),  // 16: crmslack.teams.v1.EnableIntegrationResponse
-	(*GetIntegrationRequest)(nil),      // 17: crmslack.teams.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),     // 18: crmslack.teams.v1.GetIntegrationResponse
-	(*GetBotTokenRequest)(nil),         // 19: crmslack.teams.v1.GetBotTokenRequest
-	(*GetBotTokenResponse)(nil),        // 20: crmslack.teams.v1.GetBotTokenResponse
-	(*ReportTokenFailureRequest)(nil),  // 21: crmslack.teams.v1.ReportTokenFailureRequest
-	(*ReportTokenFailureResponse)(nil), // 22: crmslack.teams.v1.ReportTokenFailureResponse
-	(*ResolveTeamRequest)(nil),         // 23: crmslack.teams.v1.ResolveTeamRequest
-	(*ResolveTeamResponse)(nil),        // 24: crmslack.teams.v1.ResolveTeamResponse
-	(*GetSlackUserRequest)(nil),        // 25: crmslack.teams.v1.GetSlackUserRequest
-	(*GetSlackUserResponse)(nil),       // 26: crmslack.teams.v1.GetSlackUserResponse
-	(*ListDirectoryRequest)(nil),       // 27: crmslack.teams.v1.ListDirectoryRequest
-	(*DirectoryChannel)(nil),           // 28: crmslack.teams.v1.DirectoryChannel
-	(*DirectoryUser)(nil),              // 29: crmslack.teams.v1.DirectoryUser
-	(*ListDirectoryResponse)(nil),      // 30: crmslack.teams.v1.ListDirectoryResponse
-	(*v1.Team)(nil),                    // 31: crmslack.integration.v1.Team
-	(*timestamppb.Timestamp)(nil),      // 32: google.protobuf.Timestamp
-	(*v11.CrmUserRef)(nil),             // 33: crmslack.common.v1.CrmUserRef
+	(*TokenKeyUse)(nil),                // 5: crmslack.teams.v1.TokenKeyUse
+	(*GetTeamRequest)(nil),             // 6: crmslack.teams.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),            // 7: crmslack.teams.v1.GetTeamResponse
+	(*BeginInstallRequest)(nil),        // 8: crmslack.teams.v1.BeginInstallRequest
+	(*BeginInstallResponse)(nil),       // 9: crmslack.teams.v1.BeginInstallResponse
+	(*CompleteInstallRequest)(nil),     // 10: crmslack.teams.v1.CompleteInstallRequest
+	(*CompleteInstallResponse)(nil),    // 11: crmslack.teams.v1.CompleteInstallResponse
+	(*RemoveTeamRequest)(nil),          // 12: crmslack.teams.v1.RemoveTeamRequest
+	(*RemoveTeamResponse)(nil),         // 13: crmslack.teams.v1.RemoveTeamResponse
+	(*DisableIntegrationRequest)(nil),  // 14: crmslack.teams.v1.DisableIntegrationRequest
+	(*DisableIntegrationResponse)(nil), // 15: crmslack.teams.v1.DisableIntegrationResponse
+	(*EnableIntegrationRequest)(nil),   // 16: crmslack.teams.v1.EnableIntegrationRequest
+	(*EnableIntegrationResponse)(nil),  // 17: crmslack.teams.v1.EnableIntegrationResponse
+	(*GetIntegrationRequest)(nil),      // 18: crmslack.teams.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),     // 19: crmslack.teams.v1.GetIntegrationResponse
+	(*GetBotTokenRequest)(nil),         // 20: crmslack.teams.v1.GetBotTokenRequest
+	(*GetBotTokenResponse)(nil),        // 21: crmslack.teams.v1.GetBotTokenResponse
+	(*ReportTokenFailureRequest)(nil),  // 22: crmslack.teams.v1.ReportTokenFailureRequest
+	(*ReportTokenFailureResponse)(nil), // 23: crmslack.teams.v1.ReportTokenFailureResponse
+	(*ResolveTeamRequest)(nil),         // 24: crmslack.teams.v1.ResolveTeamRequest
+	(*ResolveTeamResponse)(nil),        // 25: crmslack.teams.v1.ResolveTeamResponse
+	(*GetSlackUserRequest)(nil),        // 26: crmslack.teams.v1.GetSlackUserRequest
+	(*GetSlackUserResponse)(nil),       // 27: crmslack.teams.v1.GetSlackUserResponse
+	(*ListDirectoryRequest)(nil),       // 28: crmslack.teams.v1.ListDirectoryRequest
+	(*DirectoryChannel)(nil),           // 29: crmslack.teams.v1.DirectoryChannel
+	(*DirectoryUser)(nil),              // 30: crmslack.teams.v1.DirectoryUser
+	(*ListDirectoryResponse)(nil),      // 31: crmslack.teams.v1.ListDirectoryResponse
+	(*v1.Team)(nil),                    // 32: crmslack.integration.v1.Team
+	(*timestamppb.Timestamp)(nil),      // 33: google.protobuf.Timestamp
+	(*v11.CrmUserRef)(nil),             // 34: crmslack.common.v1.CrmUserRef
 }
 var file_crmslack_teams_v1_teams_proto_depIdxs = []int32{
-	31, // 0: crmslack.teams.v1.OrgTeam.team:type_name -> crmslack.integration.v1.Team
+	32, // 0: crmslack.teams.v1.OrgTeam.team:type_name -> crmslack.integration.v1.Team
 	0,  // 1: crmslack.teams.v1.OrgTeam.status:type_name -> crmslack.teams.v1.TeamStatus
-	32, // 2: crmslack.teams.v1.OrgTeam.updated_at:type_name -> google.protobuf.Timestamp
-	32, // 3: crmslack.teams.v1.OrgTeam.token_expires_at:type_name -> google.protobuf.Timestamp
-	33, // 4: crmslack.teams.v1.Caller.user:type_name -> crmslack.common.v1.CrmUserRef
+	33, // 2: crmslack.teams.v1.OrgTeam.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 3: crmslack.teams.v1.OrgTeam.token_expires_at:type_name -> google.protobuf.Timestamp
+	34, // 4: crmslack.teams.v1.Caller.user:type_name -> crmslack.common.v1.CrmUserRef
 	1,  // 5: crmslack.teams.v1.ListTeamsResponse.teams:type_name -> crmslack.teams.v1.OrgTeam
-	1,  // 6: crmslack.teams.v1.GetTeamResponse.team:type_name -> crmslack.teams.v1.OrgTeam
-	2,  // 7: crmslack.teams.v1.BeginInstallRequest.caller:type_name -> crmslack.teams.v1.Caller
-	33, // 8: crmslack.teams.v1.CompleteInstallRequest.installed_by:type_name -> crmslack.common.v1.CrmUserRef
-	31, // 9: crmslack.teams.v1.CompleteInstallRequest.team:type_name -> crmslack.integration.v1.Team
-	32, // 10: crmslack.teams.v1.CompleteInstallRequest.token_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 11: crmslack.teams.v1.CompleteInstallResponse.team:type_name -> crmslack.teams.v1.OrgTeam
-	2,  // 12: crmslack.teams.v1.RemoveTeamRequest.caller:type_name -> crmslack.teams.v1.Caller
-	2,  // 13: crmslack.teams.v1.DisableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
-	2,  // 14: crmslack.teams.v1.EnableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
-	32, // 15: crmslack.teams.v1.GetIntegrationResponse.changed_at:type_name -> google.protobuf.Timestamp
-	32, // 16: crmslack.teams.v1.GetBotTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 17: crmslack.teams.v1.ReportTokenFailureResponse.status:type_name -> crmslack.teams.v1.TeamStatus
-	28, // 18: crmslack.teams.v1.ListDirectoryResponse.channels:type_name -> crmslack.teams.v1.DirectoryChannel
-	29, // 19: crmslack.teams.v1.ListDirectoryResponse.users:type_name -> crmslack.teams.v1.DirectoryUser
-	32, // 20: crmslack.teams.v1.ListDirectoryResponse.fetched_at:type_name -> google.protobuf.Timestamp
-	3,  // 21: crmslack.teams.v1.TeamRegistryService.ListTeams:input_type -> crmslack.teams.v1.ListTeamsRequest
-	5,  // 22: crmslack.teams.v1.TeamRegistryService.GetTeam:input_type -> crmslack.teams.v1.GetTeamRequest
-	7,  // 23: crmslack.teams.v1.TeamRegistryService.BeginInstall:input_type -> crmslack.teams.v1.BeginInstallRequest
-	9,  // 24: crmslack.teams.v1.TeamRegistryService.CompleteInstall:input_type -> crmslack.teams.v1.CompleteInstallRequest
-	11, // 25: crmslack.teams.v1.TeamRegistryService.RemoveTeam:input_type -> crmslack.teams.v1.RemoveTeamRequest
-	13, // 26: crmslack.teams.v1.TeamRegistryService.DisableIntegration:input_type -> crmslack.teams.v1.DisableIntegrationRequest
-	15, // 27: crmslack.teams.v1.TeamRegistryService.EnableIntegration:input_type -> crmslack.teams.v1.EnableIntegrationRequest
-	17, // 28: crmslack.teams.v1.TeamRegistryService.GetIntegration:input_type -> crmslack.teams.v1.GetIntegrationRequest
-	19, // 29: crmslack.teams.v1.TeamRegistryService.GetBotToken:input_type -> crmslack.teams.v1.GetBotTokenRequest
-	21, // 30: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:input_type -> crmslack.teams.v1.ReportTokenFailureRequest
-	23, // 31: crmslack.teams.v1.TeamRegistryService.ResolveTeam:input_type -> crmslack.teams.v1.ResolveTeamRequest
-	25, // 32: crmslack.teams.v1.TeamRegistryService.GetSlackUser:input_type -> crmslack.teams.v1.GetSlackUserRequest
-	27, // 33: crmslack.teams.v1.TeamRegistryService.ListDirectory:input_type -> crmslack.teams.v1.ListDirectoryRequest
-	4,  // 34: crmslack.teams.v1.TeamRegistryService.ListTeams:output_type -> crmslack.teams.v1.ListTeamsResponse
-	6,  // 35: crmslack.teams.v1.TeamRegistryService.GetTeam:output_type -> crmslack.teams.v1.GetTeamResponse
-	8,  // 36: crmslack.teams.v1.TeamRegistryService.BeginInstall:output_type -> crmslack.teams.v1.BeginInstallResponse
-	10, // 37: crmslack.teams.v1.TeamRegistryService.CompleteInstall:output_type -> crmslack.teams.v1.CompleteInstallResponse
-	12, // 38: crmslack.teams.v1.TeamRegistryService.RemoveTeam:output_type -> crmslack.teams.v1.RemoveTeamResponse
-	14, // 39: crmslack.teams.v1.TeamRegistryService.DisableIntegration:output_type -> crmslack.teams.v1.DisableIntegrationResponse
-	16, // 40: crmslack.teams.v1.TeamRegistryService.EnableIntegration:output_type -> crmslack.teams.v1.EnableIntegrationResponse
-	18, // 41: crmslack.teams.v1.TeamRegistryService.GetIntegration:output_type -> crmslack.teams.v1.GetIntegrationResponse
-	20, // 42: crmslack.teams.v1.TeamRegistryService.GetBotToken:output_type -> crmslack.teams.v1.GetBotTokenResponse
-	22, // 43: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:output_type -> crmslack.teams.v1.ReportTokenFailureResponse
-	24, // 44: crmslack.teams.v1.TeamRegistryService.ResolveTeam:output_type -> crmslack.teams.v1.ResolveTeamResponse
-	26, // 45: crmslack.teams.v1.TeamRegistryService.GetSlackUser:output_type -> crmslack.teams.v1.GetSlackUserResponse
-	30, // 46: crmslack.teams.v1.TeamRegistryService.ListDirectory:output_type -> crmslack.teams.v1.ListDirectoryResponse
-	34, // [34:47] is the sub-list for method output_type
-	21, // [21:34] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	5,  // 6: crmslack.teams.v1.ListTeamsResponse.token_keys:type_name -> crmslack.teams.v1.TokenKeyUse
+	1,  // 7: crmslack.teams.v1.GetTeamResponse.team:type_name -> crmslack.teams.v1.OrgTeam
+	2,  // 8: crmslack.teams.v1.BeginInstallRequest.caller:type_name -> crmslack.teams.v1.Caller
+	34, // 9: crmslack.teams.v1.CompleteInstallRequest.installed_by:type_name -> crmslack.common.v1.CrmUserRef
+	32, // 10: crmslack.teams.v1.CompleteInstallRequest.team:type_name -> crmslack.integration.v1.Team
+	33, // 11: crmslack.teams.v1.CompleteInstallRequest.token_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: crmslack.teams.v1.CompleteInstallResponse.team:type_name -> crmslack.teams.v1.OrgTeam
+	2,  // 13: crmslack.teams.v1.RemoveTeamRequest.caller:type_name -> crmslack.teams.v1.Caller
+	2,  // 14: crmslack.teams.v1.DisableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
+	2,  // 15: crmslack.teams.v1.EnableIntegrationRequest.caller:type_name -> crmslack.teams.v1.Caller
+	33, // 16: crmslack.teams.v1.GetIntegrationResponse.changed_at:type_name -> google.protobuf.Timestamp
+	33, // 17: crmslack.teams.v1.GetBotTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 18: crmslack.teams.v1.ReportTokenFailureResponse.status:type_name -> crmslack.teams.v1.TeamStatus
+	29, // 19: crmslack.teams.v1.ListDirectoryResponse.channels:type_name -> crmslack.teams.v1.DirectoryChannel
+	30, // 20: crmslack.teams.v1.ListDirectoryResponse.users:type_name -> crmslack.teams.v1.DirectoryUser
+	33, // 21: crmslack.teams.v1.ListDirectoryResponse.fetched_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: crmslack.teams.v1.TeamRegistryService.ListTeams:input_type -> crmslack.teams.v1.ListTeamsRequest
+	6,  // 23: crmslack.teams.v1.TeamRegistryService.GetTeam:input_type -> crmslack.teams.v1.GetTeamRequest
+	8,  // 24: crmslack.teams.v1.TeamRegistryService.BeginInstall:input_type -> crmslack.teams.v1.BeginInstallRequest
+	10, // 25: crmslack.teams.v1.TeamRegistryService.CompleteInstall:input_type -> crmslack.teams.v1.CompleteInstallRequest
+	12, // 26: crmslack.teams.v1.TeamRegistryService.RemoveTeam:input_type -> crmslack.teams.v1.RemoveTeamRequest
+	14, // 27: crmslack.teams.v1.TeamRegistryService.DisableIntegration:input_type -> crmslack.teams.v1.DisableIntegrationRequest
+	16, // 28: crmslack.teams.v1.TeamRegistryService.EnableIntegration:input_type -> crmslack.teams.v1.EnableIntegrationRequest
+	18, // 29: crmslack.teams.v1.TeamRegistryService.GetIntegration:input_type -> crmslack.teams.v1.GetIntegrationRequest
+	20, // 30: crmslack.teams.v1.TeamRegistryService.GetBotToken:input_type -> crmslack.teams.v1.GetBotTokenRequest
+	22, // 31: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:input_type -> crmslack.teams.v1.ReportTokenFailureRequest
+	24, // 32: crmslack.teams.v1.TeamRegistryService.ResolveTeam:input_type -> crmslack.teams.v1.ResolveTeamRequest
+	26, // 33: crmslack.teams.v1.TeamRegistryService.GetSlackUser:input_type -> crmslack.teams.v1.GetSlackUserRequest
+	28, // 34: crmslack.teams.v1.TeamRegistryService.ListDirectory:input_type -> crmslack.teams.v1.ListDirectoryRequest
+	4,  // 35: crmslack.teams.v1.TeamRegistryService.ListTeams:output_type -> crmslack.teams.v1.ListTeamsResponse
+	7,  // 36: crmslack.teams.v1.TeamRegistryService.GetTeam:output_type -> crmslack.teams.v1.GetTeamResponse
+	9,  // 37: crmslack.teams.v1.TeamRegistryService.BeginInstall:output_type -> crmslack.teams.v1.BeginInstallResponse
+	11, // 38: crmslack.teams.v1.TeamRegistryService.CompleteInstall:output_type -> crmslack.teams.v1.CompleteInstallResponse
+	13, // 39: crmslack.teams.v1.TeamRegistryService.RemoveTeam:output_type -> crmslack.teams.v1.RemoveTeamResponse
+	15, // 40: crmslack.teams.v1.TeamRegistryService.DisableIntegration:output_type -> crmslack.teams.v1.DisableIntegrationResponse
+	17, // 41: crmslack.teams.v1.TeamRegistryService.EnableIntegration:output_type -> crmslack.teams.v1.EnableIntegrationResponse
+	19, // 42: crmslack.teams.v1.TeamRegistryService.GetIntegration:output_type -> crmslack.teams.v1.GetIntegrationResponse
+	21, // 43: crmslack.teams.v1.TeamRegistryService.GetBotToken:output_type -> crmslack.teams.v1.GetBotTokenResponse
+	23, // 44: crmslack.teams.v1.TeamRegistryService.ReportTokenFailure:output_type -> crmslack.teams.v1.ReportTokenFailureResponse
+	25, // 45: crmslack.teams.v1.TeamRegistryService.ResolveTeam:output_type -> crmslack.teams.v1.ResolveTeamResponse
+	27, // 46: crmslack.teams.v1.TeamRegistryService.GetSlackUser:output_type -> crmslack.teams.v1.GetSlackUserResponse
+	31, // 47: crmslack.teams.v1.TeamRegistryService.ListDirectory:output_type -> crmslack.teams.v1.ListDirectoryResponse
+	35, // [35:48] is the sub-list for method output_type
+	22, // [22:35] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_teams_v1_teams_proto_init() }
@@ -2003,7 +2086,7 @@ func file_crmslack_teams_v1_teams_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_teams_v1_teams_proto_rawDesc), len(file_crmslack_teams_v1_teams_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

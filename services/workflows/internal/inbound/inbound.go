@@ -1,0 +1,125 @@
+// Package inbound is workflows' NATS side: the durable consumers of rule
+// firings, of module schemas (from record upserts), of team removals and
+// of the egress's outcomes. Each hands its event to the app layer and
+// follows libs/bus's handler contract.
+package inbound
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/topology"
+
+	"github.com/crmslack/crmslack/services/workflows/internal/app"
+)
+
+// Durable consumer names. Each is a contract: renaming one replays its
+// stream (message ids keep a replayed firing from posting twice, but the
+// replay is wasted work).
+const (
+	DurableTriggers    = "workflows-triggers"
+	DurableSchemas     = "workflows-schemas"
+	DurableTeamRemoved = "workflows-team-removed"
+	DurableSucceeded   = "workflows-delivery-succeeded"
+	DurableFailed      = "workflows-delivery-failed"
+)
+
+// TriggerSpec consumes rule firings: the hot path. A handler renders in
+// memory (tens of microseconds) and then waits: for the stream's acks and
+// for the history writer's next batched insert. 30 s of AckWait is ample.
+// 512 handlers at a time, mostly waiting, fill the writer's batches (an
+// insert of 500 documents costs FerretDB little more than one of 50).
+// The default retry schedule (about an hour) rides out a bus or database
+// outage; an instant action later than that is dead-lettered, not posted.
+func TriggerSpec() bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamCRM,
+		Durable:        DurableTriggers,
+		FilterSubjects: []string{topology.WorkflowTriggered("*")},
+		AckWait:        30 * time.Second,
+		MaxDeliver:     bus.DefaultMaxDeliver,
+		BackOff:        bus.DefaultBackOff(),
+		MaxAckPending:  4096,
+		Concurrency:    512,
+	}
+}
+
+// SchemaSpec reads every record upsert for its schema; almost all are
+// the schema already known and cost a comparison.
+func SchemaSpec() bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamCRM,
+		Durable:        DurableSchemas,
+		FilterSubjects: []string{topology.RecordUpserted("*", "*")},
+		AckWait:        30 * time.Second,
+		MaxDeliver:     bus.DefaultMaxDeliver,
+		BackOff:        bus.DefaultBackOff(),
+		MaxAckPending:  4096,
+		Concurrency:    4,
+	}
+}
+
+// TeamRemovedSpec consumes team removals, one at a time (rare, and each
+// deletes several actions).
+func TeamRemovedSpec() bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamIntegration,
+		Durable:        DurableTeamRemoved,
+		FilterSubjects: []string{topology.Team("*", "removed")},
+		AckWait:        30 * time.Second,
+		MaxDeliver:     bus.DefaultMaxDeliver,
+		BackOff:        bus.DefaultBackOff(),
+		MaxAckPending:  100,
+		Concurrency:    1,
+	}
+}
+
+// OutcomeSpec consumes one kind of delivery outcome; every service's pass
+// through and workflows keeps its own, batched into the history (many
+// handlers waiting on the writer, as for triggers).
+func OutcomeSpec(durable, outcome string) bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamIntegration,
+		Durable:        durable,
+		FilterSubjects: []string{topology.Delivery("*", outcome)},
+		AckWait:        30 * time.Second,
+		MaxDeliver:     bus.DefaultMaxDeliver,
+		BackOff:        bus.DefaultBackOff(),
+		MaxAckPending:  4096,
+		Concurrency:    256,
+	}
+}
+
+// Subscribe starts every consumer. On error the ones started are stopped.
+func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
+	var subs []*bus.Subscription
+	add := func(s *bus.Subscription, err error) error {
+		if err != nil {
+			return err
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	err := add(bus.Subscribe(ctx, b, SchemaSpec(), svc.HandleRecordUpserted))
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, TriggerSpec(), svc.HandleTriggered))
+	}
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, TeamRemovedSpec(), svc.HandleTeamRemoved))
+	}
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded))
+	}
+	if err == nil {
+		err = add(bus.Subscribe(ctx, b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed))
+	}
+	if err != nil {
+		for _, s := range subs {
+			_ = s.Stop(ctx)
+		}
+		return nil, fmt.Errorf("subscribing: %w", err)
+	}
+	return subs, nil
+}
