@@ -26,6 +26,7 @@ import (
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
@@ -38,6 +39,7 @@ var defaultAddr = map[string]string{
 	"query":     "127.0.0.1:9103",
 	"sharing":   "127.0.0.1:9104",
 	"workflows": "127.0.0.1:9105",
+	"signals":   "127.0.0.1:9107",
 }
 
 func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {

@@ -7,6 +7,7 @@
 //	crmctl call [-addr HOST:PORT] METHOD [JSON]        e.g. TeamRegistryService/ListTeams '{"orgId":"o1"}'
 //	crmctl methods                                     every gRPC method it knows
 //	crmctl types                                       every event type it can publish
+//	crmctl signal -org ORG -channel C -kind K -owner EMAIL -record MODULE/ID  publish a SalesSignal
 //	crmctl slack zcrm|click ...                        act as a Slack user through the Slack stand-in
 package main
 
@@ -32,6 +33,8 @@ const usage = `usage:
   crmctl call [-addr HOST:PORT] METHOD [JSON]      call a gRPC method (JSON request, or stdin)
   crmctl methods                                   list gRPC methods
   crmctl types                                     list event types publish accepts
+  crmctl signal -org ORG [-channel call] [-kind missed] -owner EMAIL -record MODULE/ID [-from NAME] [-phone P] [-summary S] [-url U]
+                                                   publish a SalesSignal as the CRM would (crmctl signal -h)
   crmctl slack zcrm [-team T] -channel C -user U TEXT...
                                                    type a /zcrm command in the Slack stand-in (crmctl slack -h)
   crmctl slack click [-team T] -channel C -user U VALUE
@@ -56,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = methodsCmd(stdout)
 	case "types":
 		err = typesCmd(stdout)
+	case "signal":
+		err = signalCmd(ctx, args[1:], stdout)
 	case "slack":
 		err = slackCmd(ctx, args[1:], stdout)
 	case "help", "-h", "--help":

@@ -13,6 +13,7 @@ import (
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/query"
 	"github.com/crmslack/crmslack/services/sharing"
+	"github.com/crmslack/crmslack/services/signals"
 	"github.com/crmslack/crmslack/services/teams"
 	"github.com/crmslack/crmslack/services/workflows"
 )
@@ -60,4 +61,6 @@ var services = []service{
 		func(c sharing.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 	of(lifecycle.Entry[workflows.Config]{Name: "workflows", Load: workflows.ConfigFromEnv, Run: workflows.Run},
 		func(c workflows.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
+	of(lifecycle.Entry[signals.Config]{Name: "signals", Load: signals.ConfigFromEnv, Run: signals.Run},
+		func(c signals.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 }

@@ -317,8 +317,7 @@ func (s *Subscription) start(cons jetstream.Consumer) error {
 		}
 	}
 	if s.stream != nil {
-		subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + s.spec.Stream + "." + s.spec.Durable
-		adv, err := s.b.nc.Subscribe(subj, s.onMaxDeliveries)
+		adv, err := s.b.nc.Subscribe(maxDeliveriesSubject(s.spec.Stream, s.spec.Durable), s.onMaxDeliveries)
 		if err != nil {
 			s.stopWorkers()
 			return fmt.Errorf("bus: watching max-deliveries advisories of %s: %w", s.spec.Durable, err)
@@ -705,33 +704,10 @@ func (s *Subscription) onMaxDeliveries(m *nats.Msg) {
 		s.log.Warn("unreadable max-deliveries advisory", "error", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.runCtx, 10*time.Second)
-	defer cancel()
-	raw, err := s.stream.GetMsg(ctx, adv.StreamSeq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		s.log.Info("message past max deliveries is gone from the stream", "stream_seq", adv.StreamSeq)
-		return
-	}
-	if err != nil {
-		s.log.Error("fetching message past max deliveries; it stays in the stream, not dead-lettered",
-			"stream_seq", adv.StreamSeq, "error", err)
-		return
-	}
-	if tc, err := tracectx.Parse(raw.Header.Get(HeaderTraceparent)); err == nil {
-		ctx = tracectx.WithTrace(ctx, tc.Child())
-	} else {
-		ctx = tracectx.Ensure(ctx)
-	}
 	reason := fmt.Sprintf("max deliveries (%d) exhausted without a verdict: the last delivery's ack wait (%s) expired or its outcome could not be recorded",
 		s.spec.MaxDeliver, s.spec.AckWait)
-	ack, err := s.b.publishDeadLetter(ctx, s.spec.Stream, s.spec.Durable, raw.Subject, raw.Data, raw.Header, raw.Sequence, adv.Deliveries, reason)
-	if err != nil {
-		s.log.ErrorContext(ctx, "dead-lettering message past max deliveries failed; it stays in the stream",
-			"stream_seq", adv.StreamSeq, "error", err)
-		return
-	}
-	if !ack.Duplicate {
-		s.log.ErrorContext(ctx, "message dead-lettered after max deliveries", "subject", raw.Subject, "stream_seq", raw.Sequence, "reason", reason)
+	g, err := s.b.deadLetterGaveUp(s.runCtx, s.stream, s.spec.Stream, adv, reason, s.log)
+	if err == nil && g != nil && !g.Repeated {
 		s.handled[OutcomeDLQ].Inc()
 	}
 }

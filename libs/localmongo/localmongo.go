@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -84,7 +85,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		Handler:  "sqlite",
 		// FerretDB wants a file: URI naming a directory, with the trailing slash.
 		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/",
-		Logger:    slog.New(quietHandler{logger.Handler()}),
+		Logger:    slog.New(quietHandler{h: logger.Handler()}),
 	})
 	newMu.Unlock()
 	if err != nil {
@@ -130,8 +131,13 @@ func (s *Server) Close(ctx context.Context) error {
 // content-free "Response header" line (the only trace an unsupported
 // endSessions leaves, on every driver Disconnect) and a "Response message"
 // carrying the error, which is kept unless it is about endSessions. The
-// client receives the error either way.
-type quietHandler struct{ h slog.Handler }
+// client receives the error either way. Attributes and groups are applied
+// only to a record that is passed on: FerretDB derives a logger per request,
+// and formatting its attributes up front cost ~10 KB per insert.
+type quietHandler struct {
+	h    slog.Handler
+	with []func(slog.Handler) slog.Handler
+}
 
 func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && q.h.Enabled(ctx, l)
@@ -141,13 +147,21 @@ func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	if strings.HasPrefix(r.Message, "Response header:") || strings.Contains(r.Message, "endSessions") {
 		return nil
 	}
-	return q.h.Handle(ctx, r)
+	h := q.h
+	for _, w := range q.with {
+		h = w(h)
+	}
+	return h.Handle(ctx, r)
 }
 
 func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return quietHandler{q.h.WithAttrs(as)}
+	return q.and(func(h slog.Handler) slog.Handler { return h.WithAttrs(as) })
 }
 
 func (q quietHandler) WithGroup(name string) slog.Handler {
-	return quietHandler{q.h.WithGroup(name)}
+	return q.and(func(h slog.Handler) slog.Handler { return h.WithGroup(name) })
+}
+
+func (q quietHandler) and(w func(slog.Handler) slog.Handler) quietHandler {
+	return quietHandler{h: q.h, with: append(slices.Clip(q.with), w)}
 }

@@ -30,10 +30,11 @@ const (
 	Query     = "query"
 	Sharing   = "sharing"
 	Workflows = "workflows"
+	Signals   = "signals"
 )
 
 // Services are the service users, in start order.
-var Services = []string{Teams, Gateway, Delivery, Query, Sharing, Workflows}
+var Services = []string{Teams, Gateway, Delivery, Query, Sharing, Workflows, Signals}
 
 // private are the buckets (KV) and streams only their owner may touch.
 var private = map[string]struct{ buckets, streams []string }{
@@ -41,6 +42,7 @@ var private = map[string]struct{ buckets, streams []string }{
 	Delivery:  {buckets: []string{"delivery_ledger", "delivery_partitions"}},
 	Query:     {streams: []string{"QUERY_RECORDS", "QUERY_USERS"}},
 	Workflows: {buckets: []string{"workflows"}},
+	Signals:   {buckets: []string{"signals_settings", "signals_state"}},
 }
 
 // Subjects of the walls.

@@ -32,12 +32,13 @@ import (
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
+	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
 // identities are every caller the table knows, plus one it does not.
-var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.CRM, "stranger"}
+var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.CRM, "stranger"}
 
 // services are every gRPC service of crmslack with a do-nothing
 // implementation: a call that passes authorization reaches it and answers
@@ -51,6 +52,7 @@ var services = []struct {
 	{&sharingv1.SharingService_ServiceDesc, sharingv1.UnimplementedSharingServiceServer{}},
 	{&deliveryv1.DeliveryAuditService_ServiceDesc, deliveryv1.UnimplementedDeliveryAuditServiceServer{}},
 	{&workflowsv1.WorkflowActionsService_ServiceDesc, workflowsv1.UnimplementedWorkflowActionsServiceServer{}},
+	{&signalsv1.SalesSignalsSettingsService_ServiceDesc, signalsv1.UnimplementedSalesSignalsSettingsServiceServer{}},
 }
 
 // serveAll serves every service with the real table, mutual TLS and CRM

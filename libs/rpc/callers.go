@@ -6,6 +6,7 @@ import (
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
+	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
@@ -19,6 +20,7 @@ const (
 	Query     = "query"
 	Sharing   = "sharing"
 	Workflows = "workflows"
+	Signals   = "signals"
 	// CRM is the CRM's connector. Its calls must also carry a CRM
 	// credential (libs/crmauth) for the org they concern.
 	CRM = "crm"
@@ -46,7 +48,7 @@ var Callers = map[string]Rule{
 	teamsv1.TeamRegistryService_ReportTokenFailure_FullMethodName: {Services: []string{Delivery}},
 	teamsv1.TeamRegistryService_ResolveTeam_FullMethodName:        {Services: []string{Query}},
 	teamsv1.TeamRegistryService_GetSlackUser_FullMethodName:       {Services: []string{Query, Sharing}},
-	teamsv1.TeamRegistryService_ListDirectory_FullMethodName:      {Services: []string{Sharing, Workflows}},
+	teamsv1.TeamRegistryService_ListDirectory_FullMethodName:      {Services: []string{Sharing, Workflows, Signals}},
 
 	// Query.
 	queryv1.QueryService_RunSlashCommand_FullMethodName: {Services: []string{Gateway}},
@@ -68,6 +70,15 @@ var Callers = map[string]Rule{
 	workflowsv1.WorkflowActionsService_ListActions_FullMethodName:  {CRM: CRMUser},
 	workflowsv1.WorkflowActionsService_ListHistory_FullMethodName:  {CRM: CRMUser},
 	workflowsv1.WorkflowActionsService_GetOrgFormat_FullMethodName: {CRM: CRMUser},
+
+	// SalesSignals settings: admins change the matrix and teams, users read.
+	signalsv1.SalesSignalsSettingsService_GetSettings_FullMethodName:    {CRM: CRMUser},
+	signalsv1.SalesSignalsSettingsService_UpdateCells_FullMethodName:    {CRM: CRMAdmin},
+	signalsv1.SalesSignalsSettingsService_ReplaceMatrix_FullMethodName:  {CRM: CRMAdmin},
+	signalsv1.SalesSignalsSettingsService_ResetSettings_FullMethodName:  {CRM: CRMAdmin},
+	signalsv1.SalesSignalsSettingsService_SetDefaultTeam_FullMethodName: {CRM: CRMAdmin},
+	// The owner themself or an admin: the service checks which.
+	signalsv1.SalesSignalsSettingsService_SetOwnerTeam_FullMethodName: {CRM: CRMUser},
 
 	// Delivery's audit trail.
 	deliveryv1.DeliveryAuditService_ListDeliveries_FullMethodName: {CRM: CRMAdmin},

@@ -376,6 +376,10 @@ func (rt *Runtime) Consumer(name string, c Consumer) {
 // skeleton does not make itself.
 func (rt *Runtime) Identity() *mtls.Identity { return rt.identity }
 
+// NATSLogin are the options that log a further NATS connection of the
+// service in as its user (NATS_USER, NATS_PASSWORD).
+func (rt *Runtime) NATSLogin() []nats.Option { return rt.natsLogin }
+
 // Dial connects to another service's gRPC API (through libs/rpc, over
 // mutual TLS as this service) and closes the connection on the way out.
 // variable names the target's setting in errors.

@@ -139,22 +139,49 @@ func (s *Server) messagesLocked(f MessageFilter) []Message {
 }
 
 // WaitForMessages waits until at least n recorded messages match f and
-// returns them, or returns what it has with an error when ctx ends. It is
-// woken by each new record rather than polling on a timer.
+// returns them, or returns what it has with an error when ctx ends. It
+// copies the messages once, when it returns.
 func (s *Server) WaitForMessages(ctx context.Context, n int, f MessageFilter) ([]Message, error) {
-	for {
-		s.mu.Lock()
-		got, changed := s.messagesLocked(f), s.changed
-		s.mu.Unlock()
-		if len(got) >= n {
-			return got, nil
-		}
-		select {
-		case <-ctx.Done():
-			return got, fmt.Errorf("waiting for %d messages matching %+v, have %d: %w", n, f, len(got), ctx.Err())
-		case <-changed:
+	_, err := s.WaitForCount(ctx, n, f)
+	return s.Messages(f), err
+}
+
+// WaitForCount waits until at least n recorded messages match f and returns
+// how many do, or the count with an error when ctx ends. A waiter is counted
+// up by each new record (O(1) per message), and woken only when it is
+// satisfied, so waiting does not slow the posts it waits for.
+func (s *Server) WaitForCount(ctx context.Context, n int, f MessageFilter) (int, error) {
+	s.mu.Lock()
+	have := 0
+	for _, m := range s.messages {
+		if f.match(m) {
+			have++
 		}
 	}
+	if have >= n {
+		s.mu.Unlock()
+		return have, nil
+	}
+	w := &messageWaiter{filter: f, want: n, have: have, done: make(chan struct{})}
+	s.waiters[w] = struct{}{}
+	s.mu.Unlock()
+	select {
+	case <-w.done:
+		return n, nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		delete(s.waiters, w)
+		have := w.have
+		s.mu.Unlock()
+		return have, fmt.Errorf("waiting for %d messages matching %+v, have %d: %w", n, f, have, ctx.Err())
+	}
+}
+
+// messageWaiter is a WaitForCount in progress, counted under Server.mu.
+type messageWaiter struct {
+	filter     MessageFilter
+	want, have int
+	done       chan struct{}
 }
 
 // Files returns the completed uploads, oldest first.
@@ -191,7 +218,7 @@ func (s *Server) WaitForFiles(ctx context.Context, n int) ([]File, error) {
 	}
 }
 
-// notifyLocked wakes the waiters after a record was added.
+// notifyLocked wakes the file waiters after an upload was completed.
 func (s *Server) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -200,8 +227,15 @@ func (s *Server) notifyLocked() {
 func (s *Server) recordLocked(m Message) {
 	m.Time = s.now()
 	s.messages = append(s.messages, m)
+	for w := range s.waiters {
+		if w.filter.match(m) {
+			if w.have++; w.have >= w.want {
+				close(w.done)
+				delete(s.waiters, w)
+			}
+		}
+	}
 	s.trimLocked(m.Channel)
-	s.notifyLocked()
 }
 
 // nextTS hands out message timestamps: "seconds.microseconds" from the

@@ -179,7 +179,8 @@ type Server struct {
 	faults    map[string]*fault
 	latency   map[string]time.Duration
 	stats     Stats
-	changed   chan struct{} // closed and replaced whenever a record is added
+	changed   chan struct{} // closed and replaced whenever an upload is completed
+	waiters   map[*messageWaiter]struct{}
 	baseURL   string
 	appURL    string  // Config.AppURL without a trailing slash
 	relay     *Sender // sends for /_standin/slash and /_standin/click
@@ -327,6 +328,12 @@ func (s *Server) resetLocked() {
 	s.completed = nil
 	s.responses = map[string]*responseURL{}
 	s.messages = nil
+	for w := range s.waiters {
+		w.have = 0 // the records they counted are gone
+	}
+	if s.waiters == nil {
+		s.waiters = map[*messageWaiter]struct{}{}
+	}
 	s.buckets = map[string]*bucket{}
 	s.faults = map[string]*fault{}
 	s.latency = map[string]time.Duration{}

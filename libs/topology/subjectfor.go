@@ -10,6 +10,7 @@ import (
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
+	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 )
 
 // SubjectFor returns the subject a CRM or integration event is published on,
@@ -78,6 +79,8 @@ func SubjectFor(m proto.Message) (string, error) {
 		return Delivery(org, "succeeded"), nil
 	case *integrationv1.DeliveryFailed:
 		return Delivery(org, "failed"), nil
+	case *signalsv1.SignalOwnerUnreachable:
+		return SignalOwnerUnreachable(org), nil
 	}
 	return "", fmt.Errorf("no subject is defined for %s", m.ProtoReflect().Descriptor().FullName())
 }

@@ -20,38 +20,35 @@
 //
 // Inside: partition (the transform, the leases, the mover of commands
 // stored without a partition), lanes (one consumer, one in-order lane per
-// channel), deliver (one command to its end: boundary, Block Kit, targets,
-// pacing, ledger, Slack),
+// channel), deliver (the core: one command to its end, the ledger protocol
+// and one executor per command kind, behind the ports it declares),
 // boundary (OrgAccess read model), pacing (token buckets and Retry-After),
 // targets (email and DM resolution), ledger (idempotency in JetStream KV),
 // slackapi (slack-go adapter), tokens (team registry client), outcome
-// (events), audit (MongoDB trail and gRPC).
+// (events), audit (MongoDB trail and gRPC). Here: Run and build (the
+// wiring on libs/service), settle.go (outcomes and acks), advisory.go (max
+// deliveries). docs/delivery.md describes the whole.
 package delivery
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
-	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/orgaccess"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
@@ -65,7 +62,6 @@ import (
 	"github.com/crmslack/crmslack/services/delivery/internal/failure"
 	"github.com/crmslack/crmslack/services/delivery/internal/lanes"
 	"github.com/crmslack/crmslack/services/delivery/internal/ledger"
-	"github.com/crmslack/crmslack/services/delivery/internal/outcome"
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
 	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 	"github.com/crmslack/crmslack/services/delivery/internal/slackapi"
@@ -101,42 +97,32 @@ func SlackOutStream(o topology.StreamOptions) jetstream.StreamConfig {
 
 // Run runs the delivery service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("delivery configuration: %w", err)
-	}
 	cfg = cfg.withDefaults()
-	trusted, err := cfg.Files.Load(true)
-	if err != nil {
-		return fmt.Errorf("delivery configuration: %w", err)
-	}
-	log = slog.New(tracectx.LogHandler(log.Handler())).With("service", "delivery")
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	owner := instanceID()
+	return service.Run(ctx, service.Spec{
+		Name: "delivery", Config: cfg, Log: slog.New(tracectx.LogHandler(log.Handler())), Registry: reg,
+		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: audit.Indexes()},
+		// SLACK_OUT is ensured in build: its partition transform waits
+		// for an unpartitioned backlog to be moved.
+		Bus:  &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration}},
+		GRPC: &service.Listen{Addr: cfg.GRPCAddr, Var: "DELIVERY_GRPC_ADDR"},
+		Ops:  service.Listen{Addr: cfg.OpsAddr, Var: "DELIVERY_OPS_ADDR"},
+		Build: func(ctx context.Context, rt *service.Runtime) error {
+			return build(ctx, cfg, owner, rt)
+		},
+		Ready: func(b service.Bound) {
+			if cfg.Ready != nil {
+				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps], Instance: owner})
+			}
+		},
+	})
+}
 
-	db, err := store.Open(ctx, store.Config{URI: cfg.MongoURI, Database: cfg.Database, AppName: "delivery"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-	}()
-	if err := db.EnsureIndexes(ctx, audit.Indexes()); err != nil {
-		return err
-	}
-
-	b, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery", Logger: log, Registerer: reg, StreamReplicas: cfg.NATSReplicas, NATSOptions: trusted.NATS})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := b.Close(); err != nil {
-			log.Warn("closing the bus", "err", err)
-		}
-	}()
+// build wires delivery on the store and bus: the streams and buckets it
+// owns, the deliverer and its adapters, the partitions' consumers, the
+// audit trail and its gRPC service.
+func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) error {
+	log, reg, b := rt.Log(), rt.Registry(), rt.Bus
 	js := b.JetStream()
 	streamOpts := topology.StreamOptions{Replicas: cfg.NATSReplicas, Storage: jetstream.FileStorage, SlackOutPartitions: cfg.Partitions}
 	ensureSlackOut := func(ctx context.Context) error {
@@ -144,9 +130,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		return err
 	}
 	if err := ensureSlackOutAtStart(ctx, js, cfg.Partitions, ensureSlackOut, log); err != nil {
-		return err
-	}
-	if err := b.EnsureStreams(ctx, topology.Select(streamOpts, topology.StreamIntegration)...); err != nil {
 		return err
 	}
 	if _, err := b.EnsureDeadLetterStream(ctx); err != nil {
@@ -160,19 +143,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	leasesKV, err := partition.EnsureBucket(ctx, js, cfg.LeaseTTL, cfg.NATSReplicas)
+	// The leases have a connection of their own: renewals must not queue
+	// behind a burst of command traffic (a lease not renewed in time stops
+	// its partition, and every command it held comes back).
+	leaseBus, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery-leases", Logger: log, NATSOptions: rt.NATSLogin()})
 	if err != nil {
 		return err
 	}
-
-	teamsConn, err := rpc.Dial(cfg.TeamsAddr, trusted.Identity)
+	rt.OnClose("lease connection", func(context.Context) error { return leaseBus.Close() })
+	leasesKV, err := partition.EnsureBucket(ctx, leaseBus.JetStream(), cfg.LeaseTTL, cfg.NATSReplicas)
 	if err != nil {
-		return fmt.Errorf("TEAMS_ADDR: %w", err)
+		return err
 	}
-	defer teamsConn.Close()
-
-	respondHosts := cfg.ResponseURLHosts
-	slack, err := slackapi.New(cfg.SlackAPIURL, slackapi.NewHTTPClient(cfg.Concurrency), respondHosts)
+	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
+	if err != nil {
+		return err
+	}
+	slack, err := slackapi.New(cfg.SlackAPIURL, slackapi.NewHTTPClient(cfg.Concurrency), cfg.ResponseURLHosts)
 	if err != nil {
 		return fmt.Errorf("SLACK_API_URL: %w", err)
 	}
@@ -200,13 +187,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 		Permalinks:   cfg.Permalinks,
 		Now:          cfg.Now,
 	}, slack, model, tokens.New(tokens.GRPC{Client: teamsv1.NewTeamRegistryServiceClient(teamsConn)}, cfg.Now),
-		ledger.New(ledgerKV), pacing.New(cfg.Now), metrics, log)
+		ledger.New(js, ledgerKV), pacing.New(cfg.Now), metrics, log)
 
 	settled, err := newSettler(b, cfg.Now, reg, log)
 	if err != nil {
 		return err
 	}
-	svc := &service{
+	// Closed before the bus: the outcomes in flight are settled.
+	rt.OnClose("outcomes", func(context.Context) error { settled.close(); return nil })
+	svc := &worker{
 		cfg: cfg, js: js, deliverer: deliverer, settle: settled, log: log, reg: reg,
 		mover: partition.MoverConfig{
 			Stream: topology.StreamSlackOut, Partitions: cfg.Partitions, AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
@@ -219,38 +208,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	if err != nil {
 		return err
 	}
-	advisory, err := settled.watchMaxDeliveries(js, cfg.MaxDeliver)
+	advisory, err := settled.watchMaxDeliveries(ctx, cfg.MaxDeliver)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = advisory.Unsubscribe() }()
+	rt.OnClose("max-deliveries advisory", func(context.Context) error { return advisory.Unsubscribe() })
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("DELIVERY_GRPC_ADDR %s: %w", cfg.GRPCAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return fmt.Errorf("DELIVERY_OPS_ADDR %s: %w", cfg.OpsAddr, err)
-	}
-	gs, err := rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg})
-	if err != nil {
-		_ = grpcLis.Close()
-		_ = opsLis.Close()
-		return err
-	}
-	deliveryv1.RegisterDeliveryAuditServiceServer(gs, audit.NewServer(audit.NewRepository(db.Collection(audit.Collection))))
-
-	var ready lifecycle.Readiness
-	ready.AddCheck(db.Ping)
-	ready.AddCheck(func(context.Context) error {
-		if !b.Conn().IsConnected() {
-			return errors.New("NATS disconnected")
-		}
-		return nil
-	})
-	ready.AddCheck(func(context.Context) error {
+	deliveryv1.RegisterDeliveryAuditServiceServer(rt.GRPC(), audit.NewServer(audit.NewRepository(rt.Store.Collection(audit.Collection))))
+	writer := audit.NewWriter(rt.Store.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
+	rt.Check(func(context.Context) error {
 		select {
 		case <-model.Ready():
 			return nil
@@ -258,42 +224,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 			return errors.New("org access not loaded yet")
 		}
 	})
-	gatherer, ok := reg.(prometheus.Gatherer)
-	if !ok {
-		gatherer = prometheus.NewRegistry()
-	}
-	ops := &http.Server{Handler: lifecycle.OpsHandler(&ready, gatherer), ReadHeaderTimeout: 5 * time.Second}
-	writer := audit.NewWriter(db.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
-
-	ready.MarkReady(true)
-	defer ready.MarkReady(false)
-	log.InfoContext(ctx, "delivery serving", "grpc", grpcLis.Addr().String(), "ops", opsLis.Addr().String(),
-		"instance", owner, "partitions", cfg.Partitions, "lease_ttl", cfg.LeaseTTL,
+	rt.Part("org-access", func(ctx context.Context) error { return orgaccess.Watch(ctx, accessKV, model, log) })
+	rt.Part("commands", func(ctx context.Context) error {
+		// Nothing is delivered before the data boundary is known.
+		select {
+		case <-model.Ready():
+		case <-ctx.Done():
+			return nil
+		}
+		return coordinator.Run(ctx)
+	})
+	rt.Part("audit", func(ctx context.Context) error {
+		// As many handlers as a batch holds, so batches fill up rather
+		// than wait for the flush timer.
+		return audit.Project(ctx, b, writer, max(cfg.AuditBatch, 16))
+	})
+	log.InfoContext(ctx, "delivery wired", "instance", owner, "partitions", cfg.Partitions, "lease_ttl", cfg.LeaseTTL,
 		"channel_limit", pacing.Limit{Rate: cfg.ChannelRate, Burst: cfg.ChannelBurst}.String())
-	if cfg.Ready != nil {
-		cfg.Ready(Addrs{GRPC: grpcLis.Addr().String(), Ops: opsLis.Addr().String(), Instance: owner})
-	}
-	return lifecycle.Run(ctx, log,
-		gs.Part("grpc", grpcLis),
-		lifecycle.HTTPServer("ops", ops, opsLis),
-		lifecycle.Part{Name: "org-access", Run: func(ctx context.Context) error {
-			return orgaccess.Watch(ctx, accessKV, model, log)
-		}},
-		lifecycle.Part{Name: "commands", Run: func(ctx context.Context) error {
-			// Nothing is delivered before the data boundary is known.
-			select {
-			case <-model.Ready():
-			case <-ctx.Done():
-				return nil
-			}
-			return coordinator.Run(ctx)
-		}},
-		lifecycle.Part{Name: "audit", Run: func(ctx context.Context) error {
-			// As many handlers as a batch holds, so batches fill up
-			// rather than wait for the flush timer.
-			return audit.Project(ctx, b, writer, max(cfg.AuditBatch, 16))
-		}},
-	)
+	return nil
 }
 
 // withHeadroom keeps one call of a bucket's burst in reserve. Slack's bucket
@@ -366,8 +314,8 @@ func instanceID() string {
 	return strings.ReplaceAll(host, ".", "-") + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
 }
 
-// service connects the partitions' dispatchers to the deliverer.
-type service struct {
+// worker connects the partitions' dispatchers to the deliverer.
+type worker struct {
 	cfg       Config
 	js        jetstream.JetStream
 	deliverer *deliver.Deliverer
@@ -379,7 +327,7 @@ type service struct {
 
 // runPartition consumes partition k until ctx ends. The owner of partition
 // 0 also moves commands stored without a partition into theirs.
-func (s *service) runPartition(ctx context.Context, k int) error {
+func (s *worker) runPartition(ctx context.Context, k int) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, topology.StreamSlackOut, ConsumerConfig(s.cfg, k))
 	if err != nil {
 		return fmt.Errorf("ensuring consumer %s: %w", partition.Durable(k), err)
@@ -419,7 +367,7 @@ type decoded struct {
 	invalid error // set for a command that has an identity but cannot be carried out
 }
 
-func (s *service) decode(msg jetstream.Msg) (string, any, error) {
+func (s *worker) decode(msg jetstream.Msg) (string, any, error) {
 	cmd, err := command.Decode(msg.Subject(), msg.Data())
 	switch {
 	case err == nil:
@@ -430,7 +378,7 @@ func (s *service) decode(msg jetstream.Msg) (string, any, error) {
 	return "", nil, err
 }
 
-func (s *service) process(ctx context.Context, it *lanes.Item) bool {
+func (s *worker) process(ctx context.Context, it *lanes.Item) bool {
 	d := it.Payload.(*decoded)
 	ctx = traceContext(ctx, d.cmd.Traceparent)
 	var out deliver.Outcome
@@ -451,174 +399,4 @@ func traceContext(ctx context.Context, traceparent string) context.Context {
 		return tracectx.WithTrace(ctx, tc.Child())
 	}
 	return tracectx.WithTrace(ctx, tracectx.New())
-}
-
-// settler reports outcomes and settles messages.
-type settler struct {
-	bus      *bus.Bus
-	now      func() time.Time
-	log      *slog.Logger
-	outcomes *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-}
-
-func newSettler(b *bus.Bus, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*settler, error) {
-	s := &settler{
-		bus: b, now: now, log: log,
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "crmslack", Subsystem: "delivery", Name: "commands_total",
-			Help: "Commands settled, by kind and outcome (succeeded, duplicate, or the failure code).",
-		}, []string{"kind", "outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "crmslack", Subsystem: "delivery", Name: "command_seconds",
-			Help:    "Time from a command's enqueue to its settlement, by kind.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
-		}, []string{"kind"}),
-	}
-	for _, c := range []prometheus.Collector{s.outcomes, s.latency} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("registering metrics: %w", err)
-			}
-		}
-	}
-	return s, nil
-}
-
-// settle publishes cmd's outcome, dead-letters it when the failure calls
-// for it, and acknowledges the message. It returns false, handing the
-// message back, only if the outcome could not be published before delivery
-// stopped: the redelivery reports it from the ledger.
-func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Command, out deliver.Outcome) bool {
-	subject, ev := outcome.Event(cmd, out, s.now())
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err := s.bus.Publish(pctx, subject, ev)
-		cancel()
-		if err == nil {
-			break
-		}
-		s.log.WarnContext(ctx, "publishing an outcome failed", "command", cmd.ID, "attempt", attempt, "err", err)
-		if ctx.Err() != nil && attempt >= 3 {
-			return false
-		}
-		t := time.NewTimer(time.Duration(min(attempt, 10)) * 500 * time.Millisecond)
-		<-t.C
-	}
-	msg := it.Msg()
-	label := "succeeded"
-	switch {
-	case out.Failure != nil:
-		label = out.Failure.Code.String()
-		// The reason stays in the event: it may name a CRM user's email.
-		s.log.InfoContext(ctx, "command failed", "command", cmd.ID, "kind", cmd.Kind, "org", cmd.Org, "team", cmd.Team,
-			"code", out.Failure.Code.String(), "attempts", out.Attempts)
-		if failure.DeadLetter(out.Failure.Code) {
-			if err := s.deadLetter(ctx, msg, out.Failure.Error()); err != nil {
-				s.log.ErrorContext(ctx, "dead-lettering failed; the outcome is reported, the message is terminated", "command", cmd.ID, "err", err)
-			}
-			_ = msg.TermWithReason(bus.HeaderSafe(out.Failure.Error()))
-			s.count(cmd, label, it)
-			return true
-		}
-	case out.Duplicate:
-		label = "duplicate"
-	}
-	if err := msg.Ack(); err != nil {
-		s.log.WarnContext(ctx, "ack failed; the command will be redelivered and replayed from the ledger", "command", cmd.ID, "err", err)
-	}
-	s.count(cmd, label, it)
-	return true
-}
-
-func (s *settler) count(cmd *command.Command, label string, it *lanes.Item) {
-	s.outcomes.WithLabelValues(string(cmd.Kind), label).Inc()
-	if !it.Stored.IsZero() {
-		s.latency.WithLabelValues(string(cmd.Kind)).Observe(s.now().Sub(it.Stored).Seconds())
-	}
-}
-
-// reject dead-letters a message that is not a command at all.
-func (s *settler) reject(ctx context.Context, msg jetstream.Msg, err error) {
-	reason := err.Error()
-	if derr := s.deadLetter(ctx, msg, reason); derr != nil {
-		s.log.ErrorContext(ctx, "dead-lettering an undecodable command failed; it will be redelivered", "err", derr)
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	_ = msg.TermWithReason(bus.HeaderSafe(reason))
-	var seq uint64
-	if md, err := msg.Metadata(); err == nil {
-		seq = md.Sequence.Stream
-	}
-	s.log.ErrorContext(ctx, "undecodable command dead-lettered", "subject", msg.Subject(), "stream_seq", seq, "reason", reason)
-}
-
-// deadLetter copies msg to its consumer's dead-letter subject
-// (dlq.SLACK_OUT.delivery-p<k>) through libs/bus, de-duplicated by stream
-// sequence.
-func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, reason string) error {
-	md, err := msg.Metadata()
-	if err != nil {
-		return fmt.Errorf("dead-lettering: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return s.bus.DeadLetter(pctx, msg, topology.StreamSlackOut, md.Consumer, reason)
-}
-
-// maxDeliveriesAdvisory is the part of the server's max-deliveries advisory
-// used here.
-type maxDeliveriesAdvisory struct {
-	Consumer   string `json:"consumer"`
-	StreamSeq  uint64 `json:"stream_seq"`
-	Deliveries uint64 `json:"deliveries"`
-}
-
-// watchMaxDeliveries dead-letters and reports failed a command the server
-// stopped delivering (every delivery ended without a verdict: a crash loop).
-// The replicas listen as one queue group, so one of them handles each.
-func (s *settler) watchMaxDeliveries(js jetstream.JetStream, maxDeliver int) (*nats.Subscription, error) {
-	subj := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + topology.StreamSlackOut + ".*"
-	return s.bus.Conn().QueueSubscribe(subj, "delivery", func(m *nats.Msg) {
-		var adv maxDeliveriesAdvisory
-		if err := json.Unmarshal(m.Data, &adv); err != nil || adv.StreamSeq == 0 {
-			return
-		}
-		if _, ok := partition.FromDurable(adv.Consumer); !ok {
-			return // the mover's, or not ours: nothing to report
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stream, err := js.Stream(ctx, topology.StreamSlackOut)
-		if err != nil {
-			s.log.Error("max deliveries: looking up the stream", "err", err)
-			return
-		}
-		raw, err := stream.GetMsg(ctx, adv.StreamSeq)
-		if err != nil {
-			s.log.Error("max deliveries: fetching the message", "stream_seq", adv.StreamSeq, "err", err)
-			return
-		}
-		reason := fmt.Sprintf("delivered %d times (DELIVERY_MAX_DELIVER %d) without being settled", adv.Deliveries, maxDeliver)
-		dup, err := s.bus.DeadLetterStored(ctx, raw, topology.StreamSlackOut, adv.Consumer, adv.Deliveries, reason)
-		if err != nil {
-			s.log.Error("max deliveries: dead-lettering", "stream_seq", adv.StreamSeq, "err", err)
-		}
-
-		cmd, err := command.Decode(raw.Subject, raw.Data)
-		if cmd == nil {
-			s.log.Error("max deliveries: undecodable command dead-lettered", "stream_seq", adv.StreamSeq, "err", err)
-			return
-		}
-		out := deliver.Outcome{Failure: failure.New(failure.RetriesExhausted, "%s", reason), Attempts: uint32(adv.Deliveries)}
-		subject, ev := outcome.Event(cmd, out, s.now())
-		if _, err := s.bus.Publish(ctx, subject, ev); err != nil {
-			s.log.Error("max deliveries: reporting the failure", "command", cmd.ID, "err", err)
-		}
-		if !dup { // a repeated advisory re-reports, de-duplicated by the outcome's event id
-			s.log.Error("command dead-lettered after max deliveries", "command", cmd.ID, "consumer", adv.Consumer, "stream_seq", adv.StreamSeq)
-		}
-	})
 }

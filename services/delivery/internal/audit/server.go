@@ -104,20 +104,35 @@ const (
 	DurableFailed    = "delivery-audit-failed"
 )
 
+// Retries of an audit row: its insert fails only while MongoDB does, so the
+// row is retried for about two hours (1s, 5s, 15s, 1m, then every 5m) before
+// it goes to the dead-letter subject, from which it can be replayed.
+var (
+	auditBackOff    = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, time.Minute, 5 * time.Minute}
+	auditMaxDeliver = 30
+)
+
+// ConsumerSpec is the audit consumer durable for outcome ("succeeded" or
+// "failed"), every setting chosen here rather than defaulted.
+func ConsumerSpec(durable, outcome string, concurrency int) bus.ConsumerSpec {
+	return bus.ConsumerSpec{
+		Stream:         topology.StreamIntegration,
+		Durable:        durable,
+		FilterSubjects: []string{topology.Delivery("*", outcome)},
+		// Handlers wait for their batch: a few hundred at once make a
+		// batch worth its insert.
+		Concurrency:   concurrency,
+		MaxAckPending: concurrency * 8,
+		// A batch insert takes well under a second; 30s is a hung store.
+		AckWait:    30 * time.Second,
+		MaxDeliver: auditMaxDeliver,
+		BackOff:    auditBackOff,
+	}
+}
+
 // Project subscribes the writer to the outcome events until ctx ends.
 func Project(ctx context.Context, b *bus.Bus, w *Writer, concurrency int) error {
-	spec := func(durable, outcome string) bus.ConsumerSpec {
-		return bus.ConsumerSpec{
-			Stream:         topology.StreamIntegration,
-			Durable:        durable,
-			FilterSubjects: []string{topology.Delivery("*", outcome)},
-			// Handlers wait for their batch: a few hundred at once make
-			// a batch worth its insert.
-			Concurrency:   concurrency,
-			MaxAckPending: concurrency * 8,
-			AckWait:       30 * time.Second,
-		}
-	}
+	spec := func(durable, outcome string) bus.ConsumerSpec { return ConsumerSpec(durable, outcome, concurrency) }
 	succeeded, err := bus.Subscribe(ctx, b, spec(DurableSucceeded, "succeeded"), func(ctx context.Context, ev *integrationv1.DeliverySucceeded) error {
 		return w.Write(ctx, FromSucceeded(ev))
 	})

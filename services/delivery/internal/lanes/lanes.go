@@ -284,10 +284,22 @@ func (d *Dispatcher) heartbeat() {
 	d.heldGauge.Set(float64(len(d.held)))
 	d.lanesGauge.Set(float64(len(d.lanes)))
 	d.mu.Unlock()
-	for _, m := range msgs {
+	// In slices, so that a deep backlog's progress acks do not fill the
+	// connection all at once ahead of everything else on it.
+	for i, m := range msgs {
 		_ = m.InProgress()
+		if i%heartbeatSlice == heartbeatSlice-1 {
+			time.Sleep(heartbeatPause)
+		}
 	}
 }
+
+// A heartbeat sends heartbeatSlice progress acks, then pauses: 100,000
+// held messages take about a second.
+const (
+	heartbeatSlice = 1000
+	heartbeatPause = 10 * time.Millisecond
+)
 
 func (d *Dispatcher) openGate() {
 	d.mu.Lock()
@@ -394,7 +406,11 @@ func (d *Dispatcher) runLane(l *lane) {
 
 		d.mu.Lock()
 		if settled {
-			if i := slices.Index(l.queue, it); i >= 0 {
+			switch i := slices.Index(l.queue, it); {
+			case i == 0: // the usual case: O(1), where a Delete would shift the whole backlog
+				l.queue[0] = nil
+				l.queue = l.queue[1:]
+			case i > 0:
 				l.queue = slices.Delete(l.queue, i, i+1)
 			}
 			delete(d.held, it.Seq)

@@ -24,13 +24,15 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,51 +40,23 @@ import (
 // Bucket is the key-value bucket of the ledger.
 const Bucket = "delivery_ledger"
 
-// State is where a command stands in the ledger.
-type State string
+// The record's types are the core's (deliver's ledger port).
+type (
+	State  = deliver.LedgerState
+	Record = deliver.LedgerRecord
+	Entry  = deliver.LedgerEntry
+)
 
 // States of an entry.
 const (
-	// Claimed: a delivery is about to call Slack (or did, and was lost).
-	Claimed State = "claimed"
-	// Completing: an upload's bytes are at Slack under FileID; sharing it
-	// (files.completeUploadExternal) may have happened.
-	Completing State = "completing"
-	// Done: the call happened; the result is recorded.
-	Done State = "done"
-	// Unknown: the call may have happened and could not be checked; the
-	// command was reported failed and is not repeated (at most once).
-	Unknown State = "unknown"
+	Claimed    = deliver.StateClaimed
+	Completing = deliver.StateCompleting
+	Done       = deliver.StateDone
+	Unknown    = deliver.StateUnknown
 )
 
-// Record is an entry's value.
-type Record struct {
-	State State `json:"s"`
-	// CommandID is the envelope event id of the command that claimed.
-	CommandID string `json:"c"`
-	// Owner is the delivery instance that claimed, and ClaimedAt when.
-	Owner     string    `json:"o"`
-	ClaimedAt time.Time `json:"t"`
-	Channel   string    `json:"ch,omitempty"`
-	TS        string    `json:"ts,omitempty"`
-	Permalink string    `json:"pl,omitempty"`
-	FileIDs   []string  `json:"f,omitempty"`
-}
-
-// Entry is a record and the revision it was read at.
-type Entry struct {
-	Record
-	Revision uint64
-}
-
-// Key is the bucket key of org's idempotency key: a hash, because
-// idempotency keys are arbitrary strings and KV keys are not, and because
-// the key also travels in the Slack message's metadata as its marker.
-func Key(org, idempotencyKey string) string {
-	// Length-prefixed, so no (org, key) pair can spell another.
-	sum := sha256.Sum256([]byte(strconv.Itoa(len(org)) + ":" + org + idempotencyKey))
-	return "k" + hex.EncodeToString(sum[:20])
-}
+// Key is the bucket key of org's idempotency key (deliver.LedgerKey).
+func Key(org, idempotencyKey string) string { return deliver.LedgerKey(org, idempotencyKey) }
 
 // Config returns the bucket configuration. ttl bounds how long a key is
 // remembered: it must exceed how long a command can be redelivered (the
@@ -108,14 +82,56 @@ func Ensure(ctx context.Context, js jetstream.JetStream, ttl time.Duration, repl
 }
 
 // Ledger reads and writes entries.
-type Ledger struct{ kv jetstream.KeyValue }
+type Ledger struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+}
 
-// New returns a ledger over kv.
-func New(kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv} }
+// New returns a ledger over kv, the bucket [Ensure] made on js.
+func New(js jetstream.JetStream, kv jetstream.KeyValue) *Ledger { return &Ledger{kv: kv, js: js} }
+
+// asyncAckTimeout bounds the wait for an UpdateAsync's ack.
+const asyncAckTimeout = 10 * time.Second
+
+// UpdateAsync is Update without waiting for the stream: the write is
+// published at once (so many share a round trip), and wait returns the new
+// revision, or ErrConflict when the entry moved on. It writes the bucket's
+// stream subject directly ($KV.<bucket>.<key>, as KV Update does) with the
+// same compare-and-set header.
+func (l *Ledger) UpdateAsync(_ context.Context, key string, rec Record, revision uint64) (func() (uint64, error), error) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding ledger record: %w", err)
+	}
+	m := nats.NewMsg("$KV." + Bucket + "." + key)
+	m.Data = data
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
+	f, err := l.js.PublishMsgAsync(m)
+	if err != nil {
+		return nil, fmt.Errorf("updating %s: %w", key, err)
+	}
+	return func() (uint64, error) {
+		t := time.NewTimer(asyncAckTimeout)
+		defer t.Stop()
+		select {
+		case ack := <-f.Ok():
+			return ack.Sequence, nil
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+				return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
+			}
+			return 0, fmt.Errorf("updating %s: %w", key, err)
+		case <-t.C:
+			return 0, fmt.Errorf("updating %s: no ack within %s", key, asyncAckTimeout)
+		}
+	}, nil
+}
 
 // ErrConflict is returned by Update and Release when the entry changed
 // since it was read.
-var ErrConflict = errors.New("ledger entry changed since it was read")
+var ErrConflict = deliver.ErrLedgerConflict
 
 // Claim records rec under key if the key is free and returns it with
 // created true; if the key is taken it returns the existing entry with
@@ -128,7 +144,7 @@ func (l *Ledger) Claim(ctx context.Context, key string, rec Record) (Entry, bool
 	for range 3 {
 		rev, err := l.kv.Create(ctx, key, data)
 		if err == nil {
-			return Entry{Record: rec, Revision: rev}, true, nil
+			return Entry{LedgerRecord: rec, Revision: rev}, true, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return Entry{}, false, fmt.Errorf("claiming %s: %w", key, err)
@@ -158,7 +174,7 @@ func (l *Ledger) Get(ctx context.Context, key string) (Entry, error) {
 	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
 		return Entry{}, fmt.Errorf("decoding ledger entry %s: %w", key, err)
 	}
-	return Entry{Record: rec, Revision: kve.Revision()}, nil
+	return Entry{LedgerRecord: rec, Revision: kve.Revision()}, nil
 }
 
 // Update replaces the entry read at revision with rec and returns the new

@@ -18,7 +18,7 @@ func newLedger(t *testing.T) *Ledger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(kv)
+	return New(js, kv)
 }
 
 func TestClaimIsCreateOnly(t *testing.T) {
@@ -39,7 +39,7 @@ func TestClaimIsCreateOnly(t *testing.T) {
 		t.Fatalf("second claim sees %+v, want the first", got)
 	}
 
-	done := got.Record
+	done := got.LedgerRecord
 	done.State, done.TS = Done, "1700000000.000100"
 	rev, err := l.Update(ctx, key, done, got.Revision)
 	if err != nil {
@@ -59,6 +59,38 @@ func TestClaimIsCreateOnly(t *testing.T) {
 	}
 	if _, created, err := l.Claim(ctx, key, first); err != nil || !created {
 		t.Fatalf("claim after release: created=%v err=%v", created, err)
+	}
+}
+
+func TestUpdateAsyncComparesAndSets(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t)
+	ctx := testkit.Context(t)
+	key := Key("org", "async:1")
+	e, _, err := l.Claim(ctx, key, Record{State: Claimed, CommandID: "c1", Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := e.LedgerRecord
+	done.State, done.TS = Done, "1700000000.000200"
+	wait, err := l.UpdateAsync(ctx, key, done, e.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Get(ctx, key)
+	if err != nil || got.Revision != rev || got.State != Done || got.TS != done.TS {
+		t.Fatalf("after UpdateAsync: %+v, %v; want revision %d, done", got, err, rev)
+	}
+	wait, err = l.UpdateAsync(ctx, key, done, e.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wait(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("UpdateAsync at a stale revision: %v, want ErrConflict", err)
 	}
 }
 

@@ -21,94 +21,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
+
 	"github.com/slack-go/slack"
 )
 
-// Kind classifies a failed call.
-type Kind int
+// The vocabulary of failures is the core's (deliver's port types).
+type (
+	Kind  = deliver.SlackKind
+	Error = deliver.SlackError
+)
 
 // Kinds of failure.
 const (
-	// KindTemporary: the call did not take effect (HTTP 5xx, a refused
-	// connection, Slack's own internal_error): retry with back-off.
-	KindTemporary Kind = iota + 1
-	// KindAmbiguous: the request may have reached Slack and taken effect
-	// (a timeout or a connection lost after sending). Retrying a non-
-	// idempotent call blindly could do it twice.
-	KindAmbiguous
-	// KindRateLimited: HTTP 429; wait RetryAfter before calling this
-	// method (for this channel) again.
-	KindRateLimited
-	// KindAuth: the token does not work (invalid_auth, token_expired,
-	// token_revoked, account_inactive, not_authed).
-	KindAuth
-	// KindNotFound: the target does not exist for this team (channel,
-	// user, message, file).
-	KindNotFound
-	// KindUnsupported: the method does not exist at this API URL.
-	KindUnsupported
-	// KindRefused: any other Slack error; retrying will not help.
-	KindRefused
+	KindTemporary   = deliver.KindTemporary
+	KindAmbiguous   = deliver.KindAmbiguous
+	KindRateLimited = deliver.KindRateLimited
+	KindAuth        = deliver.KindAuth
+	KindNotFound    = deliver.KindNotFound
+	KindUnsupported = deliver.KindUnsupported
+	KindRefused     = deliver.KindRefused
 )
 
-func (k Kind) String() string {
-	switch k {
-	case KindTemporary:
-		return "temporary"
-	case KindAmbiguous:
-		return "ambiguous"
-	case KindRateLimited:
-		return "rate_limited"
-	case KindAuth:
-		return "auth"
-	case KindNotFound:
-		return "not_found"
-	case KindUnsupported:
-		return "unsupported"
-	case KindRefused:
-		return "refused"
-	}
-	return "unknown"
-}
-
-// Error is a failed Slack call.
-type Error struct {
-	Method string
-	Kind   Kind
-	// Code is Slack's error code ("channel_not_found"), or "http_503",
-	// "network" for failures below the API.
-	Code string
-	// RetryAfter is Slack's Retry-After, for KindRateLimited.
-	RetryAfter time.Duration
-	// Detail is Slack's response_metadata.messages, joined, when given.
-	Detail string
-	Err    error
-}
-
-func (e *Error) Error() string {
-	s := e.Method + ": " + e.Code
-	if e.Kind == KindRateLimited {
-		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
-	}
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	if e.Err != nil && e.Kind != KindRefused && e.Kind != KindNotFound && e.Kind != KindAuth {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
 // KindOf returns the kind of err, or 0 when err is not an *Error.
-func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
-	}
-	return 0
-}
+func KindOf(err error) Kind { return deliver.KindOf(err) }
 
 // authCodes are the errors that mean the token does not work.
 var authCodes = []string{"invalid_auth", "not_authed", "token_expired", "token_revoked", "account_inactive", "no_permission", "org_login_required", "ekm_access_denied"}
@@ -224,13 +160,15 @@ func (c *Client) api(token string) *slack.Client {
 	return slack.New(token, slack.OptionAPIURL(c.apiURL), slack.OptionHTTPClient(c.hc))
 }
 
-// Content is a message body: the fallback text and the Block Kit blocks.
-type Content struct {
-	Text   string
-	Blocks json.RawMessage
-}
+// Content, Post, HistoryMessage and Response are the core's port types.
+type (
+	Content        = deliver.Content
+	Post           = deliver.Post
+	HistoryMessage = deliver.HistoryMessage
+	Response       = deliver.Response
+)
 
-func (ct Content) options() ([]slack.MsgOption, error) {
+func options(ct Content) ([]slack.MsgOption, error) {
 	opts := []slack.MsgOption{slack.MsgOptionText(ct.Text, false)}
 	if len(ct.Blocks) > 0 {
 		var raw []json.RawMessage
@@ -258,19 +196,9 @@ const MarkerEventType = "crmslack_delivery"
 // MarkerField is the metadata payload field holding the marker.
 const MarkerField = "delivery_key"
 
-// Post is a chat.postMessage.
-type Post struct {
-	Channel     string
-	Content     Content
-	ThreadTS    string
-	UnfurlLinks bool
-	// Marker goes into the message's metadata (MarkerEventType).
-	Marker string
-}
-
 // PostMessage posts m and returns the channel and ts Slack assigned.
 func (c *Client) PostMessage(ctx context.Context, token string, m Post) (channel, ts string, err error) {
-	opts, err := m.Content.options()
+	opts, err := options(m.Content)
 	if err != nil {
 		return "", "", &Error{Method: "chat.postMessage", Kind: KindRefused, Code: "invalid_blocks", Err: err}
 	}
@@ -295,7 +223,7 @@ func (c *Client) PostMessage(ctx context.Context, token string, m Post) (channel
 // UpdateMessage replaces the content of the app's message ts in channel.
 // Repeating it is harmless.
 func (c *Client) UpdateMessage(ctx context.Context, token, channel, ts string, content Content) error {
-	opts, err := content.options()
+	opts, err := options(content)
 	if err != nil {
 		return &Error{Method: "chat.update", Kind: KindRefused, Code: "invalid_blocks", Err: err}
 	}
@@ -305,7 +233,7 @@ func (c *Client) UpdateMessage(ctx context.Context, token, channel, ts string, c
 
 // PostEphemeral shows content to user in channel.
 func (c *Client) PostEphemeral(ctx context.Context, token, channel, user string, content Content) (ts string, err error) {
-	opts, err := content.options()
+	opts, err := options(content)
 	if err != nil {
 		return "", &Error{Method: "chat.postEphemeral", Kind: KindRefused, Code: "invalid_blocks", Err: err}
 	}
@@ -332,13 +260,6 @@ func (c *Client) OpenDM(ctx context.Context, token, user string) (channelID stri
 		return "", classify("conversations.open", err, true)
 	}
 	return ch.ID, nil
-}
-
-// HistoryMessage is the part of a channel's message that reconciliation
-// needs.
-type HistoryMessage struct {
-	TS     string
-	Marker string
 }
 
 // History returns one page of channel's messages newer than oldest (a
@@ -405,15 +326,6 @@ func (c *Client) CompleteUpload(ctx context.Context, token, fileID, title string
 	}
 	_, err := c.api(token).CompleteUploadExternalContext(ctx, p)
 	return classify("files.completeUploadExternal", err, false)
-}
-
-// Response is a reply through a response_url.
-type Response struct {
-	Text            string          `json:"text"`
-	Blocks          json.RawMessage `json:"blocks,omitempty"`
-	ResponseType    string          `json:"response_type,omitempty"`
-	ReplaceOriginal bool            `json:"replace_original,omitempty"`
-	DeleteOriginal  bool            `json:"delete_original,omitempty"`
 }
 
 // ErrHostNotAllowed is returned by Respond for a response_url on a host

@@ -93,7 +93,9 @@ func (SignalChannel) EnumDescriptor() ([]byte, []int) {
 
 // SalesSignal: a customer reached out (a missed call, a chat, an email, a
 // ticket ...). The kind is the column of the settings matrix, e.g. "missed"
-// for calls, "received" for emails, "opened" for campaigns.
+// for calls, "received" for emails, "opened" for campaigns; the signals
+// service documents every channel's kinds (docs/signals.md). When it
+// happened is the envelope's occurred_at.
 type SalesSignal struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Envelope *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
@@ -109,7 +111,9 @@ type SalesSignal struct {
 	// Link back to the conversation in the CRM or the source system.
 	Url string `protobuf:"bytes,9,opt,name=url,proto3" json:"url,omitempty"`
 	// Who reached out (customer name, phone or address), for the message.
-	From          string `protobuf:"bytes,10,opt,name=from,proto3" json:"from,omitempty"`
+	From string `protobuf:"bytes,10,opt,name=from,proto3" json:"from,omitempty"`
+	// The customer's phone number (E.164), for the "Call back" button.
+	FromPhone     string `protobuf:"bytes,11,opt,name=from_phone,json=fromPhone,proto3" json:"from_phone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,11 +218,18 @@ func (x *SalesSignal) GetFrom() string {
 	return ""
 }
 
+func (x *SalesSignal) GetFromPhone() string {
+	if x != nil {
+		return x.FromPhone
+	}
+	return ""
+}
+
 var File_crmslack_crm_v1_signals_proto protoreflect.FileDescriptor
 
 const file_crmslack_crm_v1_signals_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcrmslack/crm/v1/signals.proto\x12\x0fcrmslack.crm.v1\x1a!crmslack/common/v1/envelope.proto\"\x82\x03\n" +
+	"\x1dcrmslack/crm/v1/signals.proto\x12\x0fcrmslack.crm.v1\x1a!crmslack/common/v1/envelope.proto\"\xa1\x03\n" +
 	"\vSalesSignal\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x1b\n" +
 	"\tsignal_id\x18\x02 \x01(\tR\bsignalId\x128\n" +
@@ -230,7 +241,9 @@ const file_crmslack_crm_v1_signals_proto_rawDesc = "" +
 	"\asummary\x18\b \x01(\tR\asummary\x12\x10\n" +
 	"\x03url\x18\t \x01(\tR\x03url\x12\x12\n" +
 	"\x04from\x18\n" +
-	" \x01(\tR\x04from*\x8d\x02\n" +
+	" \x01(\tR\x04from\x12\x1d\n" +
+	"\n" +
+	"from_phone\x18\v \x01(\tR\tfromPhone*\x8d\x02\n" +
 	"\rSignalChannel\x12\x1e\n" +
 	"\x1aSIGNAL_CHANNEL_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SIGNAL_CHANNEL_CALL\x10\x01\x12\x17\n" +
