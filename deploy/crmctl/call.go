@@ -25,6 +25,7 @@ import (
 	// Registers every service crmctl can call.
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
+	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -39,6 +40,7 @@ var defaultAddr = map[string]string{
 	"query":     "127.0.0.1:9103",
 	"sharing":   "127.0.0.1:9104",
 	"workflows": "127.0.0.1:9105",
+	"reminders": "127.0.0.1:9106",
 	"signals":   "127.0.0.1:9107",
 }
 

@@ -41,7 +41,8 @@ func importEventID(org, module, id string, version int64) string {
 
 // importCmd backfills a module from a CRM export: every row is validated
 // before anything is published; then rows are published in file order,
-// with progress, and a failure says exactly which rows made it.
+// many at once with their acks collected (publishImport), with progress,
+// and a failure says exactly which rows made it.
 func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	org := fs.String("org", "", "CRM org id the records belong to (required)")
@@ -171,29 +172,13 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: replicas}, topology.StreamCRM)...); err != nil {
 		return fmt.Errorf("nothing published: %w", err)
 	}
-	var published, duplicates int
 	start := time.Now()
-	for i, ev := range events {
-		ack, err := b.Publish(ctx, ev.Subject, ev.Msg)
-		if err != nil {
-			done := "no row was published"
-			if i > 0 {
-				done = fmt.Sprintf("the %d rows before it (lines %d to %d) were published", i, rows[0].Line, rows[i-1].Line)
-			}
-			return fmt.Errorf("%s: %w\n%s; it and the %d rows after it were not. Running the same import again is safe: rows already published are dropped as duplicates",
-				ev.Where, err, done, len(events)-i-1)
-		}
-		if ack.Duplicate {
-			duplicates++
-		} else {
-			published++
-		}
-		if n := i + 1; n%*every == 0 && n < len(events) {
-			fmt.Fprintf(stdout, "%d of %d rows published (up to line %d)\n", n, len(events), rows[i].Line)
-		}
+	res := publishImport(ctx, b, events, rows, newProgress(stdout, *every, len(events)))
+	if err := res.err(name, len(events)); err != nil {
+		return err
 	}
-	fmt.Fprintf(stdout, "%d rows: %d published, %d already published (duplicates dropped) in %s\n",
-		len(events), published, duplicates, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "%d rows: %d published, %d already published (duplicates dropped) in %s (%.0f rows/s)\n",
+		len(events), res.published, res.duplicates, time.Since(start).Round(time.Millisecond), float64(len(events))/time.Since(start).Seconds())
 	return nil
 }
 

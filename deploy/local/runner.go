@@ -57,7 +57,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	}
 	// The product's own keys are generated for the local stack; Slack's
 	// secrets only when Slack is the stand-in, since real Slack has its own.
-	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS", "SHARE_BUTTON_KEY"))
+	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS", "SHARE_BUTTON_KEY", "REMINDERS_BUTTON_KEY"))
 
 	// Trust: a development CA, a certificate per service (and one for the
 	// CRM, which crmctl uses), CRM signing keys and NATS users, made on the

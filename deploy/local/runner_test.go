@@ -47,7 +47,7 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	teams, gw := free(), free()
 	query := free()
 	_, natsPort, _ := net.SplitHostPort(free())
-	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free(), "signals": free()}
+	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free(), "signals": free(), "reminders": free()}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_CRM_ORGS=acme",
@@ -72,6 +72,8 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"WORKFLOWS_OPS_ADDR=" + ops["workflows"],
 		"SIGNALS_GRPC_ADDR=" + free(),
 		"SIGNALS_OPS_ADDR=" + ops["signals"],
+		"REMINDERS_GRPC_ADDR=" + free(),
+		"REMINDERS_OPS_ADDR=" + ops["reminders"],
 	}, ops
 }
 
@@ -297,6 +299,7 @@ func scrapeEveryService(t *testing.T, ops map[string]string) {
 		"sharing":   `crmslack_bus_handled_total{consumer="sharing-interactions"`,
 		"workflows": `crmslack_bus_handled_total{consumer="workflows-triggers"`,
 		"signals":   `crmslack_bus_handled_total{consumer="signals-delivery-succeeded"`,
+		"reminders": `crmslack_bus_handled_total{consumer="reminders-interactions"`,
 	}
 	if len(own) != len(ops) {
 		t.Fatalf("scraping %d services, the runner starts %d", len(own), len(ops))

@@ -28,6 +28,7 @@ func devSecrets(dataDir string) (map[string]string, error) {
 		"GATEWAY_STATE_KEY":    func() string { return randomHex(32) },
 		"INSTALL_TICKET_KEY":   func() string { return randomHex(32) },
 		"SHARE_BUTTON_KEY":     func() string { return randomHex(32) },
+		"REMINDERS_BUTTON_KEY": func() string { return randomHex(32) },
 		"TEAMS_TOKEN_KEYS":     func() string { return "dev1:" + base64.StdEncoding.EncodeToString(randomBytes(32)) },
 	}
 	changed := false

@@ -12,6 +12,7 @@ import (
 	"github.com/crmslack/crmslack/services/delivery"
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/query"
+	"github.com/crmslack/crmslack/services/reminders"
 	"github.com/crmslack/crmslack/services/sharing"
 	"github.com/crmslack/crmslack/services/signals"
 	"github.com/crmslack/crmslack/services/teams"
@@ -63,4 +64,6 @@ var services = []service{
 		func(c workflows.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 	of(lifecycle.Entry[signals.Config]{Name: "signals", Load: signals.ConfigFromEnv, Run: signals.Run},
 		func(c signals.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
+	of(lifecycle.Entry[reminders.Config]{Name: "reminders", Load: reminders.ConfigFromEnv, Run: reminders.Run},
+		func(c reminders.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 }

@@ -99,18 +99,23 @@ func ClaimsFor(req proto.Message) crmauth.Claims {
 			c.Subject, _, _ = strings.Cut(c.Email, "@")
 		}
 	}
-	for _, name := range []protoreflect.Name{"caller", "sharer"} {
-		fd := fields.ByName(name)
-		if fd == nil || fd.Kind() != protoreflect.MessageKind || !m.Has(fd) {
+	// The acting user is the request's teams Caller or CrmUserRef, the
+	// fields the server binds to the credential (libs/rpc, authz.go).
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() || !m.Has(fd) {
 			continue
 		}
 		sub := m.Get(fd).Message()
-		if ufd := sub.Descriptor().Fields().ByName("user"); ufd != nil {
-			user(sub.Get(ufd).Message())
+		switch fd.Message().FullName() {
+		case "crmslack.teams.v1.Caller":
+			if ufd := sub.Descriptor().Fields().ByName("user"); ufd != nil {
+				user(sub.Get(ufd).Message())
+			}
 			if afd := sub.Descriptor().Fields().ByName("is_admin"); afd != nil && !sub.Get(afd).Bool() {
 				c.Role = crmauth.RoleUser
 			}
-		} else {
+		case "crmslack.common.v1.CrmUserRef":
 			user(sub)
 			c.Role = crmauth.RoleUser
 		}

@@ -31,10 +31,11 @@ const (
 	Sharing   = "sharing"
 	Workflows = "workflows"
 	Signals   = "signals"
+	Reminders = "reminders"
 )
 
 // Services are the service users, in start order.
-var Services = []string{Teams, Gateway, Delivery, Query, Sharing, Workflows, Signals}
+var Services = []string{Teams, Gateway, Delivery, Query, Sharing, Workflows, Signals, Reminders}
 
 // private are the buckets (KV) and streams only their owner may touch.
 var private = map[string]struct{ buckets, streams []string }{
@@ -43,6 +44,7 @@ var private = map[string]struct{ buckets, streams []string }{
 	Query:     {streams: []string{"QUERY_RECORDS", "QUERY_USERS"}},
 	Workflows: {buckets: []string{"workflows"}},
 	Signals:   {buckets: []string{"signals_settings", "signals_state"}},
+	Reminders: {buckets: []string{"reminder_activities", "reminder_preferences", "reminder_people"}, streams: []string{"REMINDERS"}},
 }
 
 // Subjects of the walls.

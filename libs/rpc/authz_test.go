@@ -31,6 +31,7 @@ import (
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
+	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -38,7 +39,7 @@ import (
 )
 
 // identities are every caller the table knows, plus one it does not.
-var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.CRM, "stranger"}
+var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.Reminders, rpc.CRM, "stranger"}
 
 // services are every gRPC service of crmslack with a do-nothing
 // implementation: a call that passes authorization reaches it and answers
@@ -53,6 +54,7 @@ var services = []struct {
 	{&deliveryv1.DeliveryAuditService_ServiceDesc, deliveryv1.UnimplementedDeliveryAuditServiceServer{}},
 	{&workflowsv1.WorkflowActionsService_ServiceDesc, workflowsv1.UnimplementedWorkflowActionsServiceServer{}},
 	{&signalsv1.SalesSignalsSettingsService_ServiceDesc, signalsv1.UnimplementedSalesSignalsSettingsServiceServer{}},
+	{&remindersv1.ReminderPreferencesService_ServiceDesc, remindersv1.UnimplementedReminderPreferencesServiceServer{}},
 }
 
 // serveAll serves every service with the real table, mutual TLS and CRM

@@ -5,6 +5,7 @@ import (
 
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
+	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -21,6 +22,7 @@ const (
 	Sharing   = "sharing"
 	Workflows = "workflows"
 	Signals   = "signals"
+	Reminders = "reminders"
 	// CRM is the CRM's connector. Its calls must also carry a CRM
 	// credential (libs/crmauth) for the org they concern.
 	CRM = "crm"
@@ -79,6 +81,11 @@ var Callers = map[string]Rule{
 	signalsv1.SalesSignalsSettingsService_SetDefaultTeam_FullMethodName: {CRM: CRMAdmin},
 	// The owner themself or an admin: the service checks which.
 	signalsv1.SalesSignalsSettingsService_SetOwnerTeam_FullMethodName: {CRM: CRMUser},
+
+	// Reminder preferences: each CRM user's own (SetPreferences' user is the
+	// credential's).
+	remindersv1.ReminderPreferencesService_GetPreferences_FullMethodName: {CRM: CRMUser},
+	remindersv1.ReminderPreferencesService_SetPreferences_FullMethodName: {CRM: CRMUser},
 
 	// Delivery's audit trail.
 	deliveryv1.DeliveryAuditService_ListDeliveries_FullMethodName: {CRM: CRMAdmin},

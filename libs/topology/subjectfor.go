@@ -54,6 +54,8 @@ func SubjectFor(m proto.Message) (string, error) {
 		return Activity(org, "cancelled"), nil
 	case *crmv1.ActivityCompleted:
 		return Activity(org, "completed"), nil
+	case *crmv1.CompleteActivityRequested:
+		return ActivityCommand(org, "complete"), nil
 	case *crmv1.SalesSignal:
 		if e.GetChannel() == crmv1.SignalChannel_SIGNAL_CHANNEL_UNSPECIFIED {
 			return "", fmt.Errorf("sales signal %q has no channel", e.GetSignalId())

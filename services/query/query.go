@@ -267,6 +267,11 @@ func build(cfg Config, rt *service.Runtime) error {
 func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, live *consumers, onReady func()) error {
 	js := b.JetStream()
 	start := time.Now()
+	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
+	if err != nil {
+		return err
+	}
+	applier.Schemas = recordsW
 	recs, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, log, applier.Record)
 	if err != nil {
 		return err
@@ -297,10 +302,6 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 	}
 	log.InfoContext(ctx, "projection rebuilt from snapshots", "records", recs.Applied(), "users", usrs.Applied(), "ms", time.Since(start).Milliseconds())
 
-	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
-	if err != nil {
-		return err
-	}
 	usersW, err := snapshot.NewWriter(ctx, js, snapshot.StreamUsers)
 	if err != nil {
 		return err

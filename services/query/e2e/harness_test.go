@@ -24,6 +24,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
@@ -73,10 +74,13 @@ type stack struct {
 	sender   *slackstandin.Sender
 	js       jetstream.JetStream
 	crm      *bus.Bus // the tests' own connection, publishing as the CRM
-	commands string   // the gateway's slash-command endpoint
+	natsURL  string
+	commands string // the gateway's slash-command endpoint
 	query    queryv1.QueryServiceClient
 	registry teamsv1.TeamRegistryServiceClient
 	services *testkit.Services
+	// queryProc is the query service's process, when it runs as one.
+	queryProc *queryProcess
 }
 
 // stop stops one service of the stack (teams, query, delivery, gateway),
@@ -99,6 +103,13 @@ type stackOptions struct {
 	// quiet drops the services' logs (benchmarks: the log would hold every
 	// command).
 	quiet bool
+	// queryBinary, when set, runs the query service as a process of its
+	// own from that binary (see queryProcess), in stack.queryProc.
+	queryBinary string
+	// natsMaxStore, when set, is JetStream's file storage cap instead of
+	// localnats's default (2 GiB): a million CRM events, each carrying its
+	// module's schema, are about 1.7 GB before the snapshots.
+	natsMaxStore int64
 }
 
 func startStack(t testing.TB, o stackOptions) *stack {
@@ -109,7 +120,12 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		}
 		return testkit.Logger(t).With("svc", svc)
 	}
-	ns := testkit.NATS(t)
+	var ns *localnats.Server
+	if o.natsMaxStore > 0 {
+		ns = bigNATS(t, o.natsMaxStore)
+	} else {
+		ns = testkit.NATS(t)
+	}
 	ms := testkit.Mongo(t)
 	pki := testkit.PKI(t)
 	std, err := slackstandin.New(slackstandin.Config{
@@ -129,7 +145,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	s := &stack{standin: std, sender: std.NewSender(client)}
+	s := &stack{standin: std, sender: std.NewSender(client), natsURL: ns.ClientURL()}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
 	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "e2e-crm", Logger: logger("crm")})
 	if err != nil {
@@ -175,15 +191,21 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		t.Fatalf("installing %s: %v", acme, err)
 	}
 
-	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
-		return query.Run(ctx, query.Config{
-			Files:   testkit.TrustFiles(t, pki, rpc.Query),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
-			ShareButtonKey: shareButtonKey,
-			Ready:          ready,
-		}, logger("query"), prometheus.NewRegistry())
-	})
+	var qa query.Addrs
+	if o.queryBinary != "" {
+		s.queryProc = startQueryProcess(t, o.queryBinary, ns.ClientURL(), ta.GRPC)
+		qa = s.queryProc.addrs
+	} else {
+		qa = testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
+			return query.Run(ctx, query.Config{
+				Files:   testkit.TrustFiles(t, pki, rpc.Query),
+				NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
+				TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
+				ShareButtonKey: shareButtonKey,
+				Ready:          ready,
+			}, logger("query"), prometheus.NewRegistry())
+		})
+	}
 	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, pki, qa.GRPC))
 
 	// Delivery as configured from its environment, so settings it gains

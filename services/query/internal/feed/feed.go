@@ -34,13 +34,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	"github.com/crmslack/crmslack/services/query/internal/crmusers"
 	"github.com/crmslack/crmslack/services/query/internal/projection"
@@ -63,15 +66,18 @@ const (
 //   - MaxDeliver 20 with the default back-off (about an hour): a JetStream
 //     hiccup heals by itself; an event that fails that long is
 //     dead-lettered rather than retried for ever.
-//   - Concurrency 8 for record upserts (a backfill is 100k of them; writes
-//     are compare-and-set, so order does not matter), 2 for the rest.
-//   - MaxAckPending 1000 (the default) bounds events in flight per durable
-//     across replicas.
+//   - Concurrency 64 for record upserts: a backfill is a million of them,
+//     each write is a round trip or two that waits on JetStream rather than
+//     on a core, and writes are compare-and-set, so order does not matter.
+//     2 for the rest.
+//   - MaxAckPending 4096 for record upserts (1000, the default, for the
+//     rest) bounds events in flight per durable across replicas: enough to
+//     keep 64 writers busy while acks travel back.
 //
 // Duplicates: the CRM stream's 15-minute window drops a re-published
 // event; a redelivered one finds its version already stored and is acked.
 func Specs() []bus.ConsumerSpec {
-	spec := func(durable, filter string, concurrency int) bus.ConsumerSpec {
+	spec := func(durable, filter string, concurrency, maxAckPending int) bus.ConsumerSpec {
 		return bus.ConsumerSpec{
 			Stream:         topology.StreamCRM,
 			Durable:        durable,
@@ -79,15 +85,15 @@ func Specs() []bus.ConsumerSpec {
 			AckWait:        30 * time.Second,
 			MaxDeliver:     bus.DefaultMaxDeliver,
 			BackOff:        bus.DefaultBackOff(),
-			MaxAckPending:  bus.DefaultMaxAckPending,
+			MaxAckPending:  maxAckPending,
 			Concurrency:    concurrency,
 		}
 	}
 	return []bus.ConsumerSpec{
-		spec(DurableRecordsUpserted, topology.RecordUpserted("*", "*"), 8),
-		spec(DurableRecordsDeleted, topology.RecordDeleted("*", "*"), 2),
-		spec(DurableUsersUpserted, topology.CrmUser("*", "upserted"), 2),
-		spec(DurableUsersDeactivate, topology.CrmUser("*", "deactivated"), 2),
+		spec(DurableRecordsUpserted, topology.RecordUpserted("*", "*"), 64, 4096),
+		spec(DurableRecordsDeleted, topology.RecordDeleted("*", "*"), 2, bus.DefaultMaxAckPending),
+		spec(DurableUsersUpserted, topology.CrmUser("*", "upserted"), 2, bus.DefaultMaxAckPending),
+		spec(DurableUsersDeactivate, topology.CrmUser("*", "deactivated"), 2, bus.DefaultMaxAckPending),
 	}
 }
 
@@ -121,6 +127,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 type Persister struct {
 	records, users *snapshot.Writer
 	metrics        *Metrics
+	// schemas holds the hash of every schema this persister has stored
+	// (or found stored), by its encoding: each is written once.
+	schemas sync.Map
 }
 
 // NewPersister returns a persister writing with the two writers.
@@ -145,13 +154,37 @@ func (p *Persister) RecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted
 	case ev.GetSchema().GetModule() != rec.GetModule():
 		return bus.Permanent(fmt.Errorf("record %s/%s upserted with the schema of %q: %w", rec.GetModule(), rec.GetId(), ev.GetSchema().GetModule(), projection.ErrInvalidEvent))
 	}
+	hash, err := p.schema(ctx, org, ev.GetSchema())
+	if err != nil {
+		return err
+	}
+	// The snapshot without its schema, which is stored once under hash.
+	stripped := &crmv1.RecordUpserted{Envelope: ev.GetEnvelope(), Record: rec}
 	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, rec.GetModule(), rec.GetId()),
-		snapshot.RecordMsgID(org, rec.GetModule(), rec.GetId(), rec.GetVersion()), rec.GetVersion(), ev)
+		snapshot.RecordMsgID(org, rec.GetModule(), rec.GetId(), rec.GetVersion()), rec.GetVersion(), stripped, snapshot.WithSchema(hash))
 	if err != nil {
 		return err
 	}
 	p.count(snapshot.StreamRecords, wrote)
 	return nil
+}
+
+// schema stores the schema unless this persister did already, and returns
+// its hash.
+func (p *Persister) schema(ctx context.Context, org string, s *crmv1.ModuleSchema) (string, error) {
+	data, hash, err := snapshot.EncodeSchema(s)
+	if err != nil {
+		return "", bus.Permanent(err)
+	}
+	key := org + "\x00" + hash
+	if _, ok := p.schemas.Load(key); ok {
+		return hash, nil
+	}
+	if err := p.records.PutSchema(ctx, org, s.GetModule(), hash, data); err != nil {
+		return "", err
+	}
+	p.schemas.Store(key, struct{}{})
+	return hash, nil
 }
 
 // RecordDeleted persists a delete as the record's tombstone.
@@ -160,7 +193,8 @@ func (p *Persister) RecordDeleted(ctx context.Context, ev *crmv1.RecordDeleted) 
 	if module == "" || id == "" {
 		return bus.Permanent(fmt.Errorf("record deleted without module or id: %w", projection.ErrInvalidEvent))
 	}
-	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, module, id), snapshot.RecordMsgID(org, module, id, ev.GetVersion()), ev.GetVersion(), ev)
+	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, module, id), snapshot.RecordMsgID(org, module, id, ev.GetVersion()), ev.GetVersion(), ev,
+		snapshot.WithTTL(snapshot.TombstoneTTL))
 	if err != nil {
 		return err
 	}
@@ -223,13 +257,33 @@ func Subscribe(ctx context.Context, b *bus.Bus, p *Persister) ([]*bus.Subscripti
 	return subs, nil
 }
 
-// Applier applies snapshots to memory.
+// SchemaReader reads a stored schema by its hash (snapshot.Writer does).
+type SchemaReader interface {
+	Schema(ctx context.Context, org, module, hash string) (*crmv1.ModuleSchema, error)
+}
+
+// Applier applies snapshots to memory. Record and User are each called
+// from one goroutine (a snapshot.Follow's).
 type Applier struct {
 	Records *projection.Store
 	Users   *crmusers.Directory
 	Log     *slog.Logger
 	Metrics *Metrics
+	// Schemas reads a schema a record snapshot names before the schema's
+	// own snapshot was seen (it always comes first in the stream, so only
+	// if it was missed).
+	Schemas SchemaReader
+
+	// schemas are the schemas seen, by hash, decoded once and shared by
+	// every record of their module.
+	schemas map[string]*crmv1.ModuleSchema
+	// compacted is when tombstones were last compacted.
+	compacted time.Time
 }
+
+// compactEvery is how often memory's tombstones older than
+// snapshot.TombstoneTTL are dropped, as the stream drops its own.
+const compactEvery = time.Hour
 
 func (a *Applier) outcome(stream string, changed bool, err error, m snapshot.Msg) {
 	switch {
@@ -266,10 +320,10 @@ func (a *Applier) Record(m snapshot.Msg) {
 	var err error
 	switch m.Type {
 	case typeRecordUpserted:
-		var ev *crmv1.RecordUpserted
-		if ev, err = decode(m, &crmv1.RecordUpserted{}); err == nil {
-			changed, err = a.Records.ApplyUpserted(ev)
-		}
+		changed, err = a.upserted(m)
+	case snapshot.TypeSchema:
+		err = a.keepSchema(m)
+		changed = err == nil
 	case typeRecordDeleted:
 		var ev *crmv1.RecordDeleted
 		if ev, err = decode(m, &crmv1.RecordDeleted{}); err == nil {
@@ -279,6 +333,123 @@ func (a *Applier) Record(m snapshot.Msg) {
 		err = fmt.Errorf("unexpected type %q", m.Type)
 	}
 	a.outcome(snapshot.StreamRecords, changed, err, m)
+	if now := time.Now(); now.Sub(a.compacted) > compactEvery {
+		if a.compacted.IsZero() { // at start: the replayed ones were stamped just now
+			a.compacted = now
+			return
+		}
+		a.compacted = now
+		if n := a.Records.CompactTombstones(now.Add(-snapshot.TombstoneTTL)); n > 0 {
+			a.Log.Info("tombstones compacted", "dropped", n, "kept", a.Records.Tombstones())
+		}
+	}
+}
+
+// upserted applies a RecordUpserted snapshot. One stored without its
+// schema (as the persister stores them) is not decoded: its envelope is,
+// for the org, and the projection reads the record's encoding itself.
+func (a *Applier) upserted(m snapshot.Msg) (bool, error) {
+	env, rec, ok := splitUpserted(m.Data)
+	if !ok || m.Schema == "" {
+		ev, err := decode(m, &crmv1.RecordUpserted{})
+		if err != nil {
+			return false, err
+		}
+		if m.Schema != "" {
+			if ev.Schema, err = a.schema(ev.GetEnvelope().GetOrgId(), ev.GetRecord().GetModule(), m.Schema); err != nil {
+				return false, err
+			}
+		}
+		return a.Records.ApplyUpserted(ev)
+	}
+	envelope := &commonv1.Envelope{}
+	if err := proto.Unmarshal(env, envelope); err != nil {
+		return false, fmt.Errorf("decoding the envelope of %s: %w", m.Type, err)
+	}
+	schema, ok := a.schemas[m.Schema]
+	if !ok { // not seen: read it, which needs the record's module
+		r := &crmv1.Record{}
+		if err := proto.Unmarshal(rec, r); err != nil {
+			return false, fmt.Errorf("decoding %s: %w", m.Type, err)
+		}
+		var err error
+		if schema, err = a.schema(envelope.GetOrgId(), r.GetModule(), m.Schema); err != nil {
+			return false, err
+		}
+	}
+	return a.Records.ApplyEncoded(envelope.GetOrgId(), schema, rec)
+}
+
+// Field numbers of crm.v1.RecordUpserted (records.proto).
+const upsertedEnvelope, upsertedRecord, upsertedSchema = 1, 2, 3
+
+// splitUpserted finds, in an encoded RecordUpserted, its envelope's and
+// its record's encodings; false when it holds a schema, or either of them
+// twice (which decoding merges), or is not an encoding at all.
+func splitUpserted(data []byte) (env, rec []byte, ok bool) {
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return nil, nil, false
+		}
+		data = data[n:]
+		if typ == protowire.BytesType && (num == upsertedEnvelope || num == upsertedRecord || num == upsertedSchema) {
+			v, n := protowire.ConsumeBytes(data)
+			if n < 0 || num == upsertedSchema || (num == upsertedEnvelope && env != nil) || (num == upsertedRecord && rec != nil) {
+				return nil, nil, false
+			}
+			if num == upsertedEnvelope {
+				env = v
+			} else {
+				rec = v
+			}
+			data = data[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
+			return nil, nil, false
+		}
+		data = data[n:]
+	}
+	return env, rec, env != nil && rec != nil
+}
+
+// keepSchema remembers a schema snapshot for the records that name it.
+func (a *Applier) keepSchema(m snapshot.Msg) error {
+	hash, ok := snapshot.SchemaHashOf(m.Subject)
+	if !ok {
+		return fmt.Errorf("a schema on subject %s", m.Subject)
+	}
+	s, err := decode(m, &crmv1.ModuleSchema{})
+	if err != nil {
+		return err
+	}
+	if a.schemas == nil {
+		a.schemas = map[string]*crmv1.ModuleSchema{}
+	}
+	a.schemas[hash] = s
+	return nil
+}
+
+// schema returns the schema stored under hash, reading it if unseen.
+func (a *Applier) schema(org, module, hash string) (*crmv1.ModuleSchema, error) {
+	if s, ok := a.schemas[hash]; ok {
+		return s, nil
+	}
+	if a.Schemas == nil {
+		return nil, fmt.Errorf("schema %s not seen and no reader: %w", hash, snapshot.ErrNoSchema)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := a.Schemas.Schema(ctx, org, module, hash)
+	if err != nil {
+		return nil, err
+	}
+	if a.schemas == nil {
+		a.schemas = map[string]*crmv1.ModuleSchema{}
+	}
+	a.schemas[hash] = s
+	return s, nil
 }
 
 // User applies a QUERY_USERS snapshot.

@@ -197,10 +197,22 @@ type pattern struct {
 	b     []byte
 	shift int  // from a match's start to its value's: 1 when b opens with sep
 	none  bool // the needle holds sep, so no value holds it
+	// lead and trail: the needle is tied to a value's start or end, or
+	// both ("is").
+	lead, trail bool
+}
+
+// needle is the pattern without its framing.
+func (p pattern) needle() []byte {
+	n := p.b[p.shift:]
+	if p.trail {
+		n = n[:len(n)-1]
+	}
+	return n
 }
 
 func frame(needle string, lead, trail bool) pattern {
-	p := pattern{b: make([]byte, 0, len(needle)+2), none: strings.IndexByte(needle, sep) >= 0}
+	p := pattern{b: make([]byte, 0, len(needle)+2), none: strings.IndexByte(needle, sep) >= 0, lead: lead, trail: trail}
 	if lead {
 		p.b = append(p.b, sep)
 		p.shift = 1
@@ -222,6 +234,8 @@ const (
 	costPerRowMap    = 0.35     // mapping hits to rows (rowsOf), per row
 	costPerRowNumber = 0.55     // comparing a number (matchNumbers), per row
 	costPerRowProbe  = 10       // reading one row's value, before its bytes
+	costPerValue     = 2        // comparing one value at its start or end (anchored)
+	costPerLookup    = 50       // finding one value in the index
 )
 
 // rare returns where pat's two rarest bytes are (j2 < 0 when pat has one
@@ -246,16 +260,75 @@ func (d *dict) sparse(pat []byte, j1, j2 int) bool {
 	return j2 < 0 || float64(d.freq[pat[j1]])*costPerLeap < float64(len(d.data))*costPerByte
 }
 
-// scanCost estimates a match of p over the whole arena.
+// scanCost estimates a match of p over the whole arena: the cheaper of
+// the search of its bytes and, for a needle tied to a value's start or end,
+// a comparison there in each value (or, for "is", a look-up).
 func (d *dict) scanCost(p pattern) float64 {
 	j1, j2, ok := d.rare(p.b)
-	switch {
-	case p.none || !ok:
+	if p.none || !ok {
 		return 0
-	case d.sparse(p.b, j1, j2):
+	}
+	return min(d.searchCost(p, j1, j2), d.anchoredCost(p))
+}
+
+// searchCost estimates the search of p's bytes over the arena.
+func (d *dict) searchCost(p pattern, j1, j2 int) float64 {
+	if d.sparse(p.b, j1, j2) {
 		return float64(len(d.data))*costPerVecByte + float64(d.freq[p.b[j1]])*costPerLeap
 	}
 	return float64(len(d.data)) * costPerByte
+}
+
+// anchoredCost estimates anchored; +Inf for a needle tied to neither end.
+func (d *dict) anchoredCost(p pattern) float64 {
+	switch {
+	case p.lead && p.trail:
+		return costPerLookup
+	case p.lead || p.trail:
+		return float64(len(d.refs)) * costPerValue
+	}
+	return math.Inf(1)
+}
+
+// anchored adds to hits (made when nil) the values p is found in by
+// comparing its needle where it must be: one look-up for "is", and for
+// "starts with" or "ends with" one comparison a value, at its start or end,
+// which for a column of long distinct values (e-mail addresses) reads a
+// few bytes of each instead of every byte of the arena.
+func (d *dict) anchored(p pattern, hits []byte) []byte {
+	needle := p.needle()
+	mark := func(k int) {
+		if hits == nil {
+			hits = d.hits()
+		}
+		hits[k] = 1
+	}
+	if p.lead && p.trail {
+		mask := uint64(len(d.index) - 1)
+		for i := maphash.Bytes(seed, needle) & mask; d.index[i] != 0; i = (i + 1) & mask {
+			if k := int32(d.index[i]); bytes.Equal(d.value(k), needle) {
+				mark(int(k))
+				break
+			}
+		}
+		return hits
+	}
+	n := uint32(len(needle))
+	first, last := needle[0], needle[n-1]
+	for k := 1; k < len(d.refs); k++ {
+		from, to := d.starts[k], d.starts[k+1]-1 // the value is data[from:to]
+		if to-from < n {
+			continue
+		}
+		if p.lead {
+			if d.data[from] == first && bytes.Equal(d.data[from:from+n], needle) {
+				mark(k)
+			}
+		} else if d.data[to-1] == last && bytes.Equal(d.data[to-n:to], needle) {
+			mark(k)
+		}
+	}
+	return hits
 }
 
 // meanLen is the mean length of the live values.
@@ -270,6 +343,9 @@ func (d *dict) match(p pattern, hits []byte) []byte {
 	j1, j2, ok := d.rare(p.b)
 	if p.none || !ok {
 		return hits // no live value holds that byte
+	}
+	if d.anchoredCost(p) < d.searchCost(p, j1, j2) {
+		return d.anchored(p, hits)
 	}
 	// Where the pattern is found, its two rarest bytes are: look for
 	// those first, and compare the whole pattern only there.

@@ -149,7 +149,7 @@ func TestCompactionKeepsResults(t *testing.T) {
 			company := fmt.Sprintf("%s %d %s %d", []string{"Zylker", "Acme", "Globex"}[rng.IntN(3)], rng.IntN(10), strings.Repeat("x", rng.IntN(60)), op)
 			ev := account(id, int64(op+1), fmt.Sprint("Name ", rng.IntN(1000)), company)
 			if rng.IntN(6) == 0 {
-				m.delete(id, int64(op+1))
+				m.delete(id, int64(op+1), 0)
 				if _, err := s.ApplyDeleted(&crmv1.RecordDeleted{Envelope: &commonv1.Envelope{OrgId: "o"}, Module: "Accounts", RecordId: id, Version: int64(op + 1)}); err != nil {
 					t.Fatal(err)
 				}

@@ -120,6 +120,11 @@ func TestDictMatchAgreesWithNaive(t *testing.T) {
 				if got := liveHits(d, dense); !slices.Equal(got, want) {
 					t.Fatalf("round %d: %s %q (word-wide): %v, want %v", round, f.name, needle, got, want)
 				}
+				if p := frame(needle, f.lead, f.trail); p.lead || p.trail {
+					if got := liveHits(d, d.anchored(p, nil)); !slices.Equal(got, want) {
+						t.Fatalf("round %d: %s %q (anchored): %v, want %v", round, f.name, needle, got, want)
+					}
+				}
 				if got := liveHits(d, d.match(frame(needle, f.lead, f.trail), nil)); !slices.Equal(got, want) {
 					t.Fatalf("round %d: %s %q (chosen way): %v, want %v", round, f.name, needle, got, want)
 				}
@@ -154,6 +159,11 @@ func FuzzDictMatch(f *testing.F) {
 			}
 			if got := liveHits(d, dense); !slices.Equal(got, want) {
 				t.Fatalf("%s %q (word-wide): %v, want %v", fr.name, needle, got, want)
+			}
+			if p := frame(needle, fr.lead, fr.trail); p.lead || p.trail {
+				if got := liveHits(d, d.anchored(p, nil)); !slices.Equal(got, want) {
+					t.Fatalf("%s %q (anchored): %v, want %v", fr.name, needle, got, want)
+				}
 			}
 		}
 	})

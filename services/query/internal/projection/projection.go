@@ -10,9 +10,10 @@
 // cannot bring the record back; an upsert with a higher version than the
 // delete does bring it back, because the CRM bumps the version on every
 // change and a later change means the record exists again (an undelete or a
-// restore from the recycle bin). Tombstones are a few bytes each and are
-// kept for the life of the process; the durable rebuild (package feed)
-// replays them too, from the deletes kept in the snapshot stream.
+// restore from the recycle bin). Tombstones are a few dozen bytes each and
+// are kept until [Store.CompactTombstones] drops those older than a
+// horizon; the durable rebuild (package feed) replays them too, from the
+// deletes kept in the snapshot stream for the same horizon.
 //
 // Layout: each (org, module) is a table with its own lock, so one org's
 // writes never wait on another's searches. Searchable values are folded
@@ -39,12 +40,15 @@
 package projection
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -65,6 +69,7 @@ type Store struct {
 	// one or the other).
 	minDead int
 	plan    plan
+	now     func() time.Time // stamps tombstones
 }
 
 type tableKey struct{ org, module string }
@@ -73,7 +78,7 @@ type tableKey struct{ org, module string }
 func New() *Store { return newStore(defaultMinDead, planCheaper) }
 
 func newStore(minDead int, p plan) *Store {
-	return &Store{tables: map[tableKey]*table{}, minDead: minDead, plan: p}
+	return &Store{tables: map[tableKey]*table{}, minDead: minDead, plan: p, now: time.Now}
 }
 
 type table struct {
@@ -84,8 +89,8 @@ type table struct {
 	// keeps its number, so rows written under an older schema stay valid.
 	slots      map[string]int
 	rows       []row
-	index      map[string]int   // record id → position in rows
-	tombstones map[string]int64 // deleted record id → the delete's version
+	index      map[string]int       // record id → position in rows
+	tombstones map[string]tombstone // deleted record id → the delete
 	// sortHeads[i] is rows[i].sortHead, packed for the ranking scan.
 	sortHeads []uint64
 	// cols[slot] holds that field's value of every row.
@@ -102,6 +107,9 @@ type table struct {
 	valsBuf   []value
 	layoutBuf []int
 }
+
+// tombstone is a delete's version and when it was applied (Unix seconds).
+type tombstone struct{ version, at int64 }
 
 type row struct {
 	id       string
@@ -143,7 +151,7 @@ func (s *Store) table(org, module string, create bool) *table {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t = s.tables[k]; t == nil {
-		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]int64{}, minDead: s.minDead, plan: s.plan}
+		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]tombstone{}, minDead: s.minDead, plan: s.plan}
 		s.tables[k] = t
 	}
 	return t
@@ -155,36 +163,86 @@ func (s *Store) table(org, module string, create bool) *table {
 // must not modify the event afterwards.
 func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 	org, rec, schema := ev.GetEnvelope().GetOrgId(), ev.GetRecord(), ev.GetSchema()
-	switch {
-	case org == "" || rec.GetId() == "" || rec.GetModule() == "":
-		return false, fmt.Errorf("record upserted without org, module or id: %w", ErrInvalidEvent)
-	case schema.GetModule() != rec.GetModule():
-		return false, fmt.Errorf("record %s/%s upserted with the schema of %q: %w", rec.GetModule(), rec.GetId(), schema.GetModule(), ErrInvalidEvent)
+	if err := checkUpserted(org, rec, schema); err != nil {
+		return false, err
 	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(rec)
 	if err != nil {
 		return false, fmt.Errorf("record %s/%s: %w: %w", rec.GetModule(), rec.GetId(), ErrInvalidEvent, err)
 	}
+	v := views.Get().(*recView)
+	defer views.Put(v)
+	viewOf(rec, v)
+	return s.apply(org, v, schema, raw), nil
+}
 
-	t := s.table(org, rec.GetModule(), true)
+// ApplyEncoded is ApplyUpserted for a record of org given as its encoding,
+// raw, with its module's schema: the store reads the fields it needs
+// straight from raw and keeps a copy of raw, so a rebuild's million records
+// are neither decoded into messages nor encoded again.
+func (s *Store) ApplyEncoded(org string, schema *crmv1.ModuleSchema, raw []byte) (bool, error) {
+	v := views.Get().(*recView)
+	defer views.Put(v)
+	if parseRecord(raw, v) != nil {
+		// Not as parseRecord expects: decode it as anything else.
+		rec := &crmv1.Record{}
+		if err := proto.Unmarshal(raw, rec); err != nil {
+			return false, fmt.Errorf("record of %s: %w: %w", schema.GetModule(), ErrInvalidEvent, err)
+		}
+		viewOf(rec, v)
+	}
+	if err := checkView(org, v, schema); err != nil {
+		return false, err
+	}
+	return s.apply(org, v, schema, bytes.Clone(raw)), nil
+}
+
+// views are build's input, reused.
+var views = sync.Pool{New: func() any { return &recView{} }}
+
+func checkView(org string, v *recView, schema *crmv1.ModuleSchema) error {
+	switch {
+	case org == "" || v.id == "" || v.module == "":
+		return fmt.Errorf("record upserted without org, module or id: %w", ErrInvalidEvent)
+	case schema.GetModule() != v.module:
+		return fmt.Errorf("record %s/%s upserted with the schema of %q: %w", v.module, v.id, schema.GetModule(), ErrInvalidEvent)
+	}
+	return nil
+}
+
+func checkUpserted(org string, rec *crmv1.Record, schema *crmv1.ModuleSchema) error {
+	switch {
+	case org == "" || rec.GetId() == "" || rec.GetModule() == "":
+		return fmt.Errorf("record upserted without org, module or id: %w", ErrInvalidEvent)
+	case schema.GetModule() != rec.GetModule():
+		return fmt.Errorf("record %s/%s upserted with the schema of %q: %w", rec.GetModule(), rec.GetId(), schema.GetModule(), ErrInvalidEvent)
+	}
+	return nil
+}
+
+// apply stores the record v views, whose encoding is raw (the store's
+// own); v's strings may view raw or a message's bytes, so what is kept is
+// copied.
+func (s *Store) apply(org string, v *recView, schema *crmv1.ModuleSchema, raw []byte) bool {
+	t := s.table(org, v.module, true)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	id, v := rec.GetId(), rec.GetVersion()
+	id, ver := v.id, v.version
 	if dv, ok := t.tombstones[id]; ok {
-		if v <= dv {
-			return false, nil
+		if ver <= dv.version {
+			return false
 		}
 		delete(t.tombstones, id)
 	}
 	i, exists := t.index[id]
-	if exists && v <= t.rows[i].version {
-		return false, nil
+	if exists && ver <= t.rows[i].version {
+		return false
 	}
 	t.schema = schema
-	r, vals, layout := t.build(rec, schema, raw)
+	r, vals, layout := t.build(v, schema, raw)
 	if !exists {
 		i = len(t.rows)
-		t.index[id] = i
+		t.index[r.id] = i
 		t.rows = append(t.rows, row{})
 		t.sortHeads = append(t.sortHeads, 0)
 		t.rowLayout = append(t.rowLayout, 0)
@@ -196,14 +254,14 @@ func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 	t.sortHeads[i] = r.sortHead
 	t.rowLayout[i] = layout
 	for slot := range t.cols {
-		v := absent
+		val := absent
 		if slot < len(vals) {
-			v = vals[slot]
+			val = vals[slot]
 		}
-		t.cols[slot].set(i, v, t.minDead)
+		t.cols[slot].set(i, val, t.minDead)
 	}
 	clear(vals) // build's scratch: hold on to none of this record's strings
-	return true, nil
+	return true
 }
 
 // ApplyDeleted removes the record unless it holds a version at or above the
@@ -217,7 +275,7 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 	t := s.table(org, module, true)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if dv, ok := t.tombstones[id]; ok && v <= dv {
+	if dv, ok := t.tombstones[id]; ok && v <= dv.version {
 		return false, nil
 	}
 	if i, ok := t.index[id]; ok {
@@ -240,15 +298,57 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 		}
 		delete(t.index, id)
 	}
-	t.tombstones[id] = v
+	t.tombstones[id] = tombstone{version: v, at: s.now().Unix()}
 	return true, nil
+}
+
+// CompactTombstones forgets the deletes applied before cutoff, so an
+// upsert older than one of them counts again, and returns how many it
+// dropped. A table's tombstones are copied to a new map when most go, since
+// a map never shrinks.
+func (s *Store) CompactTombstones(cutoff time.Time) int {
+	s.mu.RLock()
+	tables := make([]*table, 0, len(s.tables))
+	for _, t := range s.tables {
+		tables = append(tables, t)
+	}
+	s.mu.RUnlock()
+	before, dropped := cutoff.Unix(), 0
+	for _, t := range tables {
+		t.mu.Lock()
+		n := len(t.tombstones)
+		maps.DeleteFunc(t.tombstones, func(_ string, d tombstone) bool { return d.at < before })
+		if left := len(t.tombstones); left < n {
+			dropped += n - left
+			if left < n/2 { // maps.Clone would keep the capacity
+				kept := make(map[string]tombstone, left)
+				maps.Copy(kept, t.tombstones)
+				t.tombstones = kept
+			}
+		}
+		t.mu.Unlock()
+	}
+	return dropped
+}
+
+// Tombstones counts the deletes remembered.
+func (s *Store) Tombstones() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, t := range s.tables {
+		t.mu.RLock()
+		n += len(t.tombstones)
+		t.mu.RUnlock()
+	}
+	return n
 }
 
 // build folds a record into its row and its values by slot, giving slots
 // (and columns) to fields the table has not seen yet, and returns the
 // layout of its text-like fields.
-func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte) (row, []value, int32) {
-	r := row{id: rec.GetId(), version: rec.GetVersion(), raw: raw}
+func (t *table) build(rec *recView, schema *crmv1.ModuleSchema, raw []byte) (row, []value, int32) {
+	r := row{id: strings.Clone(rec.id), version: rec.version, raw: raw}
 	vals, layout := t.valsBuf[:0], t.layoutBuf[:0]
 	defer func() { t.valsBuf, t.layoutBuf = vals[:0], layout }()
 	for _, f := range schema.GetFields() {
@@ -267,27 +367,27 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 		}
 		c := &vals[slot]
 		var texts []string
-		switch v := rec.GetFields()[f.GetApiName()].GetKind().(type) {
-		case *crmv1.FieldValue_Text:
-			texts = []string{v.Text}
-		case *crmv1.FieldValue_Lookup:
-			texts = []string{v.Lookup.GetName()}
-		case *crmv1.FieldValue_Number:
-			c.num = v.Number
-			texts = []string{strconv.FormatFloat(v.Number, 'f', -1, 64)}
-		case *crmv1.FieldValue_Boolean:
-			c.num = 0
-			if v.Boolean {
-				c.num = 1
+		if v := rec.field(f.GetApiName()); v != nil {
+			switch v.kind {
+			case kindText, kindLookup:
+				texts = []string{v.text}
+			case kindNumber:
+				c.num = v.num
+				texts = []string{strconv.FormatFloat(v.num, 'f', -1, 64)}
+			case kindBoolean:
+				c.num = 0
+				if v.boolean {
+					c.num = 1
+				}
+			case kindMulti:
+				folded := make([]cell, len(v.multi))
+				for i, s := range v.multi {
+					text := strings.Clone(filter.Fold(f.GetType(), s)) // kept: its own copy
+					folded[i] = cell{head: head(text), text: text}
+				}
+				c.multi, c.hasMulti = folded, true
+				texts = v.multi
 			}
-		case *crmv1.FieldValue_Multi:
-			folded := make([]cell, len(v.Multi.GetValues()))
-			for i, s := range v.Multi.GetValues() {
-				text := filter.Fold(f.GetType(), s)
-				folded[i] = cell{head: head(text), text: text}
-			}
-			c.multi, c.hasMulti = folded, true
-			texts = v.Multi.GetValues()
 		}
 		if len(texts) == 1 {
 			c.text = filter.Fold(f.GetType(), texts[0])
@@ -307,7 +407,7 @@ func (t *table) build(rec *crmv1.Record, schema *crmv1.ModuleSchema, raw []byte)
 			}
 		}
 		if f.GetApiName() == schema.GetDisplayField() && len(texts) > 0 {
-			r.sortKey = strings.ToLower(texts[0])
+			r.sortKey = strings.Clone(strings.ToLower(texts[0]))
 			r.sortHead = head(r.sortKey)
 		}
 	}

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -21,10 +24,13 @@ import (
 // matching. It keeps no columns, no arenas and no bitsets.
 type refStore struct {
 	recs  map[string]refRec
-	tombs map[string]int64
+	tombs map[string]refTomb
 	// slots: every searchable field of a schema an applied upsert carried.
 	slots map[string]bool
 }
+
+// refTomb is a delete's version and the minute of the history it came.
+type refTomb struct{ v, at int64 }
 
 type refRec struct {
 	rec    *crmv1.Record
@@ -32,12 +38,12 @@ type refRec struct {
 }
 
 func newRefStore() *refStore {
-	return &refStore{recs: map[string]refRec{}, tombs: map[string]int64{}, slots: map[string]bool{}}
+	return &refStore{recs: map[string]refRec{}, tombs: map[string]refTomb{}, slots: map[string]bool{}}
 }
 
 func (m *refStore) upsert(rec *crmv1.Record, schema *crmv1.ModuleSchema) bool {
 	id, v := rec.GetId(), rec.GetVersion()
-	if dv, ok := m.tombs[id]; ok && v <= dv {
+	if dv, ok := m.tombs[id]; ok && v <= dv.v {
 		return false
 	}
 	if cur, ok := m.recs[id]; ok && v <= cur.rec.GetVersion() {
@@ -53,8 +59,8 @@ func (m *refStore) upsert(rec *crmv1.Record, schema *crmv1.ModuleSchema) bool {
 	return true
 }
 
-func (m *refStore) delete(id string, v int64) bool {
-	if dv, ok := m.tombs[id]; ok && v <= dv {
+func (m *refStore) delete(id string, v, at int64) bool {
+	if dv, ok := m.tombs[id]; ok && v <= dv.v {
 		return false
 	}
 	if cur, ok := m.recs[id]; ok {
@@ -63,8 +69,20 @@ func (m *refStore) delete(id string, v int64) bool {
 		}
 		delete(m.recs, id)
 	}
-	m.tombs[id] = v
+	m.tombs[id] = refTomb{v, at}
 	return true
+}
+
+// compact forgets the deletes that came before minute cutoff.
+func (m *refStore) compact(cutoff int64) int {
+	n := 0
+	for id, d := range m.tombs {
+		if d.at < cutoff {
+			delete(m.tombs, id)
+			n++
+		}
+	}
+	return n
 }
 
 // texts is what a value says as text, as the projection reads it.
@@ -391,18 +409,37 @@ func checkAgainstReference(t testing.TB, seed uint64, ops int, minDead int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	m := newRefStore()
+	// Each op is a minute of a made-up clock, which stamps tombstones.
+	clock := time.Unix(0, 0)
+	minute := func() int64 { return int64(clock.Sub(time.Unix(0, 0)) / time.Minute) }
 	stores := map[plan]*Store{}
 	for _, p := range []plan{planCheaper, planScan, planProbe} {
 		stores[p] = newStore(minDead, p)
+		stores[p].now = func() time.Time { return clock }
 	}
 	schemas := refSchemas()
 	version := int64(0)
 	for op := range ops {
+		clock = clock.Add(time.Minute)
 		id := fmt.Sprintf("r%02d", rng.IntN(40))
 		version++
 		v := version - int64(rng.IntN(4)) // some stale, some duplicates
+		if rng.IntN(25) == 0 {
+			// Compaction forgets deletes older than a horizon of a few
+			// minutes, so stale upserts right after it count again.
+			cutoff := minute() - int64(rng.IntN(8))
+			want := m.compact(cutoff)
+			for p, s := range stores {
+				if got := s.CompactTombstones(time.Unix(0, 0).Add(time.Duration(cutoff) * time.Minute)); got != want {
+					t.Fatalf("seed %d op %d plan %d: compaction before minute %d dropped %d tombstones, model %d", seed, op, p, cutoff, got, want)
+				}
+				if got := s.Tombstones(); got != len(m.tombs) {
+					t.Fatalf("seed %d op %d plan %d: %d tombstones kept, model %d", seed, op, p, got, len(m.tombs))
+				}
+			}
+		}
 		if rng.IntN(5) == 0 {
-			want := m.delete(id, v)
+			want := m.delete(id, v, minute())
 			for p, s := range stores {
 				got, err := s.ApplyDeleted(&crmv1.RecordDeleted{Envelope: &commonv1.Envelope{OrgId: "o"}, Module: "M", RecordId: id, Version: v})
 				if err != nil || got != want {
@@ -417,7 +454,18 @@ func checkAgainstReference(t testing.TB, seed uint64, ops int, minDead int) {
 			rec := refRecord(rng, id, v, schema)
 			want := m.upsert(rec, schema)
 			for p, s := range stores {
-				got, err := s.ApplyUpserted(&crmv1.RecordUpserted{Envelope: &commonv1.Envelope{OrgId: "o"}, Record: rec, Schema: schema})
+				ev := &crmv1.RecordUpserted{Envelope: &commonv1.Envelope{OrgId: "o"}, Record: rec, Schema: schema}
+				var got bool
+				var err error
+				if p == planProbe { // one store keeps the encoding it is given
+					raw, merr := proto.Marshal(rec)
+					if merr != nil {
+						t.Fatal(merr)
+					}
+					got, err = s.ApplyEncoded("o", schema, raw)
+				} else {
+					got, err = s.ApplyUpserted(ev)
+				}
 				if err != nil || got != want {
 					t.Fatalf("seed %d op %d plan %d: upsert %s v%d applied %v (%v), model says %v", seed, op, p, id, v, got, err, want)
 				}

@@ -5,12 +5,18 @@
 // Streams (declared here, not in libs/topology: only the query service
 // reads or writes them, and their subjects are no event contract):
 //
-//	QUERY_RECORDS  query.records.<org>.<module>.<record>   last RecordUpserted, or RecordDeleted as a tombstone
+//	QUERY_RECORDS  query.records.<org>.<module>.<record>   last RecordUpserted (without its schema), or RecordDeleted as a tombstone
+//	               query.records.<org>.<module>.schema.<hash>  a ModuleSchema those upserts name by hash
 //	QUERY_USERS    query.users.<org>.<user>                last CrmUserUpserted, or CrmUserDeactivated
 //
 // Each message is the event itself (protobuf, type in Crmslack-Type), with
 // its version in Crmslack-Version, so replaying a stream is re-applying the
-// events that made the state, and deletes survive a restart as tombstones.
+// events that made the state, and deletes survive a restart as tombstones
+// (for TombstoneTTL, then the server removes them). A record upsert is
+// stored without its module's schema, which every CRM event carries and
+// which is the same for a whole module: the schema is stored once, under
+// its hash (Crmslack-Schema), so a snapshot is the size of its record and
+// a rebuild decodes each schema once, not once per record.
 //
 // # Writing: compare-and-set by version
 //
@@ -61,6 +67,10 @@ const (
 // HeaderVersion carries the snapshot's version, compared before writing.
 const HeaderVersion = "Crmslack-Version"
 
+// HeaderSchema names the schema snapshot of a record snapshot stored
+// without its schema (see [Writer.PutSchema]).
+const HeaderSchema = "Crmslack-Schema"
+
 // maxCASAttempts bounds Put's read-compare-write loop. Each retry means
 // another writer stored a newer message for the same subject meanwhile;
 // more than a handful in a row means something else is wrong.
@@ -86,6 +96,8 @@ func StreamConfigs(replicas int, storage jetstream.StorageType) []jetstream.Stre
 			Replicas:          replicas,
 			Duplicates:        topology.DuplicateWindow,
 			AllowDirect:       true,
+			// Tombstones expire (see TombstoneTTL).
+			AllowMsgTTL: true,
 		}
 	}
 	return []jetstream.StreamConfig{
@@ -150,44 +162,83 @@ func NewWriter(ctx context.Context, js jetstream.JetStream, stream string) (*Wri
 	return &Writer{js: js, stream: s, name: stream}, nil
 }
 
+// PutOption adds to what [Writer.Put] writes.
+type PutOption func(*putOptions)
+
+type putOptions struct {
+	schema string
+	ttl    time.Duration
+}
+
+// WithSchema names, in the Crmslack-Schema header, the schema snapshot
+// (see [Writer.PutSchema]) the event was stripped of.
+func WithSchema(hash string) PutOption { return func(o *putOptions) { o.schema = hash } }
+
+// WithTTL has the server remove the message after d (a tombstone's horizon).
+func WithTTL(d time.Duration) PutOption { return func(o *putOptions) { o.ttl = d } }
+
 // Put stores ev on subject unless the subject already holds version or a
 // newer one. It reports whether it wrote.
-func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, ev proto.Message) (bool, error) {
+//
+// A version-1 write is first tried as the subject's first message, with no
+// read: versions start at 1, so in a backfill that is what it almost always
+// is, and it saves a round trip; if the subject holds anything, the write
+// is refused and Put reads and compares as for any other version.
+func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, ev proto.Message, opts ...PutOption) (bool, error) {
+	var o putOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
 	if err != nil {
 		return false, fmt.Errorf("snapshot: encoding %s: %w", subject, err)
 	}
 	typ := string(ev.ProtoReflect().Descriptor().FullName())
+	blind := version == 1
 	for range maxCASAttempts {
 		var expect uint64
-		last, err := w.stream.GetLastMsgForSubject(ctx, subject)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			// Nothing stored: expect sequence 0, "no message on the subject".
-		case err != nil:
-			return false, fmt.Errorf("snapshot: reading %s: %w", subject, err)
-		default:
-			if v, perr := strconv.ParseInt(last.Header.Get(HeaderVersion), 10, 64); perr == nil && v >= version {
-				return false, nil
+		if !blind {
+			last, err := w.stream.GetLastMsgForSubject(ctx, subject)
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				// Nothing stored: expect sequence 0, "no message on the subject".
+			case err != nil:
+				return false, fmt.Errorf("snapshot: reading %s: %w", subject, err)
+			default:
+				if v, perr := strconv.ParseInt(last.Header.Get(HeaderVersion), 10, 64); perr == nil && v >= version {
+					return false, nil
+				}
+				expect = last.Sequence
 			}
-			expect = last.Sequence
 		}
+		blind = false
 		m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgIDHeader, msgID)
 		m.Header.Set(bus.HeaderType, typ)
 		m.Header.Set(HeaderVersion, strconv.FormatInt(version, 10))
-		ack, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(w.name))
+		if o.schema != "" {
+			m.Header.Set(HeaderSchema, o.schema)
+		}
+		popts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(w.name)}
+		if o.ttl > 0 {
+			popts = append(popts, jetstream.WithMsgTTL(o.ttl))
+		}
+		ack, err := w.js.PublishMsg(ctx, m, popts...)
 		if err == nil {
 			return !ack.Duplicate, nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if wrongLast(err) {
 			continue // another writer got there first: read again and compare
 		}
 		return false, fmt.Errorf("snapshot: writing %s: %w", subject, err)
 	}
 	return false, fmt.Errorf("snapshot: writing %s: still contended after %d attempts", subject, maxCASAttempts)
+}
+
+func wrongLast(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Msg is one snapshot as [Follow] delivers it.
@@ -196,6 +247,9 @@ type Msg struct {
 	// Type is the protobuf full name of Data.
 	Type string
 	Data []byte
+	// Schema is the Crmslack-Schema header: the hash of the schema snapshot
+	// a record snapshot was stripped of, "" when it carries its own.
+	Schema string
 	// Seq is the stream sequence.
 	Seq uint64
 }
@@ -266,7 +320,8 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 			log.Warn("snapshot without metadata", "stream", stream, "subject", m.Subject(), "err", err)
 			return
 		}
-		apply(Msg{Subject: m.Subject(), Type: m.Headers().Get(bus.HeaderType), Data: m.Data(), Seq: md.Sequence.Stream})
+		h := m.Headers()
+		apply(Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream})
 		f.applied.Add(1)
 		if md.Sequence.Stream >= target {
 			f.once.Do(func() { close(f.caughtUp) })

@@ -1,0 +1,131 @@
+package feed_test
+
+import (
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/testkit"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	"github.com/crmslack/crmslack/services/query/internal/crmusers"
+	"github.com/crmslack/crmslack/services/query/internal/feed"
+	"github.com/crmslack/crmslack/services/query/internal/projection"
+	"github.com/crmslack/crmslack/services/query/internal/seedset"
+	"github.com/crmslack/crmslack/services/query/internal/snapshot"
+)
+
+// BenchmarkRebuild: a restart's rebuild of 100,000 generated leads from
+// the records snapshot stream, as the persister stores them (one schema
+// snapshot, each record without its schema): from Follow to caught up,
+// in snapshots per second, with the live heap after it and the heap's
+// high-water mark during it (peak-heap/heap is the transient spike).
+// Run with -benchtime=1x. The collector runs at GOGC 25, as the query
+// binary's does.
+func BenchmarkRebuild(b *testing.B) {
+	const n = 100_000
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	ns := testkit.NATS(b)
+	js := testkit.JetStream(b, testkit.NATSConn(b, ns))
+	ctx := testkit.Context(b)
+	for _, sc := range snapshot.StreamConfigs(1, jetstream.FileStorage) {
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
+	if err != nil {
+		b.Fatal(err)
+	}
+	schema := seedset.Schemas()["Leads"]
+	data, hash, err := snapshot.EncodeSchema(schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.PutSchema(ctx, seedset.Org, "Leads", hash, data); err != nil {
+		b.Fatal(err)
+	}
+	var futures []jetstream.PubAckFuture
+	for _, r := range seedset.GeneratedLeads(n) {
+		ev := &crmv1.RecordUpserted{Envelope: &commonv1.Envelope{EventId: "e-" + r.GetId(), OrgId: seedset.Org}, Record: r}
+		payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := &nats.Msg{Subject: snapshot.RecordSubject(seedset.Org, "Leads", r.GetId()), Data: payload, Header: nats.Header{}}
+		m.Header.Set(bus.HeaderType, string(ev.ProtoReflect().Descriptor().FullName()))
+		m.Header.Set(snapshot.HeaderVersion, "1")
+		m.Header.Set(snapshot.HeaderSchema, hash)
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			b.Fatal(err)
+		}
+	}
+
+	for range b.N {
+		m, err := feed.NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := &feed.Applier{Records: projection.New(), Users: crmusers.New(), Log: slog.New(slog.DiscardHandler), Metrics: m, Schemas: w}
+		runtime.GC()
+		peak := watchHeap()
+		start := time.Now()
+		f, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, a.Log, a.Record)
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-f.CaughtUp()
+		took := time.Since(start)
+		max := peak()
+		_ = f.Stop(ctx)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(n)/took.Seconds(), "snapshots/s")
+		b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MB")
+		b.ReportMetric(float64(max)/(1<<20), "peak-heap-MB")
+		runtime.KeepAlive(a)
+	}
+}
+
+// watchHeap samples the live heap every 5 ms until the returned function
+// is called, which returns the highest sample.
+func watchHeap() func() uint64 {
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var high uint64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			high = max(high, s[0].Value.Uint64())
+			select {
+			case <-stop:
+				done <- high
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 { close(stop); return <-done }
+}
