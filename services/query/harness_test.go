@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -99,6 +100,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
+		Files:   testkit.TrustFiles(t, testkit.PKI(t), rpc.Query),
 		NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",
@@ -120,14 +122,11 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 		cancel()
 		t.Fatal("query not ready in time")
 	}
-	cc, err := rpc.Dial(addrs.GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each call as a caller the authorization table allows.
+	cc := testkit.AllowedConn(t, testkit.PKI(t), addrs.GRPC)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			_ = cc.Close()
 			cancel()
 			select {
 			case err := <-done:
@@ -147,7 +146,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 // CRM and the gateway.
 func publisher(t testing.TB, ns *localnats.Server) *bus.Bus {
 	t.Helper()
-	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "test-publisher", Logger: testkit.Logger(t)})
+	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "test-publisher", Logger: testkit.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

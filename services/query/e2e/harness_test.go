@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,6 +25,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/localnats"
+	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -125,6 +127,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		ns = testkit.NATS(t)
 	}
 	ms := testkit.Mongo(t)
+	pki := testkit.PKI(t)
 	std, err := slackstandin.New(slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
@@ -144,7 +147,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	t.Cleanup(client.CloseIdleConnections)
 	s := &stack{standin: std, sender: std.NewSender(client), natsURL: ns.ClientURL()}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger("crm")})
+	s.crm, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "e2e-crm", Logger: logger("crm")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +169,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
@@ -174,7 +178,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			Ready: ready,
 		}, logger("teams"), prometheus.NewRegistry())
 	})
-	tc := testkit.Dial(t, ta.GRPC)
+	tc := testkit.AllowedConn(t, pki, ta.GRPC)
 	s.registry = teamsv1.NewTeamRegistryServiceClient(tc)
 	// The org's admin added Acme, with a bot token the stand-in honours.
 	// Globex stays unconnected.
@@ -194,6 +198,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	} else {
 		qa = testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 			return query.Run(ctx, query.Config{
+				Files:   testkit.TrustFiles(t, pki, rpc.Query),
 				NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 				TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
 				ShareButtonKey: shareButtonKey,
@@ -201,11 +206,14 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			}, logger("query"), prometheus.NewRegistry())
 		})
 	}
-	s.query = queryv1.NewQueryServiceClient(testkit.Dial(t, qa.GRPC))
+	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, pki, qa.GRPC))
 
 	// Delivery as configured from its environment, so settings it gains
 	// keep their defaults here; only what a test needs is set.
+	df := testkit.TrustFiles(t, pki, rpc.Delivery)
 	env := envconfig.FromMap(map[string]string{
+		"TLS_CERT_FILE": df.TLSCertFile, "TLS_KEY_FILE": df.TLSKeyFile, "TLS_CA_FILE": df.TLSCAFile, "CRM_KEYS_FILE": df.CRMKeysFile,
+		"NATS_USER": df.NATSUser, "NATS_PASSWORD": df.NATSPassword,
 		"NATS_URL": ns.ClientURL(), "MONGODB_URI": ms.URI(), "DELIVERY_MONGODB_DATABASE": "delivery",
 		"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0", "TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL,
 		"DELIVERY_CHANNEL_RATE": "100", "DELIVERY_CHANNEL_BURST": "10", "DELIVERY_CONCURRENCY": "8",
@@ -227,7 +235,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 	ga := testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, pki, rpc.Gateway),
+			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",

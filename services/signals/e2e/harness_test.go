@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -112,7 +113,7 @@ func startStack(t testing.TB, o options) *stack {
 	t.Cleanup(std.Close)
 	s := &stack{standin: std, metrics: prometheus.NewRegistry()}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
-	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "e2e-crm", Logger: logger(t, "crm")})
+	s.bus, err = bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: "e2e-crm", Logger: logger(t, "crm")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +128,7 @@ func startStack(t testing.TB, o options) *stack {
 	apiURL := std.URL() + "/api/"
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, testkit.PKI(t), "teams"),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
@@ -159,6 +161,7 @@ func startStack(t testing.TB, o options) *stack {
 	}
 	denv := envconfig.FromMap(vars)
 	dcfg := delivery.ConfigFromEnv(denv)
+	dcfg.Files = testkit.TrustFiles(t, testkit.PKI(t), "delivery")
 	if err := denv.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +178,7 @@ func startStack(t testing.TB, o options) *stack {
 		"SIGNALS_GRPC_ADDR": "127.0.0.1:0", "SIGNALS_OPS_ADDR": "127.0.0.1:0", "SIGNALS_STORM_WINDOW": o.window.String(),
 	})
 	scfg := signals.ConfigFromEnv(senv)
+	scfg.Files = testkit.TrustFiles(t, testkit.PKI(t), "signals")
 	if err := senv.Err(); err != nil {
 		t.Fatal(err)
 	}
