@@ -7,15 +7,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/crmslack/crmslack/libs/crmauth"
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/rpc"
 	// Registers every service crmctl can call.
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -43,6 +48,10 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
 	addr := fs.String("addr", "", "host:port of the service (default: <SERVICE>_ADDR or the local port)")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of the call")
+	pkiDir := fs.String("pki", defaultPKI(), "the development CA and keys `make run` made (LOCAL_DATA_DIR/pki)")
+	as := fs.String("as", rpc.CRM, "the identity to call as: crm, or a service's name to debug a call it makes")
+	user := fs.String("user", "", "as crm: the acting CRM user's email (default: the request's caller or sharer, else the org's admin connector)")
+	role := fs.String("role", "", "as crm with -user: admin or user (default admin)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,7 +89,31 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if target == "" {
 		target = addrFor(md.Parent().(protoreflect.ServiceDescriptor))
 	}
-	cc, err := rpc.Dial(target)
+	dir, err := openPKI(*pkiDir)
+	if err != nil {
+		return err
+	}
+	files, err := dir.Trust(*as)
+	if err != nil {
+		return err
+	}
+	id, err := files.Identity()
+	if err != nil {
+		return err
+	}
+	var callOpts []grpc.CallOption
+	if *as == rpc.CRM && *user != "" {
+		tok, err := devpki.NewCRMSigner(dir).Token(userClaims(in, *user, *role))
+		if err != nil {
+			return err
+		}
+		callOpts = append(callOpts, grpc.PerRPCCredentials(crmauth.Bearer(tok)))
+	}
+	var dialOpts []grpc.DialOption
+	if *as == rpc.CRM {
+		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(dir).Interceptor()))
+	}
+	cc, err := rpc.Dial(target, id, dialOpts...)
 	if err != nil {
 		return err
 	}
@@ -88,7 +121,7 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	full := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
-	if err := cc.Invoke(ctx, full, in, out); err != nil {
+	if err := cc.Invoke(ctx, full, in, out, callOpts...); err != nil {
 		return err
 	}
 	b, err := answerJSON(out)
@@ -171,4 +204,51 @@ func typesCmd(w io.Writer) error {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// defaultPKI is where the local runner keeps the development CA.
+func defaultPKI() string {
+	dir := os.Getenv("LOCAL_DATA_DIR")
+	if dir == "" {
+		dir = ".local"
+	}
+	return filepath.Join(dir, "pki")
+}
+
+// openPKI opens the runner's development CA, never a new one: a CA the
+// running stack does not trust would only fail at the handshake.
+func openPKI(dir string) (*devpki.Dir, error) {
+	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
+		return nil, fmt.Errorf("no development CA in %s (run make run once, or pass -pki): %w", dir, err)
+	}
+	return devpki.Open(dir)
+}
+
+// userClaims is the credential of the CRM user email for req's org.
+func userClaims(req proto.Message, email, role string) crmauth.Claims {
+	c := devpki.ClaimsFor(req)
+	c.Email, c.Name = email, ""
+	c.Subject, _, _ = strings.Cut(email, "@")
+	c.Role = crmauth.RoleAdmin
+	if role != "" {
+		c.Role = role
+	}
+	return c
+}
+
+// natsLogin is NATS_USER/NATS_PASSWORD, or the development toolbox user of
+// the local runner's PKI.
+func natsLogin(pkiDir string) (nats.Option, error) {
+	if u := os.Getenv("NATS_USER"); u != "" {
+		return nats.UserInfo(u, os.Getenv("NATS_PASSWORD")), nil
+	}
+	dir, err := openPKI(pkiDir)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_USER unset and %w", err)
+	}
+	pw, err := dir.NATSPassword(devpki.Toolbox)
+	if err != nil {
+		return nil, err
+	}
+	return nats.UserInfo(devpki.Toolbox, pw), nil
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
@@ -177,10 +178,13 @@ func (registry) ListTeams(_ context.Context, req *teamsv1.ListTeamsRequest) (*te
 
 func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	t.Parallel()
+	// Served as the registry is (mutual TLS, the table, CRM credentials);
+	// crmctl signs the CRM's credential with the development keys.
 	addr := testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, registry{}) })
+	call := func(args ...string) []string { return append([]string{"call", "-pki", testkit.PKI(t).Path()}, args...) }
 
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"call", "-addr", addr, "TeamRegistryService/ListTeams", `{"orgId":"org1"}`}, nil, &out, &errb)
+	code := run(context.Background(), call("-addr", addr, "TeamRegistryService/ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
 	}
@@ -193,12 +197,12 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	code = run(context.Background(), []string{"call", "-addr", addr, "crmslack.teams.v1.TeamRegistryService/ListTeams"}, strings.NewReader(`{"orgId":"zz"}`), &out, &errb)
+	code = run(context.Background(), call("-addr", addr, "crmslack.teams.v1.TeamRegistryService/ListTeams"), strings.NewReader(`{"orgId":"zz"}`), &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "NotFound") || !strings.Contains(errb.String(), `org "zz"`) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 	errb.Reset()
-	code = run(context.Background(), []string{"call", "-addr", addr, "ListTeams", `{"nope":1}`}, nil, &out, &errb)
+	code = run(context.Background(), call("-addr", addr, "ListTeams", `{"nope":1}`), nil, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "not a valid crmslack.teams.v1.ListTeamsRequest") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
@@ -206,5 +210,11 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	code = run(context.Background(), []string{"call", "NoSuchMethod"}, nil, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "no method") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	// As a service the table does not let list an org's teams: refused.
+	errb.Reset()
+	code = run(context.Background(), call("-as", rpc.Delivery, "-addr", addr, "ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "PermissionDenied") {
+		t.Fatalf("as delivery: exit %d, stderr %q", code, errb.String())
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -47,6 +49,7 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	module := fs.String("module", "", "module API name, e.g. Leads (required)")
 	schemaPath := fs.String("schema", "", "module schema as JSON (crm.v1.ModuleSchema); default: built in for Leads, Contacts, Accounts, Deals")
 	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	pkiDir := fs.String("pki", defaultPKI(), "logs in with NATS_USER/NATS_PASSWORD, else as the development toolbox user of this PKI")
 	format := fs.String("format", "", "csv or ndjson; default: from the file's extension")
 	comma := fs.String("comma", ",", "CSV field separator")
 	version := fs.Int64("version", 1, "version of records whose row gives none; 1 lets any later CRM change win")
@@ -153,7 +156,11 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return nil
 	}
 
-	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl-import", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	login, err := natsLogin(*pkiDir)
+	if err != nil {
+		return err
+	}
+	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl-import", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NATSOptions: []nats.Option{login}})
 	if err != nil {
 		return fmt.Errorf("nothing published: %w", err)
 	}

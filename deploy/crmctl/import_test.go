@@ -144,7 +144,7 @@ func TestImportPublishesOnce(t *testing.T) {
 	t.Parallel()
 	ns := testkit.NATS(t)
 	ctx := testkit.Context(t)
-	args := []string{"import", "-nats", ns.ClientURL(), "-org", "org1", "-module", "Leads", "-progress", "2", "testdata/leads.csv"}
+	args := []string{"import", "-pki", testkit.PKI(t).Path(), "-nats", ns.ClientURL(), "-org", "org1", "-module", "Leads", "-progress", "2", "testdata/leads.csv"}
 	var out, errb bytes.Buffer
 	if code := run(ctx, args, nil, &out, &errb); code != 0 {
 		t.Fatalf("first import: exit %d: %s", code, errb.String())

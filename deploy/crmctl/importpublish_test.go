@@ -23,7 +23,7 @@ func TestImportNamesTheRowThatFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	code := run(testkit.Context(t), []string{"import", "-nats", ns.ClientURL(), "-org", "org1", "-module", "Leads", path}, nil, &out, &errb)
+	code := run(testkit.Context(t), []string{"import", "-pki", testkit.PKI(t).Path(), "-nats", ns.ClientURL(), "-org", "org1", "-module", "Leads", path}, nil, &out, &errb)
 	msg := errb.String()
 	if code == 0 {
 		t.Fatalf("import of a row past NATS's payload limit succeeded: %s", out.String())

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 )
@@ -18,6 +20,7 @@ import (
 func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	pkiDir := fs.String("pki", defaultPKI(), "logs in with NATS_USER/NATS_PASSWORD, else as the development toolbox user of this PKI")
 	dryRun := fs.Bool("dry-run", false, "validate and print subjects, publish nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,7 +62,11 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		return nil
 	}
 
-	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	login, err := natsLogin(*pkiDir)
+	if err != nil {
+		return err
+	}
+	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NATSOptions: []nats.Option{login}})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func TestPublishTwiceIsHarmless(t *testing.T) {
 	t.Parallel()
 	ns := testkit.NATS(t)
 	ctx := testkit.Context(t)
-	args := []string{"publish", "-nats", ns.ClientURL(), "testdata/events.ndjson"}
+	args := []string{"publish", "-pki", testkit.PKI(t).Path(), "-nats", ns.ClientURL(), "testdata/events.ndjson"}
 
 	var out, errb bytes.Buffer
 	if code := run(ctx, args, nil, &out, &errb); code != 0 {

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/natsauth"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -33,7 +35,7 @@ func TestRestartKeepsWorking(t *testing.T) {
 
 	ep, stop := startRunner(t, environ, ops, &out)
 	slashThroughStandin(t, ep, envValue(environ, "TEAMS_GRPC_ADDR"), &out)
-	publishCRM(t, ep.NATS)
+	publishCRM(t, ep)
 	testkit.Eventually(t, time.Minute, func() bool {
 		_, ok := zcrm(t, ep, "leads watson")
 		return ok
@@ -104,11 +106,21 @@ func startRunner(t *testing.T, environ []string, ops map[string]string, out *syn
 	}
 }
 
-// publishCRM publishes what the CRM of org "acme" would: Bob as one of its
-// users and a lead.
-func publishCRM(t *testing.T, natsURL string) {
+// publishCRM publishes what the CRM of org "acme" would, as its NATS user
+// (which may publish only the org's events): Bob as one of its users and a
+// lead.
+func publishCRM(t *testing.T, ep endpoints) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
+	dev, err := devpki.Open(ep.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := natsauth.CRMUser("acme")
+	pw, err := dev.NATSPassword(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ep.NATS, nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsauth.CRMInbox("acme")))
 	if err != nil {
 		t.Fatal(err)
 	}

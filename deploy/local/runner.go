@@ -27,8 +27,8 @@ const defaultGatewayURL = "http://127.0.0.1:8080"
 
 // endpoints is what the runner reports once everything is up.
 type endpoints struct {
-	NATS, Mongo, SlackAPI, Standin string
-	Services                       []string
+	NATS, Mongo, SlackAPI, Standin, PKI string
+	Services                            []string
 }
 
 // run starts every part and blocks until ctx ends. environ is the process
@@ -44,6 +44,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	dataDir := env.String("LOCAL_DATA_DIR", ".local")
 	standinAddr := env.String("SLACK_STANDIN_ADDR", "127.0.0.1:8090")
 	natsPort := env.Int("LOCAL_NATS_PORT", 4222, 0, 65535)
+	crmOrgs := env.String("LOCAL_CRM_ORGS", "o1")
 	mongoAddr := env.String("LOCAL_MONGO_ADDR", "127.0.0.1:27017")
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -58,6 +59,15 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	// secrets only when Slack is the stand-in, since real Slack has its own.
 	vars = withDefaults(vars, pick(secrets, "GATEWAY_STATE_KEY", "INSTALL_TICKET_KEY", "TEAMS_TOKEN_KEYS", "SHARE_BUTTON_KEY", "REMINDERS_BUTTON_KEY"))
 
+	// Trust: a development CA, a certificate per service (and one for the
+	// CRM, which crmctl uses), CRM signing keys and NATS users, made on the
+	// first run.
+	orgs := splitOrgs(crmOrgs)
+	pki, err := devPKI(dataDir, orgs)
+	if err != nil {
+		return err
+	}
+
 	// Embedded infrastructure, each only when no real one is configured.
 	var stops []func()
 	defer func() {
@@ -68,7 +78,11 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	if url, ok := vars["NATS_URL"]; ok && url != "" {
 		ep.NATS = url
 	} else {
-		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Logger: log.With("part", "nats")})
+		users, err := pki.NATSUsers(orgs...)
+		if err != nil {
+			return err
+		}
+		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Users: users, Logger: log.With("part", "nats")})
 		if err != nil {
 			return fmt.Errorf("starting embedded NATS: %w", err)
 		}
@@ -112,13 +126,20 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	})
 
 	// Services: each gets its configuration from the same environment, with
-	// the embedded parts' addresses filled in.
-	svcEnv := envconfig.FromMap(vars)
+	// the embedded parts' addresses and its own identity filled in.
 	var parts []lifecycle.Part
 	for _, s := range services {
+		files, err := pki.Trust(s.name)
+		if err != nil {
+			return err
+		}
+		svcEnv := envconfig.FromMap(withTrust(vars, files))
 		runFn, desc, err := s.build(svcEnv)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if err := svcEnv.Err(); err != nil {
+			return fmt.Errorf("%s configuration: %w", s.name, err)
 		}
 		// Each service its own registry, served on its own /metrics, as when
 		// it runs alone.
@@ -128,9 +149,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		}})
 		ep.Services = append(ep.Services, fmt.Sprintf("%-10s %s", s.name, desc))
 	}
-	if err := svcEnv.Err(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
+	ep.PKI = pki.Path()
 
 	report(out, ep)
 	if ready != nil {
@@ -201,6 +220,7 @@ func report(w io.Writer, ep endpoints) {
 	for _, s := range ep.Services {
 		fmt.Fprintf(&b, "  %s\n", s)
 	}
+	fmt.Fprintf(&b, "  %-10s %s (development CA, certificates, CRM keys; crmctl call uses them)\n", "trust", ep.PKI)
 	b.WriteString("Ctrl-C stops everything.\n")
 	_, _ = io.WriteString(w, b.String())
 }

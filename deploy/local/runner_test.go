@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -49,6 +50,7 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free(), "signals": free(), "reminders": free()}
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
+		"LOCAL_CRM_ORGS=acme",
 		"LOCAL_NATS_PORT=" + natsPort,
 		"LOCAL_MONGO_ADDR=" + free(),
 		"SLACK_STANDIN_ADDR=" + free(),
@@ -112,7 +114,20 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 		t.Fatalf("not ready within a minute:\n%s", out.String())
 	}
 
-	nc, err := nats.Connect(ep.NATS)
+	// The toolbox user of the development PKI; anonymous clients are refused.
+	if nc, err := nats.Connect(ep.NATS); err == nil {
+		nc.Close()
+		t.Fatal("the embedded NATS let an anonymous client in")
+	}
+	dev, err := devpki.Open(ep.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toolboxPW, err := dev.NATSPassword(devpki.Toolbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ep.NATS, nats.UserInfo(devpki.Toolbox, toolboxPW))
 	if err != nil {
 		t.Fatalf("NATS at %s: %v", ep.NATS, err)
 	}
@@ -199,7 +214,12 @@ func envValue(environ []string, key string) string {
 func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *syncBuffer) {
 	t.Helper()
 	ctx := testkit.Context(t)
-	cc := testkit.Dial(t, teamsAddr)
+	// As the CRM, with the runner's development CA and CRM keys.
+	pki, err := devpki.Open(ep.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := testkit.CRMConn(t, pki, teamsAddr)
 	begun, err := teamsv1.NewTeamRegistryServiceClient(cc).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
 		OrgId: "acme", TeamHint: "T0ACME0001",
 		Caller: &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true},

@@ -217,7 +217,7 @@ func TestDeadLetter(t *testing.T) {
 			logs := &lockedBuffer{}
 			var err error
 			e.bus, err = bus.Connect(testkit.Context(t), bus.Config{
-				URL: e.srv.ClientURL(), Name: t.Name(), Registerer: e.reg,
+				URL: e.srv.ClientURL(), Name: t.Name(), Registerer: e.reg, NATSOptions: []nats.Option{testkit.NATSLogin(t)},
 				Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 			})
 			if err != nil {

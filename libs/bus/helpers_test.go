@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -48,6 +49,7 @@ func connect(t testing.TB, srv *localnats.Server, reg prometheus.Registerer) *bu
 	t.Helper()
 	b, err := bus.Connect(testkit.Context(t), bus.Config{
 		URL:          srv.ClientURL(),
+		NATSOptions:  []nats.Option{testkit.NATSLogin(t)},
 		Name:         t.Name(),
 		Logger:       testkit.Logger(t),
 		Registerer:   reg,

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -42,7 +43,7 @@ func TestDeletedConsumerIsReportedAndRecreated(t *testing.T) {
 	t.Parallel()
 	srv := testkit.NATS(t)
 	b, err := bus.Connect(testkit.Context(t), bus.Config{
-		URL: srv.ClientURL(), Name: t.Name(), Logger: testkit.Logger(t), Registerer: prometheus.NewRegistry(),
+		URL: srv.ClientURL(), Name: t.Name(), Logger: testkit.Logger(t), Registerer: prometheus.NewRegistry(), NATSOptions: []nats.Option{testkit.NATSLogin(t)},
 		ConsumerCheckInterval: 500 * time.Millisecond,
 	})
 	if err != nil {

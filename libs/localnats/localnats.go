@@ -51,6 +51,11 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default DefaultReadyTimeout (JetStream recovers streams before it is ready).
 	ReadyTimeout time.Duration
+	// Users, when set, are the only clients the server accepts, each with
+	// its subject permissions (libs/natsauth builds them); nil accepts any
+	// client, which only tests of this package and the runner's own
+	// tooling rely on until every connection carries credentials.
+	Users []*server.User
 	// Logger receives the server's log. Nil discards it. Notices and debug
 	// lines go out at Debug (the server is chatty at start-up), warnings at
 	// Warn, errors at Error.
@@ -109,6 +114,7 @@ func (s *Server) start() error {
 		StoreDir:           s.opts.StoreDir,
 		JetStreamMaxMemory: s.opts.MaxMemory,
 		JetStreamMaxStore:  s.opts.MaxStore,
+		Users:              s.opts.Users,
 	})
 	if err != nil {
 		return fmt.Errorf("localnats: configuring server: %w", err)

@@ -1,7 +1,8 @@
 // Package rpc builds the gRPC servers and clients of every service the same
-// way: health and reflection on, panics recovered, domain errors turned into
-// status codes only here at the edge, trace context carried in metadata, and
-// a graceful stop.
+// way: mutual TLS always (libs/mtls), every call authorised by one table
+// (Callers, callers.go) in one interceptor (authz.go), health and reflection
+// on, panics recovered, domain errors turned into status codes only here at
+// the edge, trace context carried in metadata, and a graceful stop.
 package rpc
 
 import (
@@ -13,17 +14,20 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/fault"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/tracectx"
 )
 
@@ -36,15 +40,54 @@ type Server struct {
 	Health *health.Server
 }
 
-// NewServer returns a server with panic recovery, trace propagation, request
-// logging and error translation, plus health and reflection services.
-func NewServer(log *slog.Logger, opts ...grpc.ServerOption) *Server {
-	opts = append(opts, grpc.ChainUnaryInterceptor(serverInterceptor(log)))
+// Security is how a server authenticates and authorises its callers.
+type Security struct {
+	// Identity is the server's TLS identity; clients must present one from
+	// the same CA. Required.
+	Identity *mtls.Identity
+	// CRMKeys verifies the CRM's credentials; nil refuses every CRM call.
+	CRMKeys *crmauth.Keys
+	// Registerer receives crmslack_rpc_refused_total; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Callers is the authorization table; nil means [Callers].
+	Callers map[string]Rule
+	// Now is the clock credentials are checked at; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewServer returns a server over mutual TLS that authorises every call by
+// the table, with panic recovery, trace propagation, request logging and
+// error translation, plus health and reflection services.
+func NewServer(log *slog.Logger, sec Security, opts ...grpc.ServerOption) (*Server, error) {
+	if sec.Identity == nil {
+		return nil, errors.New("rpc: a server needs a TLS identity (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE)")
+	}
+	a := &authorizer{table: sec.Callers, keys: sec.CRMKeys, now: sec.Now, log: log,
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmslack_rpc_refused_total",
+			Help: "gRPC calls refused by the authorization table, by method, peer identity and reason.",
+		}, []string{"method", "peer", "reason"})}
+	if a.table == nil {
+		a.table = Callers
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if sec.Registerer != nil {
+		if err := sec.Registerer.Register(a.refused); err != nil {
+			return nil, fmt.Errorf("rpc: registering metrics: %w", err)
+		}
+	}
+	opts = append(opts,
+		grpc.Creds(credentials.NewTLS(sec.Identity.ServerConfig())),
+		grpc.ChainUnaryInterceptor(serverInterceptor(log), a.unary),
+		grpc.ChainStreamInterceptor(a.stream),
+	)
 	s := grpc.NewServer(opts...)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	reflection.Register(s)
-	return &Server{Server: s, Health: h}
+	return &Server{Server: s, Health: h}, nil
 }
 
 // Part serves s on lis until ctx ends, then stops gracefully, forcing a stop
@@ -170,11 +213,14 @@ func (e *Error) Unwrap() error { return e.Err }
 // GRPCCode reports the code.
 func (e *Error) GRPCCode() codes.Code { return e.Code }
 
-// Dial connects to a service. target is host:port or any gRPC target; the
-// connection carries trace context to the server.
-func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+// Dial connects to a service over mutual TLS as id. target is host:port or
+// any gRPC target; the connection carries trace context to the server.
+func Dial(target string, id *mtls.Identity, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if id == nil {
+		return nil, fmt.Errorf("dialing %s: no TLS identity (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE)", target)
+	}
 	opts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())),
 		grpc.WithChainUnaryInterceptor(clientInterceptor),
 	}, opts...)
 	cc, err := grpc.NewClient(target, opts...)

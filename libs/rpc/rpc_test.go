@@ -11,13 +11,34 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/fault"
+	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/tracectx"
 )
+
+// testIdentity is a gateway identity from a fresh development CA.
+func testIdentity(t *testing.T) *mtls.Identity {
+	t.Helper()
+	d, err := devpki.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.Trust("gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
 
 func TestToStatus(t *testing.T) {
 	t.Parallel()
@@ -74,7 +95,8 @@ func (p *probe) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*hea
 func serve(t *testing.T, p *probe) healthpb.HealthClient {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(serverInterceptor(log)))
+	id := testIdentity(t)
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(id.ServerConfig())), grpc.ChainUnaryInterceptor(serverInterceptor(log)))
 	healthpb.RegisterHealthServer(s, p)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -82,7 +104,7 @@ func serve(t *testing.T, p *probe) healthpb.HealthClient {
 	}
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	cc, err := Dial(lis.Addr().String())
+	cc, err := Dial(lis.Addr().String(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +149,11 @@ func TestPanicBecomesInternal(t *testing.T) {
 
 func TestServerPartStopsGracefully(t *testing.T) {
 	t.Parallel()
-	s := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	id := testIdentity(t)
+	s, err := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), Security{Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +161,7 @@ func TestServerPartStopsGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Part("grpc", lis).Run(ctx) }()
-	cc, err := Dial(lis.Addr().String())
+	cc, err := Dial(lis.Addr().String(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,15 +11,18 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 )
 
 // Listener names: the keys of [Bound] and [Listeners] for the listeners the
@@ -139,6 +142,10 @@ func Run(ctx context.Context, spec Spec) error {
 	if err := spec.Config.Validate(); err != nil {
 		return fmt.Errorf("%s configuration: %w", spec.Name, err)
 	}
+	trusted, err := loadTrust(spec)
+	if err != nil {
+		return err
+	}
 	log := spec.Log.With("service", spec.Name)
 	reg := spec.Registry
 	if reg == nil {
@@ -149,13 +156,15 @@ func Run(ctx context.Context, spec Spec) error {
 		return fmt.Errorf("%s: metrics: the registry (%T) cannot be gathered, so /metrics would be empty: pass a *prometheus.Registry", spec.Name, reg)
 	}
 
-	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}}
+	rt := &Runtime{spec: &spec, log: log, reg: reg, servers: map[string]*http.Server{}, holds: holds{n: 1}, identity: trusted.Identity, natsLogin: trusted.NATS}
 	defer rt.closeAll(ctx)
 	if err := rt.open(ctx); err != nil {
 		return err
 	}
 	if spec.GRPC != nil {
-		rt.grpc = rpc.NewServer(log)
+		if rt.grpc, err = rpc.NewServer(log, rpc.Security{Identity: trusted.Identity, CRMKeys: trusted.CRMKeys, Registerer: reg}); err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
 	}
 	if err := spec.Build(ctx, rt); err != nil {
 		return err
@@ -169,6 +178,20 @@ func Run(ctx context.Context, spec Spec) error {
 	defer rt.ready.MarkReady(false)
 	rt.release() // Build's own hold, if nothing else holds readiness back
 	return lifecycle.Run(ctx, log, append(parts, rt.parts...)...)
+}
+
+// loadTrust loads the service's trust files from its Config (which embeds
+// trust.Files): no service runs unauthenticated.
+func loadTrust(spec Spec) (trust.Loaded, error) {
+	t, ok := spec.Config.(interface{ TrustFiles() trust.Files })
+	if !ok {
+		return trust.Loaded{}, fmt.Errorf("%s: its Config (%T) embeds no trust.Files: every service authenticates its peers (libs/trust)", spec.Name, spec.Config)
+	}
+	loaded, err := t.TrustFiles().Load(spec.GRPC != nil)
+	if err != nil {
+		return trust.Loaded{}, fmt.Errorf("%s configuration: %w", spec.Name, err)
+	}
+	return loaded, nil
 }
 
 func (s *Spec) check() error {
@@ -216,6 +239,7 @@ func (rt *Runtime) open(ctx context.Context) error {
 		b, err := bus.Connect(ctx, bus.Config{
 			URL: spec.Bus.URL, Name: spec.Name, Logger: rt.log, Registerer: rt.reg, StreamReplicas: spec.Bus.Replicas,
 			ConsumerCheckInterval: spec.Bus.ConsumerCheckInterval,
+			NATSOptions:           rt.natsLogin,
 		})
 		if err != nil {
 			return err
@@ -306,6 +330,9 @@ type Runtime struct {
 	ready   lifecycle.Readiness
 	bound   Bound
 	holds   holds
+
+	identity  *mtls.Identity
+	natsLogin []nats.Option
 }
 
 type closer struct {
@@ -345,11 +372,19 @@ func (rt *Runtime) Consumer(name string, c Consumer) {
 	}
 }
 
-// Dial connects to another service's gRPC API (through libs/rpc) and closes
-// the connection on the way out. variable names the target's setting in
-// errors.
+// Identity is the service's TLS identity (libs/mtls), for clients the
+// skeleton does not make itself.
+func (rt *Runtime) Identity() *mtls.Identity { return rt.identity }
+
+// NATSLogin are the options that log a further NATS connection of the
+// service in as its user (NATS_USER, NATS_PASSWORD).
+func (rt *Runtime) NATSLogin() []nats.Option { return rt.natsLogin }
+
+// Dial connects to another service's gRPC API (through libs/rpc, over
+// mutual TLS as this service) and closes the connection on the way out.
+// variable names the target's setting in errors.
 func (rt *Runtime) Dial(variable, target string) (*grpc.ClientConn, error) {
-	cc, err := rpc.Dial(target)
+	cc, err := rpc.Dial(target, rt.identity)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", variable, err)
 	}

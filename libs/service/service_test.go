@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -23,11 +24,20 @@ import (
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
-type cfg struct{ bad bool }
+type cfg struct {
+	trust.Files
+	bad bool
+}
+
+// plainCfg carries no trust files at all.
+type plainCfg struct{}
+
+func (plainCfg) Validate() error { return nil }
 
 func (c cfg) Validate() error {
 	if c.bad {
@@ -63,6 +73,7 @@ func get(t *testing.T, url string) (int, string) {
 func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 	t.Parallel()
 	ns, ms := testkit.NATS(t), testkit.Mongo(t)
+	pki := testkit.PKI(t)
 	ops, web := listen(t), listen(t)
 	opsURL := "http://" + ops.Addr().String()
 
@@ -76,7 +87,7 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Run(ctx, service.Spec{
-			Name: "demo", Config: cfg{}, Log: testkit.Logger(t), Registry: reg,
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, pki, "teams")}, Log: testkit.Logger(t), Registry: reg,
 			Store: &service.Store{Config: store.Config{URI: ms.URI(), Database: "demo"}, Indexes: []store.IndexSpec{{
 				Collection: "things", Model: mongo.IndexModel{Keys: bson.D{{Key: "k", Value: 1}}, Options: options.Index().SetUnique(true)},
 			}}},
@@ -143,6 +154,11 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 	if _, body := get(t, "http://"+b["web"]); body != "hello" {
 		t.Fatalf("web = %q", body)
 	}
+	// gRPC is served over mutual TLS: a peer of the same CA gets an answer.
+	health := healthpb.NewHealthClient(testkit.DialAs(t, pki, "gateway", b[service.ListenerGRPC]))
+	if _, err := health.Check(testkit.Context(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("health over mutual TLS: %v", err)
+	}
 
 	cancel()
 	if err := <-done; err != nil {
@@ -159,6 +175,9 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 func TestRunRefusesBeforeOpeningAnything(t *testing.T) {
 	t.Parallel()
 	ok := func(context.Context, *service.Runtime) error { return nil }
+	files := testkit.TrustFiles(t, testkit.PKI(t), "x")
+	noKeys := files
+	noKeys.CRMKeysFile = ""
 	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"service": "x"}, prometheus.NewRegistry())
 	cases := []struct {
 		name string
@@ -166,8 +185,11 @@ func TestRunRefusesBeforeOpeningAnything(t *testing.T) {
 		says string
 	}{
 		{"invalid configuration", service.Spec{Name: "x", Config: cfg{bad: true}, Build: ok}, "x configuration: SVC_THING: must be set"},
-		{"registry that cannot be gathered", service.Spec{Name: "x", Config: cfg{}, Build: ok, Registry: wrapped}, "/metrics would be empty"},
+		{"registry that cannot be gathered", service.Spec{Name: "x", Config: cfg{Files: files}, Build: ok, Registry: wrapped}, "/metrics would be empty"},
 		{"no build", service.Spec{Name: "x", Config: cfg{}}, "lacks [Build]"},
+		{"no trust files in its Config", service.Spec{Name: "x", Config: plainCfg{}, Build: ok}, "embeds no trust.Files"},
+		{"trust files missing", service.Spec{Name: "x", Config: cfg{}, Build: ok}, "TLS_CERT_FILE: required"},
+		{"serving gRPC without the CRM keys", service.Spec{Name: "x", Config: cfg{Files: noKeys}, Build: ok, GRPC: &service.Listen{Addr: "127.0.0.1:0"}}, "CRM_KEYS_FILE: required"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -191,7 +213,7 @@ func TestRunFailsOnAnHTTPListenerWithoutServer(t *testing.T) {
 	t.Parallel()
 	ops := listen(t)
 	err := service.Run(context.Background(), service.Spec{
-		Name: "x", Config: cfg{}, Log: testkit.Logger(t),
+		Name: "x", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), "x")}, Log: testkit.Logger(t),
 		HTTP:      []service.Listen{{Name: "web", Addr: "127.0.0.1:0"}},
 		Listeners: service.Listeners{service.ListenerOps: ops},
 		Build:     func(context.Context, *service.Runtime) error { return nil },
@@ -220,7 +242,7 @@ func TestDeletedConsumerFailsReadinessAndComesBack(t *testing.T) {
 	const durable = "demo-records"
 	go func() {
 		done <- service.Run(ctx, service.Spec{
-			Name: "demo", Config: cfg{}, Log: testkit.Logger(t),
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), "teams")}, Log: testkit.Logger(t),
 			Bus:       &service.Bus{URL: ns.ClientURL(), Replicas: 1, Streams: []string{topology.StreamCRM}, ConsumerCheckInterval: time.Second},
 			Ops:       service.Listen{Addr: "127.0.0.1:0"},
 			Listeners: service.Listeners{service.ListenerOps: ops},

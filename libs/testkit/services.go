@@ -126,18 +126,6 @@ func RandomKey(t testing.TB) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// Dial connects to a service's gRPC address the way services do (libs/rpc),
-// closed at cleanup.
-func Dial(t testing.TB, addr string) *grpc.ClientConn {
-	t.Helper()
-	cc, err := rpc.Dial(addr)
-	if err != nil {
-		t.Fatalf("testkit: dialing %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc
-}
-
 // WaitReady polls http://opsAddr/readyz until it answers 200, failing the
 // test after timeout.
 func WaitReady(t testing.TB, opsAddr string, timeout time.Duration) {
@@ -156,12 +144,26 @@ func Ready(opsAddr string) bool {
 }
 
 // GRPCServer serves a test's fake of another service's gRPC API the way
-// services serve theirs (libs/rpc), on a kernel-chosen loopback port,
+// services serve theirs (libs/rpc: mutual TLS with the test's PKI, the
+// authorization table, CRM credentials), on a kernel-chosen loopback port,
 // stopped at cleanup; it returns the address. register adds the fakes.
+// Clients reach it with AllowedConn, DialAs or CRMConn on PKI(t).
 func GRPCServer(t testing.TB, register func(*grpc.Server)) string {
 	t.Helper()
 	lis := Listener(t)
-	s := rpc.NewServer(Logger(t))
+	files := TrustFiles(t, PKI(t), "fake")
+	id, err := files.Identity()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	keys, err := files.CRMKeys()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	s, err := rpc.NewServer(Logger(t), rpc.Security{Identity: id, CRMKeys: keys})
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
 	register(s.Server)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)

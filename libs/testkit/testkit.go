@@ -43,8 +43,16 @@ const Tick = 10 * time.Millisecond
 // t.Log. For crash tests, srv.Restart() keeps the data and the URL.
 func NATS(t testing.TB) *localnats.Server {
 	t.Helper()
+	// Users and permissions of libs/natsauth, with the test's PKI(t)
+	// passwords: services log in with their trust files, the test's own
+	// connections as the toolbox user (NATSConn, NATSLogin).
+	users, err := PKI(t).NATSUsers()
+	if err != nil {
+		t.Fatalf("testkit: NATS users: %v", err)
+	}
 	srv, err := localnats.Start(localnats.Options{
 		StoreDir: t.TempDir(),
+		Users:    users,
 		Logger:   newLogger(t, slog.LevelWarn), // its notices are start-up chatter
 	})
 	if err != nil {
@@ -59,6 +67,7 @@ func NATS(t testing.TB) *localnats.Server {
 func NATSConn(t testing.TB, srv *localnats.Server) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(srv.ClientURL(),
+		NATSLogin(t),
 		nats.Name(t.Name()),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(20*time.Millisecond),

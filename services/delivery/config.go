@@ -12,6 +12,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/store"
+	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
@@ -21,6 +22,8 @@ import (
 // Config is the delivery service's configuration. Each field names its
 // environment variable and default; docs/configuration.md lists them too.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams and buckets.
@@ -152,6 +155,7 @@ const defaultLeaseTTL = 10 * time.Second
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	c := Config{
+		Files:        trust.FromEnv(l),
 		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
 		MongoURI:     l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),

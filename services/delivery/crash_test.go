@@ -105,7 +105,7 @@ func (e *env) startChild(t *testing.T) *exec.Cmd {
 	t.Helper()
 	cfg := e.config()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), cfg.Files.Environ()...),
 		childEnv+"=1",
 		"NATS_URL="+cfg.NATSURL,
 		"MONGODB_URI="+cfg.MongoURI,

@@ -146,7 +146,7 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 	// The leases have a connection of their own: renewals must not queue
 	// behind a burst of command traffic (a lease not renewed in time stops
 	// its partition, and every command it held comes back).
-	leaseBus, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery-leases", Logger: log})
+	leaseBus, err := bus.Connect(ctx, bus.Config{URL: cfg.NATSURL, Name: "delivery-leases", Logger: log, NATSOptions: rt.NATSLogin()})
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -362,12 +360,8 @@ func TestAuditTrail(t *testing.T) {
 	e.publish(cmds...)
 	e.out.wait(t, 20*time.Second, append(ids, other.GetEnvelope().GetEventId())...)
 
-	cc, err := grpc.NewClient(r.addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	client := deliveryv1.NewDeliveryAuditServiceClient(cc)
+	// The CRM asks, with an admin credential of the org each request names.
+	client := deliveryv1.NewDeliveryAuditServiceClient(testkit.CRMConn(t, e.pki, r.addrs.GRPC))
 	ctx := testkit.Context(t)
 	list := func(req *deliveryv1.ListDeliveriesRequest) []*deliveryv1.Delivery {
 		t.Helper()
@@ -424,7 +418,11 @@ func TestAuditTrail(t *testing.T) {
 	if got := list(&deliveryv1.ListDeliveriesRequest{OrgId: org, From: timestamppb.New(begin), To: timestamppb.New(time.Now().Add(time.Minute))}); len(got) != 25 {
 		t.Errorf("%d rows in the batch's time range, want 25", len(got))
 	}
-	for _, bad := range []*deliveryv1.ListDeliveriesRequest{{}, {OrgId: org, PageToken: "garbage"}, {OrgId: org, From: timestamppb.Now(), To: timestamppb.New(time.Now().Add(-time.Hour))}} {
+	// A request naming no org has no CRM credential to carry: refused first.
+	if _, err := client.ListDeliveries(ctx, &deliveryv1.ListDeliveriesRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("ListDeliveries without an org = %v, want Unauthenticated", err)
+	}
+	for _, bad := range []*deliveryv1.ListDeliveriesRequest{{OrgId: org, PageToken: "garbage"}, {OrgId: org, From: timestamppb.Now(), To: timestamppb.New(time.Now().Add(-time.Hour))}} {
 		if _, err := client.ListDeliveries(ctx, bad); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("ListDeliveries(%v) = %v, want InvalidArgument", bad, err)
 		}

@@ -22,16 +22,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/localmongo"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/orgaccess"
+	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
@@ -131,6 +132,7 @@ type env struct {
 	shim   *shim
 	url    string // the stand-in's base URL (through the shim)
 	teams  *fakeTeams
+	pki    *devpki.Dir
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	bus    *bus.Bus
@@ -177,7 +179,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	hs.Start()
 	t.Cleanup(hs.Close)
 
-	e.teams = newFakeTeams(t, e.slack)
+	e.pki = testkit.PKI(t)
+	e.teams = newFakeTeams(t, e.slack, e.pki)
 
 	e.nc = testkit.NATSConn(t, e.nats)
 	e.js = testkit.JetStream(t, e.nc)
@@ -214,6 +217,7 @@ const testPartitions = 8
 // config is delivery's configuration for this env, quick to recover.
 func (e *env) config() delivery.Config {
 	return delivery.Config{
+		Files:            testkit.TrustFiles(e.t, e.pki, rpc.Delivery),
 		NATSURL:          e.nats.ClientURL(),
 		NATSReplicas:     1,
 		MongoURI:         e.mongo.URI(),
@@ -491,7 +495,7 @@ type fakeTeams struct {
 	scopes []string
 }
 
-func newFakeTeams(t testing.TB, s *slackstandin.Server) *fakeTeams {
+func newFakeTeams(t testing.TB, s *slackstandin.Server, pki *devpki.Dir) *fakeTeams {
 	t.Helper()
 	f := &fakeTeams{slack: s, tokens: map[string]string{}, refresh: true}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -499,7 +503,10 @@ func newFakeTeams(t testing.TB, s *slackstandin.Server) *fakeTeams {
 		t.Fatal(err)
 	}
 	f.addr = lis.Addr().String()
-	gs := grpc.NewServer()
+	gs, err := rpc.NewServer(quietLogger(t), rpc.Security{Identity: testkit.Identity(t, pki, rpc.Teams)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	teamsv1.RegisterTeamRegistryServiceServer(gs, f)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)

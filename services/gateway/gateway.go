@@ -26,6 +26,7 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
@@ -41,6 +42,9 @@ import (
 // Config is the gateway's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE and
+	// TLS_CA_FILE (libs/trust). Required.
+	trust.Files
 	// Addr is GATEWAY_ADDR, the HTTP listener for Slack and browsers.
 	// Default 127.0.0.1:8080.
 	Addr string
@@ -124,6 +128,7 @@ type Addrs struct {
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
+		Files:             trust.FromEnv(l),
 		Addr:              l.String("GATEWAY_ADDR", "127.0.0.1:8080"),
 		PublicURL:         l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
 		OpsAddr:           l.String("GATEWAY_OPS_ADDR", "127.0.0.1:8081"),

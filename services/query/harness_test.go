@@ -27,6 +27,7 @@ import (
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	"github.com/crmslack/crmslack/services/query"
+	"github.com/crmslack/crmslack/services/query/internal/feed"
 	"github.com/crmslack/crmslack/services/query/internal/seedset"
 )
 
@@ -99,6 +100,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
+		Files:   testkit.TrustFiles(t, testkit.PKI(t), rpc.Query),
 		NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",
@@ -120,14 +122,11 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 		cancel()
 		t.Fatal("query not ready in time")
 	}
-	cc, err := rpc.Dial(addrs.GRPC)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each call as a caller the authorization table allows.
+	cc := testkit.AllowedConn(t, testkit.PKI(t), addrs.GRPC)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			_ = cc.Close()
 			cancel()
 			select {
 			case err := <-done:
@@ -289,4 +288,27 @@ func shareButtons(t testing.TB) *card.Buttons {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// waitPersisted waits until the persister's durables on the CRM stream
+// have every event published so far handled and acknowledged, so every
+// one is stored in the snapshot streams. A marker published after that is
+// stored after all of them; one published before may well not be, since
+// upserts are handled many at a time and deletes by a durable of their own.
+func waitPersisted(t testing.TB, ns *localnats.Server) {
+	t.Helper()
+	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
+	testkit.Eventually(t, testkit.DefaultTimeout, func() bool {
+		for _, d := range []string{feed.DurableRecordsUpserted, feed.DurableRecordsDeleted, feed.DurableUsersUpserted, feed.DurableUsersDeactivate} {
+			c, err := js.Consumer(testkit.Context(t), topology.StreamCRM, d)
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(testkit.Context(t))
+			if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
+				return false
+			}
+		}
+		return true
+	}, "the persister has not stored every event")
 }

@@ -59,6 +59,7 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	"github.com/crmslack/crmslack/services/query/internal/app"
 	"github.com/crmslack/crmslack/services/query/internal/crmusers"
@@ -85,6 +86,8 @@ var ErrUnknownSlackUser = app.ErrUnknownSlackUser
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
@@ -140,6 +143,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		}
 	}
 	return Config{
+		Files:          trust.FromEnv(l),
 		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
 		GRPCAddr:       l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),

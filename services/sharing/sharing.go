@@ -30,6 +30,7 @@ import (
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/sharing/internal/access"
 	"github.com/crmslack/crmslack/services/sharing/internal/app"
@@ -42,6 +43,8 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
@@ -94,6 +97,7 @@ type Addrs = service.Addrs
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
+		Files:          trust.FromEnv(l),
 		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
 		MongoURI:       l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),

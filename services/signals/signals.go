@@ -31,6 +31,7 @@ import (
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/signals/internal/access"
 	"github.com/crmslack/crmslack/services/signals/internal/app"
@@ -45,6 +46,8 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE, CRM_KEYS_FILE, NATS_USER and NATS_PASSWORD (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams and buckets
@@ -89,6 +92,7 @@ type Addrs = service.Addrs
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
+		Files:        trust.FromEnv(l),
 		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
 		GRPCAddr:     l.String("SIGNALS_GRPC_ADDR", "127.0.0.1:9107"),

@@ -33,6 +33,7 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/workflows/internal/access"
 	"github.com/crmslack/crmslack/services/workflows/internal/app"
@@ -47,6 +48,8 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
+	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE, CRM_KEYS_FILE, NATS_USER and NATS_PASSWORD (libs/trust). Required.
+	trust.Files
 	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
 	NATSURL string
 	// NATSReplicas is NATS_REPLICAS: replicas of the streams and of the
@@ -90,6 +93,7 @@ type Addrs struct {
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
+		Files:        trust.FromEnv(l),
 		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
 		MongoURI:     l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -39,11 +40,12 @@ func Standin(t testing.TB, cfg slackstandin.Config) *slackstandin.Server {
 	return std
 }
 
-// Bus connects to natsURL under name (the CRM's is "e2e-crm"), ensures
-// every stream of the topology and closes the connection when the test ends.
+// Bus connects to natsURL under name (the CRM's is "e2e-crm") with the
+// tests' NATS login, ensures every stream of the topology and closes the
+// connection when the test ends.
 func Bus(t testing.TB, natsURL, name string, log *slog.Logger) *bus.Bus {
 	t.Helper()
-	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: natsURL, Name: name, Logger: log})
+	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: natsURL, NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: name, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

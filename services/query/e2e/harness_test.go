@@ -23,6 +23,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/localnats"
+	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -125,6 +126,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		ns = testkit.NATS(t)
 	}
 	ms := testkit.Mongo(t)
+	pki := testkit.PKI(t)
 	std := harness.Standin(t, slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
@@ -150,6 +152,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
@@ -158,7 +161,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			Ready: ready,
 		}, logger("teams"), prometheus.NewRegistry())
 	})
-	tc := testkit.Dial(t, ta.GRPC)
+	tc := testkit.AllowedConn(t, pki, ta.GRPC)
 	s.registry = teamsv1.NewTeamRegistryServiceClient(tc)
 	// The org's admin added Acme, with a bot token the stand-in honours.
 	// Globex stays unconnected.
@@ -178,6 +181,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	} else {
 		qa = testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 			return query.Run(ctx, query.Config{
+				Files:   testkit.TrustFiles(t, pki, rpc.Query),
 				NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 				TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
 				ShareButtonKey: shareButtonKey,
@@ -185,11 +189,14 @@ func startStack(t testing.TB, o stackOptions) *stack {
 			}, logger("query"), prometheus.NewRegistry())
 		})
 	}
-	s.query = queryv1.NewQueryServiceClient(testkit.Dial(t, qa.GRPC))
+	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, pki, qa.GRPC))
 
 	// Delivery as configured from its environment, so settings it gains
 	// keep their defaults here; only what a test needs is set.
+	df := testkit.TrustFiles(t, pki, rpc.Delivery)
 	env := envconfig.FromMap(map[string]string{
+		"TLS_CERT_FILE": df.TLSCertFile, "TLS_KEY_FILE": df.TLSKeyFile, "TLS_CA_FILE": df.TLSCAFile, "CRM_KEYS_FILE": df.CRMKeysFile,
+		"NATS_USER": df.NATSUser, "NATS_PASSWORD": df.NATSPassword,
 		"NATS_URL": ns.ClientURL(), "MONGODB_URI": ms.URI(), "DELIVERY_MONGODB_DATABASE": "delivery",
 		"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0", "TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL,
 		"DELIVERY_CHANNEL_RATE": "100", "DELIVERY_CHANNEL_BURST": "10", "DELIVERY_CONCURRENCY": "8",
@@ -211,7 +218,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 	ga := testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, pki, rpc.Gateway),
+			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",

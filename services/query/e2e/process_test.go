@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/localnats"
+	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/services/query"
 )
 
@@ -49,7 +51,11 @@ func freeAddr(tb testing.TB) string {
 // bigNATS is testkit.NATS with a larger storage cap.
 func bigNATS(tb testing.TB, maxStore int64) *localnats.Server {
 	tb.Helper()
-	srv, err := localnats.Start(localnats.Options{StoreDir: tb.TempDir(), MaxStore: maxStore, Logger: slog.New(slog.DiscardHandler)})
+	users, err := testkit.PKI(tb).NATSUsers()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := localnats.Start(localnats.Options{StoreDir: tb.TempDir(), MaxStore: maxStore, Users: users, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatalf("starting NATS: %v", err)
 	}
@@ -77,7 +83,7 @@ func startQueryProcess(tb testing.TB, bin, natsURL, teamsAddr string) *queryProc
 	tb.Helper()
 	p := &queryProcess{tb: tb, bin: bin, log: filepath.Join(tb.TempDir(), "query.log"),
 		addrs: query.Addrs{GRPC: freeAddr(tb), Ops: freeAddr(tb)}}
-	p.env = append(os.Environ(),
+	p.env = append(append(os.Environ(), testkit.TrustFiles(tb, testkit.PKI(tb), rpc.Query).Environ()...),
 		"NATS_URL="+natsURL, "NATS_REPLICAS=1", "QUERY_GRPC_ADDR="+p.addrs.GRPC, "QUERY_OPS_ADDR="+p.addrs.Ops,
 		"TEAMS_ADDR="+teamsAddr, "CRM_BASE_URL="+crmBaseURL, "QUERY_SLASH_COMMANDS=/zcrm", "QUERY_SLACK_USER_TTL=10m",
 		"SHARE_BUTTON_KEY="+shareButtonKey)

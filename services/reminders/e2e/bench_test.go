@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"runtime"
 	"slices"
 	"strconv"
@@ -304,15 +303,7 @@ type benchTeamsServer struct {
 func benchTeams(b *testing.B, std *slackstandin.Server) *benchTeamsServer {
 	b.Helper()
 	f := &benchTeamsServer{std: std}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.addr = lis.Addr().String()
-	gs := grpc.NewServer()
-	teamsv1.RegisterTeamRegistryServiceServer(gs, f)
-	go func() { _ = gs.Serve(lis) }()
-	b.Cleanup(gs.Stop)
+	f.addr = testkit.GRPCServer(b, func(gs *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(gs, f) })
 	return f
 }
 
@@ -337,6 +328,7 @@ func benchStartDelivery(b *testing.B, e *env, teams *benchTeamsServer, apiURL st
 		b.Fatal(err)
 	}
 	cfg := delivery.Config{
+		Files:   testkit.TrustFiles(b, testkit.PKI(b), "delivery"),
 		NATSURL: e.nats.ClientURL(), NATSReplicas: 1, MongoURI: e.mongo.URI(), Database: "delivery",
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: teams.addr, SlackAPIURL: apiURL,
 		ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 1, ChannelBurst: 3, TierOverrides: tiers,

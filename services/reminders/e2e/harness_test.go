@@ -123,6 +123,7 @@ func (e *env) start(o options) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	cfg := reminders.Config{
+		Files:   testkit.TrustFiles(e.t, testkit.PKI(e.t), "reminders"),
 		NATSURL: e.nats.ClientURL(), NATSReplicas: 1, MongoURI: e.mongo.URI(), Database: "reminders",
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", CRMBaseURL: "https://crm.example.com/acme",
 		Snooze: o.snooze, LateAfter: o.lateAfter, ButtonKey: e.buttonKey,

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -55,6 +57,7 @@ const (
 // and /zcrm results), the delivery service (the only Slack egress) and
 // sharing itself.
 type stack struct {
+	pki      *devpki.Dir
 	standin  *slackstandin.Server
 	sender   *slackstandin.Sender
 	js       jetstream.JetStream
@@ -78,7 +81,7 @@ func startStack(t *testing.T) *stack {
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
 	})
-	s := &stack{standin: std, sender: std.NewSender(nil)}
+	s := &stack{pki: testkit.PKI(t), standin: std, sender: std.NewSender(nil)}
 	s.js = testkit.JetStream(t, testkit.NATSConn(t, ns))
 	s.bus = harness.Bus(t, ns.ClientURL(), "e2e-crm", quiet(t, "crm"))
 
@@ -91,6 +94,7 @@ func startStack(t *testing.T) *stack {
 
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
@@ -99,7 +103,7 @@ func startStack(t *testing.T) *stack {
 			Ready: ready,
 		}, quiet(t, "teams"), prometheus.NewRegistry())
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.AllowedConn(t, s.pki, ta.GRPC))
 
 	// The admin added both workspaces to the org.
 	for _, w := range []struct{ id, name, domain, bot string }{
@@ -117,16 +121,18 @@ func startStack(t *testing.T) *stack {
 
 	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Query),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
 			ShareButtonKey: shareButtonKey,
 			Ready:          ready,
 		}, quiet(t, "query"), prometheus.NewRegistry())
 	})
-	s.query = queryv1.NewQueryServiceClient(testkit.Dial(t, qa.GRPC))
+	s.query = queryv1.NewQueryServiceClient(testkit.AllowedConn(t, s.pki, qa.GRPC))
 
 	testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		return delivery.Run(ctx, delivery.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Delivery),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
 			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 100, ChannelBurst: 10, Concurrency: 8,
@@ -139,7 +145,8 @@ func startStack(t *testing.T) *stack {
 
 	testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
+			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
@@ -151,13 +158,14 @@ func startStack(t *testing.T) *stack {
 
 	sa := testkit.Start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
 		return sharing.Run(ctx, sharing.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Sharing),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, QueryAddr: qa.GRPC,
 			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour, ShareButtonKey: shareButtonKey,
 			Ready: ready,
 		}, quiet(t, "sharing"), prometheus.NewRegistry())
 	})
-	s.sharing = sharingv1.NewSharingServiceClient(testkit.Dial(t, sa.GRPC))
+	s.sharing = sharingv1.NewSharingServiceClient(testkit.AllowedConn(t, s.pki, sa.GRPC))
 	// Sharing is ready to decide once it has read the org's access.
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		_, err := s.sharing.ListTargets(testkit.Context(t), &sharingv1.ListTargetsRequest{OrgId: org, SharerEmail: aliceEmail})

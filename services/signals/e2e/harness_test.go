@@ -111,6 +111,7 @@ func startStack(t testing.TB, o options) *stack {
 	apiURL := std.URL() + "/api/"
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, testkit.PKI(t), "teams"),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
@@ -143,6 +144,7 @@ func startStack(t testing.TB, o options) *stack {
 	}
 	denv := envconfig.FromMap(vars)
 	dcfg := delivery.ConfigFromEnv(denv)
+	dcfg.Files = testkit.TrustFiles(t, testkit.PKI(t), "delivery")
 	if err := denv.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +161,7 @@ func startStack(t testing.TB, o options) *stack {
 		"SIGNALS_GRPC_ADDR": "127.0.0.1:0", "SIGNALS_OPS_ADDR": "127.0.0.1:0", "SIGNALS_STORM_WINDOW": o.window.String(),
 	})
 	scfg := signals.ConfigFromEnv(senv)
+	scfg.Files = testkit.TrustFiles(t, testkit.PKI(t), "signals")
 	if err := senv.Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/logging"
+	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -40,6 +42,8 @@ type stack struct {
 	gateway    string // http://host:port
 	gatewayOps string
 	registry   teamsv1.TeamRegistryServiceClient
+	pki        *devpki.Dir
+	teamsAddr  string
 	logs       *logTap
 }
 
@@ -117,7 +121,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(std.Close)
 
 	s := &stack{t: t, standin: std, sender: std.NewSender(nil), mongoURI: ms.URI(), database: "teams_e2e",
-		tokenKeys: "k1:" + testkit.RandomKey(t), logs: &logTap{}}
+		tokenKeys: "k1:" + testkit.RandomKey(t), logs: &logTap{}, pki: testkit.PKI(t)}
 	nc := testkit.NATSConn(t, ns)
 	s.js = testkit.JetStream(t, nc)
 	ticketKey := testkit.RandomKey(t)
@@ -131,6 +135,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	svcs := testkit.NewServices(t)
 	ta := testkit.Start(svcs, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: s.database,
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: s.tokenKeys,
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: std.URL() + "/api/",
@@ -141,7 +146,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	})
 	ga := testkit.Start(svcs, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Addr: "127.0.0.1:0", PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
+			Addr:  "127.0.0.1:0", PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: std.URL() + "/api/", SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
@@ -152,7 +158,10 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		}, s.logger(t, "gateway"), prometheus.NewRegistry())
 	})
 	s.gatewayOps = "http://" + ga.Ops
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
+	// Each call goes as a caller the authorization table allows: a service,
+	// or the CRM with the credential it signs for the acting user.
+	s.teamsAddr = ta.GRPC
+	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.AllowedConn(t, s.pki, ta.GRPC))
 
 	// The gateway is ready once it has read the (possibly empty) org
 	// access bucket.

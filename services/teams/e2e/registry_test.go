@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
@@ -64,11 +65,12 @@ func TestRegistryErrorCodes(t *testing.T) {
 		{"remove: not an admin", func() error {
 			_, err := r.RemoveTeam(ctx, &teamsv1.RemoveTeamRequest{OrgId: org, TeamId: acme, Caller: nonAdmin})
 			return err
-		}, codes.PermissionDenied, "requires a CRM administrator"},
-		{"remove: no caller at all", func() error {
-			_, err := r.RemoveTeam(ctx, &teamsv1.RemoveTeamRequest{OrgId: org, TeamId: acme})
+		}, codes.PermissionDenied, "needs a CRM admin"},
+		{"remove: a user's credential, no caller in the body", func() error {
+			_, err := r.RemoveTeam(ctx, &teamsv1.RemoveTeamRequest{OrgId: org, TeamId: acme},
+				testkit.CRMCall(t, s.pki, org, "sam@acme.example", crmauth.RoleUser))
 			return err
-		}, codes.PermissionDenied, "requires a CRM administrator"},
+		}, codes.PermissionDenied, "needs a CRM admin"},
 		{"remove: unknown team", func() error {
 			_, err := r.RemoveTeam(ctx, &teamsv1.RemoveTeamRequest{OrgId: org, TeamId: globex, Caller: admin})
 			return err
@@ -84,7 +86,7 @@ func TestRegistryErrorCodes(t *testing.T) {
 		{"enable: not an admin", func() error {
 			_, err := r.EnableIntegration(ctx, &teamsv1.EnableIntegrationRequest{OrgId: org, Caller: nonAdmin})
 			return err
-		}, codes.PermissionDenied, "enabling the Slack integration requires a CRM administrator"},
+		}, codes.PermissionDenied, "needs a CRM admin"},
 		{"integration: unknown org", func() error {
 			_, err := r.GetIntegration(ctx, &teamsv1.GetIntegrationRequest{OrgId: "no-such-org"})
 			return err

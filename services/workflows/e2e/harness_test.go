@@ -93,6 +93,7 @@ func startStack(t testing.TB, o options) *stack {
 	apiURL := std.URL() + "/api/"
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
+			Files:   testkit.TrustFiles(t, testkit.PKI(t), "teams"),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
@@ -119,6 +120,7 @@ func startStack(t testing.TB, o options) *stack {
 		"NATS_URL": ns.ClientURL(), "MONGODB_URI": ms.URI(), "DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0",
 		"TEAMS_ADDR": ta.GRPC, "SLACK_API_URL": apiURL, "DELIVERY_CHANNEL_RATE": "100000", "DELIVERY_CHANNEL_BURST": "10000",
 	}))
+	dcfg.Files = testkit.TrustFiles(t, testkit.PKI(t), "delivery")
 	if !o.noDelivery {
 		testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 			cfg := dcfg
@@ -131,6 +133,7 @@ func startStack(t testing.TB, o options) *stack {
 		replica++
 		wa := testkit.Start(r, fmt.Sprintf("workflows-%d", replica), func(ctx context.Context, ready func(workflows.Addrs)) error {
 			return workflows.Run(ctx, workflows.Config{
+				Files:   testkit.TrustFiles(t, testkit.PKI(t), "workflows"),
 				NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "workflows",
 				GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL,
 				Ready: ready,

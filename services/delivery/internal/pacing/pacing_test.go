@@ -188,8 +188,10 @@ func TestWaitSleepsAndHonoursCancel(t *testing.T) {
 func TestWaitSeesPauseStartedWhileSleeping(t *testing.T) {
 	t.Parallel()
 	p := New(nil)
-	k := Key{Name: "k", Limit: Limit{Rate: 20, Burst: 1}}
-	p.Reserve(k) // empty the bucket: the next Wait sleeps ~50ms
+	// The sleep is long next to scheduling delays on a loaded machine, so the
+	// pause below reliably starts while Wait sleeps.
+	k := Key{Name: "k", Limit: Limit{Rate: 2, Burst: 1}}
+	p.Reserve(k) // empty the bucket: the next Wait sleeps ~500ms
 	done := make(chan time.Duration)
 	start := time.Now()
 	go func() {
@@ -197,8 +199,8 @@ func TestWaitSeesPauseStartedWhileSleeping(t *testing.T) {
 		done <- time.Since(start)
 	}()
 	time.Sleep(10 * time.Millisecond)
-	p.Pause(k, 300*time.Millisecond) // a 429 seen by another caller
-	if el := <-done; el < 290*time.Millisecond {
+	p.Pause(k, time.Second) // a 429 seen by another caller
+	if el := <-done; el < time.Second {
 		t.Fatalf("Wait returned after %s, inside a pause that began while it slept", el)
 	}
 }

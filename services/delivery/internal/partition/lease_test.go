@@ -81,7 +81,7 @@ type replica struct {
 
 func startReplica(t *testing.T, srv *localnats.Server, name string, tr *tracker) *replica {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	nc, err := nats.Connect(srv.ClientURL(), testkit.NATSLogin(t), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/crmslack/crmslack/libs/responseurl"
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 
 	"github.com/slack-go/slack"
@@ -120,6 +121,9 @@ type Client struct {
 	// plainHTTP those of them that may be reached without TLS.
 	respondHosts []string
 	plainHTTP    []string
+	// replies admits only Slack's reply paths (/commands/, /actions/) on
+	// those hosts: the same hosts also serve incoming webhooks.
+	replies *responseurl.Policy
 }
 
 // New returns a client for apiURL ("https://slack.com/api/"). Replies to a
@@ -143,6 +147,16 @@ func New(apiURL string, hc *http.Client, respondHosts []string) (*Client, error)
 	}
 	if u.Scheme == "http" {
 		c.plainHTTP = []string{strings.ToLower(u.Host)}
+	}
+	bases := make([]string, 0, len(c.respondHosts)+len(c.plainHTTP))
+	for _, h := range c.respondHosts {
+		bases = append(bases, "https://"+h)
+	}
+	for _, h := range c.plainHTTP {
+		bases = append(bases, "http://"+h)
+	}
+	if c.replies, err = responseurl.New(bases...); err != nil {
+		return nil, fmt.Errorf("response_url hosts: %w", err)
 	}
 	return c, nil
 }
@@ -348,6 +362,9 @@ func (c *Client) CheckResponseURL(raw string) error {
 	}
 	if u.Scheme != "https" && (u.Scheme != "http" || !slices.Contains(c.plainHTTP, host)) {
 		return fmt.Errorf("%w: %s must be reached over https", ErrHostNotAllowed, u.Host)
+	}
+	if err := c.replies.Check(raw); err != nil {
+		return fmt.Errorf("%w: %w", ErrHostNotAllowed, err)
 	}
 	return nil
 }

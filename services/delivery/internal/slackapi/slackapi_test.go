@@ -67,12 +67,17 @@ func TestResponseURLHosts(t *testing.T) {
 		{prod, "https://HOOKS.slack.com/commands/x", true},
 		{prod, "https://hooks.slack.com.evil.example/x", false},
 		{prod, "https://evil.example/?u=hooks.slack.com", false},
-		{prod, "https://user@hooks.slack.com/x", false},
-		{prod, "https://slack.com/x", true},
+		{prod, "https://user@hooks.slack.com/commands/x", false},
+		{prod, "https://slack.com/x", false}, // not a reply path
+		{prod, "https://slack.com/actions/T1/1/abc", true},
+		{prod, "https://hooks.slack.com/services/T1/B1/abc", false}, // an incoming webhook
+		{prod, "https://hooks.slack.com/commands/../services/T1", false},
+		{prod, "https://hooks.slack.com/commands/T1/1/abc?x=1", false},
 		{prod, "/relative", false},
-		{local, "http://127.0.0.1:8090/response/abc", true},
-		{local, "http://127.0.0.1:9999/response/abc", false},
-		{local, "https://hooks.slack.com/x", true},
+		{local, "http://127.0.0.1:8090/commands/abc", true},
+		{local, "http://127.0.0.1:8090/response/abc", false},
+		{local, "http://127.0.0.1:9999/commands/abc", false},
+		{local, "https://hooks.slack.com/actions/x", true},
 	} {
 		if err := tc.c.CheckResponseURL(tc.url); (err == nil) != tc.ok {
 			t.Errorf("%s: %v, want ok=%v", tc.url, err, tc.ok)
@@ -83,21 +88,21 @@ func TestResponseURLHosts(t *testing.T) {
 func TestRespondErrors(t *testing.T) {
 	t.Parallel()
 	answers := map[string]func(w http.ResponseWriter){
-		"/ok": func(w http.ResponseWriter) { _, _ = w.Write([]byte(`{"ok":true}`)) },
-		"/expired": func(w http.ResponseWriter) {
+		"/commands/ok": func(w http.ResponseWriter) { _, _ = w.Write([]byte(`{"ok":true}`)) },
+		"/commands/expired": func(w http.ResponseWriter) {
 			w.WriteHeader(404)
 			_, _ = w.Write([]byte(`{"ok":false,"error":"expired_url"}`))
 		},
-		"/used": func(w http.ResponseWriter) {
+		"/commands/used": func(w http.ResponseWriter) {
 			w.WriteHeader(404)
 			_, _ = w.Write([]byte(`{"ok":false,"error":"used_url"}`))
 		},
-		"/blocks": func(w http.ResponseWriter) {
+		"/commands/blocks": func(w http.ResponseWriter) {
 			w.WriteHeader(400)
 			_, _ = w.Write([]byte(`{"ok":false,"error":"invalid_blocks"}`))
 		},
-		"/busy": func(w http.ResponseWriter) { w.WriteHeader(503) },
-		"/slow": func(w http.ResponseWriter) { w.Header().Set("Retry-After", "4"); w.WriteHeader(429) },
+		"/commands/busy": func(w http.ResponseWriter) { w.WriteHeader(503) },
+		"/commands/slow": func(w http.ResponseWriter) { w.Header().Set("Retry-After", "4"); w.WriteHeader(429) },
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answers[r.URL.Path](w) }))
 	defer srv.Close()
@@ -105,14 +110,14 @@ func TestRespondErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]Kind{"/ok": 0, "/expired": KindNotFound, "/used": KindNotFound, "/blocks": KindRefused, "/busy": KindTemporary, "/slow": KindRateLimited} {
+	for path, want := range map[string]Kind{"/commands/ok": 0, "/commands/expired": KindNotFound, "/commands/used": KindNotFound, "/commands/blocks": KindRefused, "/commands/busy": KindTemporary, "/commands/slow": KindRateLimited} {
 		err := c.Respond(context.Background(), srv.URL+path, Response{Text: "x"})
 		if KindOf(err) != want {
 			t.Errorf("%s: %v, want kind %v", path, err, want)
 		}
 	}
 	var e *Error
-	if err := c.Respond(context.Background(), srv.URL+"/slow", Response{Text: "x"}); !errors.As(err, &e) || e.RetryAfter != 4*time.Second {
+	if err := c.Respond(context.Background(), srv.URL+"/commands/slow", Response{Text: "x"}); !errors.As(err, &e) || e.RetryAfter != 4*time.Second {
 		t.Errorf("Retry-After not read: %v", err)
 	}
 }

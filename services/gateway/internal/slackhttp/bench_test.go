@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -128,7 +129,7 @@ func BenchmarkVerifyAndAck(b *testing.B) {
 	b.Run("loopback-nats", func(b *testing.B) {
 		ns := testkit.NATS(b)
 		ctx := context.Background()
-		bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), Name: "bench", Logger: slog.New(slog.DiscardHandler)})
+		bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(b)}, Name: "bench", Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -85,6 +85,56 @@ func TestPutOnlyMovesForward(t *testing.T) {
 	}
 }
 
+// TestLateVersionOneNeverOverwritesDelete: a record's version-1 upsert
+// (written blind, see Put), its version-2 delete (with a TTL, as the
+// persister writes tombstones) and a late version-1 upsert, written at the
+// same time in every round: the tombstone is what stays, whether the late
+// upsert's msg id is caught by the duplicate window or not.
+func TestLateVersionOneNeverOverwritesDelete(t *testing.T) {
+	t.Parallel()
+	js, w := streams(t)
+	ctx := testkit.Context(t)
+	st, err := js.Stream(ctx, snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 40 {
+		id := fmt.Sprintf("r%d", round)
+		subj := snapshot.RecordSubject("o", "Deals", id)
+		up := &crmv1.RecordUpserted{Envelope: &commonv1.Envelope{OrgId: "o"}, Record: &crmv1.Record{Module: "Deals", Id: id, Version: 1}}
+		del := &crmv1.RecordDeleted{Envelope: &commonv1.Envelope{OrgId: "o"}, Module: "Deals", RecordId: id, Version: 2}
+		lateID := snapshot.RecordMsgID("o", "Deals", id, 1)
+		if round%2 == 1 {
+			lateID += "-past-the-duplicate-window"
+		}
+		var wg sync.WaitGroup
+		for _, put := range rand.Perm(3) {
+			wg.Go(func() {
+				var err error
+				switch put {
+				case 0:
+					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 1), 1, up)
+				case 1:
+					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 2), 2, del, snapshot.WithTTL(time.Hour))
+				case 2:
+					_, err = w.Put(ctx, subj, lateID, 1, up)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		last, err := st.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := last.Header.Get(snapshot.HeaderVersion); v != "2" {
+			t.Fatalf("round %d: %s holds version %s, want the version-2 tombstone", round, subj, v)
+		}
+	}
+}
+
 // TestFollowReplaysThenFollows: the last message of every subject first,
 // caught up, then new messages as they come.
 func TestFollowReplaysThenFollows(t *testing.T) {

@@ -6,9 +6,12 @@ import (
 	"net"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/crmauth"
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -72,7 +75,7 @@ func (nopRepo) Create(context.Context, share.Share) (bool, error) { return true,
 func benchmarkShareRecord(b *testing.B, withLog bool) {
 	ns := testkit.NATS(b)
 	ctx := testkit.Context(b)
-	bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), Name: "bench"})
+	bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(b)}, Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +102,11 @@ func benchmarkShareRecord(b *testing.B, withLog bool) {
 		"Stage":     {Kind: &crmv1.FieldValue_Text{Text: "Negotiation"}},
 	}}
 	svc := app.New(app.Config{CRMBaseURL: "https://crm.example"}, benchAccess{}, benchTeams{dir}, benchRecords{rec}, bb, repo, slog.New(slog.DiscardHandler))
-	gs := rpc.NewServer(slog.New(slog.DiscardHandler))
+	pki := testkit.PKI(b, "o1")
+	gs, err := rpc.NewServer(slog.New(slog.DiscardHandler), rpc.Security{Identity: testkit.Identity(b, pki, rpc.Sharing), CRMKeys: crmKeys(b, pki)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	grpcapi.Register(gs, grpcapi.New(svc))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,12 +114,8 @@ func benchmarkShareRecord(b *testing.B, withLog bool) {
 	}
 	go func() { _ = gs.Serve(lis) }()
 	b.Cleanup(gs.Stop)
-	cc, err := rpc.Dial(lis.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cc.Close() })
-	client := sharingv1.NewSharingServiceClient(cc)
+	// The CRM's calls, each with a credential of the sharer, as in production.
+	client := sharingv1.NewSharingServiceClient(testkit.CRMConn(b, pki, lis.Addr().String()))
 	req := &sharingv1.ShareRecordRequest{
 		OrgId: "o1", Sharer: &commonv1.CrmUserRef{Id: "crm-ann", Name: "Ann", Email: "ann@acme.test"},
 		Module: "Deals", RecordId: "d1", Message: "Can someone call them?", TeamId: "T0ACME0001",
@@ -130,4 +133,13 @@ func benchmarkShareRecord(b *testing.B, withLog bool) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "shares/s")
 	b.ReportMetric(float64(3*b.N)/b.Elapsed().Seconds(), "commands/s")
+}
+
+func crmKeys(b *testing.B, pki *devpki.Dir) *crmauth.Keys {
+	b.Helper()
+	k, err := crmauth.LoadKeys(pki.CRMKeysFile(), "CRM_KEYS_FILE")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,7 +23,7 @@ import (
 func setup(t *testing.T) *bus.Bus {
 	t.Helper()
 	ns := testkit.NATS(t)
-	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: t.Name(), Logger: testkit.Logger(t)})
+	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: t.Name(), Logger: testkit.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
