@@ -219,7 +219,7 @@ func importLeads(b *testing.B, s *stack, crmctl, csvPath, schemaPath string, n i
 	start := time.Now()
 	ictx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ictx, crmctl, "import", "-org", org, "-module", "Leads", "-schema", schemaPath, "-nats", s.natsURL, csvPath)
+	cmd := exec.CommandContext(ictx, crmctl, "import", "-org", org, "-module", "Leads", "-schema", schemaPath, "-nats", s.natsURL, "-pki", testkit.PKI(b).Path(), csvPath)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("crmctl import: %v\n%s", err, out)
