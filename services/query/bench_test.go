@@ -98,10 +98,13 @@ func BenchmarkRunSlashCommand(b *testing.B) {
 		})
 	}
 
+	// The second instance's trust files come from the benchmark's own PKI,
+	// the one its NATS users were made from (a sub-benchmark gets its own).
+	outer := b
 	b.Run("rebuild", func(b *testing.B) {
 		for range b.N {
 			t0 := time.Now()
-			second := startQuery(b, ns, teamsAddr)
+			second := startQuery(outer, ns, teamsAddr)
 			took := time.Since(t0)
 			if got := run(b, second, userAda, "leads").GetTotal(); got != int64(n) {
 				b.Fatalf("rebuilt %d leads, want %d", got, n)
