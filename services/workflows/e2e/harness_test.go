@@ -93,9 +93,8 @@ func startStack(t testing.TB, o options) *stack {
 	apiURL := std.URL() + "/api/"
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, testkit.PKI(t), "teams"),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
+			Connections:      harness.Connections(t, testkit.PKI(t), "teams", ns.ClientURL(), ms.URI()),
+			TokenKeys:        "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
@@ -133,9 +132,8 @@ func startStack(t testing.TB, o options) *stack {
 		replica++
 		wa := testkit.Start(r, fmt.Sprintf("workflows-%d", replica), func(ctx context.Context, ready func(workflows.Addrs)) error {
 			return workflows.Run(ctx, workflows.Config{
-				Files:   testkit.TrustFiles(t, testkit.PKI(t), "workflows"),
-				NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "workflows",
-				GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL,
+				Connections: harness.Connections(t, testkit.PKI(t), "workflows", ns.ClientURL(), ms.URI()),
+				TeamsAddr:   ta.GRPC, CRMBaseURL: crmBaseURL,
 				Ready: ready,
 			}, logger(t, "workflows", o), prometheus.NewRegistry())
 		})
