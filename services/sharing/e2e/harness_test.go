@@ -19,7 +19,6 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
-	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -28,7 +27,7 @@ import (
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/query"
 	"github.com/crmslack/crmslack/services/sharing"
-	"github.com/crmslack/crmslack/services/teams"
+	"github.com/crmslack/crmslack/services/teams/teamstest"
 )
 
 // The stand-in's default seed: Acme (Alice, Bob; #general, #sales and
@@ -92,31 +91,15 @@ func startStack(t *testing.T) *stack {
 	gwAddr := gwLis.Addr().String()
 	s.gateway = "http://" + gwAddr
 
-	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
-		return teams.Run(ctx, teams.Config{
-			Connections:      harness.Connections(t, s.pki, rpc.Teams, ns.ClientURL(), ms.URI()),
-			TokenKeys:        "k1:" + testkit.RandomKey(t),
-			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
-			SlackClientID: clientID, SlackClientSecret: clientSecret,
-			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
-			Ready: ready,
-		}, quiet(t, "teams"), prometheus.NewRegistry())
+	reg := teamstest.Start(t, r, teamstest.Options{
+		PKI: s.pki, NATSURL: ns.ClientURL(), MongoURI: ms.URI(), Standin: std, ClientID: clientID, ClientSecret: clientSecret,
+		GatewayPublicURL: s.gateway, InstallTicketKey: ticketKey, Log: quiet(t, "teams"),
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.AllowedConn(t, s.pki, ta.GRPC))
-
+	ta := reg.Addrs
+	s.registry = reg.Client
 	// The admin added both workspaces to the org.
-	for _, w := range []struct{ id, name, domain, bot string }{
-		{acme, "Acme Corp", "acme-corp", "U0ACMEBOT1"}, {globex, "Globex", "globex", "U0GLBXBOT1"},
-	} {
-		_, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
-			OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
-			Team:     &integrationv1.Team{TeamId: w.id, Name: w.name, Domain: w.domain, BotUserId: w.bot, Scopes: slackstandin.DefaultBotScopes()},
-			BotToken: std.IssueBotToken(w.id),
-		})
-		if err != nil {
-			t.Fatalf("installing %s: %v", w.id, err)
-		}
-	}
+	reg.Install(t, org, teamstest.Workspace{ID: acme, Name: "Acme Corp", Domain: "acme-corp", Bot: "U0ACMEBOT1"},
+		teamstest.Workspace{ID: globex, Name: "Globex", Domain: "globex", Bot: "U0GLBXBOT1"})
 
 	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
