@@ -18,7 +18,7 @@ import (
 func FollowKeyValue(ctx context.Context, kv jetstream.KeyValue, retry time.Duration, log *slog.Logger, what string,
 	apply func(jetstream.KeyValueEntry), synced func()) error {
 	for {
-		err := watchKeyValue(ctx, kv, apply, synced)
+		err := WatchKeyValue(ctx, kv, apply, synced)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -31,7 +31,9 @@ func FollowKeyValue(ctx context.Context, kv jetstream.KeyValue, retry time.Durat
 	}
 }
 
-func watchKeyValue(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry), synced func()) error {
+// WatchKeyValue is one watch of [FollowKeyValue]: it returns nil when ctx
+// ends and an error when the watch breaks.
+func WatchKeyValue(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry), synced func()) error {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watching bucket %s: %w", kv.Bucket(), err)
@@ -43,6 +45,9 @@ func watchKeyValue(ctx context.Context, kv jetstream.KeyValue, apply func(jetstr
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return fmt.Errorf("watch of bucket %s ended", kv.Bucket())
 			}
 			if e == nil { // the initial values have all been delivered
