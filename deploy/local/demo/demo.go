@@ -153,11 +153,15 @@ var (
 	titles       = []string{"CEO", "CTO", "Head of Sales", "Buyer", "Operations Manager", "CFO", "IT Director"}
 )
 
-func text(s string) *crmv1.FieldValue { return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Text{Text: s}} }
+func text(s string) *crmv1.FieldValue {
+	return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Text{Text: s}}
+}
 func number(f float64) *crmv1.FieldValue {
 	return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Number{Number: f}}
 }
-func date(s string) *crmv1.FieldValue { return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Date{Date: s}} }
+func date(s string) *crmv1.FieldValue {
+	return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Date{Date: s}}
+}
 func lookupOf(id, name, module string) *crmv1.FieldValue {
 	return &crmv1.FieldValue{Kind: &crmv1.FieldValue_Lookup{Lookup: &crmv1.LookupValue{Id: id, Name: name, Module: module}}}
 }

@@ -61,7 +61,7 @@ func angle(inner string, names func(string) string) string {
 		}
 		return `<span class="mention">@` + html.EscapeString(html.UnescapeString(name)) + `</span>`
 	case strings.HasPrefix(target, "#"):
-		name := target[1:]
+		name := names(target[1:])
 		if hasLabel {
 			name = label
 		}

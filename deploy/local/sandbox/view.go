@@ -180,6 +180,11 @@ func (s *Server) messages(ws *slackstandin.WorkspaceView, channel, user string) 
 			bots[u.ID] = true
 		}
 	}
+	if convs, err := s.cfg.Standin.ConversationsOf(ws.ID, user); err == nil {
+		for _, c := range convs {
+			names[c.ID] = c.Name
+		}
+	}
 	rd := renderer{names: func(id string) string { return firstNonEmpty(names[id], id) }}
 	hist, err := s.cfg.Standin.History(ws.ID, channel)
 	if err != nil {
@@ -200,11 +205,11 @@ func (s *Server) messages(ws *slackstandin.WorkspaceView, channel, user string) 
 	// Ephemerals: the immediate answers kept here, and the stand-in's
 	// records; a replacement takes the place of the latest before it.
 	type eph struct {
-		at               time.Time
-		text             string
-		blocks           json.RawMessage
-		replace, del     bool
-		inChannel        bool
+		at           time.Time
+		text         string
+		blocks       json.RawMessage
+		replace, del bool
+		inChannel    bool
 	}
 	var ephs []eph
 	s.mu.Lock()

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc"
+
+	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/testkit"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
+	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
+)
+
+// chromiumPath is Debian's chromium, which .ci/run installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser is a headless Chromium tab that writes a screenshot per step.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	dir  string
+	step int
+}
+
+// newBrowser starts Chromium for the test. It is missing only on a
+// developer's machine (CI installs it): there the test says so and skips;
+// in CI (CRMSLACK_CI set) a missing browser fails it.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path := firstSet(os.Getenv("CHROMIUM"), chromiumPath)
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CRMSLACK_CI") != "" {
+			t.Fatalf("no Chromium at %s in CI: .ci/run installs Debian's chromium package", path)
+		}
+		t.Skipf("no Chromium at %s: apt-get install -y chromium (or set CHROMIUM) to run the browser test", path)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium %s: %v", path, err)
+	}
+	return &browser{t: t, ctx: ctx, dir: screenshotDir(t)}
+}
+
+// screenshotDir is the test's artifact folder with -artifacts, else
+// testdata/out/<test>, kept after the run; the log says where.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("testdata", "out", t.Name())
+	if f := flag.Lookup("test.artifacts"); f != nil && f.Value.String() == "true" {
+		dir = t.ArtifactDir()
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	t.Logf("screenshots in %s", abs)
+	return dir
+}
+
+// do runs a step's actions within limit, then checks the page is neither
+// blank nor an error page and saves its screenshot.
+func (b *browser) do(name string, limit time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, limit)
+	defer cancel()
+	b.step++
+	shot := filepath.Join(b.dir, fmt.Sprintf("%02d-%s.png", b.step, name))
+	err := chromedp.Do(ctx, actions...)
+	sctx, scancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer scancel()
+	text, _ := chromedp.Run(sctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	png, _ := chromedp.Run(sctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if len(png) > 0 {
+		if werr := os.WriteFile(shot, png, 0o644); werr != nil {
+			b.t.Errorf("screenshot %s: %v", shot, werr)
+		}
+	}
+	if err != nil {
+		b.t.Fatalf("step %s: %v\npage text:\n%s", name, err, truncateText(text, 2000))
+	}
+	if strings.TrimSpace(text) == "" {
+		b.t.Fatalf("step %s: the page is blank (%s)", name, shot)
+	}
+	for _, bad := range []string{"something is wrong", "404 page not found", "Internal Server Error"} {
+		if strings.Contains(text, bad) {
+			b.t.Fatalf("step %s: an error page (%q):\n%s", name, bad, truncateText(text, 2000))
+		}
+	}
+}
+
+func truncateText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// until keeps running try (an action that may fail, e.g. a command whose
+// answer is not there yet) until check holds or the deadline passes.
+func until(limit, each time.Duration, try chromedp.Action[chromedp.Void], check string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		deadline := time.Now().Add(limit)
+		for {
+			if _, err := try(ctx, tg); err != nil {
+				return err
+			}
+			_, err := poll(check, each)(ctx, tg)
+			if err == nil {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("after %s, still not true: %s (last: %v)", limit, check, err)
+			}
+		}
+	})
+}
+
+// poll waits for a JavaScript condition, for at most limit.
+func poll(cond string, limit time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(limit))
+}
+
+// css is a CSS selector (a plain string would be a DOM search).
+type css = chromedp.CSS
+
+// seen is a JavaScript test that a message in the list contains text;
+// ephemeral says which kind ("true", "false" or "" for either).
+func seen(text, ephemeral string) string {
+	sel := "article[data-testid=message]"
+	if ephemeral != "" {
+		sel += "[data-ephemeral=" + ephemeral + "]"
+	}
+	return fmt.Sprintf(`[...document.querySelectorAll(%q)].some(a => a.innerText.includes(%q))`, sel, text)
+}
+
+// TestBrowserSandbox drives the product through a real browser: install
+// the Acme workspace through OAuth, /zcrm in the sandbox pane and its
+// ephemeral answer, Share and the card in the channel, a workflow action
+// fired from the CRM panel, a missed call under Appel/Manqué reaching the
+// owner's DM, and an activity's reminder. A screenshot of each step is
+// written (see the log for the folder).
+//
+// Until the console has its pages, the settings a console would save
+// (workflow action, SalesSignals matrix, reminder preference) are saved
+// here through the same gRPC APIs with the CRM's credential.
+func TestBrowserSandbox(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	environ, ops := testEnviron(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandboxAddr := l.Addr().String()
+	l.Close()
+	// The panel's reminder falls two seconds ahead instead of a minute.
+	environ = append(environ, "SANDBOX_ADDR="+sandboxAddr, "SANDBOX_REMINDER_LEAD=2s")
+	var out syncBuffer
+	ep, stop := startRunner(t, environ, ops, &out)
+	defer stop()
+	if ep.Sandbox != "http://"+sandboxAddr || !strings.Contains(out.String(), "sandbox    http://"+sandboxAddr) {
+		t.Fatalf("the start-up lines do not give the sandbox's URL %s:\n%s", sandboxAddr, out.String())
+	}
+	const org, team, sales, bob = "acme", "T0ACME0001", "C0ACMESALE", "U0ACME0BOB"
+	pki, err := devpki.Open(ep.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testkit.Context(t)
+	admin := &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-alice", Email: "alice@acme.example", Name: "Alice Martin"}, IsAdmin: true}
+	conn := func(key string) *grpc.ClientConn { return testkit.CRMConn(t, pki, envValue(environ, key)) }
+
+	// 1. Install: the admin's "Add to Slack" goes through the gateway, the
+	// stand-in's authorize page, and back.
+	begun, err := teamsv1.NewTeamRegistryServiceClient(conn("TEAMS_GRPC_ADDR")).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
+		OrgId: org, TeamHint: team, Caller: admin,
+	})
+	if err != nil {
+		t.Fatalf("BeginInstall: %v", err)
+	}
+	b.do("install-oauth", 30*time.Second,
+		chromedp.Navigate(begun.GetInstallUrl()),
+		poll(`document.body && document.body.innerText.includes("Slack is connected")`, 40*time.Second))
+
+	// 2. /zcrm in #sales as Bob: the ephemeral answer with a Share button.
+	page := ep.Sandbox + "/w/" + team + "?as=" + bob + "&c=" + sales
+	share := fmt.Sprintf(`article[data-ephemeral=true] button[data-action-id=%q]`, card.ShareActionID)
+	b.do("zcrm-ephemeral", 60*time.Second,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(css(`[data-testid=composer-input]`)),
+		// The demo data and the new team reach the services in their own
+		// time: the command is typed again until the answer has the lead.
+		until(55*time.Second, 3*time.Second, chromedp.Steps(
+			chromedp.SetValue(css(`[data-testid=composer-input]`), "/zcrm leads watson"),
+			chromedp.Click(css(`[data-testid=composer-send]`)),
+		), `!!document.querySelector('`+share+`') && `+seen("Emma Watson", "true")),
+		chromedp.WaitVisible(css(`[data-testid=only-you]`)))
+
+	// 3. Share: the card in the channel, for everyone.
+	b.do("share-card", 30*time.Second,
+		chromedp.Click(css(share)),
+		poll(seen("Watson", "false"), 40*time.Second))
+
+	// 4. A workflow action on the rule "deal-won", fired from the panel.
+	wf := workflowsv1.NewWorkflowActionsServiceClient(conn("WORKFLOWS_GRPC_ADDR"))
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		_, err := wf.CreateAction(ctx, &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
+			RuleId: "deal-won", Module: "Deals", Template: "*Deal won*: #{Deals.Deal Name}, #{Deals.Amount}, by #{Owner.Full Name}",
+			TeamId: team, TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{sales},
+		}})
+		if err != nil {
+			t.Logf("CreateAction: %v", err)
+		}
+		return err == nil
+	}, "the workflow action was never saved")
+	b.do("workflow-rule", 30*time.Second,
+		chromedp.SetValue(css(`[data-testid=crm-rule-id]`), "deal-won"),
+		chromedp.SetValue(css(`[data-testid=crm-rule-record]`), "Deals/deal-001"),
+		chromedp.Click(css(`[data-testid=crm-rule-submit]`)),
+		poll(seen("Deal won", "false"), 40*time.Second))
+
+	// 5. Appel / Manqué ticked: a missed call reaches the owner's DM.
+	sig := signalsv1.NewSalesSignalsSettingsServiceClient(conn("SIGNALS_GRPC_ADDR"))
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		_, err := sig.UpdateCells(ctx, &signalsv1.UpdateCellsRequest{OrgId: org, Caller: admin,
+			Cells: []*signalsv1.Cell{{Channel: crmv1.SignalChannel_SIGNAL_CHANNEL_CALL, Kind: "missed", Slack: true}}})
+		if err == nil {
+			_, err = sig.SetDefaultTeam(ctx, &signalsv1.SetDefaultTeamRequest{OrgId: org, Caller: admin, TeamId: team})
+		}
+		if err != nil {
+			t.Logf("signals settings: %v", err)
+		}
+		return err == nil
+	}, "the SalesSignals settings were never saved")
+	dm := `[data-testid="dm-crmslack"]`
+	b.do("missed-call-dm", 45*time.Second,
+		chromedp.SetValue(css(`#contact`), "cont-000"),
+		chromedp.Click(css(`[data-testid=crm-missed-call-submit]`)),
+		poll(`document.getElementById("status").innerText.startsWith("Published")`, 10*time.Second),
+		until(40*time.Second, 2*time.Second, chromedp.Navigate(page), `!!document.querySelector('`+dm+`')`),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			// Follow the DM's link: a poll does not survive a click's navigation.
+			href, err := chromedp.Evaluate[string](`document.querySelector('`+dm+`').href`)(ctx, tg)
+			if err != nil {
+				return err
+			}
+			_, err = chromedp.Navigate(href)(ctx, tg)
+			return err
+		}),
+		poll(seen("Emma Watson", "false"), 40*time.Second))
+
+	// 6. Bob's reminders on; an activity's reminder reaches his DM.
+	rem := remindersv1.NewReminderPreferencesServiceClient(conn("REMINDERS_GRPC_ADDR"))
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		_, err := rem.SetPreferences(ctx, &remindersv1.SetPreferencesRequest{OrgId: org,
+			User: &commonv1.CrmUserRef{Id: "crm-bob", Email: "bob@acme.example", Name: "Bob Durand"}, Enabled: true, TeamId: team, TimeZone: "Europe/Paris"})
+		if err != nil {
+			t.Logf("SetPreferences: %v", err)
+		}
+		return err == nil
+	}, "Bob's reminder preference was never saved")
+	const subject = "Call Emma Watson about the renewal"
+	b.do("activity-reminder", 45*time.Second,
+		chromedp.SetValue(css(`[data-testid=crm-activity-subject]`), subject),
+		chromedp.Click(css(`[data-testid=crm-activity-submit]`)),
+		poll(`document.getElementById("status").innerText.startsWith("Published")`, 10*time.Second),
+		poll(seen(subject, "false"), 40*time.Second))
+}
