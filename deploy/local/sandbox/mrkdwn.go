@@ -17,7 +17,16 @@ var (
 	reBold   = regexp.MustCompile(`(^|[^\pL\pN*])\*([^*\n]+)\*`)
 	reItalic = regexp.MustCompile(`(^|[^\pL\pN_])_([^_\n]+)_`)
 	reStrike = regexp.MustCompile(`(^|[^\pL\pN~])~([^~\n]+)~`)
+	reEmoji  = regexp.MustCompile(`:([a-z0-9_+-]+):`)
 )
+
+// emoji are the shortcodes the product writes; others stay as typed.
+var emoji = map[string]string{
+	"tada": "🎉", "warning": "⚠️", "ticket": "🎫", "telephone_receiver": "📞", "speech_balloon": "💬",
+	"rotating_light": "🚨", "mega": "📣", "mag": "🔍", "loudspeaker": "📢", "lock": "🔒",
+	"globe_with_meridians": "🌐", "email": "📧", "electric_plug": "🔌", "bell": "🔔", "bar_chart": "📊",
+	"calendar": "📅", "white_check_mark": "✅", "x": "❌", "phone": "☎️", "memo": "📝",
+}
 
 // mrkdwn renders Slack text as HTML. Every character of the input is
 // escaped first; only the tags written here are markup.
@@ -30,7 +39,25 @@ func mrkdwn(s string, names func(id string) string) template.HTML {
 		last = m[1]
 	}
 	b.WriteString(inline(s[last:]))
-	return template.HTML(strings.ReplaceAll(b.String(), "\n", "<br>"))
+	return template.HTML(quotes(b.String()))
+}
+
+// quotes turns lines starting with ">" (escaped by now) into block quotes
+// and the other line breaks into <br>.
+func quotes(s string) string {
+	lines := strings.Split(s, "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		if q, ok := strings.CutPrefix(l, "&gt;"); ok {
+			b.WriteString("<blockquote>" + strings.TrimPrefix(q, " ") + "</blockquote>")
+			continue
+		}
+		b.WriteString(l)
+		if i < len(lines)-1 && !strings.HasPrefix(lines[i+1], "&gt;") {
+			b.WriteString("<br>")
+		}
+	}
+	return b.String()
 }
 
 // plain renders plain_text: escaped, with line breaks.
@@ -47,6 +74,12 @@ func inline(s string) string {
 	s = reBold.ReplaceAllString(s, "$1<strong>$2</strong>")
 	s = reItalic.ReplaceAllString(s, "$1<em>$2</em>")
 	s = reStrike.ReplaceAllString(s, "$1<del>$2</del>")
+	s = reEmoji.ReplaceAllStringFunc(s, func(code string) string {
+		if e, ok := emoji[strings.Trim(code, ":")]; ok {
+			return e
+		}
+		return code
+	})
 	return s
 }
 

@@ -17,6 +17,7 @@ func TestMrkdwn(t *testing.T) {
 		{"hi <@U1> and <!here>", `hi <span class="mention">@bob</span> and <span class="mention">@here</span>`},
 		{"<!date^1700000000^{date}|Nov 14>", "<time>Nov 14</time>"},
 		{"first_last@example.com `code`\nline", "first_last@example.com <code>code</code><br>line"},
+		{":telephone_receiver: *Missed call*\n&gt; left no message\n:unknown:", "📞 <strong>Missed call</strong><blockquote>left no message</blockquote>:unknown:"},
 		{`"><img src=x onerror=1>`, "&#34;&gt;&lt;img src=x onerror=1&gt;"},
 	} {
 		if got := string(mrkdwn(tt.in, names)); got != tt.want {
@@ -30,7 +31,7 @@ func FuzzMrkdwn(f *testing.F) {
 	for _, s := range []string{"*a*", "<http://x|y>", "<@U1>", "<!date^1^x|y>", "<<>>", "&lt;b&gt;"} {
 		f.Add(s)
 	}
-	allowed := []string{"<strong>", "</strong>", "<em>", "</em>", "<del>", "</del>", "<code>", "</code>", "<br>", "<time>", "</time>", `<span class="mention">`, "</span>", "</a>"}
+	allowed := []string{"<strong>", "</strong>", "<em>", "</em>", "<del>", "</del>", "<code>", "</code>", "<br>", "<blockquote>", "</blockquote>", "<time>", "</time>", `<span class="mention">`, "</span>", "</a>"}
 	f.Fuzz(func(t *testing.T, s string) {
 		out := string(mrkdwn(s, names))
 		for _, a := range allowed {

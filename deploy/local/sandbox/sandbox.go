@@ -94,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	pages, err := template.New("").Funcs(template.FuncMap{
-		"clock": func(t time.Time) string { return t.Format("15:04:05") },
+		"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 		"pair":  func(p *pageView, m messageView, b blockView) blockCtx { return blockCtx{p, m, b} },
 		"pairE": func(c blockCtx, e elementView) elemCtx { return elemCtx{c.Page, c.Message, e} },
 	}).ParseFS(assets, "assets/*.html")
