@@ -126,9 +126,10 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		})
 	}
 	vars = withDefaults(vars, map[string]string{
-		"NATS_URL":      ep.NATS,
-		"MONGODB_URI":   ep.Mongo,
-		"SLACK_API_URL": ep.SlackAPI,
+		"CONSOLE_DEV_CRM_KEYS": consoleDevKeys(pki, orgs),
+		"NATS_URL":             ep.NATS,
+		"MONGODB_URI":          ep.Mongo,
+		"SLACK_API_URL":        ep.SlackAPI,
 	})
 
 	// Services: each gets its configuration from the same environment, with
