@@ -141,6 +141,28 @@ func until(limit, each time.Duration, try chromedp.Action[chromedp.Void], check 
 	})
 }
 
+// waitText waits until the page, whichever it is after redirects, shows
+// text; unlike a poll it survives the navigations a click starts.
+func waitText(text string, limit time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		deadline := time.Now().Add(limit)
+		for {
+			body, err := chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`)(ctx, tg)
+			if err == nil && strings.Contains(body, text) {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("after %s, the page does not show %q (last error: %v)", limit, text, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
 // poll waits for a JavaScript condition, for at most limit.
 func poll(cond string, limit time.Duration) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(limit))
@@ -159,16 +181,17 @@ func seen(text, ephemeral string) string {
 	return fmt.Sprintf(`[...document.querySelectorAll(%q)].some(a => a.innerText.includes(%q))`, sel, text)
 }
 
-// TestBrowserSandbox drives the product through a real browser: install
-// the Acme workspace through OAuth, /zcrm in the sandbox pane and its
+// TestBrowserSandbox drives the product through a real browser: sign in to
+// the console and install the Acme workspace through its "Add to Slack"
+// and OAuth, /zcrm in the sandbox pane and its
 // ephemeral answer, Share and the card in the channel, a workflow action
 // fired from the CRM panel, a missed call under Appel/Manqué reaching the
 // owner's DM, and an activity's reminder. A screenshot of each step is
 // written (see the log for the folder).
 //
-// Until the console has its pages, the settings a console would save
-// (workflow action, SalesSignals matrix, reminder preference) are saved
-// here through the same gRPC APIs with the CRM's credential.
+// Until the console has those pages, the settings it would save (workflow
+// action, SalesSignals matrix, reminder preference) are saved here through
+// the same gRPC APIs with the CRM's credential.
 func TestBrowserSandbox(t *testing.T) {
 	t.Parallel()
 	b := newBrowser(t)
@@ -180,7 +203,8 @@ func TestBrowserSandbox(t *testing.T) {
 	sandboxAddr := l.Addr().String()
 	l.Close()
 	// The panel's reminder falls two seconds ahead instead of a minute.
-	environ = append(environ, "SANDBOX_ADDR="+sandboxAddr, "SANDBOX_REMINDER_LEAD=2s")
+	environ = append(environ, "SANDBOX_ADDR="+sandboxAddr, "SANDBOX_REMINDER_LEAD=2s",
+		"CONSOLE_PUBLIC_URL=http://"+envValue(environ, "CONSOLE_ADDR"))
 	var out syncBuffer
 	ep, stop := startRunner(t, environ, ops, &out)
 	defer stop()
@@ -196,17 +220,33 @@ func TestBrowserSandbox(t *testing.T) {
 	admin := &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-alice", Email: "alice@acme.example", Name: "Alice Martin"}, IsAdmin: true}
 	conn := func(key string) *grpc.ClientConn { return testkit.CRMConn(t, pki, envValue(environ, key)) }
 
-	// 1. Install: the admin's "Add to Slack" goes through the gateway, the
-	// stand-in's authorize page, and back.
+	// 1. Install: the admin signs in to the console (its development
+	// sign-in); "Add to Slack" goes through the gateway, the stand-in's
+	// authorize page, and back to the gateway's "Slack is connected"; the
+	// console's Teams page then lists the team.
+	console := "http://" + envValue(environ, "CONSOLE_ADDR")
+	b.do("console-sign-in", 30*time.Second,
+		chromedp.Navigate(console+"/login"),
+		chromedp.SetValue(css(`[data-testid=dev-login-email]`), "alice@acme.example"),
+		chromedp.Click(css(`[data-testid=dev-login-submit]`)),
+		waitText("alice@acme.example", 20*time.Second))
+	// The console's Teams page cannot show yet for an org that never had
+	// a team (it answers "no Slack integration"), so its "Add to Slack"
+	// is reached through the same registry call the button makes; the
+	// browser then goes through the gateway and the stand-in's authorize
+	// page as from the button.
 	begun, err := teamsv1.NewTeamRegistryServiceClient(conn("TEAMS_GRPC_ADDR")).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
 		OrgId: org, TeamHint: team, Caller: admin,
 	})
 	if err != nil {
 		t.Fatalf("BeginInstall: %v", err)
 	}
-	b.do("install-oauth", 30*time.Second,
+	b.do("install-oauth", 40*time.Second,
 		chromedp.Navigate(begun.GetInstallUrl()),
-		poll(`document.body && document.body.innerText.includes("Slack is connected")`, 40*time.Second))
+		waitText("Slack is connected", 30*time.Second))
+	b.do("console-teams", 30*time.Second,
+		chromedp.Navigate(console+"/teams"),
+		poll(`!!document.querySelector('[data-testid="team-row-`+team+`"]')`, 20*time.Second))
 
 	// 2. /zcrm in #sales as Bob: the ephemeral answer with a Share button.
 	page := ep.Sandbox + "/w/" + team + "?as=" + bob + "&c=" + sales

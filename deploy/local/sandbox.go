@@ -121,6 +121,9 @@ func sandboxPart(cfg sandboxConfig, sa *slackstandin.Server, appURL, org, consol
 		"http://" + lis.Addr().String(), nil
 }
 
-// consoleURL is the admin console's URL when the runner starts one
-// (CONSOLE_PUBLIC_URL), for the pane to link to.
-func consoleURL(vars map[string]string) string { return vars["CONSOLE_PUBLIC_URL"] }
+// consoleURL is the admin console's URL, for the pane to link to: its
+// CONSOLE_PUBLIC_URL, else its listen address (services/console's default
+// when unset).
+func consoleURL(vars map[string]string) string {
+	return firstSet(vars["CONSOLE_PUBLIC_URL"], "http://"+firstSet(vars["CONSOLE_ADDR"], "127.0.0.1:8082"))
+}
