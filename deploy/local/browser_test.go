@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,14 +195,9 @@ func TestBrowserSandbox(t *testing.T) {
 	t.Parallel()
 	b := newBrowser(t)
 	environ, ops := testEnviron(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sandboxAddr := l.Addr().String()
-	l.Close()
+	sandboxAddr := envValue(environ, "SANDBOX_ADDR")
 	// The panel's reminder falls two seconds ahead instead of a minute.
-	environ = append(environ, "SANDBOX_ADDR="+sandboxAddr, "SANDBOX_REMINDER_LEAD=2s",
+	environ = append(environ, "SANDBOX_REMINDER_LEAD=2s",
 		"CONSOLE_PUBLIC_URL=http://"+envValue(environ, "CONSOLE_ADDR"))
 	var out syncBuffer
 	ep, stop := startRunner(t, environ, ops, &out)

@@ -79,6 +79,7 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"REMINDERS_GRPC_ADDR=" + reminders,
 		"REMINDERS_ADDR=" + reminders,
 		"REMINDERS_OPS_ADDR=" + ops["reminders"],
+		"SANDBOX_ADDR=" + free(),
 		"CONSOLE_ADDR=" + free(),
 		"CONSOLE_OPS_ADDR=" + ops["console"],
 	}, ops
