@@ -19,6 +19,7 @@ func TestConsolePages(t *testing.T) {
 	b.signIn(aliceEmail, "admin")
 
 	t.Run("teams", func(t *testing.T) { testTeams(t, s, b) })
+	t.Run("workflows", func(t *testing.T) { testWorkflows(t, s, b) })
 	t.Run("remove team", func(t *testing.T) { testRemoveTeam(t, s, b) })
 }
 
