@@ -80,6 +80,8 @@ var Callers = map[string]Rule{
 	workflowsv1.WorkflowActionsService_ListActions_FullMethodName:  {CRM: CRMUser, ForCRM: console},
 	workflowsv1.WorkflowActionsService_ListHistory_FullMethodName:  {CRM: CRMUser, ForCRM: console},
 	workflowsv1.WorkflowActionsService_GetOrgFormat_FullMethodName: {CRM: CRMUser},
+	// The fields a template may name, for the editor's "#" completion.
+	workflowsv1.WorkflowActionsService_GetModuleSchema_FullMethodName: {CRM: CRMUser, ForCRM: console},
 
 	// SalesSignals settings: admins change the matrix and teams, users read.
 	signalsv1.SalesSignalsSettingsService_GetSettings_FullMethodName:    {CRM: CRMUser, ForCRM: console},

@@ -19,6 +19,8 @@ func TestConsolePages(t *testing.T) {
 	b.signIn(aliceEmail, "admin")
 
 	t.Run("teams", func(t *testing.T) { testTeams(t, s, b) })
+	t.Run("workflows", func(t *testing.T) { testWorkflows(t, s, b) })
+	t.Run("signals", func(t *testing.T) { testSignals(t, s, b) })
 	t.Run("remove team", func(t *testing.T) { testRemoveTeam(t, s, b) })
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"time"
@@ -29,7 +30,17 @@ type user struct {
 	Admin            bool
 }
 
-var funcs = template.FuncMap{"when": when}
+var funcs = template.FuncMap{
+	"when": when,
+	// errs hands the fielderror template a form's errors and one field.
+	"errs": func(errs map[string]string, name string) map[string]any { return map[string]any{"Errors": errs, "Name": name} },
+	// json writes v for a <script type="application/json"> (html/template
+	// escapes it for that context).
+	"json": func(v any) (template.JS, error) {
+		b, err := json.Marshal(v)
+		return template.JS(b), err
+	},
+}
 
 // when writes a time for the pages (UTC, the French date order).
 func when(t time.Time) string {

@@ -50,7 +50,7 @@ type handler struct {
 }
 
 // pageNames are the templates, each rendered inside layout.html.
-var pageNames = []string{"login", "teams", "error"}
+var pageNames = []string{"login", "teams", "workflows", "action", "signals", "error"}
 
 // New returns the console's handler.
 func New(d Deps) (http.Handler, error) {
@@ -108,6 +108,17 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("POST /teams/{team}/remove", h.removeTeam)
 	auth("POST /integration/enable", h.enable)
 	auth("POST /integration/disable", h.disable)
+	auth("GET /workflows", h.workflowsPage)
+	auth("GET /workflows/new", h.newActionPage)
+	auth("GET /workflows/fields", h.fieldsJSON)
+	auth("POST /workflows", h.saveAction)
+	auth("GET /workflows/{id}", h.actionPage)
+	auth("POST /workflows/{id}", h.saveAction)
+	auth("POST /workflows/{id}/delete", h.deleteAction)
+	auth("GET /signals", h.signalsPage)
+	auth("POST /signals", h.saveSignals)
+	auth("POST /signals/reset", h.resetSignals)
+	auth("POST /signals/team", h.signalsTeam)
 }
 
 // securityHeaders keeps the pages to their own origin: no framing, no
