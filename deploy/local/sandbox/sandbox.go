@@ -132,8 +132,12 @@ type elemCtx struct {
 	Element elementView
 }
 
-// Handler serves the pane.
-func (s *Server) Handler() http.Handler { return securityHeaders(s.mux) }
+// Handler serves the pane. It has no sign-in (it plays Slack and the CRM
+// for whoever runs make run, on loopback), so a page of another site open
+// in the same browser must not drive it: cross-origin POSTs are refused.
+func (s *Server) Handler() http.Handler {
+	return securityHeaders(http.NewCrossOriginProtection().Handler(s.mux))
+}
 
 // securityHeaders: the page loads nothing from elsewhere but the images a
 // message links to, and runs only its own script.

@@ -203,6 +203,21 @@ func TestPaneSlashCommandAndClick(t *testing.T) {
 	if ok, msg := f.post(t, "/w/"+acme+"/c/"+sales+"/slash", url.Values{"as": {bob}, "text": {"  "}}); ok || !strings.Contains(msg, "Type a command") {
 		t.Errorf("an empty command: ok=%v %q", ok, msg)
 	}
+	// Another site's page in the same browser cannot type for Bob.
+	req, _ := http.NewRequest(http.MethodPost, f.pane.URL+"/w/"+acme+"/c/"+sales+"/slash", strings.NewReader("as="+bob+"&text=help"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site POST: HTTP %d, want 403", resp.StatusCode)
+	}
+	if n := len(f.app.received()); n != 2 {
+		t.Errorf("the app got %d requests, want still 2", n)
+	}
 	if status, body := f.get(t, "/w/T0NOTHERE1"); status != http.StatusNotFound || !strings.Contains(body, "no workspace") {
 		t.Errorf("unknown workspace: HTTP %d %s", status, body)
 	}
