@@ -263,6 +263,12 @@ func TestBrowserSandbox(t *testing.T) {
 		chromedp.Click(css(share)),
 		poll(seen("Watson", "false"), 40*time.Second))
 
+	// A report chart shared from the CRM: the PNG the product uploads is
+	// shown in the channel, decoded by the browser.
+	b.do("chart-image", 40*time.Second,
+		chromedp.Click(css(`[data-testid=crm-chart-submit]`)),
+		poll(`[...document.querySelectorAll('article[data-ephemeral=false] img[data-testid=file-image]')].some(i => i.complete && i.naturalWidth > 100)`, 35*time.Second))
+
 	// 4. A workflow action on the rule "deal-won", saved in the console,
 	// fired from the panel. The workflows service refuses a template until
 	// it has seen the module's schema (from the demo data): the form then

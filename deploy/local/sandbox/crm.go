@@ -13,6 +13,7 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 )
 
 // The CRM panel plays the CRM: each button publishes what the CRM would
@@ -126,4 +127,34 @@ func activity(org, subject string, owner demo.User, lead time.Duration, now time
 	}}
 	return []crmEvent{{topology.Activity(org, "scheduled"), ev}},
 		fmt.Sprintf("Scheduled %q for %s at %s: reminder due at %s", subject, owner.Email, start.Format("15:04:05"), start.Add(-reminderBefore*time.Minute).Format("15:04:05")), nil
+}
+
+// chartShared: the CRM shares its "Pipeline by stage" report's chart (the
+// demo deals' amounts per stage) in a conversation, as the person shown.
+func chartShared(org, team, channel string, sharer demo.User, now time.Time) ([]crmEvent, string, error) {
+	if team == "" || channel == "" {
+		return nil, "", fmt.Errorf("open a channel to share the chart in")
+	}
+	sums := map[string]float64{}
+	for _, r := range demo.Records("Deals") {
+		sums[r.GetFields()["Stage"].GetText()] += r.GetFields()["Amount"].GetNumber()
+	}
+	stages := demo.Stages[:4] // the open ones: every demo deal is open
+	values := make([]float64, len(stages))
+	for i, st := range stages {
+		values[i] = sums[st]
+	}
+	id := newEventID("chart")
+	ev := &sharingv1.ShareChartRequested{Envelope: demo.Envelope(org, id, now), Request: &sharingv1.ShareChartRequest{
+		OrgId: org, Sharer: sharer.Ref(), ReportName: "Pipeline by stage",
+		Chart: &sharingv1.Chart{Type: sharingv1.ChartType_CHART_TYPE_COLUMN, Title: "Pipeline by stage", XAxisLabel: "Stage", YAxisLabel: "Amount (EUR)",
+			Categories: stages, Series: []*sharingv1.Series{{Name: "Amount", Values: values}}},
+		Message: "Pipeline by stage, from the CRM's reports", TeamId: team,
+		TargetKind: sharingv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{channel},
+	}}
+	subject, err := topology.SubjectFor(ev)
+	if err != nil {
+		return nil, "", err
+	}
+	return []crmEvent{{subject, ev}}, fmt.Sprintf("Chart %q shared by %s", "Pipeline by stage", sharer.Email), nil
 }

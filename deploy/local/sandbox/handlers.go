@@ -194,6 +194,13 @@ func (s *Server) serveCRM(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		evs, summary, err = activity(s.cfg.Org, strings.TrimSpace(r.FormValue("subject")), owner, s.cfg.ReminderLead, now)
+	case "chart":
+		sharer, ok := s.crmUserOf(r.FormValue("team"), r.FormValue("as"))
+		if !ok {
+			err = fmt.Errorf("the person shown is not a user of the demo CRM: pick one of %s", demoEmails())
+			break
+		}
+		evs, summary, err = chartShared(s.cfg.Org, r.FormValue("team"), r.FormValue("c"), sharer, now)
 	case "rule":
 		module, id, _ := strings.Cut(r.FormValue("record"), "/")
 		evs, summary, err = ruleFired(s.cfg.Org, strings.TrimSpace(r.FormValue("rule")), module, id, actor, now)

@@ -248,6 +248,7 @@ func TestCRMPanelPublishesAsTheCRM(t *testing.T) {
 		{"missed-call", url.Values{"contact": {"cont-000"}}, []string{"crm.v1.o1.signal.call"}},
 		{"activity", url.Values{"subject": {"Call Emma"}}, []string{"crm.v1.o1.activity.scheduled"}},
 		{"rule", url.Values{"rule": {"big-lead"}, "record": {"Leads/lead-000"}}, []string{"crm.v1.o1.workflow.triggered"}},
+		{"chart", url.Values{"c": {sales}}, []string{"crm.v1.o1.share.chart"}},
 	} {
 		tt.form.Set("team", acme)
 		tt.form.Set("as", bob)
