@@ -314,7 +314,12 @@ func TestBrowserSandbox(t *testing.T) {
 		chromedp.SetValue(css(`[data-testid=crm-rule-id]`), "deal-won"),
 		chromedp.SetValue(css(`[data-testid=crm-rule-record]`), "Deals/deal-001"),
 		chromedp.Click(css(`[data-testid=crm-rule-submit]`)),
-		poll(seen("Deal won", "false"), 40*time.Second))
+		poll(seen("Deal won: Zoho Corp — Expansion", "false"), 40*time.Second))
+	// "Deal won" in the panel: the deal's new stage, and its rule fires.
+	b.do("deal-won", 30*time.Second,
+		chromedp.SetValue(css(`#deal`), "deal-000"),
+		chromedp.Click(css(`[data-testid=crm-deal-won-submit]`)),
+		poll(seen("Deal won: Zylker Corp — Renewal", "false"), 25*time.Second))
 
 	// 5. "Manqué" under "Appel" ticked in the console's SalesSignals
 	// matrix (and Acme as the team owners are notified in): a missed call
