@@ -20,6 +20,7 @@ func TestConsolePages(t *testing.T) {
 
 	t.Run("teams", func(t *testing.T) { testTeams(t, s, b) })
 	t.Run("workflows", func(t *testing.T) { testWorkflows(t, s, b) })
+	t.Run("deliveries", func(t *testing.T) { testDeliveries(t, s, b) })
 	t.Run("signals", func(t *testing.T) { testSignals(t, s, b) })
 	t.Run("reminders", func(t *testing.T) { testReminders(t, s, b) })
 	t.Run("remove team", func(t *testing.T) { testRemoveTeam(t, s, b) })
