@@ -14,8 +14,8 @@ const deliveriesPageSize = 50
 
 type deliveryRow struct {
 	Command, Kind, Team, Channel, Status, Failure, Reason, Origin, Requested, Completed string
-	Attempts                                                                             uint32
-	Failed                                                                               bool
+	Attempts                                                                            uint32
+	Failed                                                                              bool
 }
 
 type deliveriesData struct {

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
-	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/console/internal/session"
 )
@@ -37,17 +36,12 @@ func (h *handler) remindersPage(w http.ResponseWriter, r *http.Request, s *sessi
 }
 
 func (h *handler) reminderTeams(r *http.Request, s *session.Session, f *remindersForm) {
-	resp, err := h.Teams.ListTeams(r.Context(), &teamsv1.ListTeamsRequest{MemberEmail: s.Claims.Email})
+	teams, err := h.activeTeams(r, s.Claims.Email)
 	if err != nil {
 		_, msg := apiError(err)
 		f.setError("team_id", msg)
-		return
 	}
-	for _, t := range resp.GetTeams() {
-		if t.GetStatus() == teamsv1.TeamStatus_TEAM_STATUS_ACTIVE {
-			f.Teams = append(f.Teams, teamOption{ID: t.GetTeam().GetTeamId(), Name: t.GetTeam().GetName()})
-		}
-	}
+	f.Teams = teams
 }
 
 func (f *remindersForm) setError(field, msg string) {
