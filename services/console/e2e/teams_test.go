@@ -20,7 +20,10 @@ func TestConsolePages(t *testing.T) {
 
 	t.Run("teams", func(t *testing.T) { testTeams(t, s, b) })
 	t.Run("workflows", func(t *testing.T) { testWorkflows(t, s, b) })
+	t.Run("deliveries", func(t *testing.T) { testDeliveries(t, s, b) })
 	t.Run("signals", func(t *testing.T) { testSignals(t, s, b) })
+	t.Run("reminders", func(t *testing.T) { testReminders(t, s, b) })
+	t.Run("user role", func(t *testing.T) { testUserRole(t, s) })
 	t.Run("remove team", func(t *testing.T) { testRemoveTeam(t, s, b) })
 }
 
@@ -70,4 +73,23 @@ func testRemoveTeam(t *testing.T, s *stack, b *browser) {
 		resp, err := s.registry.GetTeam(testkit.Context(t), &teamsv1.GetTeamRequest{OrgId: consoleOrg, TeamId: acme})
 		return err == nil && resp.GetTeam().GetStatus() == teamsv1.TeamStatus_TEAM_STATUS_REMOVED
 	}, "the registry never removed Acme")
+}
+
+// testUserRole: a CRM user who is not an admin reads, but the APIs refuse
+// them the admin actions, and the page says so.
+func testUserRole(t *testing.T, s *stack) {
+	u := newBrowser(t, s.console)
+	u.signIn("bob@acme.example", "user")
+	page := u.get("/teams")
+	must(t, "GET /teams as a user", page, http.StatusOK, `data-testid="team-row-`+acme+`"`)
+	if strings.Contains(page.Body, `data-testid="team-remove-`) {
+		t.Fatalf("a user is offered to remove teams:\n%s", page.Body)
+	}
+	for _, path := range []string{"/integration/disable", "/teams/" + acme + "/remove", "/signals/reset"} {
+		must(t, "POST "+path+" as a user", u.post(path, url.Values{"csrf": {u.csrf("/teams")}}), http.StatusForbidden, "Non autorisé")
+	}
+	integ, err := s.registry.GetIntegration(testkit.Context(t), &teamsv1.GetIntegrationRequest{OrgId: consoleOrg})
+	if err != nil || !integ.GetEnabled() {
+		t.Fatalf("the integration after a user's refused disable: %v, %v", integ, err)
+	}
 }

@@ -33,7 +33,9 @@ type user struct {
 var funcs = template.FuncMap{
 	"when": when,
 	// errs hands the fielderror template a form's errors and one field.
-	"errs": func(errs map[string]string, name string) map[string]any { return map[string]any{"Errors": errs, "Name": name} },
+	"errs": func(errs map[string]string, name string) map[string]any {
+		return map[string]any{"Errors": errs, "Name": name}
+	},
 	// json writes v for a <script type="application/json"> (html/template
 	// escapes it for that context).
 	"json": func(v any) (template.JS, error) {

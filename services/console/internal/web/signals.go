@@ -7,7 +7,6 @@ import (
 
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
-	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/console/internal/session"
 )
@@ -86,12 +85,10 @@ func (h *handler) signalsPage(w http.ResponseWriter, r *http.Request, s *session
 			Label: label, On: c.GetSlack(), Default: c.GetDefaultSlack(),
 		})
 	}
-	if tl, err := h.Teams.ListTeams(r.Context(), &teamsv1.ListTeamsRequest{}); err == nil {
-		for _, t := range tl.GetTeams() {
-			if t.GetStatus() == teamsv1.TeamStatus_TEAM_STATUS_ACTIVE {
-				d.Teams = append(d.Teams, teamOption{ID: t.GetTeam().GetTeamId(), Name: t.GetTeam().GetName()})
-			}
-		}
+	// The default team is any active team of the org.
+	if d.Teams, err = h.activeTeams(r, ""); err != nil {
+		h.fail(w, r, s, "SalesSignals", err)
+		return
 	}
 	h.render(w, r, http.StatusOK, "signals", page{Title: "Paramètres SalesSignals", Nav: "signals", Data: d}, s)
 }

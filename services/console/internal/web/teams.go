@@ -83,3 +83,19 @@ func (h *handler) disable(w http.ResponseWriter, r *http.Request, s *session.Ses
 	}
 	http.Redirect(w, r, "/teams?ok=disabled", http.StatusSeeOther)
 }
+
+// activeTeams are the org's active teams, only those memberEmail belongs
+// to when set: what a form offers to choose from.
+func (h *handler) activeTeams(r *http.Request, memberEmail string) ([]teamOption, error) {
+	resp, err := h.Teams.ListTeams(r.Context(), &teamsv1.ListTeamsRequest{MemberEmail: memberEmail})
+	if err != nil {
+		return nil, err
+	}
+	var out []teamOption
+	for _, t := range resp.GetTeams() {
+		if t.GetStatus() == teamsv1.TeamStatus_TEAM_STATUS_ACTIVE {
+			out = append(out, teamOption{ID: t.GetTeam().GetTeamId(), Name: t.GetTeam().GetName()})
+		}
+	}
+	return out, nil
+}

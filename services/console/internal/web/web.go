@@ -50,7 +50,7 @@ type handler struct {
 }
 
 // pageNames are the templates, each rendered inside layout.html.
-var pageNames = []string{"login", "teams", "workflows", "action", "signals", "error"}
+var pageNames = []string{"login", "teams", "workflows", "action", "signals", "reminders", "deliveries", "error"}
 
 // New returns the console's handler.
 func New(d Deps) (http.Handler, error) {
@@ -119,6 +119,9 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("POST /signals", h.saveSignals)
 	auth("POST /signals/reset", h.resetSignals)
 	auth("POST /signals/team", h.signalsTeam)
+	auth("GET /reminders", h.remindersPage)
+	auth("POST /reminders", h.saveReminders)
+	auth("GET /deliveries", h.deliveriesPage)
 }
 
 // securityHeaders keeps the pages to their own origin: no framing, no

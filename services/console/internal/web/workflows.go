@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 
 	"github.com/crmslack/crmslack/services/console/internal/session"
@@ -152,16 +151,12 @@ func (h *handler) editor(r *http.Request, s *session.Session, f *actionForm) {
 		f.Spec.Kind = "channels"
 	}
 	// Only teams the admin added and belongs to (the seed).
-	if resp, err := h.Teams.ListTeams(r.Context(), &teamsv1.ListTeamsRequest{MemberEmail: s.Claims.Email}); err == nil {
-		for _, t := range resp.GetTeams() {
-			if t.GetStatus() == teamsv1.TeamStatus_TEAM_STATUS_ACTIVE {
-				f.Teams = append(f.Teams, teamOption{ID: t.GetTeam().GetTeamId(), Name: t.GetTeam().GetName()})
-			}
-		}
-	} else {
+	teams, err := h.activeTeams(r, s.Claims.Email)
+	if err != nil {
 		_, msg := apiError(err)
 		f.setError("team_id", msg)
 	}
+	f.Teams = teams
 	fields, err := h.fields(r, f.Spec.Module)
 	if err != nil {
 		_, f.FieldsErr = apiError(err)
