@@ -17,7 +17,6 @@ import (
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
-	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
 
@@ -190,9 +189,8 @@ func seen(text, ephemeral string) string {
 // owner's DM, and an activity's reminder. A screenshot of each step is
 // written (see the log for the folder).
 //
-// The workflow action and the SalesSignals matrix are saved in the
-// console's pages; the reminder preference, whose page the console does not
-// have yet, through the gRPC API it will use, with the CRM's credential.
+// The workflow action, the SalesSignals matrix and Bob's reminder
+// preference are saved in the console's pages.
 func TestBrowserSandbox(t *testing.T) {
 	t.Parallel()
 	b := newBrowser(t)
@@ -337,6 +335,7 @@ func TestBrowserSandbox(t *testing.T) {
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(css(`[data-testid=crm-missed-call-submit]`)))
 	dm := `[data-testid="dm-crmslack"]`
+	var dmURL string
 	b.do("missed-call-dm", 45*time.Second,
 		chromedp.SetValue(css(`#contact`), "cont-000"),
 		chromedp.Click(css(`[data-testid=crm-missed-call-submit]`)),
@@ -348,21 +347,33 @@ func TestBrowserSandbox(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			dmURL = href
 			_, err = chromedp.Navigate(href)(ctx, tg)
 			return err
 		}),
 		poll(seen("Emma Watson", "false"), 40*time.Second))
 
-	// 6. Bob's reminders on; an activity's reminder reaches his DM.
-	rem := remindersv1.NewReminderPreferencesServiceClient(conn("REMINDERS_GRPC_ADDR"))
-	testkit.Eventually(t, 30*time.Second, func() bool {
-		_, err := rem.SetPreferences(ctx, &remindersv1.SetPreferencesRequest{OrgId: org,
-			User: &commonv1.CrmUserRef{Id: "crm-bob", Email: "bob@acme.example", Name: "Bob Durand"}, Enabled: true, TeamId: team, TimeZone: "Europe/Paris"})
-		if err != nil {
-			t.Logf("SetPreferences: %v", err)
-		}
-		return err == nil
-	}, "Bob's reminder preference was never saved")
+	// 6. Bob signs in to the console and turns his Slack reminders on (he
+	// unticks "Désactiver les rappels via Slack" and picks Acme); an
+	// activity's reminder then reaches his DM.
+	b.do("console-reminders", 40*time.Second,
+		chromedp.Navigate(console+"/teams"),
+		chromedp.Click(css(`[data-testid=logout]`)),
+		waitJS(`!!document.querySelector('[data-testid=dev-login-submit]')`, 10*time.Second),
+		chromedp.SetValue(css(`[data-testid=dev-login-email]`), "bob@acme.example"),
+		chromedp.SetValue(css(`[data-testid=dev-login-name]`), "Bob Durand"),
+		chromedp.Click(css(`[data-testid=dev-login-role-user]`)),
+		chromedp.Click(css(`[data-testid=dev-login-submit]`)),
+		waitText("bob@acme.example", 10*time.Second),
+		chromedp.Navigate(console+"/reminders"),
+		chromedp.WaitVisible(css(`[data-testid=reminders-save]`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid=reminders-disabled]').checked = false`),
+		chromedp.SetValue(css(`[data-testid=reminders-team]`), team),
+		chromedp.Click(css(`[data-testid=reminders-save]`)),
+		waitJS(`location.search.includes("ok=reminders") && !document.querySelector('[data-testid=reminders-disabled]').checked`, 15*time.Second))
+	b.do("activity-page", 30*time.Second,
+		chromedp.Navigate(dmURL),
+		chromedp.WaitVisible(css(`[data-testid=crm-activity-submit]`)))
 	const subject = "Call Emma Watson about the renewal"
 	b.do("activity-reminder", 45*time.Second,
 		chromedp.SetValue(css(`[data-testid=crm-activity-subject]`), subject),
