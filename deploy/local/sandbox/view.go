@@ -214,7 +214,8 @@ func (s *Server) messages(ws *slackstandin.WorkspaceView, channel, user string) 
 	var ephs []eph
 	s.mu.Lock()
 	for _, a := range s.immediate {
-		if a.team == ws.ID && a.channel == channel && a.user == user {
+		// An in_channel answer is the channel's: everyone sees it.
+		if a.team == ws.ID && a.channel == channel && (a.user == user || a.responseType == "in_channel") {
 			ephs = append(ephs, eph{at: a.at, text: a.text, blocks: a.blocks, inChannel: a.responseType == "in_channel"})
 		}
 	}
