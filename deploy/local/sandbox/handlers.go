@@ -26,7 +26,17 @@ func (s *Server) serveHome(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the Slack stand-in has no workspace", http.StatusServiceUnavailable)
 		return
 	}
-	http.Redirect(w, r, "/w/"+url.PathEscape(ws[0].ID), http.StatusSeeOther)
+	team := ws[0].ID
+	if t := r.FormValue("team"); t != "" {
+		team = t // the sidebar's "Show": another workspace, person or both
+	}
+	q := url.Values{}
+	for _, k := range []string{"as", "c"} {
+		if v := r.FormValue(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	http.Redirect(w, r, "/w/"+url.PathEscape(team)+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {

@@ -203,6 +203,17 @@ func TestPaneSlashCommandAndClick(t *testing.T) {
 	if ok, msg := f.post(t, "/w/"+acme+"/c/"+sales+"/slash", url.Values{"as": {bob}, "text": {"  "}}); ok || !strings.Contains(msg, "Type a command") {
 		t.Errorf("an empty command: ok=%v %q", ok, msg)
 	}
+	// "Show" with another workspace: its first person and conversation.
+	resp0, err := http.Get(f.pane.URL + "/?team=T0GLBX0001&as=" + bob + "&c=" + sales)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body0, _ := io.ReadAll(resp0.Body)
+	resp0.Body.Close()
+	if resp0.StatusCode != http.StatusOK || !strings.Contains(string(body0), "in Globex") {
+		t.Errorf("switching to Globex: HTTP %d\n%s", resp0.StatusCode, body0)
+	}
+
 	// Another site's page in the same browser cannot type for Bob.
 	req, _ := http.NewRequest(http.MethodPost, f.pane.URL+"/w/"+acme+"/c/"+sales+"/slash", strings.NewReader("as="+bob+"&text=help"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -91,7 +91,16 @@ func (s *Server) page(r *http.Request) (*pageView, error) {
 		return nil, fmt.Errorf("no workspace %q in the stand-in", teamID)
 	}
 	p.TeamName = ws.Name
+	// A person or a conversation not in this workspace (the workspace was
+	// just changed) falls back to the first one.
 	user := r.FormValue("as")
+	known := false
+	for _, u := range ws.Users {
+		known = known || (u.ID == user && !u.IsBot && !u.Deleted)
+	}
+	if !known {
+		user = ""
+	}
 	for _, u := range ws.Users {
 		if u.IsBot || u.Deleted {
 			continue
@@ -108,7 +117,7 @@ func (s *Server) page(r *http.Request) (*pageView, error) {
 		}
 	}
 	if p.UserName == "" {
-		return nil, fmt.Errorf("no person %q in workspace %s", user, ws.ID)
+		return nil, fmt.Errorf("workspace %s has no person to show", ws.ID)
 	}
 	p.User = user
 	convs, err := s.cfg.Standin.ConversationsOf(ws.ID, user)
@@ -118,6 +127,9 @@ func (s *Server) page(r *http.Request) (*pageView, error) {
 	channel := r.PathValue("channel")
 	if channel == "" {
 		channel = r.FormValue("c")
+		if !slices.ContainsFunc(convs, func(c slackstandin.ConversationView) bool { return c.ID == channel }) {
+			channel = ""
+		}
 	}
 	for _, c := range convs {
 		if channel == "" && !c.IM && !c.Archived && c.BotMember {

@@ -47,11 +47,6 @@
       .finally(function () { if (button) button.disabled = false; });
   });
 
-  var ws = document.querySelector("[data-nav=workspace]");
-  if (ws) ws.addEventListener("change", function () { window.location = "/w/" + encodeURIComponent(ws.value); });
-  var who = document.getElementById("as");
-  if (who) who.addEventListener("change", function () { who.form.submit(); });
-
   if (messages) {
     messages.scrollTop = messages.scrollHeight;
     var es = new EventSource("/events");
