@@ -118,6 +118,19 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// parsePages parses the embedded templates.
+func parsePages() (*template.Template, error) {
+	pages, err := template.New("").Funcs(template.FuncMap{
+		"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
+		"pair":  func(p *pageView, m messageView, b blockView) blockCtx { return blockCtx{p, m, b} },
+		"pairE": func(c blockCtx, e elementView) elemCtx { return elemCtx{c.Page, c.Message, e} },
+	}).ParseFS(assets, "assets/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox templates: %w", err)
+	}
+	return pages, nil
+}
+
 // blockCtx and elemCtx carry what a block's template needs to build its
 // buttons' forms: where the page is and which message holds them.
 type blockCtx struct {

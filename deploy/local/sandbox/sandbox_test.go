@@ -341,3 +341,32 @@ func TestEventsStreamChanges(t *testing.T) {
 		t.Fatalf("after a post, event %q", ev)
 	}
 }
+
+func TestConfigSaysWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	sa, err := slackstandin.New(slackstandin.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := Config{Standin: sa, AppURL: "http://127.0.0.1:1", Org: "o1", CRM: busPublisher{}}
+	for _, tt := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"stand-in", func(c *Config) { c.Standin = nil }, "Standin"},
+		{"app", func(c *Config) { c.AppURL = "" }, "AppURL"},
+		{"org", func(c *Config) { c.Org = "" }, "Org"},
+		{"crm", func(c *Config) { c.CRM = nil }, "CRM"},
+		{"lead", func(c *Config) { c.ReminderLead = -time.Second }, "ReminderLead"},
+	} {
+		c := ok
+		tt.edit(&c)
+		if _, err := New(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.want)
+		}
+	}
+	if _, err := New(ok); err != nil {
+		t.Errorf("a good config: %v", err)
+	}
+}
