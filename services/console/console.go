@@ -157,14 +157,15 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		conns[d.variable] = session.Conn{CC: cc}
 	}
 	h, err := web.New(web.Deps{
-		Sessions:   sessions,
-		Teams:      teamsv1.NewTeamRegistryServiceClient(conns["TEAMS_ADDR"]),
-		Workflows:  workflowsv1.NewWorkflowActionsServiceClient(conns["WORKFLOWS_ADDR"]),
-		Signals:    signalsv1.NewSalesSignalsSettingsServiceClient(conns["SIGNALS_ADDR"]),
-		Reminders:  remindersv1.NewReminderPreferencesServiceClient(conns["REMINDERS_ADDR"]),
-		Delivery:   deliveryv1.NewDeliveryAuditServiceClient(conns["DELIVERY_ADDR"]),
-		Log:        log,
-		Registerer: rt.Registry(),
+		Sessions:    sessions,
+		Teams:       teamsv1.NewTeamRegistryServiceClient(conns["TEAMS_ADDR"]),
+		Workflows:   workflowsv1.NewWorkflowActionsServiceClient(conns["WORKFLOWS_ADDR"]),
+		Signals:     signalsv1.NewSalesSignalsSettingsServiceClient(conns["SIGNALS_ADDR"]),
+		Reminders:   remindersv1.NewReminderPreferencesServiceClient(conns["REMINDERS_ADDR"]),
+		Delivery:    deliveryv1.NewDeliveryAuditServiceClient(conns["DELIVERY_ADDR"]),
+		DeadLetters: deliveryv1.NewDeadLetterServiceClient(conns["DELIVERY_ADDR"]),
+		Log:         log,
+		Registerer:  rt.Registry(),
 	})
 	if err != nil {
 		return err

@@ -107,7 +107,9 @@ func startStack(t testing.TB) *stack {
 	})
 
 	dcfg := delivery.ConfigFromEnv(env(withTeams(map[string]string{"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0",
-		"DELIVERY_CHANNEL_RATE": "100000", "DELIVERY_CHANNEL_BURST": "10000"})))
+		"DELIVERY_CHANNEL_RATE": "100000", "DELIVERY_CHANNEL_BURST": "10000",
+		// Two failed attempts give up on a command: the dead-letter test.
+		"DELIVERY_MAX_ATTEMPTS": "2", "DELIVERY_BACKOFF_BASE": "10ms"})))
 	dcfg.Files = testkit.TrustFiles(t, pki, "delivery")
 	da := testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		dcfg.Ready = ready

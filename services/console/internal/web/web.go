@@ -38,7 +38,9 @@ type Deps struct {
 	Signals   signalsv1.SalesSignalsSettingsServiceClient
 	Reminders remindersv1.ReminderPreferencesServiceClient
 	Delivery  deliveryv1.DeliveryAuditServiceClient
-	Log       *slog.Logger
+	// DeadLetters is the egress's dead letters (on the same address).
+	DeadLetters deliveryv1.DeadLetterServiceClient
+	Log         *slog.Logger
 	// Registerer receives the console's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 }
@@ -54,8 +56,8 @@ var pageNames = []string{"login", "teams", "workflows", "action", "signals", "re
 
 // New returns the console's handler.
 func New(d Deps) (http.Handler, error) {
-	if d.Sessions == nil || d.Log == nil {
-		return nil, errors.New("web: Sessions and Log are required")
+	if d.Sessions == nil || d.Log == nil || d.Teams == nil || d.Workflows == nil || d.Signals == nil || d.Reminders == nil || d.Delivery == nil || d.DeadLetters == nil {
+		return nil, errors.New("web: every dependency is required")
 	}
 	h := &handler{Deps: d, pages: map[string]*template.Template{}, signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crmslack_console_sign_ins_total",
@@ -122,6 +124,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("GET /reminders", h.remindersPage)
 	auth("POST /reminders", h.saveReminders)
 	auth("GET /deliveries", h.deliveriesPage)
+	auth("POST /deliveries/dead-letters/{seq}/replay", h.replay)
 }
 
 // securityHeaders keeps the pages to their own origin: no framing, no
