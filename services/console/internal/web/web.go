@@ -16,6 +16,7 @@ import (
 
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
@@ -40,7 +41,9 @@ type Deps struct {
 	Delivery  deliveryv1.DeliveryAuditServiceClient
 	// DeadLetters is the egress's dead letters (on the same address).
 	DeadLetters deliveryv1.DeadLetterServiceClient
-	Log         *slog.Logger
+	// Sharing lists a team's channels and people (workflow targets).
+	Sharing sharingv1.SharingServiceClient
+	Log     *slog.Logger
 	// Registerer receives the console's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 }
@@ -56,7 +59,7 @@ var pageNames = []string{"login", "teams", "workflows", "action", "signals", "re
 
 // New returns the console's handler.
 func New(d Deps) (http.Handler, error) {
-	if d.Sessions == nil || d.Log == nil || d.Teams == nil || d.Workflows == nil || d.Signals == nil || d.Reminders == nil || d.Delivery == nil || d.DeadLetters == nil {
+	if d.Sessions == nil || d.Log == nil || d.Teams == nil || d.Workflows == nil || d.Signals == nil || d.Reminders == nil || d.Delivery == nil || d.DeadLetters == nil || d.Sharing == nil {
 		return nil, errors.New("web: every dependency is required")
 	}
 	h := &handler{Deps: d, pages: map[string]*template.Template{}, signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
