@@ -21,7 +21,7 @@ const consoleOrg = "acme-crm"
 
 // apis are the gRPC addresses the console calls.
 type apis struct {
-	Teams, Workflows, Signals, Reminders, Delivery string
+	Teams, Workflows, Signals, Reminders, Delivery, Sharing string
 }
 
 // startConsole runs the console on the test's PKI, with the development
@@ -35,7 +35,7 @@ func startConsole(t testing.TB, a apis) string {
 			Files: testkit.TrustFiles(t, pki, "console"),
 			Addr:  "127.0.0.1:0", OpsAddr: "127.0.0.1:0", PublicURL: "http://127.0.0.1:1",
 			TeamsAddr: or(a.Teams), WorkflowsAddr: or(a.Workflows), SignalsAddr: or(a.Signals),
-			RemindersAddr: or(a.Reminders), DeliveryAddr: or(a.Delivery),
+			RemindersAddr: or(a.Reminders), DeliveryAddr: or(a.Delivery), SharingAddr: or(a.Sharing),
 			DevCRMKeys: consoleOrg + "=" + pki.CRMKeyFile(consoleOrg),
 			Ready:      ready,
 		}, testkit.Logger(t).With("svc", "console"), prometheus.NewRegistry())
