@@ -19,6 +19,9 @@ import (
 // consoleOrg is the org the tests sign in to.
 const consoleOrg = "acme-crm"
 
+// freshOrg has keys but has never connected a team.
+const freshOrg = "fresh-crm"
+
 // apis are the gRPC addresses the console calls.
 type apis struct {
 	Teams, Workflows, Signals, Reminders, Delivery, Sharing string
@@ -28,7 +31,7 @@ type apis struct {
 // sign-in for consoleOrg, calling the APIs at a.
 func startConsole(t testing.TB, a apis) string {
 	t.Helper()
-	pki := testkit.PKI(t, consoleOrg)
+	pki := testkit.PKI(t, consoleOrg, freshOrg)
 	svcs := testkit.NewServices(t)
 	addrs := testkit.Start(svcs, "console", func(ctx context.Context, ready func(console.Addrs)) error {
 		return console.Run(ctx, console.Config{
@@ -36,7 +39,7 @@ func startConsole(t testing.TB, a apis) string {
 			Addr:  "127.0.0.1:0", OpsAddr: "127.0.0.1:0", PublicURL: "http://127.0.0.1:1",
 			TeamsAddr: or(a.Teams), WorkflowsAddr: or(a.Workflows), SignalsAddr: or(a.Signals),
 			RemindersAddr: or(a.Reminders), DeliveryAddr: or(a.Delivery), SharingAddr: or(a.Sharing),
-			DevCRMKeys: consoleOrg + "=" + pki.CRMKeyFile(consoleOrg),
+			DevCRMKeys: consoleOrg + "=" + pki.CRMKeyFile(consoleOrg) + "," + freshOrg + "=" + pki.CRMKeyFile(freshOrg),
 			Ready:      ready,
 		}, testkit.Logger(t).With("svc", "console"), prometheus.NewRegistry())
 	})
@@ -112,9 +115,11 @@ func (b *browser) csrf(path string) string {
 }
 
 // signIn uses the development sign-in as email with role.
-func (b *browser) signIn(email, role string) {
+func (b *browser) signIn(email, role string) { b.t.Helper(); b.signInTo(consoleOrg, email, role) }
+
+func (b *browser) signInTo(org, email, role string) {
 	b.t.Helper()
-	a := b.post("/login/dev", url.Values{"csrf": {b.csrf("/login")}, "org": {consoleOrg}, "email": {email}, "name": {"Alice Johnson"}, "role": {role}})
+	a := b.post("/login/dev", url.Values{"csrf": {b.csrf("/login")}, "org": {org}, "email": {email}, "name": {"Alice Johnson"}, "role": {role}})
 	if a.Code != http.StatusSeeOther || a.Location != "/teams" {
 		b.t.Fatalf("development sign-in: %d → %q, want 303 to /teams:\n%s", a.Code, a.Location, a.Body)
 	}

@@ -55,7 +55,7 @@ func quiet(t testing.TB, svc string) *slog.Logger { return testkit.Logger(t).Wit
 // connects Acme to consoleOrg.
 func startStack(t testing.TB) *stack {
 	t.Helper()
-	pki := testkit.PKI(t, consoleOrg)
+	pki := testkit.PKI(t, consoleOrg, freshOrg)
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
 	std := harness.Standin(t, slackstandin.Config{
