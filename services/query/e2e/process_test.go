@@ -176,6 +176,35 @@ func (p *queryProcess) memory() (rss, peak int64) {
 	return rss, peak
 }
 
+// cpu is the CPU time (user and system) the running process has used.
+func (p *queryProcess) cpu() time.Duration {
+	p.tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		p.tb.Fatalf("reading the query process's CPU time: %v", err)
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is the first; utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, which /proc counts CPU time in: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// selfCPU is the CPU time this process (the rest of the stack: NATS,
+// FerretDB, the gateway) has used.
+func selfCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // metric reads one unlabelled metric of the process's /metrics.
 func (p *queryProcess) metric(name string) float64 {
 	p.tb.Helper()
