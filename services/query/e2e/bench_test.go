@@ -78,7 +78,7 @@ func BenchmarkSlashCommandEndToEnd(b *testing.B) {
 	n := harness.EnvInt(b, "QUERY_BENCH_RECORDS", benchRecords)
 	commands := harness.EnvInt(b, "QUERY_BENCH_COMMANDS", benchCommands)
 	crmctl := buildBinary(b, "github.com/crmslack/crmslack/deploy/crmctl")
-	s := startStack(b, stackOptions{quiet: true, natsMaxStore: 8 << 30, queryBinary: buildBinary(b, "github.com/crmslack/crmslack/services/query/cmd/query")})
+	s := startStack(b, stackOptions{quiet: true, queryBinary: buildBinary(b, "github.com/crmslack/crmslack/services/query/cmd/query")})
 	csvPath, schemaPath := writeLeads(b, n)
 
 	imp := importLeads(b, s, crmctl, csvPath, schemaPath, n)

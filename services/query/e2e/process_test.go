@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/services/query"
@@ -46,21 +44,6 @@ func freeAddr(tb testing.TB) string {
 	addr := l.Addr().String()
 	_ = l.Close()
 	return addr
-}
-
-// bigNATS is testkit.NATS with a larger storage cap.
-func bigNATS(tb testing.TB, maxStore int64) *localnats.Server {
-	tb.Helper()
-	users, err := testkit.PKI(tb).NATSUsers()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := localnats.Start(localnats.Options{StoreDir: tb.TempDir(), MaxStore: maxStore, Users: users, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatalf("starting NATS: %v", err)
-	}
-	tb.Cleanup(srv.Shutdown)
-	return srv
 }
 
 // queryProcess is the query service run as a process of its own, from
