@@ -254,7 +254,7 @@ func (s *Store) apply(org string, v *recView, schema *crmv1.ModuleSchema, raw []
 	if !exists {
 		i = len(t.rows)
 		t.rows = append(t.rows, r)
-		t.index.insert(slot, id, int32(i), t)
+		t.index.insert(slot, id, int32(i))
 		t.sortHeads = append(t.sortHeads, 0)
 		t.rowLayout = append(t.rowLayout, 0)
 		for slot := range t.cols {
@@ -300,7 +300,7 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 		if v <= t.rows[i].version {
 			return false, nil
 		}
-		t.index.remove(slot, t)
+		t.index.remove(slot)
 		t.blobs.drop(t.rows[i].blob)
 		last := len(t.rows) - 1
 		if i != last {

@@ -94,8 +94,9 @@ func (a *blobs) compact(rows []row) {
 }
 
 // ids finds a row by its id: an open-addressing table, linear probing, at
-// most half full, of row numbers plus one (0 is a free slot) with each
-// id's hash, which spares most comparisons and a rehash on growth.
+// most half full, of row numbers plus one (0 is a free slot) with 32 bits
+// of each id's hash, which place the entry and spare most comparisons, so
+// growing and deleting move entries without reading an id.
 type ids struct {
 	slots []idSlot
 	n     int
@@ -106,7 +107,7 @@ type idSlot struct {
 	hash uint32
 }
 
-func hashID(id string) uint64 { return maphash.String(seed, id) }
+func hashID(id string) uint32 { return uint32(maphash.String(seed, id)) }
 
 // find returns the slot of id and its row, or the free slot where it
 // would go and -1.
@@ -121,24 +122,24 @@ func (x *ids) find(id string, t *table) (int, int32) {
 		if s.row == 0 {
 			return i, -1
 		}
-		if s.hash == uint32(h>>32) && t.id(s.row-1) == id {
+		if s.hash == h && t.id(s.row-1) == id {
 			return i, s.row - 1
 		}
 	}
 }
 
 // insert puts row at slot (a free one find returned for id).
-func (x *ids) insert(slot int, id string, row int32, t *table) {
-	x.slots[slot] = idSlot{row: row + 1, hash: uint32(hashID(id) >> 32)}
+func (x *ids) insert(slot int, id string, row int32) {
+	x.slots[slot] = idSlot{row: row + 1, hash: hashID(id)}
 	if x.n++; 2*x.n > len(x.slots) {
-		x.grow(t)
+		x.grow()
 	}
 }
 
 // set points the slot of a row's id at another row number (the row moved).
 func (x *ids) set(slot int, row int32) { x.slots[slot].row = row + 1 }
 
-func (x *ids) grow(t *table) {
+func (x *ids) grow() {
 	old := x.slots
 	x.slots = make([]idSlot, 2*len(old))
 	mask := len(x.slots) - 1
@@ -146,7 +147,7 @@ func (x *ids) grow(t *table) {
 		if s.row == 0 {
 			continue
 		}
-		i := int(hashID(t.id(s.row-1))) & mask
+		i := int(s.hash) & mask
 		for x.slots[i].row != 0 {
 			i = (i + 1) & mask
 		}
@@ -156,11 +157,11 @@ func (x *ids) grow(t *table) {
 
 // remove frees a slot, moving back the entries after it that would no
 // longer be found (backward-shift deletion, so no tombstone is needed).
-func (x *ids) remove(slot int, t *table) {
+func (x *ids) remove(slot int) {
 	mask := len(x.slots) - 1
 	i := slot
 	for j := (i + 1) & mask; x.slots[j].row != 0; j = (j + 1) & mask {
-		k := int(hashID(t.id(x.slots[j].row-1))) & mask // where j's entry wants to be
+		k := int(x.slots[j].hash) & mask // where j's entry wants to be
 		// It may fill the hole at i unless its home lies cyclically in (i, j].
 		if (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
 			x.slots[i] = x.slots[j]
