@@ -62,15 +62,17 @@ var benchKinds = []struct{ name, text string }{
 // Sub-benchmarks, each reporting its figures once (ns/op means nothing
 // here):
 //   - import: records/s from crmctl's start until every record is
-//     searchable, and the query process's resident set (rss-MB, peak-rss-MB)
-//     and Go heap in use (heap-MB) after it;
+//     searchable, the CPU each part spent per record meanwhile (query,
+//     crmctl, and the rest of the stack, NATS above all), and the query
+//     process's resident set (rss-MB, peak-rss-MB) and Go heap in use
+//     (heap-MB) after it;
 //   - one per kind of query: p50, p99 and slowest answer over how many
 //     commands; the target is p99 under 25 ms. Every answer is checked: the
 //     expected total and a full first page; one the gateway deferred past
 //     its budget ("Searching…") counts at that time and in deferred;
 //   - restart: SIGTERM to ready again (ready-s: the rebuild from the
-//     snapshot streams), and the memory figures after it; peak-rss-MB is the
-//     rebuild's high-water mark.
+//     snapshot streams; cpu-s the new process's CPU until then), and the
+//     memory figures after it; peak-rss-MB is the rebuild's high-water mark.
 //
 // Everything but the query service runs in this process on the embedded
 // stores (NATS JetStream on file storage, FerretDB), as in the tests.
