@@ -134,25 +134,26 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return fmt.Errorf("%s: no records", name)
 	}
 
-	now := time.Now()
-	events := make([]event, len(rows))
-	for i, rw := range rows {
-		ev := &crmv1.RecordUpserted{
+	// Each row's event is made as it is published, not all of them first:
+	// a million events held at once would only feed the collector. They
+	// all go to the module's one subject.
+	occurred := timestamppb.Now()
+	eventOf := func(rw row) *crmv1.RecordUpserted {
+		return &crmv1.RecordUpserted{
 			Envelope: &commonv1.Envelope{
 				EventId: importEventID(*org, *module, rw.Record.GetId(), rw.Record.GetVersion()), OrgId: *org,
-				OccurredAt: timestamppb.New(now), SchemaVersion: 1, Producer: "crmctl-import",
+				OccurredAt: occurred, SchemaVersion: 1, Producer: "crmctl-import",
 			},
 			Record: rw.Record,
 			Schema: schema,
 		}
-		subject, err := topology.SubjectFor(ev)
-		if err != nil {
-			return err
-		}
-		events[i] = event{Where: fmt.Sprintf("%s:%d", name, rw.Line), Subject: subject, Msg: ev}
+	}
+	subject, err := topology.SubjectFor(eventOf(rows[0]))
+	if err != nil {
+		return err
 	}
 	if *dryRun {
-		fmt.Fprintf(stdout, "%d records valid, to %s; nothing published (dry run)\n", len(events), events[0].Subject)
+		fmt.Fprintf(stdout, "%d records valid, to %s; nothing published (dry run)\n", len(rows), subject)
 		return nil
 	}
 
@@ -173,12 +174,12 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return fmt.Errorf("nothing published: %w", err)
 	}
 	start := time.Now()
-	res := publishImport(ctx, b, events, rows, newProgress(stdout, *every, len(events)))
-	if err := res.err(name, len(events)); err != nil {
+	res := publishImport(ctx, b, subject, eventOf, rows, newProgress(stdout, *every, len(rows)))
+	if err := res.err(name, len(rows)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%d rows: %d published, %d already published (duplicates dropped) in %s (%.0f rows/s)\n",
-		len(events), res.published, res.duplicates, time.Since(start).Round(time.Millisecond), float64(len(events))/time.Since(start).Seconds())
+		len(rows), res.published, res.duplicates, time.Since(start).Round(time.Millisecond), float64(len(rows))/time.Since(start).Seconds())
 	return nil
 }
 

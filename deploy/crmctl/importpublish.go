@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
 // importWindow is how many publishes an import keeps awaiting their acks:
@@ -19,12 +20,6 @@ import (
 // second), under the bus's limit of unacknowledged async publishes, so a
 // publish never stalls on it.
 const importWindow = 2048
-
-// pending is a publish awaiting its ack.
-type pending struct {
-	i int
-	f jetstream.PubAckFuture
-}
 
 // importResult is what publishImport did.
 type importResult struct {
@@ -36,47 +31,52 @@ type importResult struct {
 	tried int
 }
 
-// publishImport publishes the events of rows asynchronously, in file
-// order, with up to importWindow awaiting acks, collecting every ack; a
-// failed row stops the import: what is in flight is still collected, so
-// the answer says exactly which rows were published and which failed, by
-// line.
-func publishImport(ctx context.Context, b *bus.Bus, events []event, rows []row, prog *progress) importResult {
+// publishImport publishes the event of each row (eventOf's) on subject
+// asynchronously, in file order, with up to importWindow awaiting acks,
+// collecting every ack; a failed row stops the import: what is in flight
+// is still collected, so the answer says exactly which rows were published
+// and which failed, by line.
+func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func(row) *crmv1.RecordUpserted, rows []row, prog *progress) importResult {
 	var res importResult
-	window := make([]pending, 0, importWindow)
-	collect := func(p pending) {
+	// The publishes awaiting their acks, oldest first, in a ring: row i's
+	// future is at i mod importWindow.
+	ring := make([]jetstream.PubAckFuture, importWindow)
+	collect := func(i int) {
+		f := ring[i%importWindow]
 		select {
-		case ack := <-p.f.Ok():
+		case ack := <-f.Ok():
 			if ack.Duplicate {
 				res.duplicates++
 			} else {
 				res.published++
 			}
-		case err := <-p.f.Err():
-			res.fail(rows[p.i].Line, err)
+		case err := <-f.Err():
+			res.fail(rows[i].Line, err)
 		case <-ctx.Done():
-			res.fail(rows[p.i].Line, fmt.Errorf("no ack: %w", ctx.Err()))
+			res.fail(rows[i].Line, fmt.Errorf("no ack: %w", ctx.Err()))
 		}
-		prog.update(res.published+res.duplicates+res.failures, rows[p.i].Line)
+		prog.update(res.published+res.duplicates+res.failures, rows[i].Line)
 	}
-	for i, ev := range events {
+	oldest, sent := 0, 0 // rows [oldest, sent) await their acks
+	for i, rw := range rows {
 		if res.failures > 0 || ctx.Err() != nil {
 			break
 		}
-		if len(window) == cap(window) {
-			collect(window[0])
-			window = append(window[:0], window[1:]...)
+		if sent-oldest == importWindow {
+			collect(oldest)
+			oldest++
 		}
 		res.tried = i + 1
-		f, err := b.PublishAsync(ctx, ev.Subject, ev.Msg)
+		f, err := b.PublishAsync(ctx, subject, eventOf(rw))
 		if err != nil {
 			res.fail(rows[i].Line, err)
 			break
 		}
-		window = append(window, pending{i, f})
+		ring[i%importWindow] = f
+		sent = i + 1
 	}
-	for _, p := range window {
-		collect(p)
+	for ; oldest < sent; oldest++ {
+		collect(oldest)
 	}
 	prog.finish()
 	return res

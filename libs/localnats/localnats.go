@@ -28,9 +28,13 @@ import (
 
 // Defaults applied by [Start] to zero-valued [Options] fields.
 const (
-	DefaultHost         = "127.0.0.1"
-	DefaultMaxMemory    = 256 << 20 // 256 MiB: ample for memory streams in tests and one developer machine.
-	DefaultMaxStore     = 2 << 30   // 2 GiB: a cap, not a reservation; stops a runaway local stream filling the disk.
+	DefaultHost      = "127.0.0.1"
+	DefaultMaxMemory = 256 << 20 // 256 MiB: ample for memory streams in tests and one developer machine.
+	// DefaultMaxStore, 16 GiB, is a cap, not a reservation: it stops a runaway
+	// local stream filling the disk, and holds a backfill of a million records
+	// (about 1.7 GB of CRM events, kept 7 days, and 0.5 GB of snapshots) with
+	// room for the rest.
+	DefaultMaxStore     = 16 << 30
 	DefaultReadyTimeout = 10 * time.Second
 )
 

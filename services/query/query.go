@@ -117,6 +117,11 @@ type Config struct {
 	Ready func(Addrs)
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
+	// Rebuilding, not from the environment, is called as the rebuild from
+	// the snapshot streams starts, and what it returns once it is done:
+	// the process's main tunes the collector for the rebuild with it.
+	// Nil: nothing.
+	Rebuilding func() (done func())
 }
 
 // Addrs are the bound listen addresses.
@@ -233,7 +238,7 @@ func build(cfg Config, rt *service.Runtime) error {
 	live := &consumers{}
 	rt.Check(live.healthy)
 	rt.Part("projection", func(ctx context.Context) error {
-		return runProjection(ctx, b, log, applier, answerLate, live, func() {
+		return runProjection(ctx, b, log, applier, answerLate, live, cfg.Rebuilding, func() {
 			loaded.Store(true)
 			gs.Health.SetServingStatus(queryv1.QueryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 			log.InfoContext(ctx, "projection loaded", "crm_users", users.Count())
@@ -246,9 +251,13 @@ func build(cfg Config, rt *service.Runtime) error {
 // runProjection rebuilds memory from the snapshot streams, then starts the
 // persister and the late-answer consumer, calls onReady, and keeps
 // following until ctx ends.
-func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, live *consumers, onReady func()) error {
+func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, live *consumers, rebuilding func() func(), onReady func()) error {
 	js := b.JetStream()
 	start := time.Now()
+	rebuilt := func() {}
+	if rebuilding != nil {
+		rebuilt = rebuilding()
+	}
 	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
 	if err != nil {
 		return err
@@ -279,9 +288,11 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 		select {
 		case <-f.CaughtUp():
 		case <-ctx.Done():
+			rebuilt()
 			return nil
 		}
 	}
+	rebuilt()
 	log.InfoContext(ctx, "projection rebuilt from snapshots", "records", recs.Applied(), "users", usrs.Applied(), "ms", time.Since(start).Milliseconds())
 
 	usersW, err := snapshot.NewWriter(ctx, js, snapshot.StreamUsers)

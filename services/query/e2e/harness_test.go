@@ -22,7 +22,6 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
@@ -105,10 +104,6 @@ type stackOptions struct {
 	// queryBinary, when set, runs the query service as a process of its
 	// own from that binary (see queryProcess), in stack.queryProc.
 	queryBinary string
-	// natsMaxStore, when set, is JetStream's file storage cap instead of
-	// localnats's default (2 GiB): a million CRM events, each carrying its
-	// module's schema, are about 1.7 GB before the snapshots.
-	natsMaxStore int64
 }
 
 func startStack(t testing.TB, o stackOptions) *stack {
@@ -119,12 +114,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		}
 		return testkit.Logger(t).With("svc", svc)
 	}
-	var ns *localnats.Server
-	if o.natsMaxStore > 0 {
-		ns = bigNATS(t, o.natsMaxStore)
-	} else {
-		ns = testkit.NATS(t)
-	}
+	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
 	pki := testkit.PKI(t)
 	std := harness.Standin(t, slackstandin.Config{

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/services/query"
@@ -46,21 +44,6 @@ func freeAddr(tb testing.TB) string {
 	addr := l.Addr().String()
 	_ = l.Close()
 	return addr
-}
-
-// bigNATS is testkit.NATS with a larger storage cap.
-func bigNATS(tb testing.TB, maxStore int64) *localnats.Server {
-	tb.Helper()
-	users, err := testkit.PKI(tb).NATSUsers()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv, err := localnats.Start(localnats.Options{StoreDir: tb.TempDir(), MaxStore: maxStore, Users: users, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatalf("starting NATS: %v", err)
-	}
-	tb.Cleanup(srv.Shutdown)
-	return srv
 }
 
 // queryProcess is the query service run as a process of its own, from
@@ -174,6 +157,35 @@ func (p *queryProcess) memory() (rss, peak int64) {
 		}
 	}
 	return rss, peak
+}
+
+// cpu is the CPU time (user and system) the running process has used.
+func (p *queryProcess) cpu() time.Duration {
+	p.tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		p.tb.Fatalf("reading the query process's CPU time: %v", err)
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is the first; utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, which /proc counts CPU time in: 100
+// on every Linux architecture Go supports.
+const clockTicks = 100
+
+// selfCPU is the CPU time this process (the rest of the stack: NATS,
+// FerretDB, the gateway) has used.
+func selfCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // metric reads one unlabelled metric of the process's /metrics.

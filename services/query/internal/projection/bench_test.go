@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	"github.com/crmslack/crmslack/services/query/internal/filter"
 	"github.com/crmslack/crmslack/services/query/internal/projection"
@@ -50,17 +51,21 @@ func generated(tb testing.TB, n int) *projection.Store {
 	return s
 }
 
-// BenchmarkSearch: parse, bind and search over 100,000 leads, reporting the
-// median and 99th percentile of single searches next to the mean.
+// BenchmarkSearch: parse, bind and search over 100,000 leads
+// (PROJECTION_BENCH_RECORDS to change it), reporting the median and 99th
+// percentile of single searches next to the mean.
 func BenchmarkSearch(b *testing.B) {
-	const n = 100_000
+	n := harness.EnvInt(b, "PROJECTION_BENCH_RECORDS", 100_000)
 	s := generated(b, n)
 	schema, _ := s.Schema("bench", "Leads")
 	for _, bc := range []struct{ name, text string }{
 		{"list", "leads"},
 		{"global", "leads zylker"},
 		{"global-two-words", "leads peter quote"},
+		{"equals", "leads [last name] = [watson]"},
 		{"prefix", "leads [last name] starts with [wat]"},
+		{"suffix", "leads [email] ends with [7@example.com]"},
+		{"boolean", "leads [email opt out] is [true]"},
 		{"contains", "leads [company] contains [zyl]"},
 		{"numeric", "leads [annual revenue] > [150000]"},
 		{"multi-field", "leads [lead source] = [webform, tradeshow] [annual revenue] >= [10000] [email] contains [smith] [phone] starts with [555, 234] [age] <= [40]"},

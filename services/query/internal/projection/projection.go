@@ -36,11 +36,13 @@
 // live ones; then the dict is rebuilt under the write lock, a copy of the
 // live values paid for by as many bytes of churn. Records are kept
 // marshalled and only the ten shown are decoded, which keeps memory near
-// the wire size and hands callers records they own.
+// the wire size and hands callers records they own; their encodings, ids
+// and sort keys lie in an arena of large chunks and rows find each other
+// through an open-addressing table (rows.go), so a table's million rows
+// hold no pointer for the collector to mark.
 package projection
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -89,7 +91,8 @@ type table struct {
 	// keeps its number, so rows written under an older schema stay valid.
 	slots      map[string]int
 	rows       []row
-	index      map[string]int       // record id → position in rows
+	blobs      blobs                // the rows' ids, sort keys and encodings
+	index      ids                  // record id → position in rows
 	tombstones map[string]tombstone // deleted record id → the delete
 	// sortHeads[i] is rows[i].sortHead, packed for the ranking scan.
 	sortHeads []uint64
@@ -111,12 +114,13 @@ type table struct {
 // tombstone is a delete's version and when it was applied (Unix seconds).
 type tombstone struct{ version, at int64 }
 
+// row is a record's version, the head of its sort key (the folded display
+// name, compared first; ties go by the whole key, then id) and where its
+// id, sort key and encoding lie (see rows.go).
 type row struct {
-	id       string
 	version  int64
-	sortHead uint64 // head of sortKey, compared first
-	sortKey  string // folded display name; ties go by id
-	raw      []byte // the marshalled record
+	sortHead uint64
+	blob
 }
 
 // cell is one folded value of a multi-select list, with its head, which
@@ -151,7 +155,7 @@ func (s *Store) table(org, module string, create bool) *table {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t = s.tables[k]; t == nil {
-		t = &table{slots: map[string]int{}, index: map[string]int{}, tombstones: map[string]tombstone{}, minDead: s.minDead, plan: s.plan}
+		t = &table{slots: map[string]int{}, blobs: newBlobs(), tombstones: map[string]tombstone{}, minDead: s.minDead, plan: s.plan}
 		s.tables[k] = t
 	}
 	return t
@@ -194,7 +198,7 @@ func (s *Store) ApplyEncoded(org string, schema *crmv1.ModuleSchema, raw []byte)
 	if err := checkView(org, v, schema); err != nil {
 		return false, err
 	}
-	return s.apply(org, v, schema, bytes.Clone(raw)), nil
+	return s.apply(org, v, schema, raw), nil
 }
 
 // views are build's input, reused.
@@ -220,9 +224,9 @@ func checkUpserted(org string, rec *crmv1.Record, schema *crmv1.ModuleSchema) er
 	return nil
 }
 
-// apply stores the record v views, whose encoding is raw (the store's
-// own); v's strings may view raw or a message's bytes, so what is kept is
-// copied.
+// apply stores the record v views, whose encoding is raw; v's strings
+// and raw may view a message's bytes, so what is kept is copied (to the
+// arena).
 func (s *Store) apply(org string, v *recView, schema *crmv1.ModuleSchema, raw []byte) bool {
 	t := s.table(org, v.module, true)
 	t.mu.Lock()
@@ -234,16 +238,23 @@ func (s *Store) apply(org string, v *recView, schema *crmv1.ModuleSchema, raw []
 		}
 		delete(t.tombstones, id)
 	}
-	i, exists := t.index[id]
+	slot, at := t.index.find(id, t)
+	exists := at >= 0
+	i := int(at)
 	if exists && ver <= t.rows[i].version {
 		return false
 	}
 	t.schema = schema
-	r, vals, layout := t.build(v, schema, raw)
+	sortKey, vals, layout := t.build(v, schema)
+	r := row{version: ver, sortHead: head(sortKey)}
+	if exists {
+		t.blobs.drop(t.rows[i].blob)
+	}
+	r.blob = t.blobs.add(id, sortKey, raw)
 	if !exists {
 		i = len(t.rows)
-		t.index[r.id] = i
-		t.rows = append(t.rows, row{})
+		t.rows = append(t.rows, r)
+		t.index.insert(slot, id, int32(i))
 		t.sortHeads = append(t.sortHeads, 0)
 		t.rowLayout = append(t.rowLayout, 0)
 		for slot := range t.cols {
@@ -261,8 +272,14 @@ func (s *Store) apply(org string, v *recView, schema *crmv1.ModuleSchema, raw []
 		t.cols[slot].set(i, val, t.minDead)
 	}
 	clear(vals) // build's scratch: hold on to none of this record's strings
+	if t.blobs.wasteful(t.minDead) {
+		t.blobs.compact(t.rows)
+	}
 	return true
 }
+
+// id is row i's record id, a view of the arena.
+func (t *table) id(i int32) string { return t.blobs.id(t.rows[i].blob) }
 
 // ApplyDeleted removes the record unless it holds a version at or above the
 // delete's, and remembers the delete so older upserts stay out. It reports
@@ -278,25 +295,30 @@ func (s *Store) ApplyDeleted(ev *crmv1.RecordDeleted) (bool, error) {
 	if dv, ok := t.tombstones[id]; ok && v <= dv.version {
 		return false, nil
 	}
-	if i, ok := t.index[id]; ok {
+	if slot, at := t.index.find(id, t); at >= 0 {
+		i := int(at)
 		if v <= t.rows[i].version {
 			return false, nil
 		}
+		t.index.remove(slot)
+		t.blobs.drop(t.rows[i].blob)
 		last := len(t.rows) - 1
 		if i != last {
+			moved, _ := t.index.find(t.id(int32(last)), t)
+			t.index.set(moved, at)
 			t.rows[i] = t.rows[last]
 			t.sortHeads[i] = t.sortHeads[last]
 			t.rowLayout[i] = t.rowLayout[last]
-			t.index[t.rows[i].id] = i
 		}
-		t.rows[last] = row{} // let the collector have it
 		t.rows = t.rows[:last]
 		t.sortHeads = t.sortHeads[:last]
 		t.rowLayout = t.rowLayout[:last]
 		for slot := range t.cols {
 			t.cols[slot].remove(i, t.minDead)
 		}
-		delete(t.index, id)
+		if t.blobs.wasteful(t.minDead) {
+			t.blobs.compact(t.rows)
+		}
 	}
 	t.tombstones[id] = tombstone{version: v, at: s.now().Unix()}
 	return true, nil
@@ -344,11 +366,11 @@ func (s *Store) Tombstones() int {
 	return n
 }
 
-// build folds a record into its row and its values by slot, giving slots
-// (and columns) to fields the table has not seen yet, and returns the
-// layout of its text-like fields.
-func (t *table) build(rec *recView, schema *crmv1.ModuleSchema, raw []byte) (row, []value, int32) {
-	r := row{id: strings.Clone(rec.id), version: rec.version, raw: raw}
+// build folds a record into its sort key (a view of rec or of build's
+// own) and its values by slot, giving slots (and columns) to fields the
+// table has not seen yet, and returns the layout of its text-like fields.
+func (t *table) build(rec *recView, schema *crmv1.ModuleSchema) (string, []value, int32) {
+	var sortKey string
 	vals, layout := t.valsBuf[:0], t.layoutBuf[:0]
 	defer func() { t.valsBuf, t.layoutBuf = vals[:0], layout }()
 	for _, f := range schema.GetFields() {
@@ -407,8 +429,7 @@ func (t *table) build(rec *recView, schema *crmv1.ModuleSchema, raw []byte) (row
 			}
 		}
 		if f.GetApiName() == schema.GetDisplayField() && len(texts) > 0 {
-			r.sortKey = strings.Clone(strings.ToLower(texts[0]))
-			r.sortHead = head(r.sortKey)
+			sortKey = strings.ToLower(texts[0])
 		}
 	}
 	for i := range vals { // once every mention of each field is in
@@ -416,7 +437,7 @@ func (t *table) build(rec *recView, schema *crmv1.ModuleSchema, raw []byte) (row
 			c.words, c.same = "", true
 		}
 	}
-	return r, vals, t.layoutOf(layout)
+	return sortKey, vals, t.layoutOf(layout)
 }
 
 // layoutOf returns the number of a layout, adding it if it is new.
@@ -449,13 +470,13 @@ func (s *Store) Get(org, module, id string) (*crmv1.Record, bool, error) {
 		return nil, false, nil
 	}
 	t.mu.RLock()
-	i, ok := t.index[id]
+	_, i := t.index.find(id, t)
 	var raw []byte
-	if ok {
-		raw = t.rows[i].raw
+	if i >= 0 {
+		raw = t.blobs.raw(t.rows[i].blob)
 	}
 	t.mu.RUnlock()
-	if !ok {
+	if i < 0 {
 		return nil, false, nil
 	}
 	rec, err := decode(raw)
@@ -482,7 +503,7 @@ func (s *Store) Search(org string, q *filter.Query, limit int) (Result, error) {
 	top, total := t.scan(q, limit)
 	raws := make([][]byte, len(top))
 	for i, r := range top {
-		raws[i] = r.raw
+		raws[i] = t.blobs.raw(t.rows[r.i].blob) // the arena's bytes never change
 	}
 	t.mu.RUnlock()
 

@@ -30,7 +30,7 @@ const (
 // estimate of a full pass), and a costly one that comes after others have
 // left few rows in reads just those rows' values instead of a whole
 // column. An empty intersection ends the scan early.
-func (t *table) scan(q *filter.Query, limit int) ([]*row, int) {
+func (t *table) scan(q *filter.Query, limit int) ([]ranked, int) {
 	n := len(t.rows)
 	type step struct {
 		field *fieldScan // or
@@ -129,11 +129,19 @@ func count(b []uint64) int {
 	return n
 }
 
+// ranked is a row as ranking sees it: its sort key's head, the key and
+// its id (views of the arena) and its number.
+type ranked struct {
+	sortHead    uint64
+	sortKey, id string
+	i           int
+}
+
 // top ranks the rows in sel (every row when nil): the first limit in
 // display order, and how many there are.
-func (t *table) top(sel []uint64, limit int) ([]*row, int) {
+func (t *table) top(sel []uint64, limit int) ([]ranked, int) {
 	heads := t.sortHeads
-	top := make([]*row, 0, limit)
+	top := make([]ranked, 0, limit)
 	// worst is the sort head of top's last row once top is full: a row
 	// whose head is above it cannot get in.
 	worst := ^uint64(0)
@@ -141,7 +149,8 @@ func (t *table) top(sel []uint64, limit int) ([]*row, int) {
 		if heads[i] > worst {
 			return
 		}
-		top = keepTop(top, &t.rows[i], limit)
+		b := t.rows[i].blob
+		top = keepTop(top, ranked{sortHead: heads[i], sortKey: t.blobs.key(b), id: t.blobs.id(b), i: i}, limit)
 		if len(top) == limit {
 			worst = top[limit-1].sortHead
 		}
@@ -501,26 +510,26 @@ func (ct *cellTest) matchCell(c *cell) bool {
 }
 
 // keepTop inserts r into top, kept sorted and at most limit long.
-func keepTop(top []*row, r *row, limit int) []*row {
+func keepTop(top []ranked, r ranked, limit int) []ranked {
 	n := len(top)
 	if n == limit {
-		if limit == 0 || !before(r, top[n-1]) {
+		if limit == 0 || !before(&r, &top[n-1]) {
 			return top
 		}
 		n--
 		top = top[:n]
 	}
 	i := n
-	for i > 0 && before(r, top[i-1]) {
+	for i > 0 && before(&r, &top[i-1]) {
 		i--
 	}
-	top = append(top, nil)
+	top = append(top, ranked{})
 	copy(top[i+1:], top[i:n])
 	top[i] = r
 	return top
 }
 
-func before(a, b *row) bool {
+func before(a, b *ranked) bool {
 	if a.sortHead != b.sortHead {
 		return a.sortHead < b.sortHead
 	}

@@ -30,7 +30,7 @@ func TestBeforeOrdersLikeStrings(t *testing.T) {
 	keys := []string{"", "a", "ab", "ab\x00", "abcdefgh", "abcdefghi", "abcdefgi", "b", "zz"}
 	for i, a := range keys {
 		for j, b := range keys {
-			ra, rb := &row{sortKey: a, sortHead: head(a), id: "1"}, &row{sortKey: b, sortHead: head(b), id: "1"}
+			ra, rb := &ranked{sortKey: a, sortHead: head(a), id: "1"}, &ranked{sortKey: b, sortHead: head(b), id: "1"}
 			if got, want := before(ra, rb), i < j; got != want {
 				t.Errorf("before(%q, %q) = %v", a, b, got)
 			}
