@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
 )
 
@@ -50,7 +51,7 @@ type Rule struct {
 type Peer struct {
 	// Service is the peer's identity (spiffe://crmslack/<Service>).
 	Service string
-	// CRM is the verified credential when Service is CRM.
+	// CRM is the verified credential when Service is identity.CRM.
 	CRM *crmauth.Claims
 }
 
@@ -86,7 +87,7 @@ func (a *authorizer) authorize(ctx context.Context, method string) (Peer, *refus
 	if rule.AnyService || slices.Contains(rule.Services, name) {
 		return Peer{Service: name}, nil
 	}
-	if name != CRM || rule.CRM == CRMNone {
+	if name != identity.CRM || rule.CRM == CRMNone {
 		return Peer{Service: name}, &refusal{codes.PermissionDenied, "not_allowed", fmt.Sprintf("%s may not call %s", name, method)}
 	}
 	claims, r := a.credential(ctx)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -39,7 +40,7 @@ import (
 )
 
 // identities are every caller the table knows, plus one it does not.
-var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.Reminders, rpc.CRM, "stranger"}
+var identities = []string{identity.Teams, identity.Gateway, identity.Delivery, identity.Query, identity.Sharing, identity.Workflows, identity.Signals, identity.Reminders, identity.CRM, "stranger"}
 
 // services are every gRPC service of crmslack with a do-nothing
 // implementation: a call that passes authorization reaches it and answers
@@ -120,7 +121,7 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 		conns[name] = testkit.DialAs(t, pki, name, addr)
 	}
 	// A client of another CA: its certificate is refused at the handshake.
-	other := testkit.DialAs(t, testkit.OtherPKI(t), rpc.Delivery, addr)
+	other := testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, addr)
 	admin := testkit.CRMCall(t, pki, "o1", "ann@o1.example", crmauth.RoleAdmin)
 
 	for _, svc := range services {
@@ -141,11 +142,11 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 				}
 				for _, name := range identities {
 					var opts []grpc.CallOption
-					if name == rpc.CRM {
+					if name == identity.CRM {
 						opts = append(opts, admin)
 					}
 					err := conns[name].Invoke(ctx, full, req, resp, opts...)
-					allowed := slices.Contains(rule.Services, name) || (name == rpc.CRM && rule.CRM != rpc.CRMNone)
+					allowed := slices.Contains(rule.Services, name) || (name == identity.CRM && rule.CRM != rpc.CRMNone)
 					want := codes.PermissionDenied
 					if allowed {
 						want = codes.Unimplemented // reached the service
@@ -165,7 +166,7 @@ func TestNoClientCertificateIsRefused(t *testing.T) {
 	t.Parallel()
 	pki := testkit.PKI(t)
 	addr := serveAll(t, pki, nil)
-	id := testkit.Identity(t, pki, rpc.Delivery)
+	id := testkit.Identity(t, pki, identity.Delivery)
 	cfg := id.ClientConfig()
 	cfg.GetClientCertificate = nil
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
@@ -234,7 +235,7 @@ func TestCRMCredential(t *testing.T) {
 	pki := testkit.PKI(t, "o1", "o2")
 	reg := prometheus.NewRegistry()
 	rec := &recorder{got: make(chan *teamsv1.RemoveTeamRequest, 1)}
-	files := testkit.TrustFiles(t, pki, rpc.Teams)
+	files := testkit.TrustFiles(t, pki, identity.Teams)
 	id, _ := files.Identity()
 	keys, err := files.CRMKeys()
 	if err != nil {
@@ -248,7 +249,7 @@ func TestCRMCredential(t *testing.T) {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, rpc.CRM, lis.Addr().String()))
+	client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, identity.CRM, lis.Addr().String()))
 	ctx := testkit.Context(t)
 
 	key, err := crmauth.ReadPrivateKey(pki.CRMKeyFile("o1"))

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/mtls"
 )
@@ -114,7 +115,11 @@ func (f Files) Load(serving bool) (Loaded, error) {
 	if err != nil {
 		return Loaded{}, err
 	}
-	l := Loaded{Identity: id, NATS: []nats.Option{nats.UserInfo(f.NATSUser, f.NATSPassword)}}
+	l := Loaded{Identity: id, NATS: []nats.Option{
+		nats.UserInfo(f.NATSUser, f.NATSPassword),
+		// The user may hear replies on its own inbox only (libs/natsauth).
+		nats.CustomInboxPrefix(identity.NATSInbox(f.NATSUser)),
+	}}
 	if serving {
 		if l.CRMKeys, err = f.CRMKeys(); err != nil {
 			return Loaded{}, err

@@ -17,8 +17,8 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/localnats"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -100,7 +100,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
-		Files:   testkit.TrustFiles(t, testkit.PKI(t), rpc.Query),
+		Files:   testkit.TrustFiles(t, testkit.PKI(t), identity.Query),
 		NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",

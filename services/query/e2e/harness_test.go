@@ -22,8 +22,8 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/localnats"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -152,7 +152,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, pki, rpc.Teams),
+			Files:   testkit.TrustFiles(t, pki, identity.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
@@ -181,7 +181,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	} else {
 		qa = testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 			return query.Run(ctx, query.Config{
-				Files:   testkit.TrustFiles(t, pki, rpc.Query),
+				Files:   testkit.TrustFiles(t, pki, identity.Query),
 				NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
 				TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
 				ShareButtonKey: shareButtonKey,
@@ -193,7 +193,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	// Delivery as configured from its environment, so settings it gains
 	// keep their defaults here; only what a test needs is set.
-	df := testkit.TrustFiles(t, pki, rpc.Delivery)
+	df := testkit.TrustFiles(t, pki, identity.Delivery)
 	env := envconfig.FromMap(map[string]string{
 		"TLS_CERT_FILE": df.TLSCertFile, "TLS_KEY_FILE": df.TLSKeyFile, "TLS_CA_FILE": df.TLSCAFile, "CRM_KEYS_FILE": df.CRMKeysFile,
 		"NATS_USER": df.NATSUser, "NATS_PASSWORD": df.NATSPassword,
@@ -218,7 +218,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	}
 	ga := testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Files: testkit.TrustFiles(t, pki, rpc.Gateway),
+			Files: testkit.TrustFiles(t, pki, identity.Gateway),
 			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,

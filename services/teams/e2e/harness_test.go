@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/logging"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -135,7 +135,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	svcs := testkit.NewServices(t)
 	ta := testkit.Start(svcs, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
+			Files:   testkit.TrustFiles(t, s.pki, identity.Teams),
 			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: s.database,
 			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: s.tokenKeys,
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: std.URL() + "/api/",
@@ -146,7 +146,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	})
 	ga := testkit.Start(svcs, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
+			Files: testkit.TrustFiles(t, s.pki, identity.Gateway),
 			Addr:  "127.0.0.1:0", PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
