@@ -34,7 +34,7 @@ const (
 	DefaultReadyTimeout = 10 * time.Second
 )
 
-// Options configures [Start]. Only StoreDir is required.
+// Options configures [Start]. StoreDir and Users are required.
 type Options struct {
 	// Host to listen on. Default 127.0.0.1: never expose a dev server.
 	Host string
@@ -51,10 +51,9 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default DefaultReadyTimeout (JetStream recovers streams before it is ready).
 	ReadyTimeout time.Duration
-	// Users, when set, are the only clients the server accepts, each with
-	// its subject permissions (libs/natsauth builds them); nil accepts any
-	// client, which only tests of this package and the runner's own
-	// tooling rely on until every connection carries credentials.
+	// Users are the only clients the server accepts, each with its subject
+	// permissions (libs/natsauth builds them). Required: there is no server
+	// that lets anyone in.
 	Users []*server.User
 	// Logger receives the server's log. Nil discards it. Notices and debug
 	// lines go out at Debug (the server is chatty at start-up), warnings at
@@ -62,8 +61,11 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// ErrNoStoreDir is returned by [Start] when Options.StoreDir is empty.
-var ErrNoStoreDir = errors.New("localnats: Options.StoreDir is required")
+// Errors of [Start] for a missing required option.
+var (
+	ErrNoStoreDir = errors.New("localnats: Options.StoreDir is required")
+	ErrNoUsers    = errors.New("localnats: Options.Users is required (libs/natsauth, devpki.NATSUsers): a server accepts only known users")
+)
 
 // Server is a running embedded nats-server. Its methods are safe for
 // concurrent use.
@@ -79,6 +81,9 @@ type Server struct {
 func Start(opts Options) (*Server, error) {
 	if opts.StoreDir == "" {
 		return nil, ErrNoStoreDir
+	}
+	if len(opts.Users) == 0 {
+		return nil, ErrNoUsers
 	}
 	if opts.Host == "" {
 		opts.Host = DefaultHost

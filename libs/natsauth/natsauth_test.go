@@ -301,6 +301,7 @@ func TestEachServiceDoesWhatItsTableSays(t *testing.T) {
 						_, err = cons.Fetch(1, jetstream.FetchMaxWait(100*time.Millisecond))
 						return err
 					})
+					c.allowed(t, "watch the max deliveries of "+st+"/"+d, c.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+st+"."+d))
 					c.allowed(t, "dead-letter "+st+"/"+d, func(ctx context.Context) error {
 						_, err := c.js.Publish(ctx, bus.DeadLetterSubject(st, d), []byte("{}"))
 						return err

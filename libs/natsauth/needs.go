@@ -45,7 +45,8 @@ type Needs struct {
 	// events it follows without a consumer.
 	Subscribes []string
 	// Advisories are streams whose max-deliveries advisories it watches
-	// (bus.WatchMaxDeliveries) and whose messages it then reads back.
+	// for every consumer (bus.WatchMaxDeliveries), reading back the
+	// messages; a durable of Consumes gets its own advisory anyway.
 	Advisories []string
 }
 
@@ -78,7 +79,9 @@ func (n Needs) Allow() (pub, sub []string) {
 				api+"CONSUMER.CREATE."+s+"."+d, api+"CONSUMER.CREATE."+s+"."+d+".>",
 				api+"CONSUMER.INFO."+s+"."+d, api+"CONSUMER.MSG.NEXT."+s+"."+d,
 				"$JS.ACK."+s+"."+d+".>",
-				deadLetterPrefix+s+"."+d)
+				deadLetterPrefix+s+"."+d,
+				api+"STREAM.MSG.GET."+s) // a message the server gave up on, read back to dead-letter it
+			sub = append(sub, advisory(s, d))
 		}
 	}
 	for _, s := range slices.Sorted(maps.Keys(n.Deletes)) {
@@ -105,13 +108,18 @@ func (n Needs) Allow() (pub, sub []string) {
 		pub = append(pub, api+"STREAM.PURGE."+s)
 	}
 	for _, s := range n.Advisories {
-		sub = append(sub, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+s+".*")
+		sub = append(sub, advisory(s, "*"))
 		pub = append(pub, api+"STREAM.MSG.GET."+s)
 	}
 	pub = append(pub, n.Publishes...)
 	sub = append(sub, n.Subscribes...)
 	return dedupe(pub), dedupe(sub)
 }
+
+// advisory is the max-deliveries advisory of durable d on stream s ("*"
+// for all of them), which libs/bus watches to dead-letter what the server
+// stopped delivering.
+func advisory(s, d string) string { return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + s + "." + d }
 
 // dedupe drops repeated subjects, keeping the first of each.
 func dedupe(list []string) []string {

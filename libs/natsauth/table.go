@@ -49,8 +49,8 @@ var Table = map[string]Needs{
 		Watches:    []string{topology.BucketOrgAccess},
 		Advisories: []string{topology.StreamSlackOut},
 		// Outcomes, and the commands the mover re-publishes into their
-		// partition.
-		Publishes: []string{topology.Delivery("*", "*"), topology.SlackOut("*", "*", "*")},
+		// partition (the partition token appended).
+		Publishes: []string{topology.Delivery("*", "*"), topology.SlackOut("*", "*", "*") + ".*"},
 	},
 	identity.Query: {
 		Ensures: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, queryRecords, queryUsers},
