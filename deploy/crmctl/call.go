@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -235,21 +234,4 @@ func userClaims(req proto.Message, email, role string) crmauth.Claims {
 		c.Role = role
 	}
 	return c
-}
-
-// natsLogin is NATS_USER/NATS_PASSWORD, or the development toolbox user of
-// the local runner's PKI.
-func natsLogin(pkiDir string) (nats.Option, error) {
-	if u := os.Getenv("NATS_USER"); u != "" {
-		return nats.UserInfo(u, os.Getenv("NATS_PASSWORD")), nil
-	}
-	dir, err := openPKI(pkiDir)
-	if err != nil {
-		return nil, fmt.Errorf("NATS_USER unset and %w", err)
-	}
-	pw, err := dir.NATSPassword(devpki.Toolbox)
-	if err != nil {
-		return nil, err
-	}
-	return nats.UserInfo(devpki.Toolbox, pw), nil
 }
