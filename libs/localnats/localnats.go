@@ -15,6 +15,7 @@ package localnats
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,9 @@ type Options struct {
 	// permissions (libs/natsauth builds them). Required: there is no server
 	// that lets anyone in.
 	Users []*server.User
+	// TLS, if set, is the server's TLS configuration: clients must use TLS
+	// (mtls.Identity.ServerConfig also requires their certificates).
+	TLS *tls.Config
 	// Logger receives the server's log. Nil discards it. Notices and debug
 	// lines go out at Debug (the server is chatty at start-up), warnings at
 	// Warn, errors at Error.
@@ -120,6 +124,9 @@ func (s *Server) start() error {
 		JetStreamMaxMemory: s.opts.MaxMemory,
 		JetStreamMaxStore:  s.opts.MaxStore,
 		Users:              s.opts.Users,
+		TLSConfig:          s.opts.TLS,
+		TLS:                s.opts.TLS != nil,
+		TLSVerify:          s.opts.TLS != nil && s.opts.TLS.ClientAuth >= tls.RequireAnyClientCert,
 	})
 	if err != nil {
 		return fmt.Errorf("localnats: configuring server: %w", err)

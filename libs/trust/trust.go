@@ -9,12 +9,14 @@ package trust
 
 import (
 	"errors"
+	"net"
+	"net/url"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
-	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
 )
 
@@ -119,6 +121,7 @@ func (f Files) Load(serving bool) (Loaded, error) {
 		nats.UserInfo(f.NATSUser, f.NATSPassword),
 		// The user may hear replies on its own inbox only (libs/natsauth).
 		nats.CustomInboxPrefix(identity.NATSInbox(f.NATSUser)),
+		natsTLS(id),
 	}}
 	if serving {
 		if l.CRMKeys, err = f.CRMKeys(); err != nil {
@@ -132,4 +135,33 @@ func (f Files) Load(serving bool) (Loaded, error) {
 func (f Files) Environ() []string {
 	return []string{VarCert + "=" + f.TLSCertFile, VarKey + "=" + f.TLSKeyFile, VarCA + "=" + f.TLSCAFile, VarCRMKeys + "=" + f.CRMKeysFile,
 		VarNATSUser + "=" + f.NATSUser, VarNATSPassword + "=" + f.NATSPassword}
+}
+
+// natsTLS makes the connection use TLS as the service's identity, the
+// server's certificate checked against the CA, whenever a server is not on
+// this host: a password is never sent in the clear over a network. Only a
+// loopback server (the local runner's embedded one) may be plain.
+func natsTLS(id *mtls.Identity) nats.Option {
+	return func(o *nats.Options) error {
+		o.TLSConfig = id.ClientConfig()
+		for _, s := range o.Servers {
+			if !onLoopback(s) {
+				o.Secure = true
+			}
+		}
+		return nil
+	}
+}
+
+// onLoopback reports whether server (a NATS URL) is on this host.
+func onLoopback(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }
