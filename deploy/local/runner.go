@@ -44,7 +44,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	dataDir := env.String("LOCAL_DATA_DIR", ".local")
 	standinAddr := env.String("SLACK_STANDIN_ADDR", "127.0.0.1:8090")
 	natsPort := env.Int("LOCAL_NATS_PORT", 4222, 0, 65535)
-	crmOrgs := env.String("LOCAL_CRM_ORGS", "o1")
+	crmOrgs := env.String("LOCAL_CRM_ORGS", defaultCRMOrgs)
 	mongoAddr := env.String("LOCAL_MONGO_ADDR", "127.0.0.1:27017")
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -78,7 +78,14 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	if url, ok := vars["NATS_URL"]; ok && url != "" {
 		ep.NATS = url
 	} else {
-		users, err := pki.NATSUsers(orgs...)
+		// A NATS user for every org with a signing key, so crmctl can
+		// publish as it (keys made since by crmctl call count from the
+		// next start).
+		withKeys, err := pki.CRMOrgs()
+		if err != nil {
+			return err
+		}
+		users, err := pki.NATSUsers(withKeys...)
 		if err != nil {
 			return err
 		}

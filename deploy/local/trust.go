@@ -29,6 +29,10 @@ func devPKI(dataDir string, orgs []string) (*devpki.Dir, error) {
 	return d, nil
 }
 
+// defaultCRMOrgs are the orgs of the examples in README.md, docs/ and
+// deploy/crmctl/testdata, so crmctl can publish for each against make run.
+const defaultCRMOrgs = "o1,org1,acme,acme-crm"
+
 // splitOrgs parses LOCAL_CRM_ORGS.
 func splitOrgs(list string) []string {
 	var orgs []string
