@@ -66,7 +66,7 @@ func TestComposeGivesEveryServiceItsConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range append([]string{identity.CRM, "nats"}, identity.Services...) {
+	for _, name := range append([]string{identity.CRM, identity.Console, "nats"}, identity.Services...) {
 		if _, err := pki.Trust(name); err != nil {
 			t.Fatal(err)
 		}
@@ -103,14 +103,19 @@ func TestComposeGivesEveryServiceItsConfiguration(t *testing.T) {
 			if _, _, err := s.build(envconfig.FromMap(e)); err != nil {
 				t.Fatalf("its configuration is refused: %v", err)
 			}
-			// Its NATS login is its own user, with the password the
-			// server has for that user.
-			if e[trust.VarNATSUser] != s.name {
-				t.Errorf("%s = %q, want %q", trust.VarNATSUser, e[trust.VarNATSUser], s.name)
-			}
-			want := "${" + natsauth.PasswordVar(s.name) + ":?"
-			if !strings.HasPrefix(c.Environment[trust.VarNATSPassword], want) || !slices.Contains(serverVars, natsauth.PasswordVar(s.name)) {
-				t.Errorf("%s = %q, want the server's %s", trust.VarNATSPassword, c.Environment[trust.VarNATSPassword], natsauth.PasswordVar(s.name))
+			// Its NATS login, if it uses NATS, is its own user, with the
+			// password the server has for that user.
+			onBus := slices.Contains(natsauth.Services, s.name)
+			if onBus {
+				if e[trust.VarNATSUser] != s.name {
+					t.Errorf("%s = %q, want %q", trust.VarNATSUser, e[trust.VarNATSUser], s.name)
+				}
+				want := "${" + natsauth.PasswordVar(s.name) + ":?"
+				if !strings.HasPrefix(c.Environment[trust.VarNATSPassword], want) || !slices.Contains(serverVars, natsauth.PasswordVar(s.name)) {
+					t.Errorf("%s = %q, want the server's %s", trust.VarNATSPassword, c.Environment[trust.VarNATSPassword], natsauth.PasswordVar(s.name))
+				}
+			} else if e[trust.VarNATSUser] != "" || e[trust.VarNATSPassword] != "" {
+				t.Errorf("has a NATS login but no NATS user on the server")
 			}
 			// Its trust files are in the mounted pki volume, and load as
 			// its own identity.
@@ -127,7 +132,7 @@ func TestComposeGivesEveryServiceItsConfiguration(t *testing.T) {
 				mapped[v] = filepath.Join(pkiDir, rest)
 			}
 			files := trust.FromEnv(envconfig.FromMap(mapped))
-			loaded, err := files.Load(true)
+			loaded, err := files.Load(true, onBus)
 			if err != nil {
 				t.Fatalf("its trust files do not load: %v", err)
 			}
@@ -140,6 +145,9 @@ func TestComposeGivesEveryServiceItsConfiguration(t *testing.T) {
 					continue
 				}
 				host, port, _ := strings.Cut(v, ":")
+				if host == "0.0.0.0" {
+					continue // where it listens itself
+				}
 				target := strings.ToUpper(host) + "_GRPC_ADDR"
 				if got := env(host)[target]; !strings.HasSuffix(got, ":"+port) {
 					t.Errorf("%s = %s, but %s's %s is %q", k, v, host, target, got)

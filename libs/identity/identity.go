@@ -15,13 +15,18 @@ const (
 	Workflows = "workflows"
 	Signals   = "signals"
 	Reminders = "reminders"
+	// Console is the admin web console (services/console): it calls gRPC
+	// only for the CRM user signed in, with their credential, and has no
+	// NATS user.
+	Console = "console"
 	// CRM is the CRM's connector. Its gRPC calls must also carry a CRM
 	// credential (libs/crmauth) for the org they concern; on NATS it logs in
 	// as one user per org (natsauth.CRMUser).
 	CRM = "crm"
 )
 
-// Services are the services, in start order.
+// Services are the services with a NATS user (libs/natsauth), in start
+// order.
 var Services = []string{Teams, Gateway, Delivery, Query, Sharing, Workflows, Signals, Reminders}
 
 // NATSInbox is the inbox prefix of a NATS user's connections

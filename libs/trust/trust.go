@@ -69,18 +69,19 @@ func FromEnv(l *envconfig.Loader) Files {
 func (f Files) TrustFiles() Files { return f }
 
 // Validate names every missing file; serving says whether the service
-// serves gRPC (and so verifies CRM credentials).
-func (f Files) Validate(serving bool) error {
+// serves gRPC (and so verifies CRM credentials), onBus whether it uses NATS
+// (and so needs its NATS user).
+func (f Files) Validate(serving, onBus bool) error {
 	var errs []error
 	for _, v := range []struct{ name, val string }{{VarCert, f.TLSCertFile}, {VarKey, f.TLSKeyFile}, {VarCA, f.TLSCAFile}} {
 		if v.val == "" {
 			errs = append(errs, errors.New(v.name+": required (the service's mutual TLS identity; see docs/security.md)"))
 		}
 	}
-	if f.NATSUser == "" {
+	if onBus && f.NATSUser == "" {
 		errs = append(errs, errors.New(VarNATSUser+": required (the service's NATS user; see docs/security.md)"))
 	}
-	if f.NATSPassword == "" {
+	if onBus && f.NATSPassword == "" {
 		errs = append(errs, errors.New(VarNATSPassword+": required (the NATS user's password)"))
 	}
 	if serving && f.CRMKeysFile == "" {
@@ -108,9 +109,10 @@ type Loaded struct {
 }
 
 // Load validates the files and loads them; serving says whether the service
-// serves gRPC. Errors name the variable at fault.
-func (f Files) Load(serving bool) (Loaded, error) {
-	if err := f.Validate(serving); err != nil {
+// serves gRPC, onBus whether it uses NATS. Errors name the variable at
+// fault.
+func (f Files) Load(serving, onBus bool) (Loaded, error) {
+	if err := f.Validate(serving, onBus); err != nil {
 		return Loaded{}, err
 	}
 	id, err := f.Identity()

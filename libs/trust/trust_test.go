@@ -26,7 +26,7 @@ func TestNATSOverTLS(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 
-	loaded, err := testkit.TrustFiles(t, pki, identity.Teams).Load(false)
+	loaded, err := testkit.TrustFiles(t, pki, identity.Teams).Load(false, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestNATSOverTLS(t *testing.T) {
 	}
 	nc.Close()
 
-	other, err := testkit.TrustFiles(t, testkit.OtherPKI(t), identity.Teams).Load(false)
+	other, err := testkit.TrustFiles(t, testkit.OtherPKI(t), identity.Teams).Load(false, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestNATSOverTLS(t *testing.T) {
 // reached over TLS only, whatever it offers; a loopback one may be plain.
 func TestNATSNeverPlainOverANetwork(t *testing.T) {
 	t.Parallel()
-	loaded, err := testkit.TrustFiles(t, testkit.PKI(t), identity.Teams).Load(false)
+	loaded, err := testkit.TrustFiles(t, testkit.PKI(t), identity.Teams).Load(false, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,6 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
-	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -100,13 +99,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	cfg = cfg.withDefaults()
 	owner := instanceID()
 	return service.Run(ctx, service.Spec{
-		Name: "delivery", Config: cfg, Log: slog.New(tracectx.LogHandler(log.Handler())), Registry: reg,
-		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: audit.Indexes()},
+		Name: "delivery", Config: cfg, Log: slog.New(tracectx.LogHandler(log.Handler())), Registry: reg, Vars: vars,
+		Store: &service.Store{Indexes: audit.Indexes()},
 		// SLACK_OUT is ensured in build: its partition transform waits
 		// for an unpartitioned backlog to be moved.
-		Bus:  &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration}},
-		GRPC: &service.Listen{Addr: cfg.GRPCAddr, Var: "DELIVERY_GRPC_ADDR"},
-		Ops:  service.Listen{Addr: cfg.OpsAddr, Var: "DELIVERY_OPS_ADDR"},
+		Bus: &service.Bus{Streams: []string{topology.StreamIntegration}},
 		Build: func(ctx context.Context, rt *service.Runtime) error {
 			return build(ctx, cfg, owner, rt)
 		},

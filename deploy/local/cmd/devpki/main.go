@@ -1,6 +1,6 @@
 // Command devpki writes a development PKI into a folder, as `make run` does
 // under .local/pki: a CA, a certificate and key for every service, for the
-// NATS server ("nats") and for the CRM's connector ("crm"), and a CRM signing
+// NATS server ("nats"), the console and the CRM's connector ("crm"), and a CRM signing
 // key per org with the key registry crm-keys.json. docker-compose.yml runs
 // it once before the stack starts. Existing material is kept (certificates
 // are renewed within a week of their end), so running it again is harmless.
@@ -40,7 +40,7 @@ func write(dir string, orgs []string) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range append([]string{identity.CRM, NATSServer}, identity.Services...) {
+	for _, name := range append([]string{identity.CRM, identity.Console, NATSServer}, identity.Services...) {
 		if _, err := d.Trust(name); err != nil {
 			return err
 		}

@@ -1,0 +1,61 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
+
+	"github.com/crmslack/crmslack/services/console/internal/session"
+)
+
+// deliveriesPageSize is how many audit rows one page shows.
+const deliveriesPageSize = 50
+
+type deliveryRow struct {
+	Command, Kind, Team, Channel, Status, Failure, Reason, Origin, Requested, Completed string
+	Attempts                                                                            uint32
+	Failed                                                                              bool
+}
+
+type deliveriesData struct {
+	Status string
+	Rows   []deliveryRow
+	Next   string
+}
+
+var deliveryStatus = map[string]deliveryv1.DeliveryStatus{
+	"":          deliveryv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED,
+	"succeeded": deliveryv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED,
+	"failed":    deliveryv1.DeliveryStatus_DELIVERY_STATUS_FAILED,
+}
+
+// deliveriesPage is the egress's audit trail of the org: every command's
+// outcome, newest first, filtered by status.
+func (h *handler) deliveriesPage(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	q := r.URL.Query()
+	d := deliveriesData{Status: q.Get("status")}
+	st, ok := deliveryStatus[d.Status]
+	if !ok {
+		d.Status, st = "", deliveryv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+	}
+	resp, err := h.Delivery.ListDeliveries(r.Context(), &deliveryv1.ListDeliveriesRequest{Status: st, PageSize: deliveriesPageSize, PageToken: q.Get("page")})
+	if err != nil {
+		h.fail(w, r, s, "Envois", err)
+		return
+	}
+	for _, x := range resp.GetDeliveries() {
+		row := deliveryRow{
+			Command: x.GetCommandId(), Kind: x.GetKind(), Team: x.GetTeamId(), Channel: x.GetChannelId(), Origin: x.GetOrigin(),
+			Reason: x.GetReason(), Attempts: x.GetAttempts(), Requested: when(x.GetRequestedAt().AsTime()), Completed: when(x.GetCompletedAt().AsTime()),
+			Status: "Publié", Failed: x.GetStatus() == deliveryv1.DeliveryStatus_DELIVERY_STATUS_FAILED,
+		}
+		if row.Failed {
+			row.Status = "Échec"
+			row.Failure = strings.ToLower(strings.TrimPrefix(x.GetFailureCode().String(), "DELIVERY_FAILURE_CODE_"))
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	d.Next = resp.GetNextPageToken()
+	h.render(w, r, http.StatusOK, "deliveries", page{Title: "Envois vers Slack", Nav: "deliveries", Data: d}, s)
+}
