@@ -11,13 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"google.golang.org/grpc"
 
 	"github.com/crmslack/crmslack/libs/card"
-	"github.com/crmslack/crmslack/libs/devpki"
-	"github.com/crmslack/crmslack/libs/testkit"
-	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
-	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
 
 // chromiumPath is Debian's chromium, which .ci/run installs.
@@ -205,14 +200,7 @@ func TestBrowserSandbox(t *testing.T) {
 	if ep.Sandbox != "http://"+sandboxAddr || !strings.Contains(out.String(), "sandbox    http://"+sandboxAddr) {
 		t.Fatalf("the start-up lines do not give the sandbox's URL %s:\n%s", sandboxAddr, out.String())
 	}
-	const org, team, sales, bob = "acme", "T0ACME0001", "C0ACMESALE", "U0ACME0BOB"
-	pki, err := devpki.Open(ep.PKI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := testkit.Context(t)
-	admin := &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-alice", Email: "alice@acme.example", Name: "Alice Martin"}, IsAdmin: true}
-	conn := func(key string) *grpc.ClientConn { return testkit.CRMConn(t, pki, envValue(environ, key)) }
+	const team, sales, bob = "T0ACME0001", "C0ACMESALE", "U0ACME0BOB"
 
 	// 1. Install: the admin signs in to the console (its development
 	// sign-in); "Add to Slack" goes through the gateway, the stand-in's
@@ -224,20 +212,12 @@ func TestBrowserSandbox(t *testing.T) {
 		chromedp.SetValue(css(`[data-testid=dev-login-email]`), "alice@acme.example"),
 		chromedp.Click(css(`[data-testid=dev-login-submit]`)),
 		waitText("alice@acme.example", 20*time.Second))
-	// The console's Teams page cannot show yet for an org that never had
-	// a team (it answers "no Slack integration"), so its "Add to Slack"
-	// is reached through the same registry call the button makes; the
-	// browser then goes through the gateway and the stand-in's authorize
-	// page as from the button.
-	begun, err := teamsv1.NewTeamRegistryServiceClient(conn("TEAMS_GRPC_ADDR")).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
-		OrgId: org, TeamHint: team, Caller: admin,
-	})
-	if err != nil {
-		t.Fatalf("BeginInstall: %v", err)
-	}
-	b.do("install-oauth", 40*time.Second,
-		chromedp.Navigate(begun.GetInstallUrl()),
-		waitText("Slack is connected", 30*time.Second))
+	b.do("install-oauth", 60*time.Second,
+		chromedp.Navigate(console+"/teams"),
+		chromedp.WaitVisible(css(`[data-testid=install-submit]`)),
+		chromedp.SetValue(css(`[data-testid=install-team-hint]`), team),
+		chromedp.Click(css(`[data-testid=install-submit]`)),
+		waitText("Slack is connected", 40*time.Second))
 	b.do("console-teams", 30*time.Second,
 		chromedp.Navigate(console+"/teams"),
 		poll(`!!document.querySelector('[data-testid="team-row-`+team+`"]')`, 20*time.Second))

@@ -48,7 +48,7 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	query := free()
 	_, natsPort, _ := net.SplitHostPort(free())
 	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free(), "signals": free(), "reminders": free(), "console": free()}
-	workflows, signals, reminders, delivery := free(), free(), free(), free()
+	workflows, signals, reminders, delivery, sharing := free(), free(), free(), free(), free()
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_CRM_ORGS=acme",
@@ -68,7 +68,8 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"QUERY_GRPC_ADDR=" + query,
 		"QUERY_ADDR=" + query,
 		"QUERY_OPS_ADDR=" + ops["query"],
-		"SHARING_GRPC_ADDR=" + free(),
+		"SHARING_GRPC_ADDR=" + sharing,
+		"SHARING_ADDR=" + sharing,
 		"SHARING_OPS_ADDR=" + ops["sharing"],
 		"WORKFLOWS_GRPC_ADDR=" + workflows,
 		"WORKFLOWS_ADDR=" + workflows,

@@ -53,6 +53,7 @@ var services = []struct {
 	{&queryv1.QueryService_ServiceDesc, queryv1.UnimplementedQueryServiceServer{}},
 	{&sharingv1.SharingService_ServiceDesc, sharingv1.UnimplementedSharingServiceServer{}},
 	{&deliveryv1.DeliveryAuditService_ServiceDesc, deliveryv1.UnimplementedDeliveryAuditServiceServer{}},
+	{&deliveryv1.DeadLetterService_ServiceDesc, deliveryv1.UnimplementedDeadLetterServiceServer{}},
 	{&workflowsv1.WorkflowActionsService_ServiceDesc, workflowsv1.UnimplementedWorkflowActionsServiceServer{}},
 	{&signalsv1.SalesSignalsSettingsService_ServiceDesc, signalsv1.UnimplementedSalesSignalsSettingsServiceServer{}},
 	{&remindersv1.ReminderPreferencesService_ServiceDesc, remindersv1.UnimplementedReminderPreferencesServiceServer{}},

@@ -23,6 +23,7 @@ import (
 	"github.com/crmslack/crmslack/libs/trust"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
@@ -58,6 +59,9 @@ type Config struct {
 	// DeliveryAddr is DELIVERY_ADDR, the egress's audit API. Default
 	// 127.0.0.1:9102.
 	DeliveryAddr string
+	// SharingAddr is SHARING_ADDR: the channels and people of a team, to
+	// pick workflow targets from. Default 127.0.0.1:9104.
+	SharingAddr string
 	// DevCRMKeys is CONSOLE_DEV_CRM_KEYS: org=path-to-signing-key pairs,
 	// comma-separated. When set, /login also offers a development sign-in
 	// that signs a short-lived credential with that org's CRM key, as crmctl
@@ -95,6 +99,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		SignalsAddr:   l.String("SIGNALS_ADDR", "127.0.0.1:9107"),
 		RemindersAddr: l.String("REMINDERS_ADDR", "127.0.0.1:9106"),
 		DeliveryAddr:  l.String("DELIVERY_ADDR", "127.0.0.1:9102"),
+		SharingAddr:   l.String("SHARING_ADDR", "127.0.0.1:9104"),
 		DevCRMKeys:    l.String("CONSOLE_DEV_CRM_KEYS", ""),
 	}
 }
@@ -104,7 +109,7 @@ func (c Config) Validate() error {
 	var p envconfig.Problems
 	p.HostPort(map[string]string{
 		"CONSOLE_ADDR": c.Addr, "CONSOLE_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr, "WORKFLOWS_ADDR": c.WorkflowsAddr,
-		"SIGNALS_ADDR": c.SignalsAddr, "REMINDERS_ADDR": c.RemindersAddr, "DELIVERY_ADDR": c.DeliveryAddr,
+		"SIGNALS_ADDR": c.SignalsAddr, "REMINDERS_ADDR": c.RemindersAddr, "DELIVERY_ADDR": c.DeliveryAddr, "SHARING_ADDR": c.SharingAddr,
 	})
 	p.HTTPURL(map[string]string{"CONSOLE_PUBLIC_URL": c.PublicURL})
 	// The console serves no gRPC, so the skeleton does not ask for the key
@@ -148,7 +153,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	conns := map[string]session.Conn{}
 	for _, d := range []struct{ variable, target string }{
 		{"TEAMS_ADDR", cfg.TeamsAddr}, {"WORKFLOWS_ADDR", cfg.WorkflowsAddr}, {"SIGNALS_ADDR", cfg.SignalsAddr},
-		{"REMINDERS_ADDR", cfg.RemindersAddr}, {"DELIVERY_ADDR", cfg.DeliveryAddr},
+		{"REMINDERS_ADDR", cfg.RemindersAddr}, {"DELIVERY_ADDR", cfg.DeliveryAddr}, {"SHARING_ADDR", cfg.SharingAddr},
 	} {
 		cc, err := rt.Dial(d.variable, d.target)
 		if err != nil {
@@ -157,14 +162,16 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		conns[d.variable] = session.Conn{CC: cc}
 	}
 	h, err := web.New(web.Deps{
-		Sessions:   sessions,
-		Teams:      teamsv1.NewTeamRegistryServiceClient(conns["TEAMS_ADDR"]),
-		Workflows:  workflowsv1.NewWorkflowActionsServiceClient(conns["WORKFLOWS_ADDR"]),
-		Signals:    signalsv1.NewSalesSignalsSettingsServiceClient(conns["SIGNALS_ADDR"]),
-		Reminders:  remindersv1.NewReminderPreferencesServiceClient(conns["REMINDERS_ADDR"]),
-		Delivery:   deliveryv1.NewDeliveryAuditServiceClient(conns["DELIVERY_ADDR"]),
-		Log:        log,
-		Registerer: rt.Registry(),
+		Sessions:    sessions,
+		Teams:       teamsv1.NewTeamRegistryServiceClient(conns["TEAMS_ADDR"]),
+		Workflows:   workflowsv1.NewWorkflowActionsServiceClient(conns["WORKFLOWS_ADDR"]),
+		Signals:     signalsv1.NewSalesSignalsSettingsServiceClient(conns["SIGNALS_ADDR"]),
+		Reminders:   remindersv1.NewReminderPreferencesServiceClient(conns["REMINDERS_ADDR"]),
+		Delivery:    deliveryv1.NewDeliveryAuditServiceClient(conns["DELIVERY_ADDR"]),
+		DeadLetters: deliveryv1.NewDeadLetterServiceClient(conns["DELIVERY_ADDR"]),
+		Sharing:     sharingv1.NewSharingServiceClient(conns["SHARING_ADDR"]),
+		Log:         log,
+		Registerer:  rt.Registry(),
 	})
 	if err != nil {
 		return err

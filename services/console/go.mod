@@ -8,6 +8,7 @@ require (
 	github.com/crmslack/crmslack/services/delivery v0.0.0
 	github.com/crmslack/crmslack/services/gateway v0.0.0
 	github.com/crmslack/crmslack/services/reminders v0.0.0-00010101000000-000000000000
+	github.com/crmslack/crmslack/services/sharing v0.0.0-00010101000000-000000000000
 	github.com/crmslack/crmslack/services/signals v0.0.0-00010101000000-000000000000
 	github.com/crmslack/crmslack/services/teams v0.0.0
 	github.com/crmslack/crmslack/services/workflows v0.0.0-00010101000000-000000000000
@@ -21,11 +22,16 @@ require (
 )
 
 require (
+	codeberg.org/go-fonts/liberation v0.5.0 // indirect
+	codeberg.org/go-latex/latex v0.2.0 // indirect
+	codeberg.org/go-pdf/fpdf v0.11.1 // indirect
 	filippo.io/edwards25519 v1.2.0 // indirect
+	git.sr.ht/~sbinet/gg v0.7.0 // indirect
 	github.com/AlekSi/pointer v1.2.0 // indirect
 	github.com/FerretDB/FerretDB v1.24.2 // indirect
 	github.com/FerretDB/wire v0.0.8 // indirect
 	github.com/SAP/go-hdb v1.21.0 // indirect
+	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
@@ -35,6 +41,7 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.10.1 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -77,11 +84,13 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/exp v0.0.0-20261113113407-e3970619a1a4 // indirect
+	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	gonum.org/v1/plot v0.17.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	modernc.org/libc v1.80.1 // indirect
@@ -96,6 +105,7 @@ replace (
 	github.com/crmslack/crmslack/services/delivery => ../delivery
 	github.com/crmslack/crmslack/services/gateway => ../gateway
 	github.com/crmslack/crmslack/services/reminders => ../reminders
+	github.com/crmslack/crmslack/services/sharing => ../sharing
 	github.com/crmslack/crmslack/services/signals => ../signals
 	github.com/crmslack/crmslack/services/teams => ../teams
 	github.com/crmslack/crmslack/services/workflows => ../workflows

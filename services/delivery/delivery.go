@@ -57,6 +57,7 @@ import (
 	"github.com/crmslack/crmslack/services/delivery/internal/audit"
 	"github.com/crmslack/crmslack/services/delivery/internal/boundary"
 	"github.com/crmslack/crmslack/services/delivery/internal/command"
+	"github.com/crmslack/crmslack/services/delivery/internal/deadletters"
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 	"github.com/crmslack/crmslack/services/delivery/internal/failure"
 	"github.com/crmslack/crmslack/services/delivery/internal/lanes"
@@ -212,6 +213,7 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 	rt.OnClose("max-deliveries advisory", func(context.Context) error { return advisory.Unsubscribe() })
 
 	deliveryv1.RegisterDeliveryAuditServiceServer(rt.GRPC(), audit.NewServer(audit.NewRepository(rt.Store.Collection(audit.Collection))))
+	deliveryv1.RegisterDeadLetterServiceServer(rt.GRPC(), deadletters.NewServer(rt.Bus.JetStream()))
 	writer := audit.NewWriter(rt.Store.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
 	rt.Check(func(context.Context) error {
 		select {

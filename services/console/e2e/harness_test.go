@@ -19,24 +19,27 @@ import (
 // consoleOrg is the org the tests sign in to.
 const consoleOrg = "acme-crm"
 
+// freshOrg has keys but has never connected a team.
+const freshOrg = "fresh-crm"
+
 // apis are the gRPC addresses the console calls.
 type apis struct {
-	Teams, Workflows, Signals, Reminders, Delivery string
+	Teams, Workflows, Signals, Reminders, Delivery, Sharing string
 }
 
 // startConsole runs the console on the test's PKI, with the development
 // sign-in for consoleOrg, calling the APIs at a.
 func startConsole(t testing.TB, a apis) string {
 	t.Helper()
-	pki := testkit.PKI(t, consoleOrg)
+	pki := testkit.PKI(t, consoleOrg, freshOrg)
 	svcs := testkit.NewServices(t)
 	addrs := testkit.Start(svcs, "console", func(ctx context.Context, ready func(console.Addrs)) error {
 		return console.Run(ctx, console.Config{
 			Files: testkit.TrustFiles(t, pki, "console"),
 			Addr:  "127.0.0.1:0", OpsAddr: "127.0.0.1:0", PublicURL: "http://127.0.0.1:1",
 			TeamsAddr: or(a.Teams), WorkflowsAddr: or(a.Workflows), SignalsAddr: or(a.Signals),
-			RemindersAddr: or(a.Reminders), DeliveryAddr: or(a.Delivery),
-			DevCRMKeys: consoleOrg + "=" + pki.CRMKeyFile(consoleOrg),
+			RemindersAddr: or(a.Reminders), DeliveryAddr: or(a.Delivery), SharingAddr: or(a.Sharing),
+			DevCRMKeys: consoleOrg + "=" + pki.CRMKeyFile(consoleOrg) + "," + freshOrg + "=" + pki.CRMKeyFile(freshOrg),
 			Ready:      ready,
 		}, testkit.Logger(t).With("svc", "console"), prometheus.NewRegistry())
 	})
@@ -112,9 +115,11 @@ func (b *browser) csrf(path string) string {
 }
 
 // signIn uses the development sign-in as email with role.
-func (b *browser) signIn(email, role string) {
+func (b *browser) signIn(email, role string) { b.t.Helper(); b.signInTo(consoleOrg, email, role) }
+
+func (b *browser) signInTo(org, email, role string) {
 	b.t.Helper()
-	a := b.post("/login/dev", url.Values{"csrf": {b.csrf("/login")}, "org": {consoleOrg}, "email": {email}, "name": {"Alice Johnson"}, "role": {role}})
+	a := b.post("/login/dev", url.Values{"csrf": {b.csrf("/login")}, "org": {org}, "email": {email}, "name": {"Alice Johnson"}, "role": {role}})
 	if a.Code != http.StatusSeeOther || a.Location != "/teams" {
 		b.t.Fatalf("development sign-in: %d → %q, want 303 to /teams:\n%s", a.Code, a.Location, a.Body)
 	}

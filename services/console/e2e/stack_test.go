@@ -20,6 +20,7 @@ import (
 	"github.com/crmslack/crmslack/services/delivery"
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/reminders"
+	"github.com/crmslack/crmslack/services/sharing"
 	"github.com/crmslack/crmslack/services/signals"
 	"github.com/crmslack/crmslack/services/teams"
 	"github.com/crmslack/crmslack/services/workflows"
@@ -54,7 +55,7 @@ func quiet(t testing.TB, svc string) *slog.Logger { return testkit.Logger(t).Wit
 // connects Acme to consoleOrg.
 func startStack(t testing.TB) *stack {
 	t.Helper()
-	pki := testkit.PKI(t, consoleOrg)
+	pki := testkit.PKI(t, consoleOrg, freshOrg)
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
 	std := harness.Standin(t, slackstandin.Config{
@@ -107,7 +108,9 @@ func startStack(t testing.TB) *stack {
 	})
 
 	dcfg := delivery.ConfigFromEnv(env(withTeams(map[string]string{"DELIVERY_GRPC_ADDR": "127.0.0.1:0", "DELIVERY_OPS_ADDR": "127.0.0.1:0",
-		"DELIVERY_CHANNEL_RATE": "100000", "DELIVERY_CHANNEL_BURST": "10000"})))
+		"DELIVERY_CHANNEL_RATE": "100000", "DELIVERY_CHANNEL_BURST": "10000",
+		// Two failed attempts give up on a command: the dead-letter test.
+		"DELIVERY_MAX_ATTEMPTS": "2", "DELIVERY_BACKOFF_BASE": "10ms"})))
 	dcfg.Files = testkit.TrustFiles(t, pki, "delivery")
 	da := testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		dcfg.Ready = ready
@@ -135,6 +138,14 @@ func startStack(t testing.TB) *stack {
 		return reminders.Run(ctx, rcfg, quiet(t, "reminders"), prometheus.NewRegistry())
 	})
 
-	s.console = startConsole(t, apis{Teams: ta.GRPC, Workflows: wa.GRPC, Signals: sa.GRPC, Reminders: ra.GRPC, Delivery: da.GRPC})
+	shcfg := sharing.ConfigFromEnv(env(withTeams(map[string]string{"SHARING_GRPC_ADDR": "127.0.0.1:0", "SHARING_OPS_ADDR": "127.0.0.1:0",
+		"QUERY_ADDR": "127.0.0.1:1", "SHARE_BUTTON_KEY": testkit.RandomKey(t)})))
+	shcfg.Files = testkit.TrustFiles(t, pki, "sharing")
+	sha := testkit.Start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
+		shcfg.Ready = ready
+		return sharing.Run(ctx, shcfg, quiet(t, "sharing"), prometheus.NewRegistry())
+	})
+
+	s.console = startConsole(t, apis{Teams: ta.GRPC, Workflows: wa.GRPC, Signals: sa.GRPC, Reminders: ra.GRPC, Delivery: da.GRPC, Sharing: sha.GRPC})
 	return s
 }

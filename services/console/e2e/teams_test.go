@@ -19,6 +19,7 @@ func TestConsolePages(t *testing.T) {
 	b.signIn(aliceEmail, "admin")
 
 	t.Run("teams", func(t *testing.T) { testTeams(t, s, b) })
+	t.Run("first team", func(t *testing.T) { testFirstTeam(t, s) })
 	t.Run("workflows", func(t *testing.T) { testWorkflows(t, s, b) })
 	t.Run("deliveries", func(t *testing.T) { testDeliveries(t, s, b) })
 	t.Run("signals", func(t *testing.T) { testSignals(t, s, b) })
@@ -91,5 +92,18 @@ func testUserRole(t *testing.T, s *stack) {
 	integ, err := s.registry.GetIntegration(testkit.Context(t), &teamsv1.GetIntegrationRequest{OrgId: consoleOrg})
 	if err != nil || !integ.GetEnabled() {
 		t.Fatalf("the integration after a user's refused disable: %v, %v", integ, err)
+	}
+}
+
+// testFirstTeam: an org the registry has never seen is offered "Add to
+// Slack", not an error, and the button starts the flow.
+func testFirstTeam(t *testing.T, s *stack) {
+	b := newBrowser(t, s.console)
+	b.signInTo(freshOrg, aliceEmail, "admin")
+	must(t, "GET /teams of a new org", b.get("/teams"), http.StatusOK,
+		`data-enabled="new"`, `data-testid="teams-empty"`, `data-testid="install-submit"`, "Ajouter à Slack")
+	a := b.post("/teams/install", url.Values{"csrf": {b.csrf("/teams")}})
+	if a.Code != http.StatusSeeOther || !strings.HasPrefix(a.Location, s.gateway+"/slack/install") {
+		t.Fatalf("install for a new org: %d → %q, want a redirect to the gateway's /slack/install", a.Code, a.Location)
 	}
 }

@@ -50,7 +50,7 @@ func testWorkflows(t *testing.T, s *stack, b *browser) {
 	must(t, "GET /workflows/fields", b.get("/workflows/fields?module=Deals"), http.StatusOK, `"tag":"#{Deals.Deal Name}"`, `"tag":"#{Owner.Full Name}"`)
 	must(t, "GET /workflows/new", b.get("/workflows/new?rule=deal-won"), http.StatusOK,
 		`data-testid="action-template"`, `data-testid="field-Deals.Deal_Name"`, `data-testid="field-Deals.Amount"`,
-		`<option value="`+acme+`"`, `value="deal-won"`)
+		`<option value="`+acme+`"`, `value="deal-won"`, `data-testid="target-`+acmeSales+`"`, "#sales")
 
 	form := func(template, targets string) url.Values {
 		return url.Values{"csrf": {b.csrf("/workflows/new")}, "rule_id": {"deal-won"}, "module": {"Deals"}, "template": {template},
@@ -71,13 +71,17 @@ func testWorkflows(t *testing.T, s *stack, b *browser) {
 		}
 	}
 
-	a := b.post("/workflows", form("*Deal won*: #{Deals.Deal Name} for #{Deals.Amount}", acmeSales))
+	// The channel ticked in the team's list.
+	created := form("*Deal won*: #{Deals.Deal Name} for #{Deals.Amount}", "")
+	created.Set("target_channels", acmeSales)
+	a := b.post("/workflows", created)
 	m := actionPathRE.FindStringSubmatch(a.Location)
 	if a.Code != http.StatusSeeOther || m == nil {
 		t.Fatalf("create: %d → %q:\n%s", a.Code, a.Location, a.Body)
 	}
 	id := m[1]
-	must(t, "the new action", b.get(a.Location), http.StatusOK, "Action instantanée enregistrée", `data-testid="history-empty"`, "#{Deals.Deal Name}")
+	must(t, "the new action", b.get(a.Location), http.StatusOK, "Action instantanée enregistrée", `data-testid="history-empty"`, "#{Deals.Deal Name}",
+		`data-testid="target-`+acmeSales+`" checked`)
 	must(t, "the list", b.get("/workflows?rule=deal-won"), http.StatusOK, `data-testid="workflow-row-`+id+`"`)
 
 	// The rule fires: the history shows the post.

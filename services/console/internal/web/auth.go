@@ -45,10 +45,21 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	h.render(w, r, http.StatusUnauthorized, "error", page{Title: "Connexion requise", Error: session.Describe(err)}, nil)
 }
 
-// safeNext is where to go after signing in: a path of this console only.
+// safeNext is where to go after signing in: a path of this console only,
+// never another site (browsers read "//x", "/\\x" and "/\t/x" as hosts).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
-		return "/teams"
+	const home = "/teams"
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "/login") || strings.ContainsAny(next, "\\") {
+		return home
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
+		return home
 	}
 	return next
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -22,6 +23,14 @@ type deliveriesData struct {
 	Status string
 	Rows   []deliveryRow
 	Next   string
+	Dead   []deadRow
+	// DeadErr says why the dead letters could not be read.
+	DeadErr string
+}
+
+type deadRow struct {
+	Seq                                         uint64
+	Team, Kind, Reason, At, Command, Deliveries string
 }
 
 var deliveryStatus = map[string]deliveryv1.DeliveryStatus{
@@ -57,5 +66,27 @@ func (h *handler) deliveriesPage(w http.ResponseWriter, r *http.Request, s *sess
 		d.Rows = append(d.Rows, row)
 	}
 	d.Next = resp.GetNextPageToken()
+	if dl, err := h.DeadLetters.ListDeadLetters(r.Context(), &deliveryv1.ListDeadLettersRequest{Limit: deliveriesPageSize}); err != nil {
+		_, d.DeadErr = apiError(err)
+	} else {
+		for _, x := range dl.GetDeadLetters() {
+			d.Dead = append(d.Dead, deadRow{Seq: x.GetSequence(), Team: x.GetTeamId(), Kind: x.GetKind(), Reason: x.GetReason(),
+				At: when(x.GetDeadLetteredAt().AsTime()), Command: x.GetCommandId(), Deliveries: strconv.FormatUint(uint64(x.GetDeliveries()), 10)})
+		}
+	}
 	h.render(w, r, http.StatusOK, "deliveries", page{Title: "Envois vers Slack", Nav: "deliveries", Data: d}, s)
+}
+
+// replay sends a dead letter back to the egress.
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: "Renvoyer", Error: "Lettre morte inconnue."}, s)
+		return
+	}
+	if _, err := h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq}); err != nil {
+		h.fail(w, r, s, "Renvoyer une lettre morte", err)
+		return
+	}
+	http.Redirect(w, r, "/deliveries?ok=replayed", http.StatusSeeOther)
 }

@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/console/internal/session"
@@ -15,6 +18,9 @@ type teamRow struct {
 }
 
 type teamsData struct {
+	// New: the registry has never seen the org, which becomes known (and
+	// enabled) with its first team.
+	New         bool
 	Enabled     bool
 	ActiveTeams int32
 	Teams       []teamRow
@@ -29,6 +35,10 @@ var teamStatus = map[teamsv1.TeamStatus]string{
 func (h *handler) teamsPage(w http.ResponseWriter, r *http.Request, s *session.Session) {
 	ctx := r.Context()
 	integ, err := h.Teams.GetIntegration(ctx, &teamsv1.GetIntegrationRequest{})
+	if status.Code(err) == codes.NotFound {
+		h.render(w, r, http.StatusOK, "teams", page{Title: "Équipes", Nav: "teams", Data: teamsData{New: true}}, s)
+		return
+	}
 	if err != nil {
 		h.fail(w, r, s, "Équipes", err)
 		return

@@ -16,6 +16,7 @@ import (
 
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
@@ -38,7 +39,11 @@ type Deps struct {
 	Signals   signalsv1.SalesSignalsSettingsServiceClient
 	Reminders remindersv1.ReminderPreferencesServiceClient
 	Delivery  deliveryv1.DeliveryAuditServiceClient
-	Log       *slog.Logger
+	// DeadLetters is the egress's dead letters (on the same address).
+	DeadLetters deliveryv1.DeadLetterServiceClient
+	// Sharing lists a team's channels and people (workflow targets).
+	Sharing sharingv1.SharingServiceClient
+	Log     *slog.Logger
 	// Registerer receives the console's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 }
@@ -54,8 +59,8 @@ var pageNames = []string{"login", "teams", "workflows", "action", "signals", "re
 
 // New returns the console's handler.
 func New(d Deps) (http.Handler, error) {
-	if d.Sessions == nil || d.Log == nil {
-		return nil, errors.New("web: Sessions and Log are required")
+	if d.Sessions == nil || d.Log == nil || d.Teams == nil || d.Workflows == nil || d.Signals == nil || d.Reminders == nil || d.Delivery == nil || d.DeadLetters == nil || d.Sharing == nil {
+		return nil, errors.New("web: every dependency is required")
 	}
 	h := &handler{Deps: d, pages: map[string]*template.Template{}, signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "crmslack_console_sign_ins_total",
@@ -122,6 +127,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("GET /reminders", h.remindersPage)
 	auth("POST /reminders", h.saveReminders)
 	auth("GET /deliveries", h.deliveriesPage)
+	auth("POST /deliveries/dead-letters/{seq}/replay", h.replay)
 }
 
 // securityHeaders keeps the pages to their own origin: no framing, no
@@ -129,7 +135,9 @@ func (h *handler) routes(mux *http.ServeMux) {
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		// No form-action: Chrome applies it to a form's redirects too, and
+		// "Add to Slack" redirects to the gateway and on to Slack.
+		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("Cache-Control", "no-store")

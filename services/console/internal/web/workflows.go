@@ -3,12 +3,14 @@ package web
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 
 	"github.com/crmslack/crmslack/services/console/internal/session"
@@ -68,6 +70,15 @@ type actionForm struct {
 	FieldsErr string
 	History   []historyRow
 	Flagged   []*workflowsv1.FlaggedTarget
+	// Channels and People of the chosen team, to tick as targets.
+	Channels, People []targetOption
+	// TargetsErr says why they could not be listed.
+	TargetsErr string
+}
+
+type targetOption struct {
+	ID, Name string
+	On       bool
 }
 
 type formSpec struct {
@@ -111,10 +122,59 @@ func formOf(sp *workflowsv1.ActionSpec) formSpec {
 		Targets: strings.Join(sp.GetTargets(), ", "), AttachCard: sp.GetAttachCard(), NotifyOwner: sp.GetNotifyOwner()}
 }
 
+// postedSpec is the form's spec: the targets ticked in the team's lists
+// (of the kind chosen) and those typed.
 func postedSpec(r *http.Request) formSpec {
 	f := r.PostForm
+	kind := f.Get("target_kind")
+	targets := slices.Clone(f["target_"+kind])
+	if typed := strings.TrimSpace(f.Get("targets")); typed != "" {
+		targets = append(targets, typed)
+	}
 	return formSpec{Rule: f.Get("rule_id"), Module: f.Get("module"), Template: f.Get("template"), Team: f.Get("team_id"),
-		Kind: f.Get("target_kind"), Targets: f.Get("targets"), AttachCard: f.Get("attach_card") == "on", NotifyOwner: f.Get("notify_owner") == "on"}
+		Kind: kind, Targets: strings.Join(targets, ", "), AttachCard: f.Get("attach_card") == "on", NotifyOwner: f.Get("notify_owner") == "on"}
+}
+
+// targets lists the chosen team's channels and people (the share dialog's
+// API), ticking the action's targets; targets that are in neither list
+// stay in the text field.
+func (h *handler) targets(r *http.Request, f *actionForm) {
+	team := f.Spec.Team
+	if team == "" && len(f.Teams) > 0 {
+		team = f.Teams[0].ID
+	}
+	if team == "" {
+		return
+	}
+	resp, err := h.Sharing.ListTargets(r.Context(), &sharingv1.ListTargetsRequest{TeamId: team})
+	if err != nil {
+		_, f.TargetsErr = apiError(err)
+		return
+	}
+	chosen := map[string]bool{}
+	for _, t := range specOf(f.Spec).GetTargets() {
+		chosen[t] = true
+	}
+	listed := map[string]bool{}
+	for _, c := range resp.GetChannels() {
+		f.Channels = append(f.Channels, targetOption{ID: c.GetId(), Name: "#" + c.GetName(), On: f.Spec.Kind == "channels" && chosen[c.GetId()]})
+		listed[c.GetId()] = f.Spec.Kind == "channels"
+	}
+	for _, u := range resp.GetUsers() {
+		name := u.GetRealName()
+		if name == "" {
+			name = u.GetName()
+		}
+		f.People = append(f.People, targetOption{ID: u.GetId(), Name: name, On: f.Spec.Kind == "users" && chosen[u.GetId()]})
+		listed[u.GetId()] = listed[u.GetId()] || f.Spec.Kind == "users"
+	}
+	var rest []string
+	for _, t := range specOf(f.Spec).GetTargets() {
+		if !listed[t] {
+			rest = append(rest, t)
+		}
+	}
+	f.Spec.Targets = strings.Join(rest, ", ")
 }
 
 // fieldOf says which form field a refusal of the workflows API is about,
@@ -157,6 +217,7 @@ func (h *handler) editor(r *http.Request, s *session.Session, f *actionForm) {
 		f.setError("team_id", msg)
 	}
 	f.Teams = teams
+	h.targets(r, f)
 	fields, err := h.fields(r, f.Spec.Module)
 	if err != nil {
 		_, f.FieldsErr = apiError(err)
