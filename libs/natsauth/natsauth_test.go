@@ -334,6 +334,18 @@ func TestEachServiceDoesWhatItsTableSays(t *testing.T) {
 					return err
 				})
 			}
+			for _, st := range n.Gets {
+				c.allowed(t, "get a message of "+st, func(ctx context.Context) error {
+					s, err := c.js.Stream(ctx, st)
+					if err != nil {
+						return err
+					}
+					if _, err := s.GetMsg(ctx, 1); !errors.Is(err, jetstream.ErrMsgNotFound) {
+						return err
+					}
+					return nil
+				})
+			}
 			for _, b := range n.Owns {
 				c.allowed(t, "write its bucket "+b, func(ctx context.Context) error {
 					kv, err := c.js.KeyValue(ctx, b)

@@ -31,6 +31,9 @@ type Needs struct {
 	// Reads are streams it reads whole: ordered consumers of any name,
 	// message and direct gets (its own snapshot streams).
 	Reads []string
+	// Gets are streams it reads single messages of, by sequence (the dead
+	// letters delivery lists and replays).
+	Gets []string
 	// Owns are the key-value buckets it writes (and reads, watches, purges).
 	Owns []string
 	// Watches are buckets it only reads and watches. It may create one
@@ -91,6 +94,9 @@ func (n Needs) Allow() (pub, sub []string) {
 	}
 	for _, s := range n.Reads {
 		read(s)
+	}
+	for _, s := range n.Gets {
+		pub = append(pub, api+"STREAM.INFO."+s, api+"STREAM.MSG.GET."+s)
 	}
 	for _, b := range n.Owns {
 		ensure("KV_" + b)

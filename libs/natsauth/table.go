@@ -45,12 +45,14 @@ var Table = map[string]Needs{
 			topology.StreamIntegration: {"delivery-audit-succeeded", "delivery-audit-failed"},
 		},
 		Deletes:    map[string][]string{topology.StreamSlackOut: {"delivery-commands"}},
+		Gets:       []string{deadLetterStream},
 		Owns:       []string{deliveryLedger, deliveryPartitions},
 		Watches:    []string{topology.BucketOrgAccess},
 		Advisories: []string{topology.StreamSlackOut},
 		// Outcomes, and the commands the mover re-publishes into their
-		// partition (the partition token appended).
-		Publishes: []string{topology.Delivery("*", "*"), topology.SlackOut("*", "*", "*") + ".*"},
+		// partition (the partition token appended) and dead letters
+		// replayed on their subject.
+		Publishes: []string{topology.Delivery("*", "*"), topology.SlackOut("*", "*", "*"), topology.SlackOut("*", "*", "*") + ".*"},
 	},
 	identity.Query: {
 		Ensures: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, queryRecords, queryUsers},
