@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/rpc"
 	// Registers every service crmctl can call.
 	_ "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -49,7 +49,7 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	addr := fs.String("addr", "", "host:port of the service (default: <SERVICE>_ADDR or the local port)")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of the call")
 	pkiDir := fs.String("pki", defaultPKI(), "the development CA and keys `make run` made (LOCAL_DATA_DIR/pki)")
-	as := fs.String("as", rpc.CRM, "the identity to call as: crm, or a service's name to debug a call it makes")
+	as := fs.String("as", identity.CRM, "the identity to call as: crm, or a service's name to debug a call it makes")
 	user := fs.String("user", "", "as crm: the acting CRM user's email (default: the request's caller or sharer, else the org's admin connector)")
 	role := fs.String("role", "", "as crm with -user: admin or user (default admin)")
 	if err := fs.Parse(args); err != nil {
@@ -102,7 +102,7 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return err
 	}
 	var callOpts []grpc.CallOption
-	if *as == rpc.CRM && *user != "" {
+	if *as == identity.CRM && *user != "" {
 		tok, err := devpki.NewCRMSigner(dir).Token(userClaims(in, *user, *role))
 		if err != nil {
 			return err
@@ -110,7 +110,7 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		callOpts = append(callOpts, grpc.PerRPCCredentials(crmauth.Bearer(tok)))
 	}
 	var dialOpts []grpc.DialOption
-	if *as == rpc.CRM {
+	if *as == identity.CRM {
 		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(dir).Interceptor()))
 	}
 	cc, err := rpc.Dial(target, id, dialOpts...)
@@ -234,21 +234,4 @@ func userClaims(req proto.Message, email, role string) crmauth.Claims {
 		c.Role = role
 	}
 	return c
-}
-
-// natsLogin is NATS_USER/NATS_PASSWORD, or the development toolbox user of
-// the local runner's PKI.
-func natsLogin(pkiDir string) (nats.Option, error) {
-	if u := os.Getenv("NATS_USER"); u != "" {
-		return nats.UserInfo(u, os.Getenv("NATS_PASSWORD")), nil
-	}
-	dir, err := openPKI(pkiDir)
-	if err != nil {
-		return nil, fmt.Errorf("NATS_USER unset and %w", err)
-	}
-	pw, err := dir.NATSPassword(devpki.Toolbox)
-	if err != nil {
-		return nil, err
-	}
-	return nats.UserInfo(devpki.Toolbox, pw), nil
 }

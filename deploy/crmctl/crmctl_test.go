@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
@@ -213,7 +213,7 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	}
 	// As a service the table does not let list an org's teams: refused.
 	errb.Reset()
-	code = run(context.Background(), call("-as", rpc.Delivery, "-addr", addr, "ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)
+	code = run(context.Background(), call("-as", identity.Delivery, "-addr", addr, "ListTeams", `{"orgId":"org1"}`), nil, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "PermissionDenied") {
 		t.Fatalf("as delivery: exit %d, stderr %q", code, errb.String())
 	}

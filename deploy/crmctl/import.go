@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,9 +17,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -49,7 +45,7 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	module := fs.String("module", "", "module API name, e.g. Leads (required)")
 	schemaPath := fs.String("schema", "", "module schema as JSON (crm.v1.ModuleSchema); default: built in for Leads, Contacts, Accounts, Deals")
 	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
-	pkiDir := fs.String("pki", defaultPKI(), "logs in with NATS_USER/NATS_PASSWORD, else as the development toolbox user of this PKI")
+	pkiDir := fs.String("pki", defaultPKI(), "the local runner's NATS passwords: logs in as the org's CRM user crm-<org> (else <USER>_NATS_PASSWORD)")
 	format := fs.String("format", "", "csv or ndjson; default: from the file's extension")
 	comma := fs.String("comma", ",", "CSV field separator")
 	version := fs.Int64("version", 1, "version of records whose row gives none; 1 lets any later CRM change win")
@@ -157,20 +153,12 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return nil
 	}
 
-	login, err := natsLogin(*pkiDir)
+	// As the org's CRM user (natslogin.go), on the CRM stream the running
+	// stack made.
+	pubs := newPublishers(*natsURL, *pkiDir, "crmctl-import")
+	defer pubs.close()
+	b, err := pubs.forSubject(ctx, events[0].Subject)
 	if err != nil {
-		return err
-	}
-	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl-import", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NATSOptions: []nats.Option{login}})
-	if err != nil {
-		return fmt.Errorf("nothing published: %w", err)
-	}
-	defer b.Close()
-	replicas, err := strconv.Atoi(envOr("NATS_REPLICAS", "1"))
-	if err != nil || replicas < 1 {
-		return fmt.Errorf("nothing published: NATS_REPLICAS: %q is not a positive number", os.Getenv("NATS_REPLICAS"))
-	}
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: replicas}, topology.StreamCRM)...); err != nil {
 		return fmt.Errorf("nothing published: %w", err)
 	}
 	start := time.Now()

@@ -142,7 +142,7 @@ func TestImportRefusesBadFilesWhole(t *testing.T) {
 // holds each record once, as a RecordUpserted with the module's schema.
 func TestImportPublishesOnce(t *testing.T) {
 	t.Parallel()
-	ns := testkit.NATS(t)
+	ns := stackNATS(t, "org1")
 	ctx := testkit.Context(t)
 	args := []string{"import", "-pki", testkit.PKI(t).Path(), "-nats", ns.ClientURL(), "-org", "org1", "-module", "Leads", "-progress", "2", "testdata/leads.csv"}
 	var out, errb bytes.Buffer

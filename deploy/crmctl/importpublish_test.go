@@ -16,7 +16,7 @@ import (
 // rows were not sent.
 func TestImportNamesTheRowThatFailed(t *testing.T) {
 	t.Parallel()
-	ns := testkit.NATS(t)
+	ns := stackNATS(t, "org1")
 	csv := "Record Id,Full Name,Company\nr1,Ann One,Zylker\nr2,Bob Two,Zylker\nr3,Cat Three," + strings.Repeat("z", 2<<20) + "\nr4,Dan Four,Zylker\n"
 	path := filepath.Join(t.TempDir(), "leads.csv")
 	if err := os.WriteFile(path, []byte(csv), 0o600); err != nil {

@@ -6,21 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"strconv"
 	"time"
-
-	"github.com/nats-io/nats.go"
-
-	"github.com/crmslack/crmslack/libs/bus"
-	"github.com/crmslack/crmslack/libs/topology"
 )
 
 func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
-	pkiDir := fs.String("pki", defaultPKI(), "logs in with NATS_USER/NATS_PASSWORD, else as the development toolbox user of this PKI")
+	pkiDir := fs.String("pki", defaultPKI(), "the local runner's NATS passwords: CRM events as crm-<org> (else <USER>_NATS_PASSWORD), others as the operator (NATS_USER/NATS_PASSWORD, else the development toolbox user)")
 	dryRun := fs.Bool("dry-run", false, "validate and print subjects, publish nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,24 +55,16 @@ func publishCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		return nil
 	}
 
-	login, err := natsLogin(*pkiDir)
-	if err != nil {
-		return err
-	}
-	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NATSOptions: []nats.Option{login}})
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	replicas, err := strconv.Atoi(envOr("NATS_REPLICAS", "1"))
-	if err != nil || replicas < 1 {
-		return fmt.Errorf("NATS_REPLICAS: %q is not a positive number", os.Getenv("NATS_REPLICAS"))
-	}
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{Replicas: replicas}, topology.StreamCRM, topology.StreamIntegration)...); err != nil {
-		return err
-	}
+	// Each event as the user that may publish it (natslogin.go), on the
+	// streams the running stack made.
+	pubs := newPublishers(*natsURL, *pkiDir, "crmctl")
+	defer pubs.close()
 	var published, duplicates int
 	for _, ev := range events {
+		b, err := pubs.forSubject(ctx, ev.Subject)
+		if err != nil {
+			return fmt.Errorf("%s: %w (%d published before it; publishing again is safe)", ev.Where, err, published+duplicates)
+		}
 		ack, err := b.Publish(ctx, ev.Subject, ev.Msg)
 		if err != nil {
 			return fmt.Errorf("%s: %w (%d published before it; publishing again is safe)", ev.Where, err, published+duplicates)

@@ -23,7 +23,7 @@ func writeFile(t *testing.T, path, content string) {
 // once on the subject its type and content give it.
 func TestPublishTwiceIsHarmless(t *testing.T) {
 	t.Parallel()
-	ns := testkit.NATS(t)
+	ns := stackNATS(t, "org1")
 	ctx := testkit.Context(t)
 	args := []string{"publish", "-pki", testkit.PKI(t).Path(), "-nats", ns.ClientURL(), "testdata/events.ndjson"}
 

@@ -8,14 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -27,6 +25,7 @@ import (
 func signalCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("signal", flag.ContinueOnError)
 	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	pkiDir := fs.String("pki", defaultPKI(), "the local runner's NATS passwords: logs in as the org's CRM user crm-<org> (else <USER>_NATS_PASSWORD)")
 	org := fs.String("org", "", "CRM org id (required)")
 	channel := fs.String("channel", "call", "call, chat, email, support_ticket, social, website, survey or campaign")
 	kind := fs.String("kind", "missed", "the signal type, e.g. missed (see docs/signals.md)")
@@ -88,12 +87,12 @@ func signalCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "%s\t%s\n", subject, b)
 		return err
 	}
-	b, err := bus.Connect(ctx, bus.Config{URL: *natsURL, Name: "crmctl", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// As the org's CRM user (natslogin.go), on the CRM stream the running
+	// stack made.
+	pubs := newPublishers(*natsURL, *pkiDir, "crmctl")
+	defer pubs.close()
+	b, err := pubs.forSubject(ctx, subject)
 	if err != nil {
-		return err
-	}
-	defer b.Close()
-	if err := b.EnsureStreams(ctx, topology.Select(topology.StreamOptions{}, topology.StreamCRM)...); err != nil {
 		return err
 	}
 	ack, err := b.Publish(ctx, subject, ev)

@@ -46,7 +46,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	dataDir := env.String("LOCAL_DATA_DIR", ".local")
 	standinAddr := env.String("SLACK_STANDIN_ADDR", "127.0.0.1:8090")
 	natsPort := env.Int("LOCAL_NATS_PORT", 4222, 0, 65535)
-	crmOrgs := env.String("LOCAL_CRM_ORGS", "o1")
+	crmOrgs := env.String("LOCAL_CRM_ORGS", defaultCRMOrgs)
 	mongoAddr := env.String("LOCAL_MONGO_ADDR", "127.0.0.1:27017")
 	sandboxCfg := sandboxConfigFromEnv(env)
 	if err := env.Err(); err != nil {
@@ -83,7 +83,14 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		ep.NATS = url
 	} else {
 		embeddedNATS = true
-		users, err := pki.NATSUsers(orgs...)
+		// A NATS user for every org with a signing key, so crmctl can
+		// publish as it (keys made since by crmctl call count from the
+		// next start).
+		withKeys, err := pki.CRMOrgs()
+		if err != nil {
+			return err
+		}
+		users, err := pki.NATSUsers(withKeys...)
 		if err != nil {
 			return err
 		}

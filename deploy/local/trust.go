@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/crmslack/crmslack/libs/devpki"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/trust"
 )
 
@@ -20,7 +20,7 @@ func devPKI(dataDir string, orgs []string) (*devpki.Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Trust(rpc.CRM); err != nil {
+	if _, err := d.Trust(identity.CRM); err != nil {
 		return nil, err
 	}
 	if err := d.EnsureCRMOrgs(orgs...); err != nil {
@@ -28,6 +28,10 @@ func devPKI(dataDir string, orgs []string) (*devpki.Dir, error) {
 	}
 	return d, nil
 }
+
+// defaultCRMOrgs are the orgs of the examples in README.md, docs/ and
+// deploy/crmctl/testdata, so crmctl can publish for each against make run.
+const defaultCRMOrgs = "o1,org1,acme,acme-crm"
 
 // splitOrgs parses LOCAL_CRM_ORGS.
 func splitOrgs(list string) []string {

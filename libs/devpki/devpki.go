@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
@@ -119,6 +120,28 @@ func (d *Dir) EnsureCRMOrgs(orgs ...string) error {
 		return err
 	}
 	return writeAtomic(d.CRMKeysFile(), b, 0o644)
+}
+
+// CRMOrgs are the orgs with a signing key in the key registry.
+func (d *Dir) CRMOrgs() ([]string, error) {
+	b, err := os.ReadFile(d.CRMKeysFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devpki: %w", err)
+	}
+	reg, err := crmauth.ParseRegistry(b)
+	if err != nil {
+		return nil, fmt.Errorf("devpki: %s: %w", d.CRMKeysFile(), err)
+	}
+	var orgs []string
+	for _, k := range reg.Keys {
+		if !slices.Contains(orgs, k.Org) {
+			orgs = append(orgs, k.Org)
+		}
+	}
+	return orgs, nil
 }
 
 func (d *Dir) ensureCA() error {

@@ -27,14 +27,9 @@ var natsMu sync.Mutex // one writer of nats-passwords.json per process
 func (d *Dir) NATSPassword(user string) (string, error) {
 	natsMu.Lock()
 	defer natsMu.Unlock()
-	path := filepath.Join(d.path, "nats-passwords.json")
-	pw := map[string]string{}
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &pw); err != nil {
-			return "", fmt.Errorf("devpki: %s: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("devpki: %w", err)
+	pw, err := d.natsPasswords()
+	if err != nil {
+		return "", err
 	}
 	if p := pw[user]; p != "" {
 		return p, nil
@@ -48,10 +43,44 @@ func (d *Dir) NATSPassword(user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeAtomic(path, out, 0o600); err != nil {
+	if err := writeAtomic(d.natsPasswordsFile(), out, 0o600); err != nil {
 		return "", err
 	}
 	return pw[user], nil
+}
+
+// KnownNATSPassword is user's NATS password if one was made, for a client
+// of a running server: a password made now would be one the server does not
+// know.
+func (d *Dir) KnownNATSPassword(user string) (string, error) {
+	natsMu.Lock()
+	defer natsMu.Unlock()
+	pw, err := d.natsPasswords()
+	if err != nil {
+		return "", err
+	}
+	if pw[user] == "" {
+		return "", fmt.Errorf("devpki: no NATS user %s in %s (the local runner makes one per org of LOCAL_CRM_ORGS)", user, d.natsPasswordsFile())
+	}
+	return pw[user], nil
+}
+
+func (d *Dir) natsPasswordsFile() string { return filepath.Join(d.path, "nats-passwords.json") }
+
+// natsPasswords reads nats-passwords.json; the caller holds natsMu.
+func (d *Dir) natsPasswords() (map[string]string, error) {
+	pw := map[string]string{}
+	b, err := os.ReadFile(d.natsPasswordsFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return pw, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devpki: %w", err)
+	}
+	if err := json.Unmarshal(b, &pw); err != nil {
+		return nil, fmt.Errorf("devpki: %s: %w", d.natsPasswordsFile(), err)
+	}
+	return pw, nil
 }
 
 // NATSUsers are a development server's users: every service and CRM org of

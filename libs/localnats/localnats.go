@@ -15,6 +15,7 @@ package localnats
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +39,7 @@ const (
 	DefaultReadyTimeout = 10 * time.Second
 )
 
-// Options configures [Start]. Only StoreDir is required.
+// Options configures [Start]. StoreDir and Users are required.
 type Options struct {
 	// Host to listen on. Default 127.0.0.1: never expose a dev server.
 	Host string
@@ -55,19 +56,24 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default DefaultReadyTimeout (JetStream recovers streams before it is ready).
 	ReadyTimeout time.Duration
-	// Users, when set, are the only clients the server accepts, each with
-	// its subject permissions (libs/natsauth builds them); nil accepts any
-	// client, which only tests of this package and the runner's own
-	// tooling rely on until every connection carries credentials.
+	// Users are the only clients the server accepts, each with its subject
+	// permissions (libs/natsauth builds them). Required: there is no server
+	// that lets anyone in.
 	Users []*server.User
+	// TLS, if set, is the server's TLS configuration: clients must use TLS
+	// (mtls.Identity.ServerConfig also requires their certificates).
+	TLS *tls.Config
 	// Logger receives the server's log. Nil discards it. Notices and debug
 	// lines go out at Debug (the server is chatty at start-up), warnings at
 	// Warn, errors at Error.
 	Logger *slog.Logger
 }
 
-// ErrNoStoreDir is returned by [Start] when Options.StoreDir is empty.
-var ErrNoStoreDir = errors.New("localnats: Options.StoreDir is required")
+// Errors of [Start] for a missing required option.
+var (
+	ErrNoStoreDir = errors.New("localnats: Options.StoreDir is required")
+	ErrNoUsers    = errors.New("localnats: Options.Users is required (libs/natsauth, devpki.NATSUsers): a server accepts only known users")
+)
 
 // Server is a running embedded nats-server. Its methods are safe for
 // concurrent use.
@@ -83,6 +89,9 @@ type Server struct {
 func Start(opts Options) (*Server, error) {
 	if opts.StoreDir == "" {
 		return nil, ErrNoStoreDir
+	}
+	if len(opts.Users) == 0 {
+		return nil, ErrNoUsers
 	}
 	if opts.Host == "" {
 		opts.Host = DefaultHost
@@ -119,6 +128,9 @@ func (s *Server) start() error {
 		JetStreamMaxMemory: s.opts.MaxMemory,
 		JetStreamMaxStore:  s.opts.MaxStore,
 		Users:              s.opts.Users,
+		TLSConfig:          s.opts.TLS,
+		TLS:                s.opts.TLS != nil,
+		TLSVerify:          s.opts.TLS != nil && s.opts.TLS.ClientAuth >= tls.RequireAnyClientCert,
 	})
 	if err != nil {
 		return fmt.Errorf("localnats: configuring server: %w", err)

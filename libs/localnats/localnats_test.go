@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,8 +21,12 @@ import (
 // These tests call the package directly to test its own API; only
 // testkit's Context and Eventually are borrowed.
 
+// user is the one user of these tests' servers, allowed everything.
+var user = &server.User{Username: "test", Password: "test-password"}
+
 func start(t *testing.T, opts localnats.Options) *localnats.Server {
 	t.Helper()
+	opts.Users = []*server.User{user}
 	srv, err := localnats.Start(opts)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -32,7 +37,7 @@ func start(t *testing.T, opts localnats.Options) *localnats.Server {
 
 func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	nc, err := nats.Connect(url, nats.UserInfo(user.Username, user.Password), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}
@@ -46,9 +51,15 @@ func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 
 func TestStartValidates(t *testing.T) {
 	t.Parallel()
-	_, err := localnats.Start(localnats.Options{})
+	_, err := localnats.Start(localnats.Options{Users: []*server.User{user}})
 	if !errors.Is(err, localnats.ErrNoStoreDir) {
 		t.Fatalf("Start without StoreDir: got %v, want ErrNoStoreDir", err)
+	}
+	// No server lets anyone in: a missing user list is an error, not an
+	// open door.
+	_, err = localnats.Start(localnats.Options{StoreDir: t.TempDir()})
+	if !errors.Is(err, localnats.ErrNoUsers) {
+		t.Fatalf("Start without Users: got %v, want ErrNoUsers", err)
 	}
 }
 
@@ -235,7 +246,7 @@ func (s *syncBuffer) String() string {
 // cost testkit pays per test for a fresh server.
 func BenchmarkStart(b *testing.B) {
 	for b.Loop() {
-		srv, err := localnats.Start(localnats.Options{StoreDir: b.TempDir()})
+		srv, err := localnats.Start(localnats.Options{StoreDir: b.TempDir(), Users: []*server.User{user}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,28 +19,22 @@ func ServerConfig(crmOrgs []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		writeUser(&b, s, p.Publish.Allow, p.Publish.Deny, p.Subscribe.Allow, p.Subscribe.Deny)
+		writeUser(&b, s, p.Publish.Allow, p.Subscribe.Allow)
 	}
 	for _, org := range crmOrgs {
 		p := CRMPermissions(org)
-		writeUser(&b, CRMUser(org), p.Publish.Allow, nil, p.Subscribe.Allow, nil)
+		writeUser(&b, CRMUser(org), p.Publish.Allow, p.Subscribe.Allow)
 	}
 	b.WriteString("  ]\n}\n")
 	return b.String(), nil
 }
 
-func writeUser(b *strings.Builder, user string, pubAllow, pubDeny, subAllow, subDeny []string) {
+func writeUser(b *strings.Builder, user string, pubAllow, subAllow []string) {
 	env := PasswordVar(user)
 	fmt.Fprintf(b, "    {\n      user: %q\n      password: $%s\n      permissions: {\n", user, env)
-	fmt.Fprintf(b, "        publish: { allow: %s", list(pubAllow))
-	if len(pubDeny) > 0 {
-		fmt.Fprintf(b, ", deny: %s", list(pubDeny))
-	}
-	fmt.Fprintf(b, " }\n        subscribe: { allow: %s", list(subAllow))
-	if len(subDeny) > 0 {
-		fmt.Fprintf(b, ", deny: %s", list(subDeny))
-	}
-	b.WriteString(" }\n      }\n    }\n")
+	fmt.Fprintf(b, "        publish: { allow: %s }\n", list(pubAllow))
+	fmt.Fprintf(b, "        subscribe: { allow: %s }\n", list(subAllow))
+	b.WriteString("      }\n    }\n")
 }
 
 // PasswordVar is the server's environment variable holding user's password.

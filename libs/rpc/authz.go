@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
 )
 
@@ -90,7 +91,7 @@ func (a *authorizer) authorize(ctx context.Context, method string) (Peer, *refus
 	if rule.AnyService || slices.Contains(rule.Services, name) {
 		return Peer{Service: name}, nil
 	}
-	if (name != CRM && !slices.Contains(rule.ForCRM, name)) || rule.CRM == CRMNone {
+	if (name != identity.CRM && !slices.Contains(rule.ForCRM, name)) || rule.CRM == CRMNone {
 		return Peer{Service: name}, &refusal{codes.PermissionDenied, "not_allowed", fmt.Sprintf("%s may not call %s", name, method)}
 	}
 	claims, r := a.credential(ctx)

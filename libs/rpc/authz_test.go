@@ -26,6 +26,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -39,7 +40,7 @@ import (
 )
 
 // identities are every caller the table knows, plus one it does not.
-var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.Reminders, rpc.Console, rpc.CRM, "stranger"}
+var identities = []string{identity.Teams, identity.Gateway, identity.Delivery, identity.Query, identity.Sharing, identity.Workflows, identity.Signals, identity.Reminders, identity.Console, identity.CRM, "stranger"}
 
 // services are every gRPC service of crmslack with a do-nothing
 // implementation: a call that passes authorization reaches it and answers
@@ -121,7 +122,7 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 		conns[name] = testkit.DialAs(t, pki, name, addr)
 	}
 	// A client of another CA: its certificate is refused at the handshake.
-	other := testkit.DialAs(t, testkit.OtherPKI(t), rpc.Delivery, addr)
+	other := testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, addr)
 	admin := testkit.CRMCall(t, pki, "o1", "ann@o1.example", crmauth.RoleAdmin)
 
 	for _, svc := range services {
@@ -142,11 +143,11 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 				}
 				for _, name := range identities {
 					var opts []grpc.CallOption
-					if name == rpc.CRM || name == rpc.Console {
+					if name == identity.CRM || name == identity.Console {
 						opts = append(opts, admin)
 					}
 					err := conns[name].Invoke(ctx, full, req, resp, opts...)
-					forCRM := name == rpc.CRM || slices.Contains(rule.ForCRM, name)
+					forCRM := name == identity.CRM || slices.Contains(rule.ForCRM, name)
 					allowed := slices.Contains(rule.Services, name) || (forCRM && rule.CRM != rpc.CRMNone)
 					want := codes.PermissionDenied
 					if allowed {
@@ -167,7 +168,7 @@ func TestNoClientCertificateIsRefused(t *testing.T) {
 	t.Parallel()
 	pki := testkit.PKI(t)
 	addr := serveAll(t, pki, nil)
-	id := testkit.Identity(t, pki, rpc.Delivery)
+	id := testkit.Identity(t, pki, identity.Delivery)
 	cfg := id.ClientConfig()
 	cfg.GetClientCertificate = nil
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
@@ -236,7 +237,7 @@ func TestCRMCredential(t *testing.T) {
 	pki := testkit.PKI(t, "o1", "o2")
 	reg := prometheus.NewRegistry()
 	rec := &recorder{got: make(chan *teamsv1.RemoveTeamRequest, 1)}
-	files := testkit.TrustFiles(t, pki, rpc.Teams)
+	files := testkit.TrustFiles(t, pki, identity.Teams)
 	id, _ := files.Identity()
 	keys, err := files.CRMKeys()
 	if err != nil {
@@ -290,7 +291,7 @@ func TestCRMCredential(t *testing.T) {
 		{"valid, caller left out", &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1"}, []grpc.CallOption{valid}, codes.OK},
 		{"valid, caller agrees", &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1", Caller: &teamsv1.Caller{User: ann, IsAdmin: true}}, []grpc.CallOption{valid}, codes.OK},
 	}
-	for _, as := range []string{rpc.CRM, rpc.Console} {
+	for _, as := range []string{identity.CRM, identity.Console} {
 		client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, as, lis.Addr().String()))
 		for _, c := range cases {
 			_, err := client.RemoveTeam(ctx, proto.Clone(c.req).(*teamsv1.RemoveTeamRequest), c.opts...)

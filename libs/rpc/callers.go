@@ -3,6 +3,7 @@ package rpc
 import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/crmslack/crmslack/libs/identity"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
@@ -12,58 +13,39 @@ import (
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
-// Identities: the service name in each caller's certificate
-// (spiffe://crmslack/<name>).
-const (
-	Teams     = "teams"
-	Gateway   = "gateway"
-	Delivery  = "delivery"
-	Query     = "query"
-	Sharing   = "sharing"
-	Workflows = "workflows"
-	Signals   = "signals"
-	Reminders = "reminders"
-	// Console is the admin web console (services/console): it calls only
-	// for the CRM user signed in, with their credential (Rule.ForCRM).
-	Console = "console"
-	// CRM is the CRM's connector. Its calls must also carry a CRM
-	// credential (libs/crmauth) for the org they concern.
-	CRM = "crm"
-)
-
 // console is the one identity besides the CRM that acts for a CRM user.
-var console = []string{Console}
+var console = []string{identity.Console}
 
 // Callers is who may call each gRPC method, by full method name: the one
 // authorization table, enforced for every server by one interceptor
 // (authz.go). A method missing here is refused to everyone, and
 // TestEveryMethodHasARule fails until it has a row.
 //
-// To add a service: give it a name above, add one row per method it serves
+// To add a service: give it a name in libs/identity, add one row per method it serves
 // (who calls it, and whether the CRM may, as user or admin), and add it to
 // the Services of the rows of the methods it calls. The console calls for
 // the CRM user signed in: it is in ForCRM of the rows it calls, never in
 // Services.
 var Callers = map[string]Rule{
 	// Team registry.
-	teamsv1.TeamRegistryService_ListTeams_FullMethodName:          {Services: []string{Sharing, Workflows}, CRM: CRMUser, ForCRM: console},
+	teamsv1.TeamRegistryService_ListTeams_FullMethodName:          {Services: []string{identity.Sharing, identity.Workflows}, CRM: CRMUser, ForCRM: console},
 	teamsv1.TeamRegistryService_GetTeam_FullMethodName:            {CRM: CRMUser, ForCRM: console},
 	teamsv1.TeamRegistryService_BeginInstall_FullMethodName:       {CRM: CRMAdmin, ForCRM: console},
-	teamsv1.TeamRegistryService_CompleteInstall_FullMethodName:    {Services: []string{Gateway}},
+	teamsv1.TeamRegistryService_CompleteInstall_FullMethodName:    {Services: []string{identity.Gateway}},
 	teamsv1.TeamRegistryService_RemoveTeam_FullMethodName:         {CRM: CRMAdmin, ForCRM: console},
 	teamsv1.TeamRegistryService_DisableIntegration_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
 	teamsv1.TeamRegistryService_EnableIntegration_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
 	teamsv1.TeamRegistryService_GetIntegration_FullMethodName:     {CRM: CRMUser, ForCRM: console},
-	teamsv1.TeamRegistryService_GetBotToken_FullMethodName:        {Services: []string{Delivery}},
-	teamsv1.TeamRegistryService_ReportTokenFailure_FullMethodName: {Services: []string{Delivery}},
-	teamsv1.TeamRegistryService_ResolveTeam_FullMethodName:        {Services: []string{Query}},
-	teamsv1.TeamRegistryService_GetSlackUser_FullMethodName:       {Services: []string{Query, Sharing}},
-	teamsv1.TeamRegistryService_ListDirectory_FullMethodName:      {Services: []string{Sharing, Workflows, Signals}},
+	teamsv1.TeamRegistryService_GetBotToken_FullMethodName:        {Services: []string{identity.Delivery}},
+	teamsv1.TeamRegistryService_ReportTokenFailure_FullMethodName: {Services: []string{identity.Delivery}},
+	teamsv1.TeamRegistryService_ResolveTeam_FullMethodName:        {Services: []string{identity.Query}},
+	teamsv1.TeamRegistryService_GetSlackUser_FullMethodName:       {Services: []string{identity.Query, identity.Sharing}},
+	teamsv1.TeamRegistryService_ListDirectory_FullMethodName:      {Services: []string{identity.Sharing, identity.Workflows, identity.Signals}},
 
 	// Query.
-	queryv1.QueryService_RunSlashCommand_FullMethodName: {Services: []string{Gateway}},
-	queryv1.QueryService_GetRecord_FullMethodName:       {Services: []string{Sharing}},
-	queryv1.QueryService_IsCrmUser_FullMethodName:       {Services: []string{Sharing}},
+	queryv1.QueryService_RunSlashCommand_FullMethodName: {Services: []string{identity.Gateway}},
+	queryv1.QueryService_GetRecord_FullMethodName:       {Services: []string{identity.Sharing}},
+	queryv1.QueryService_IsCrmUser_FullMethodName:       {Services: []string{identity.Sharing}},
 
 	// Sharing: what the CRM's share dialog and share history ask.
 	sharingv1.SharingService_ShareRecord_FullMethodName: {CRM: CRMUser},
@@ -92,7 +74,7 @@ var Callers = map[string]Rule{
 	// The owner themself or an admin: the service checks which.
 	signalsv1.SalesSignalsSettingsService_SetOwnerTeam_FullMethodName: {CRM: CRMUser},
 
-	// Reminder preferences: each CRM user's own (SetPreferences' user is the
+	// Reminder preferences: each identity.CRM user's own (SetPreferences' user is the
 	// credential's).
 	remindersv1.ReminderPreferencesService_GetPreferences_FullMethodName: {CRM: CRMUser, ForCRM: console},
 	remindersv1.ReminderPreferencesService_SetPreferences_FullMethodName: {CRM: CRMUser, ForCRM: console},

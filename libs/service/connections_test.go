@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -89,8 +90,9 @@ func TestRunTakesStoreBusAndListenersFromConnections(t *testing.T) {
 	t.Parallel()
 	ns, ms := testkit.NATS(t), testkit.Mongo(t)
 	ops := listen(t)
+	// As query: a user the CRM stream is open to (libs/natsauth).
 	c := connCfg{service.Connections{
-		Files: testkit.TrustFiles(t, testkit.PKI(t), "teams"), NATSURL: ns.ClientURL(), NATSReplicas: 1,
+		Files: testkit.TrustFiles(t, testkit.PKI(t), identity.Query), NATSURL: ns.ClientURL(), NATSReplicas: 1,
 		MongoURI: ms.URI(), Database: "demo", GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:1",
 		Listeners: service.Listeners{service.ListenerOps: ops},
 	}}

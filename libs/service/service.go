@@ -198,7 +198,7 @@ func loadTrust(spec Spec) (trust.Loaded, error) {
 	if !ok {
 		return trust.Loaded{}, fmt.Errorf("%s: its Config (%T) embeds no trust.Files: every service authenticates its peers (libs/trust)", spec.Name, spec.Config)
 	}
-	loaded, err := t.TrustFiles().Load(spec.GRPC != nil)
+	loaded, err := t.TrustFiles().Load(spec.GRPC != nil, spec.Bus != nil)
 	if err != nil {
 		return trust.Loaded{}, fmt.Errorf("%s configuration: %w", spec.Name, err)
 	}

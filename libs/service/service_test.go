@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -87,7 +89,7 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Run(ctx, service.Spec{
-			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, pki, "teams")}, Log: testkit.Logger(t), Registry: reg,
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, pki, identity.Query)}, Log: testkit.Logger(t), Registry: reg,
 			Store: &service.Store{Config: store.Config{URI: ms.URI(), Database: "demo"}, Indexes: []store.IndexSpec{{
 				Collection: "things", Model: mongo.IndexModel{Keys: bson.D{{Key: "k", Value: 1}}, Options: options.Index().SetUnique(true)},
 			}}},
@@ -239,10 +241,10 @@ func TestDeletedConsumerFailsReadinessAndComesBack(t *testing.T) {
 	pub := make(chan *bus.Bus, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	const durable = "demo-records"
+	const durable = "query-records-upserted" // a consumer the query user may run (libs/natsauth)
 	go func() {
 		done <- service.Run(ctx, service.Spec{
-			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), "teams")}, Log: testkit.Logger(t),
+			Name: "demo", Config: cfg{Files: testkit.TrustFiles(t, testkit.PKI(t), identity.Query)}, Log: testkit.Logger(t),
 			Bus:       &service.Bus{URL: ns.ClientURL(), Replicas: 1, Streams: []string{topology.StreamCRM}, ConsumerCheckInterval: time.Second},
 			Ops:       service.Listen{Addr: "127.0.0.1:0"},
 			Listeners: service.Listeners{service.ListenerOps: ops},
@@ -265,12 +267,18 @@ func TestDeletedConsumerFailsReadinessAndComesBack(t *testing.T) {
 			},
 		})
 	}()
-	var b *bus.Bus
 	select {
-	case b = <-pub:
+	case <-pub:
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
+	// The CRM's events, and the consumer's removal, come from the test
+	// (the service's user may do neither).
+	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), Name: "test", NATSOptions: []nats.Option{testkit.NATSLogin(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
 	opsAddr := ops.Addr().String()
 	testkit.WaitReady(t, opsAddr, 10*time.Second)
 	n := 0

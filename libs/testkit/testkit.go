@@ -45,8 +45,13 @@ func NATS(t testing.TB) *localnats.Server {
 	t.Helper()
 	// Users and permissions of libs/natsauth, with the test's PKI(t)
 	// passwords: services log in with their trust files, the test's own
-	// connections as the toolbox user (NATSConn, NATSLogin).
-	users, err := PKI(t).NATSUsers()
+	// connections as the toolbox user (NATSConn, NATSLogin), and each org
+	// given to PKI(t, orgs...) before this call has its CRM user.
+	orgs, err := PKI(t).CRMOrgs()
+	if err != nil {
+		t.Fatalf("testkit: NATS users: %v", err)
+	}
+	users, err := PKI(t).NATSUsers(orgs...)
 	if err != nil {
 		t.Fatalf("testkit: NATS users: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/trust"
@@ -88,7 +89,7 @@ func Identity(t testing.TB, pki *devpki.Dir, name string) *mtls.Identity {
 }
 
 // DialAs connects to target over mutual TLS as identity name (a service, or
-// rpc.CRM for the CRM), closed at cleanup.
+// identity.CRM for the CRM), closed at cleanup.
 func DialAs(t testing.TB, pki *devpki.Dir, name, target string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	cc, err := rpc.Dial(target, Identity(t, pki, name), opts...)
@@ -129,7 +130,7 @@ func CRMCall(t testing.TB, pki *devpki.Dir, org, email, role string) grpc.CallOp
 // CRM's connector would; closed at cleanup.
 func CRMConn(t testing.TB, pki *devpki.Dir, target string) *grpc.ClientConn {
 	t.Helper()
-	return DialAs(t, pki, rpc.CRM, target, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(pki).Interceptor()))
+	return DialAs(t, pki, identity.CRM, target, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(pki).Interceptor()))
 }
 
 // AllowedConn connects to target and makes each call as a caller the
@@ -155,11 +156,11 @@ func (a *allowedConn) conn(method string) (*grpc.ClientConn, error) {
 	if !ok {
 		return nil, fmt.Errorf("testkit: %s has no row in rpc.Callers", method)
 	}
-	name := rpc.CRM
+	name := identity.CRM
 	if len(rule.Services) > 0 {
 		name = rule.Services[0]
 	} else if rule.AnyService {
-		name = rpc.Gateway
+		name = identity.Gateway
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -167,7 +168,7 @@ func (a *allowedConn) conn(method string) (*grpc.ClientConn, error) {
 		return cc, nil
 	}
 	var cc *grpc.ClientConn
-	if name == rpc.CRM {
+	if name == identity.CRM {
 		cc = CRMConn(a.t, a.pki, a.target)
 	} else {
 		cc = DialAs(a.t, a.pki, name, a.target)

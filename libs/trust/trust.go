@@ -9,11 +9,14 @@ package trust
 
 import (
 	"errors"
+	"net"
+	"net/url"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
 )
 
@@ -66,18 +69,19 @@ func FromEnv(l *envconfig.Loader) Files {
 func (f Files) TrustFiles() Files { return f }
 
 // Validate names every missing file; serving says whether the service
-// serves gRPC (and so verifies CRM credentials).
-func (f Files) Validate(serving bool) error {
+// serves gRPC (and so verifies CRM credentials), onBus whether it uses NATS
+// (and so needs its NATS user).
+func (f Files) Validate(serving, onBus bool) error {
 	var errs []error
 	for _, v := range []struct{ name, val string }{{VarCert, f.TLSCertFile}, {VarKey, f.TLSKeyFile}, {VarCA, f.TLSCAFile}} {
 		if v.val == "" {
 			errs = append(errs, errors.New(v.name+": required (the service's mutual TLS identity; see docs/security.md)"))
 		}
 	}
-	if f.NATSUser == "" {
+	if onBus && f.NATSUser == "" {
 		errs = append(errs, errors.New(VarNATSUser+": required (the service's NATS user; see docs/security.md)"))
 	}
-	if f.NATSPassword == "" {
+	if onBus && f.NATSPassword == "" {
 		errs = append(errs, errors.New(VarNATSPassword+": required (the NATS user's password)"))
 	}
 	if serving && f.CRMKeysFile == "" {
@@ -105,16 +109,22 @@ type Loaded struct {
 }
 
 // Load validates the files and loads them; serving says whether the service
-// serves gRPC. Errors name the variable at fault.
-func (f Files) Load(serving bool) (Loaded, error) {
-	if err := f.Validate(serving); err != nil {
+// serves gRPC, onBus whether it uses NATS. Errors name the variable at
+// fault.
+func (f Files) Load(serving, onBus bool) (Loaded, error) {
+	if err := f.Validate(serving, onBus); err != nil {
 		return Loaded{}, err
 	}
 	id, err := f.Identity()
 	if err != nil {
 		return Loaded{}, err
 	}
-	l := Loaded{Identity: id, NATS: []nats.Option{nats.UserInfo(f.NATSUser, f.NATSPassword)}}
+	l := Loaded{Identity: id, NATS: []nats.Option{
+		nats.UserInfo(f.NATSUser, f.NATSPassword),
+		// The user may hear replies on its own inbox only (libs/natsauth).
+		nats.CustomInboxPrefix(identity.NATSInbox(f.NATSUser)),
+		natsTLS(id),
+	}}
 	if serving {
 		if l.CRMKeys, err = f.CRMKeys(); err != nil {
 			return Loaded{}, err
@@ -127,4 +137,33 @@ func (f Files) Load(serving bool) (Loaded, error) {
 func (f Files) Environ() []string {
 	return []string{VarCert + "=" + f.TLSCertFile, VarKey + "=" + f.TLSKeyFile, VarCA + "=" + f.TLSCAFile, VarCRMKeys + "=" + f.CRMKeysFile,
 		VarNATSUser + "=" + f.NATSUser, VarNATSPassword + "=" + f.NATSPassword}
+}
+
+// natsTLS makes the connection use TLS as the service's identity, the
+// server's certificate checked against the CA, whenever a server is not on
+// this host: a password is never sent in the clear over a network. Only a
+// loopback server (the local runner's embedded one) may be plain.
+func natsTLS(id *mtls.Identity) nats.Option {
+	return func(o *nats.Options) error {
+		o.TLSConfig = id.ClientConfig()
+		for _, s := range o.Servers {
+			if !onLoopback(s) {
+				o.Secure = true
+			}
+		}
+		return nil
+	}
+}
+
+// onLoopback reports whether server (a NATS URL) is on this host.
+func onLoopback(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil || u.Hostname() == "" {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 
@@ -155,7 +155,7 @@ func benchConfig(e *env) delivery.Config {
 	if err := l.Err(); err != nil {
 		e.t.Fatal(err)
 	}
-	cfg.Files = testkit.TrustFiles(e.t, e.pki, rpc.Delivery)
+	cfg.Files = testkit.TrustFiles(e.t, e.pki, identity.Delivery)
 	return cfg
 }
 

@@ -29,6 +29,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/localmongo"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/orgaccess"
@@ -217,7 +218,7 @@ const testPartitions = 8
 // config is delivery's configuration for this env, quick to recover.
 func (e *env) config() delivery.Config {
 	return delivery.Config{
-		Connections:      harness.Connections(e.t, e.pki, rpc.Delivery, e.nats.ClientURL(), e.mongo.URI()),
+		Connections:      harness.Connections(e.t, e.pki, identity.Delivery, e.nats.ClientURL(), e.mongo.URI()),
 		TeamsAddr:        e.teams.addr,
 		SlackAPIURL:      e.url + "/api/",
 		ResponseURLHosts: []string{"hooks.slack.com"},
@@ -497,7 +498,7 @@ func newFakeTeams(t testing.TB, s *slackstandin.Server, pki *devpki.Dir) *fakeTe
 		t.Fatal(err)
 	}
 	f.addr = lis.Addr().String()
-	gs, err := rpc.NewServer(quietLogger(t), rpc.Security{Identity: testkit.Identity(t, pki, rpc.Teams)})
+	gs, err := rpc.NewServer(quietLogger(t), rpc.Security{Identity: testkit.Identity(t, pki, identity.Teams)})
 	if err != nil {
 		t.Fatal(err)
 	}

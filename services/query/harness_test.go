@@ -17,8 +17,8 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/localnats"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -100,7 +100,7 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
-		Connections: harness.Connections(t, testkit.PKI(t), rpc.Query, ns.ClientURL(), ""),
+		Connections: harness.Connections(t, testkit.PKI(t), identity.Query, ns.ClientURL(), ""),
 		TeamsAddr:   teamsAddr, CRMBaseURL: "https://crm.example",
 		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute, ShareButtonKey: shareButtonKey,
 		Ready: func(a query.Addrs) { ready <- a },

@@ -22,7 +22,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -142,7 +142,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
-			Connections:      harness.Connections(t, pki, rpc.Teams, ns.ClientURL(), ms.URI()),
+			Connections:      harness.Connections(t, pki, identity.Teams, ns.ClientURL(), ms.URI()),
 			TokenKeys:        "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
@@ -170,7 +170,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	} else {
 		qa = testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 			return query.Run(ctx, query.Config{
-				Connections: harness.Connections(t, pki, rpc.Query, ns.ClientURL(), ""),
+				Connections: harness.Connections(t, pki, identity.Query, ns.ClientURL(), ""),
 				TeamsAddr:   ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
 				ShareButtonKey: shareButtonKey,
 				Ready:          ready,
@@ -181,7 +181,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	// Delivery as configured from its environment, so settings it gains
 	// keep their defaults here; only what a test needs is set.
-	df := testkit.TrustFiles(t, pki, rpc.Delivery)
+	df := testkit.TrustFiles(t, pki, identity.Delivery)
 	env := envconfig.FromMap(map[string]string{
 		"TLS_CERT_FILE": df.TLSCertFile, "TLS_KEY_FILE": df.TLSKeyFile, "TLS_CA_FILE": df.TLSCAFile, "CRM_KEYS_FILE": df.CRMKeysFile,
 		"NATS_USER": df.NATSUser, "NATS_PASSWORD": df.NATSPassword,
@@ -204,7 +204,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if o.queryDelay > 0 {
 		queryAddr = slowLink(t, qa.GRPC, o.queryDelay)
 	}
-	gc := harness.Connections(t, pki, rpc.Gateway, ns.ClientURL(), "")
+	gc := harness.Connections(t, pki, identity.Gateway, ns.ClientURL(), "")
 	gc.Listeners = service.Listeners{gateway.ListenerHTTP: gwLis}
 	ga := testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{

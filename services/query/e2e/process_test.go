@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/services/query"
 )
@@ -66,7 +66,7 @@ func startQueryProcess(tb testing.TB, bin, natsURL, teamsAddr string) *queryProc
 	tb.Helper()
 	p := &queryProcess{tb: tb, bin: bin, log: filepath.Join(tb.TempDir(), "query.log"),
 		addrs: query.Addrs{GRPC: freeAddr(tb), Ops: freeAddr(tb)}}
-	p.env = append(append(os.Environ(), testkit.TrustFiles(tb, testkit.PKI(tb), rpc.Query).Environ()...),
+	p.env = append(append(os.Environ(), testkit.TrustFiles(tb, testkit.PKI(tb), identity.Query).Environ()...),
 		"NATS_URL="+natsURL, "NATS_REPLICAS=1", "QUERY_GRPC_ADDR="+p.addrs.GRPC, "QUERY_OPS_ADDR="+p.addrs.Ops,
 		"TEAMS_ADDR="+teamsAddr, "CRM_BASE_URL="+crmBaseURL, "QUERY_SLASH_COMMANDS=/zcrm", "QUERY_SLACK_USER_TTL=10m",
 		"SHARE_BUTTON_KEY="+shareButtonKey)

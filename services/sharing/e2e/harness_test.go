@@ -11,7 +11,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/devpki"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -103,7 +103,7 @@ func startStack(t *testing.T) *stack {
 
 	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
-			Connections: harness.Connections(t, s.pki, rpc.Query, ns.ClientURL(), ""),
+			Connections: harness.Connections(t, s.pki, identity.Query, ns.ClientURL(), ""),
 			TeamsAddr:   ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
 			ShareButtonKey: shareButtonKey,
 			Ready:          ready,
@@ -113,7 +113,7 @@ func startStack(t *testing.T) *stack {
 
 	testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		return delivery.Run(ctx, delivery.Config{
-			Connections: harness.Connections(t, s.pki, rpc.Delivery, ns.ClientURL(), ms.URI()),
+			Connections: harness.Connections(t, s.pki, identity.Delivery, ns.ClientURL(), ms.URI()),
 			TeamsAddr:   ta.GRPC, SlackAPIURL: apiURL,
 			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 100, ChannelBurst: 10, Concurrency: 8,
 			MaxInFlight: 1000, MaxAttempts: 4, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -123,7 +123,7 @@ func startStack(t *testing.T) *stack {
 		}, quiet(t, "delivery"), prometheus.NewRegistry())
 	})
 
-	gc := harness.Connections(t, s.pki, rpc.Gateway, ns.ClientURL(), "")
+	gc := harness.Connections(t, s.pki, identity.Gateway, ns.ClientURL(), "")
 	gc.Listeners = service.Listeners{gateway.ListenerHTTP: gwLis}
 	testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
@@ -140,7 +140,7 @@ func startStack(t *testing.T) *stack {
 
 	sa := testkit.Start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
 		return sharing.Run(ctx, sharing.Config{
-			Connections: harness.Connections(t, s.pki, rpc.Sharing, ns.ClientURL(), ms.URI()),
+			Connections: harness.Connections(t, s.pki, identity.Sharing, ns.ClientURL(), ms.URI()),
 			TeamsAddr:   ta.GRPC, QueryAddr: qa.GRPC,
 			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour, ShareButtonKey: shareButtonKey,
 			Ready: ready,

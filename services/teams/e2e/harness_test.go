@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/logging"
-	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -133,9 +133,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		refresh = time.Hour
 	}
 
-	tc := harness.Connections(t, s.pki, rpc.Teams, ns.ClientURL(), ms.URI())
+	tc := harness.Connections(t, s.pki, identity.Teams, ns.ClientURL(), ms.URI())
 	tc.Database = s.database
-	gc := harness.Connections(t, s.pki, rpc.Gateway, ns.ClientURL(), "")
+	gc := harness.Connections(t, s.pki, identity.Gateway, ns.ClientURL(), "")
 	gc.Listeners = service.Listeners{gateway.ListenerHTTP: gwLis}
 	svcs := testkit.NewServices(t)
 	ta := testkit.Start(svcs, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/crmslack/crmslack/libs/crmauth"
-	"github.com/crmslack/crmslack/libs/rpc"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -25,10 +25,10 @@ func TestBotTokensOnlyToDelivery(t *testing.T) {
 	ctx := testkit.Context(t)
 	install(t, s, org, acme, "Acme Corp")
 	req := &teamsv1.GetBotTokenRequest{OrgId: org, TeamId: acme}
-	for _, name := range []string{rpc.Gateway, rpc.Query, rpc.Sharing, rpc.Teams, rpc.CRM, "stranger"} {
+	for _, name := range []string{identity.Gateway, identity.Query, identity.Sharing, identity.Teams, identity.CRM, "stranger"} {
 		c := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, name, s.teamsAddr))
 		var opts []grpc.CallOption
-		if name == rpc.CRM {
+		if name == identity.CRM {
 			opts = append(opts, testkit.CRMCall(t, s.pki, org, "ada@acme.example", crmauth.RoleAdmin))
 		}
 		if tok, err := c.GetBotToken(ctx, req, opts...); status.Code(err) != codes.PermissionDenied {
@@ -36,11 +36,11 @@ func TestBotTokensOnlyToDelivery(t *testing.T) {
 		}
 	}
 	// A certificate of another CA does not get past the handshake.
-	other := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, testkit.OtherPKI(t), rpc.Delivery, s.teamsAddr))
+	other := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, s.teamsAddr))
 	if _, err := other.GetBotToken(ctx, req); status.Code(err) != codes.Unavailable {
 		t.Errorf("GetBotToken with another CA's delivery certificate: %v, want Unavailable", err)
 	}
-	delivery := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, rpc.Delivery, s.teamsAddr))
+	delivery := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, identity.Delivery, s.teamsAddr))
 	if tok, err := delivery.GetBotToken(ctx, req); err != nil || !strings.HasPrefix(tok.GetBotToken(), "xoxb-") {
 		t.Fatalf("GetBotToken as delivery: %v", err)
 	}
@@ -56,7 +56,7 @@ func TestAdminCallsNeedTheOrgsCredential(t *testing.T) {
 	if err := s.pki.EnsureCRMOrgs(org, "globex-crm"); err != nil {
 		t.Fatal(err)
 	}
-	crm := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, rpc.CRM, s.teamsAddr))
+	crm := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, identity.CRM, s.teamsAddr))
 	key := func(o string) ed25519.PrivateKey {
 		k, err := crmauth.ReadPrivateKey(s.pki.CRMKeyFile(o))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/crmauth"
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -103,7 +104,7 @@ func benchmarkShareRecord(b *testing.B, withLog bool) {
 	}}
 	svc := app.New(app.Config{CRMBaseURL: "https://crm.example"}, benchAccess{}, benchTeams{dir}, benchRecords{rec}, bb, repo, slog.New(slog.DiscardHandler))
 	pki := testkit.PKI(b, "o1")
-	gs, err := rpc.NewServer(slog.New(slog.DiscardHandler), rpc.Security{Identity: testkit.Identity(b, pki, rpc.Sharing), CRMKeys: crmKeys(b, pki)})
+	gs, err := rpc.NewServer(slog.New(slog.DiscardHandler), rpc.Security{Identity: testkit.Identity(b, pki, identity.Sharing), CRMKeys: crmKeys(b, pki)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/natsauth"
+)
+
+// publishers are crmctl's NATS connections, one per login, made on first
+// use. A CRM event (crm.v1.<org>.…) is published as that org's CRM user,
+// crm-<org>, which may publish nothing else: crmctl speaks for an org as the
+// CRM would. Any other event (integration.v1.…: what services emit) is not
+// the CRM's to publish; crmctl publishes it only as the operator
+// (NATS_USER/NATS_PASSWORD, or the local runner's development toolbox user).
+type publishers struct {
+	url, pkiDir, name string
+	buses             map[string]*bus.Bus
+}
+
+func newPublishers(url, pkiDir, name string) *publishers {
+	return &publishers{url: url, pkiDir: pkiDir, name: name, buses: map[string]*bus.Bus{}}
+}
+
+// forSubject is the connection that may publish subject.
+func (p *publishers) forSubject(ctx context.Context, subject string) (*bus.Bus, error) {
+	user, opts, err := p.login(subject)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := p.buses[user]; ok {
+		return b, nil
+	}
+	b, err := bus.Connect(ctx, bus.Config{URL: p.url, Name: p.name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NATSOptions: opts})
+	if err != nil {
+		return nil, fmt.Errorf("NATS as %s: %w", user, err)
+	}
+	p.buses[user] = b
+	return b, nil
+}
+
+// close closes every connection.
+func (p *publishers) close() {
+	for _, b := range p.buses {
+		_ = b.Close()
+	}
+}
+
+// login is the NATS user for subject and the options that log it in.
+func (p *publishers) login(subject string) (string, []nats.Option, error) {
+	org, ok := crmOrg(subject)
+	if !ok {
+		return p.operator()
+	}
+	user := natsauth.CRMUser(org)
+	// The CRM user's password: <USER>_NATS_PASSWORD (the variable the
+	// production server reads it from), else the local runner's.
+	pw := os.Getenv(natsauth.PasswordVar(user))
+	if pw == "" {
+		dir, err := openPKI(p.pkiDir)
+		if err != nil {
+			return "", nil, fmt.Errorf("%s unset and %w", natsauth.PasswordVar(user), err)
+		}
+		if pw, err = dir.KnownNATSPassword(user); err != nil {
+			return "", nil, fmt.Errorf("%s unset and %w", natsauth.PasswordVar(user), err)
+		}
+	}
+	return user, []nats.Option{nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsauth.CRMInbox(org))}, nil
+}
+
+// operator is NATS_USER/NATS_PASSWORD, or the development toolbox user of
+// the local runner's PKI (which exists on development servers only).
+func (p *publishers) operator() (string, []nats.Option, error) {
+	if u := os.Getenv("NATS_USER"); u != "" {
+		return u, []nats.Option{nats.UserInfo(u, os.Getenv("NATS_PASSWORD"))}, nil
+	}
+	dir, err := openPKI(p.pkiDir)
+	if err != nil {
+		return "", nil, fmt.Errorf("NATS_USER unset and %w", err)
+	}
+	pw, err := dir.KnownNATSPassword(devpki.Toolbox)
+	if err != nil {
+		return "", nil, err
+	}
+	return devpki.Toolbox, []nats.Option{nats.UserInfo(devpki.Toolbox, pw)}, nil
+}
+
+// crmOrg is the org of a CRM subject, crm.v1.<org>.….
+func crmOrg(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, "crm.v1.")
+	if !ok {
+		return "", false
+	}
+	org, _, ok := strings.Cut(rest, ".")
+	return org, ok && org != ""
+}
