@@ -157,7 +157,7 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	// stack made.
 	pubs := newPublishers(*natsURL, *pkiDir, "crmctl-import")
 	defer pubs.close()
-	b, err := pubs.forSubject(ctx, events[0].Subject)
+	b, err := pubs.forSubject(ctx, subject)
 	if err != nil {
 		return fmt.Errorf("nothing published: %w", err)
 	}
