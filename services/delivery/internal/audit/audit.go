@@ -126,6 +126,12 @@ func NewWriter(coll *mongo.Collection, maxBatch int, maxWait time.Duration, log 
 
 // Write adds r to the current batch and waits until the batch is stored.
 func (w *Writer) Write(ctx context.Context, r Row) error {
+	return w.Add(r)(ctx)
+}
+
+// Add adds r to the current batch without waiting; the returned function
+// waits until the batch is stored (or ctx ends) and returns its error.
+func (w *Writer) Add(r Row) (wait func(ctx context.Context) error) {
 	w.mu.Lock()
 	b := w.batch
 	if b == nil {
@@ -137,13 +143,15 @@ func (w *Writer) Write(ctx context.Context, r Row) error {
 	full := len(b.rows) >= w.maxBatch
 	w.mu.Unlock()
 	if full {
-		w.flush(b)
+		go w.flush(b) // the caller goes on; its wait covers the insert
 	}
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		return ctx.Err()
+	return func(ctx context.Context) error {
+		select {
+		case <-b.done:
+			return b.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
