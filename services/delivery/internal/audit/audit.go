@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/store"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -36,7 +38,7 @@ const Collection = "deliveries"
 
 // Row is one command's recorded outcome.
 type Row struct {
-	ID             string    `bson:"_id"` // the outcome event id
+	ID             string    `bson:"_id"` // RowID of the outcome
 	CommandID      string    `bson:"command_id"`
 	IdempotencyKey string    `bson:"idempotency_key"`
 	OrgID          string    `bson:"org_id"`
@@ -68,10 +70,26 @@ func Indexes() []store.IndexSpec {
 	}}
 }
 
+// RowID is the row id of an outcome: the command's request time (16 hex
+// digits of Unix microseconds) and the outcome's event id. Unique per
+// command as the event id is (a command reported twice makes the same id,
+// a duplicate key), and increasing, so that inserts append to the _id
+// index: with the event id alone (a random-looking UUID) each insert
+// dirtied a random page of it, and the embedded FerretDB's insert cost per
+// row doubled between 20,000 and 100,000 rows.
+func RowID(requested *timestamppb.Timestamp, eventID string) string {
+	var us int64
+	if requested != nil {
+		us = max(asTime(requested).UnixMicro(), 0)
+	}
+	h := strconv.FormatInt(us, 16)
+	return strings.Repeat("0", max(16-len(h), 0)) + h + "-" + eventID
+}
+
 // FromSucceeded is the row of a DeliverySucceeded.
 func FromSucceeded(ev *integrationv1.DeliverySucceeded) Row {
 	return Row{
-		ID: ev.GetEnvelope().GetEventId(), CommandID: ev.GetCommandId(), IdempotencyKey: ev.GetIdempotencyKey(),
+		ID: RowID(ev.GetRequestedAt(), ev.GetEnvelope().GetEventId()), CommandID: ev.GetCommandId(), IdempotencyKey: ev.GetIdempotencyKey(),
 		OrgID: ev.GetEnvelope().GetOrgId(), TeamID: ev.GetTeamId(), ChannelID: ev.GetChannelId(), TS: ev.GetTs(),
 		Permalink: ev.GetPermalink(), FileIDs: ev.GetFileIds(),
 		Status: int32(deliveryv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED), Origin: ev.GetOrigin(), Kind: ev.GetKind(),
@@ -83,7 +101,7 @@ func FromSucceeded(ev *integrationv1.DeliverySucceeded) Row {
 // FromFailed is the row of a DeliveryFailed.
 func FromFailed(ev *integrationv1.DeliveryFailed) Row {
 	return Row{
-		ID: ev.GetEnvelope().GetEventId(), CommandID: ev.GetCommandId(), IdempotencyKey: ev.GetIdempotencyKey(),
+		ID: RowID(ev.GetRequestedAt(), ev.GetEnvelope().GetEventId()), CommandID: ev.GetCommandId(), IdempotencyKey: ev.GetIdempotencyKey(),
 		OrgID: ev.GetEnvelope().GetOrgId(), TeamID: ev.GetTeamId(), ChannelID: ev.GetChannelId(),
 		Status: int32(deliveryv1.DeliveryStatus_DELIVERY_STATUS_FAILED), FailureCode: int32(ev.GetCode()), Reason: redact(ev.GetReason()),
 		Origin: ev.GetOrigin(), Kind: ev.GetKind(), Attempts: ev.GetAttempts(),
