@@ -26,7 +26,7 @@
 // targets (email and DM resolution), ledger (idempotency in JetStream KV),
 // slackapi (slack-go adapter), tokens (team registry client), outcome
 // (events), audit (MongoDB trail and gRPC). Here: Run and build (the
-// wiring on libs/service), settle.go (outcomes and acks), advisory.go (max
+// wiring on libs/service), settle.go (outcomes, audit rows and acks), advisory.go (max
 // deliveries). docs/delivery.md describes the whole.
 package delivery
 

@@ -1,14 +1,14 @@
 // Package audit keeps the delivery audit trail in MongoDB and answers
 // ListDeliveries over gRPC.
 //
-// Rows are written from the outcome events (DeliverySucceeded,
-// DeliveryFailed) by two durable consumers, in batches: each handler adds
-// its row to the current batch and waits for the batch's InsertMany, so the
-// message is acknowledged only once its row is stored, and the store sees a
-// few large inserts instead of one per message (~37k docs/s in batches on
-// the embedded FerretDB, against ~3k/s one by one). Rows are insert-only;
-// the row id is the outcome event id, so a redelivered event is a duplicate
-// key, which counts as already written.
+// Rows are written by delivery's settler as it reports each outcome
+// (DeliverySucceeded, DeliveryFailed), in batches: Writer.Add puts the row
+// in the current batch, and the command is acknowledged only once the
+// batch's InsertMany has stored it, so the store sees a few large inserts
+// instead of one per post (~37k docs/s in batches on the embedded FerretDB,
+// against ~3k/s one by one). Rows are insert-only; the row id (RowID) is
+// the same for every report of one command, so a redelivered command's row
+// is a duplicate key, which counts as already written.
 package audit
 
 import (
