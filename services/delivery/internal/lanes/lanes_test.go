@@ -296,3 +296,55 @@ func TestCrashedHoldersComeFirst(t *testing.T) {
 		t.Errorf("after the crash: %q", got)
 	}
 }
+
+// TestHeldMessagesKeptAliveOnlyWhenDue: messages held three times their
+// AckWait behind a slow command are not redelivered, and each gets a
+// progress ack only when half its AckWait has run, not at every beat.
+func TestHeldMessagesKeptAliveOnlyWhenDue(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t) // AckWait 2s
+	release := make(chan struct{})
+	var processed sync.Map
+	d, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			if it.Payload.(string) == "held 0" {
+				<-release
+			}
+			if _, dup := processed.LoadOrStore(it.Payload, true); dup {
+				t.Errorf("%s processed twice", it.Payload)
+			}
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "held", 50)
+	run(t, d, cons)
+	testkit.Eventually(t, 5*time.Second, func() bool { return d.Held() == 50 }, "not all held")
+	// Count the progress acks the server receives.
+	sub, err := js.Conn().SubscribeSync("$JS.ACK.T.d.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // three AckWaits, eighteen beats
+	close(release)
+	testkit.Eventually(t, 5*time.Second, func() bool { return d.Held() == 0 }, "held messages not settled")
+	info, err := cons.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d messages redelivered while held", info.NumRedelivered)
+	}
+	n, _, _ := sub.Pending()
+	// Every 1 to 1.33s (half of AckWait, to the next beat) for 6s: at most
+	// 6 per message plus its ack; every third of AckWait would be 9 and 1.
+	if per := float64(n) / 50; per > 8 {
+		t.Errorf("%.1f acks per held message in three AckWaits, want a keep-alive only when half of AckWait has run", per)
+	}
+}
