@@ -57,10 +57,13 @@ type rowWriter interface {
 // pendingAck is a message whose outcome is on its way to the stream (its
 // result to the ledger, its row to the audit trail).
 type pendingAck struct {
-	f         jetstream.PubAckFuture
-	out       deliver.Outcome
-	row       func(ctx context.Context) error
-	msg       jetstream.Msg
+	f   jetstream.PubAckFuture
+	out deliver.Outcome
+	row func(ctx context.Context) error
+	it  *lanes.Item
+	// release ends the lanes' hold on the item (lanes.Item.Keep), which
+	// keeps it alive and its redeliveries recognised until it is settled.
+	release   func()
 	cmd       *command.Command
 	delivered uint64
 }
@@ -127,32 +130,39 @@ func (s *settler) ack() {
 	timer := time.NewTimer(ackTimeout)
 	defer timer.Stop()
 	for p := range s.pending {
-		timer.Reset(ackTimeout)
-		var err error
-		select {
-		case <-p.f.Ok():
-		case err = <-p.f.Err():
-		case <-timer.C:
-			err = errors.New("no publish ack in time")
-		}
-		if rerr := p.out.Recorded(); rerr != nil && err == nil {
-			err = fmt.Errorf("recording the result in the ledger: %w", rerr)
-		}
-		if err != nil {
-			s.log.Warn("settling a command failed; it is handed back and will be reported from the ledger or the channel's history",
-				"command", p.cmd.ID, "err", err)
-			_ = p.msg.NakWithDelay(time.Second)
-			continue
-		}
-		if err := s.waitRow(p.row); err != nil {
-			s.log.Warn("writing a command's audit row failed; it is handed back and will be reported again from the ledger",
-				"command", p.cmd.ID, "err", err)
-			_ = p.msg.NakWithDelay(auditRetryDelay(p.delivered))
-			continue
-		}
-		if err := p.msg.Ack(); err != nil {
-			s.log.Warn("ack failed; the command will be redelivered and replayed from the ledger", "command", p.cmd.ID, "err", err)
-		}
+		s.settlePending(p, timer)
+	}
+}
+
+// settlePending acks or naks p's message (its newest delivery) once its
+// outcome, result and row are stored, or one of them failed.
+func (s *settler) settlePending(p pendingAck, timer *time.Timer) {
+	defer p.release()
+	timer.Reset(ackTimeout)
+	var err error
+	select {
+	case <-p.f.Ok():
+	case err = <-p.f.Err():
+	case <-timer.C:
+		err = errors.New("no publish ack in time")
+	}
+	if rerr := p.out.Recorded(); rerr != nil && err == nil {
+		err = fmt.Errorf("recording the result in the ledger: %w", rerr)
+	}
+	if err != nil {
+		s.log.Warn("settling a command failed; it is handed back and will be reported from the ledger or the channel's history",
+			"command", p.cmd.ID, "err", err)
+		_ = p.it.Msg().NakWithDelay(time.Second)
+		return
+	}
+	if err := s.waitRow(p.row); err != nil {
+		s.log.Warn("writing a command's audit row failed; it is handed back and will be reported again from the ledger",
+			"command", p.cmd.ID, "err", err)
+		_ = p.it.Msg().NakWithDelay(auditRetryDelay(p.delivered))
+		return
+	}
+	if err := p.it.Msg().Ack(); err != nil {
+		s.log.Warn("ack failed; the command will be redelivered and replayed from the ledger", "command", p.cmd.ID, "err", err)
 	}
 }
 
@@ -182,7 +192,14 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 	if err == nil {
 		row = s.rows.Add(rowOf(ev))
 	}
-	if err != nil || !s.enqueue(pendingAck{f: f, out: out, row: row, msg: msg, cmd: cmd, delivered: it.Delivered}) {
+	queued := false
+	if err == nil {
+		release := it.Keep()
+		if queued = s.enqueue(pendingAck{f: f, out: out, row: row, it: it, release: release, cmd: cmd, delivered: it.Delivered}); !queued {
+			release()
+		}
+	}
+	if !queued {
 		if !s.publish(ctx, cmd, subject, ev) {
 			return false
 		}

@@ -54,9 +54,38 @@ type Item struct {
 
 	started bool // guarded by the dispatcher's mutex
 
+	d       *Dispatcher
 	mu      sync.Mutex
 	msg     jetstream.Msg
 	touched time.Time // the last delivery or progress ack: AckWait runs from it
+	kept    bool      // settled by Process, acknowledged later (Keep)
+}
+
+// Keep tells the dispatcher that Process settles the item asynchronously:
+// after Process returns true the lane goes on, but the item stays held
+// (kept alive, its redeliveries recognised as its own) until release is
+// called, once its message is acknowledged or handed back. Call it from
+// Process, before it returns.
+func (it *Item) Keep() (release func()) {
+	it.mu.Lock()
+	it.kept = true
+	it.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			it.d.mu.Lock()
+			if it.d.held[it.Seq] == it {
+				delete(it.d.held, it.Seq)
+			}
+			it.d.mu.Unlock()
+		})
+	}
+}
+
+func (it *Item) isKept() bool {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.kept
 }
 
 // Msg is the newest delivery of the item's message; settle it through this.
@@ -362,7 +391,7 @@ func (d *Dispatcher) onMsg(msg jetstream.Msg) {
 		d.cfg.Reject(d.workCtx, msg, err)
 		return
 	}
-	it := &Item{msg: msg, touched: time.Now(), Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
+	it := &Item{d: d, msg: msg, touched: time.Now(), Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -433,7 +462,9 @@ func (d *Dispatcher) runLane(l *lane) {
 			case i > 0:
 				l.queue = slices.Delete(l.queue, i, i+1)
 			}
-			delete(d.held, it.Seq)
+			if !it.isKept() {
+				delete(d.held, it.Seq)
+			}
 		} else {
 			it.started = false // handed back at stop
 		}
