@@ -134,7 +134,8 @@ func ConsumerSpec(durable, outcome string, concurrency int) bus.ConsumerSpec {
 	}
 }
 
-// drainPoll is how often a legacy durable is checked for what it has left.
+// drainPoll is how often a legacy durable is checked for what it has left;
+// well under libs/bus's consumer check interval (5s), see drain.
 const drainPoll = time.Second
 
 // DrainLegacy writes the rows of the outcomes that the legacy audit durables
@@ -182,6 +183,13 @@ func drain[T bus.Event](ctx context.Context, b *bus.Bus, spec bus.ConsumerSpec, 
 		case <-t.C:
 		}
 		cons, err := js.Consumer(ctx, spec.Stream, spec.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			// Another replica drained and deleted it: stop before the
+			// subscription's watchdog re-creates it (after two checks),
+			// which would replay every outcome into the trail.
+			log.InfoContext(ctx, "legacy audit durable deleted by another replica", "durable", spec.Durable)
+			return nil
+		}
 		if err != nil {
 			continue // read again at the next tick
 		}
