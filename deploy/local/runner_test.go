@@ -303,7 +303,7 @@ func scrapeEveryService(t *testing.T, ops map[string]string) {
 	own := map[string]string{
 		"teams":     `crmslack_bus_handled_total{consumer="teams-slack-events"`,
 		"gateway":   "crmslack_gateway_slack_requests_total",
-		"delivery":  `crmslack_bus_handled_total{consumer="delivery-audit-`,
+		"delivery":  `crmslack_delivery_held_messages{consumer="delivery-p`,
 		"query":     `crmslack_bus_handled_total{consumer="query-commands"`,
 		"sharing":   `crmslack_bus_handled_total{consumer="sharing-interactions"`,
 		"workflows": `crmslack_bus_handled_total{consumer="workflows-triggers"`,

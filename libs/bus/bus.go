@@ -149,7 +149,7 @@ type Bus struct {
 	owned   bool          // Close drains nc
 	closed  chan struct{} // closed by nc's ClosedHandler (owned only)
 
-	dlqOnce sync.Mutex // serialises the lazy EnsureDeadLetterStream of Subscribe
+	dlqOnce sync.Mutex // guards dlqDone: the DLQ stream ensured once per bus
 	dlqDone bool
 
 	mu       sync.Mutex

@@ -117,22 +117,27 @@ func DeadLetterStreamConfig(replicas int) jetstream.StreamConfig {
 
 // EnsureDeadLetterStream creates or updates the stream "DLQ" (subjects
 // "dlq.>", limits retention, 14 days, file storage). [Subscribe] calls it
-// once per bus for consumers that dead-letter.
+// once per bus for consumers that dead-letter, unless it was called
+// already: an explicit call counts as that once.
 func (b *Bus) EnsureDeadLetterStream(ctx context.Context) (jetstream.Stream, error) {
-	return b.EnsureStream(ctx, DeadLetterStreamConfig(b.cfg.StreamReplicas))
+	s, err := b.EnsureStream(ctx, DeadLetterStreamConfig(b.cfg.StreamReplicas))
+	if err == nil {
+		b.dlqOnce.Lock()
+		b.dlqDone = true
+		b.dlqOnce.Unlock()
+	}
+	return s, err
 }
 
 func (b *Bus) ensureDeadLetterStreamOnce(ctx context.Context) error {
 	b.dlqOnce.Lock()
-	defer b.dlqOnce.Unlock()
-	if b.dlqDone {
+	done := b.dlqDone
+	b.dlqOnce.Unlock()
+	if done {
 		return nil
 	}
-	if _, err := b.EnsureDeadLetterStream(ctx); err != nil {
-		return err
-	}
-	b.dlqDone = true
-	return nil
+	_, err := b.EnsureDeadLetterStream(ctx)
+	return err
 }
 
 // validateName checks a stream or consumer name: JetStream names are one

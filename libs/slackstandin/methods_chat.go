@@ -249,13 +249,13 @@ func readMetadata(raw []byte) (json.RawMessage, error) {
 	if len(raw) > maxMetadataBytes {
 		return nil, errCode("metadata_too_large")
 	}
+	// One validating scan and one decode (this runs on every post).
+	if raw[0] != '{' || !json.Valid(raw) {
+		return nil, errCode("invalid_metadata_format")
+	}
 	var m struct {
 		EventType    *string         `json:"event_type"`
 		EventPayload json.RawMessage `json:"event_payload"`
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, errCode("invalid_metadata_format")
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, errCode("invalid_metadata_schema", "[ERROR] event_type must be a string [json-pointer:/metadata/event_type]")
@@ -263,15 +263,14 @@ func readMetadata(raw []byte) (json.RawMessage, error) {
 	if m.EventType == nil || *m.EventType == "" {
 		return nil, errCode("invalid_metadata_schema", "[ERROR] missing required field: event_type [json-pointer:/metadata/event_type]")
 	}
-	var payload map[string]json.RawMessage
-	if p := bytes.TrimSpace(m.EventPayload); len(p) == 0 || p[0] != '{' || json.Unmarshal(p, &payload) != nil {
+	// Valid JSON already: a payload that starts as an object is one.
+	if p := bytes.TrimSpace(m.EventPayload); len(p) == 0 || p[0] != '{' {
 		return nil, errCode("invalid_metadata_schema", "[ERROR] event_payload must be an object [json-pointer:/metadata/event_payload]")
 	}
+	// Marshal writes compact JSON (the payload compacted too).
 	out, _ := json.Marshal(struct {
 		EventType    string          `json:"event_type"`
 		EventPayload json.RawMessage `json:"event_payload"`
 	}{*m.EventType, m.EventPayload})
-	var buf bytes.Buffer
-	_ = json.Compact(&buf, out)
-	return buf.Bytes(), nil
+	return out, nil
 }

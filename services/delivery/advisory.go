@@ -46,7 +46,15 @@ func (s *settler) reportGaveUp(ctx context.Context, g bus.GaveUp, reason string)
 	}
 	out := deliver.Outcome{Failure: failure.New(failure.RetriesExhausted, "%s", reason), Attempts: uint32(g.Deliveries)}
 	subject, ev := outcome.Event(cmd, out, s.now())
-	if _, err := s.bus.Publish(ctx, subject, ev); err != nil {
+	ack, err := s.bus.Publish(ctx, subject, ev)
+	if err != nil {
 		s.log.ErrorContext(ctx, "max deliveries: reporting the failure", "command", cmd.ID, "err", err)
+		return
+	}
+	if ack.Duplicate {
+		return // reported already, by a delivery that wrote its row
+	}
+	if err := s.waitRow(s.rows.Add(rowOf(ev))); err != nil {
+		s.log.ErrorContext(ctx, "max deliveries: writing the audit row failed; the outcome is reported, its row is missing", "command", cmd.ID, "err", err)
 	}
 }

@@ -81,9 +81,9 @@ type Config struct {
 	// SlackTimeout is DELIVERY_SLACK_TIMEOUT: the bound of one Slack call.
 	// Default 15s.
 	SlackTimeout time.Duration
-	// AckWait is DELIVERY_ACK_WAIT: the command consumer's AckWait. Held
-	// commands are kept alive every third of it; after a crash, commands
-	// come back after it. Default 30s.
+	// AckWait is DELIVERY_ACK_WAIT: the command consumer's AckWait. A held
+	// command is kept alive once half of it has run (checked every sixth);
+	// after a crash, commands come back after it. Default 30s.
 	AckWait time.Duration
 	// MaxDeliver is DELIVERY_MAX_DELIVER: deliveries of one command message
 	// (each restart hands held messages back) before the server gives up on

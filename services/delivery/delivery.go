@@ -26,7 +26,7 @@
 // targets (email and DM resolution), ledger (idempotency in JetStream KV),
 // slackapi (slack-go adapter), tokens (team registry client), outcome
 // (events), audit (MongoDB trail and gRPC). Here: Run and build (the
-// wiring on libs/service), settle.go (outcomes and acks), advisory.go (max
+// wiring on libs/service), settle.go (outcomes, audit rows and acks), advisory.go (max
 // deliveries). docs/delivery.md describes the whole.
 package delivery
 
@@ -187,7 +187,8 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 	}, slack, model, tokens.New(tokens.GRPC{Client: teamsv1.NewTeamRegistryServiceClient(teamsConn)}, cfg.Now),
 		ledger.New(js, ledgerKV), pacing.New(cfg.Now), metrics, log)
 
-	settled, err := newSettler(b, cfg.Now, reg, log)
+	writer := audit.NewWriter(rt.Store.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
+	settled, err := newSettler(b, writer, cfg.Now, reg, log)
 	if err != nil {
 		return err
 	}
@@ -214,7 +215,6 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 
 	deliveryv1.RegisterDeliveryAuditServiceServer(rt.GRPC(), audit.NewServer(audit.NewRepository(rt.Store.Collection(audit.Collection))))
 	deliveryv1.RegisterDeadLetterServiceServer(rt.GRPC(), deadletters.NewServer(rt.Bus.JetStream()))
-	writer := audit.NewWriter(rt.Store.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
 	rt.Check(func(context.Context) error {
 		select {
 		case <-model.Ready():
@@ -234,9 +234,9 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 		return coordinator.Run(ctx)
 	})
 	rt.Part("audit", func(ctx context.Context) error {
-		// As many handlers as a batch holds, so batches fill up rather
-		// than wait for the flush timer.
-		return audit.Project(ctx, b, writer, max(cfg.AuditBatch, 16))
+		// The settler writes the rows; what is left is the durables that
+		// fed the trail before, drained and removed.
+		return audit.DrainLegacy(ctx, b, writer, max(cfg.AuditBatch, 16), log)
 	})
 	log.InfoContext(ctx, "delivery wired", "instance", owner, "partitions", cfg.Partitions, "lease_ttl", cfg.LeaseTTL,
 		"channel_limit", pacing.Limit{Rate: cfg.ChannelRate, Burst: cfg.ChannelBurst}.String())

@@ -13,7 +13,9 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
+	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 
+	"github.com/crmslack/crmslack/services/delivery/internal/audit"
 	"github.com/crmslack/crmslack/services/delivery/internal/command"
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 	"github.com/crmslack/crmslack/services/delivery/internal/failure"
@@ -21,16 +23,20 @@ import (
 	"github.com/crmslack/crmslack/services/delivery/internal/outcome"
 )
 
-// settler reports outcomes and settles messages.
+// settler reports outcomes, writes their audit rows and settles messages.
 //
 // The common case, an outcome that needs no dead letter, is settled
-// asynchronously: the outcome is published without waiting, the lane goes
-// on to its next command (the Slack side of this one is done and in the
-// ledger), and the acker acknowledges the message once the stream has the
-// outcome, or naks it if the publish failed, so the redelivery reports it
-// again from the ledger. Many outcomes thus share one round trip.
+// asynchronously: the outcome is published without waiting and its audit
+// row added to the writer's current batch, the lane goes on to its next
+// command (the Slack side of this one is done and in the ledger), and the
+// acker acknowledges the message once the stream has the outcome, the
+// ledger the result and the audit trail the row, or naks it if any of them
+// failed, so the redelivery reports it again from the ledger (the outcome's
+// event id and the row id make the repeat harmless). Many outcomes thus
+// share one round trip and one insert.
 type settler struct {
 	bus      *bus.Bus
+	rows     rowWriter
 	now      func() time.Time
 	log      *slog.Logger
 	outcomes *prometheus.CounterVec
@@ -42,13 +48,24 @@ type settler struct {
 	closed  bool
 }
 
-// pendingAck is a message whose outcome is on its way to the stream (and
-// its result to the ledger).
+// rowWriter writes audit rows in batches (audit.Writer): Add returns at
+// once, its wait until the row's batch is stored.
+type rowWriter interface {
+	Add(r audit.Row) (wait func(ctx context.Context) error)
+}
+
+// pendingAck is a message whose outcome is on its way to the stream (its
+// result to the ledger, its row to the audit trail).
 type pendingAck struct {
 	f   jetstream.PubAckFuture
 	out deliver.Outcome
-	msg jetstream.Msg
-	cmd *command.Command
+	row func(ctx context.Context) error
+	it  *lanes.Item
+	// release ends the lanes' hold on the item (lanes.Item.Keep), which
+	// keeps it alive and its redeliveries recognised until it is settled.
+	release   func()
+	cmd       *command.Command
+	delivered uint64
 }
 
 // ackTimeout bounds the wait for an outcome's publish ack.
@@ -57,9 +74,9 @@ const ackTimeout = 10 * time.Second
 // maxPendingAcks bounds the outcomes awaiting their ack; lanes wait beyond.
 const maxPendingAcks = 4096
 
-func newSettler(b *bus.Bus, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*settler, error) {
+func newSettler(b *bus.Bus, rows rowWriter, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*settler, error) {
 	s := &settler{
-		bus: b, now: now, log: log,
+		bus: b, rows: rows, now: now, log: log,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "crmslack", Subsystem: "delivery", Name: "commands_total",
 			Help: "Commands settled, by kind and outcome (succeeded, duplicate, or the failure code).",
@@ -113,26 +130,39 @@ func (s *settler) ack() {
 	timer := time.NewTimer(ackTimeout)
 	defer timer.Stop()
 	for p := range s.pending {
-		timer.Reset(ackTimeout)
-		var err error
-		select {
-		case <-p.f.Ok():
-		case err = <-p.f.Err():
-		case <-timer.C:
-			err = errors.New("no publish ack in time")
-		}
-		if rerr := p.out.Recorded(); rerr != nil && err == nil {
-			err = fmt.Errorf("recording the result in the ledger: %w", rerr)
-		}
-		if err != nil {
-			s.log.Warn("settling a command failed; it is handed back and will be reported from the ledger or the channel's history",
-				"command", p.cmd.ID, "err", err)
-			_ = p.msg.NakWithDelay(time.Second)
-			continue
-		}
-		if err := p.msg.Ack(); err != nil {
-			s.log.Warn("ack failed; the command will be redelivered and replayed from the ledger", "command", p.cmd.ID, "err", err)
-		}
+		s.settlePending(p, timer)
+	}
+}
+
+// settlePending acks or naks p's message (its newest delivery) once its
+// outcome, result and row are stored, or one of them failed.
+func (s *settler) settlePending(p pendingAck, timer *time.Timer) {
+	defer p.release()
+	timer.Reset(ackTimeout)
+	var err error
+	select {
+	case <-p.f.Ok():
+	case err = <-p.f.Err():
+	case <-timer.C:
+		err = errors.New("no publish ack in time")
+	}
+	if rerr := p.out.Recorded(); rerr != nil && err == nil {
+		err = fmt.Errorf("recording the result in the ledger: %w", rerr)
+	}
+	if err != nil {
+		s.log.Warn("settling a command failed; it is handed back and will be reported from the ledger or the channel's history",
+			"command", p.cmd.ID, "err", err)
+		_ = p.it.Msg().NakWithDelay(time.Second)
+		return
+	}
+	if err := s.waitRow(p.row); err != nil {
+		s.log.Warn("writing a command's audit row failed; it is handed back and will be reported again from the ledger",
+			"command", p.cmd.ID, "err", err)
+		_ = p.it.Msg().NakWithDelay(auditRetryDelay(p.delivered))
+		return
+	}
+	if err := p.it.Msg().Ack(); err != nil {
+		s.log.Warn("ack failed; the command will be redelivered and replayed from the ledger", "command", p.cmd.ID, "err", err)
 	}
 }
 
@@ -158,13 +188,32 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 		label = "duplicate"
 	}
 	f, err := s.bus.PublishAsync(ctx, subject, ev)
-	if err != nil || !s.enqueue(pendingAck{f: f, out: out, msg: msg, cmd: cmd}) {
+	var row func(context.Context) error
+	if err == nil {
+		row = s.rows.Add(rowOf(ev))
+	}
+	queued := false
+	if err == nil {
+		release := it.Keep()
+		if queued = s.enqueue(pendingAck{f: f, out: out, row: row, it: it, release: release, cmd: cmd, delivered: it.Delivered}); !queued {
+			release()
+		}
+	}
+	if !queued {
 		if !s.publish(ctx, cmd, subject, ev) {
 			return false
 		}
 		if err := out.Recorded(); err != nil {
 			s.log.WarnContext(ctx, "recording the result failed; the command is handed back", "command", cmd.ID, "err", err)
 			_ = msg.NakWithDelay(time.Second)
+			return true
+		}
+		if row == nil {
+			row = s.rows.Add(rowOf(ev))
+		}
+		if err := s.waitRow(row); err != nil {
+			s.log.WarnContext(ctx, "writing the audit row failed; the command is handed back", "command", cmd.ID, "err", err)
+			_ = msg.NakWithDelay(auditRetryDelay(it.Delivered))
 			return true
 		}
 		if err := msg.Ack(); err != nil {
@@ -191,6 +240,13 @@ func (s *settler) settleDeadLetter(ctx context.Context, it *lanes.Item, cmd *com
 	}
 	if !s.publish(ctx, cmd, subject, ev) {
 		return false
+	}
+	if err := s.waitRow(s.rows.Add(rowOf(ev))); err != nil {
+		// The dead letter and the outcome are stored (both de-duplicated):
+		// the redelivery only writes the row again.
+		s.log.WarnContext(ctx, "writing the audit row failed; the command is handed back", "command", cmd.ID, "err", err)
+		_ = msg.NakWithDelay(auditRetryDelay(it.Delivered))
+		return true
 	}
 	_ = msg.TermWithReason(bus.HeaderSafe(out.Failure.Error()))
 	s.count(cmd, out.Failure.Code.String(), it)
@@ -260,4 +316,34 @@ func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, reason stri
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return s.bus.DeadLetter(pctx, msg, topology.StreamSlackOut, md.Consumer, reason)
+}
+
+// rowTimeout bounds the wait for an audit row's batch insert.
+const rowTimeout = 30 * time.Second
+
+func (s *settler) waitRow(wait func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), rowTimeout)
+	defer cancel()
+	return wait(ctx)
+}
+
+// auditRetryDelay is the pause before a command whose audit row could not
+// be written (MongoDB down) comes back: it grows with the deliveries to 5
+// minutes, so that DELIVERY_MAX_DELIVER (20) deliveries span about 45
+// minutes of outage; each redelivery only replays the outcome from the
+// ledger, it posts nothing.
+func auditRetryDelay(delivered uint64) time.Duration {
+	n := time.Duration(min(delivered, 20))
+	return min(n*n*time.Second, 5*time.Minute)
+}
+
+// rowOf is the audit row of an outcome event.
+func rowOf(ev bus.Event) audit.Row {
+	switch ev := ev.(type) {
+	case *integrationv1.DeliveryFailed:
+		return audit.FromFailed(ev)
+	case *integrationv1.DeliverySucceeded:
+		return audit.FromSucceeded(ev)
+	}
+	panic(fmt.Sprintf("delivery: %T is not an outcome event", ev))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/testkit"
 )
@@ -75,5 +76,20 @@ func TestConsumerSpecExplicit(t *testing.T) {
 		if err := s.Validate(); err != nil {
 			t.Errorf("%s: %v", o, err)
 		}
+	}
+}
+
+func TestRowIDsIncreaseWithTheRequest(t *testing.T) {
+	t.Parallel()
+	at := func(sec int64) *timestamppb.Timestamp { return timestamppb.New(time.Unix(sec, 0)) }
+	a, b := RowID(at(1700000000), "ffff-event"), RowID(at(1700000001), "0000-event")
+	if a >= b || len(a) != len(b) {
+		t.Errorf("ids %q, %q: a later request must sort after, at the same width", a, b)
+	}
+	if RowID(at(1700000000), "e1") != RowID(at(1700000000), "e1") || RowID(at(1700000000), "e1") == RowID(at(1700000000), "e2") {
+		t.Error("one command must make one id, two commands two")
+	}
+	if got := RowID(nil, "e1"); got != "0000000000000000-e1" {
+		t.Errorf("no request time: %q", got)
 	}
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -96,9 +100,9 @@ func (r Row) proto() *deliveryv1.Delivery {
 	return d
 }
 
-// Durable consumer names of the projection; a name is a contract (renaming
-// replays the INTEGRATION stream into the audit trail, which the row ids
-// make harmless but slow).
+// Durable consumer names that fed the audit trail from the outcome events
+// before delivery's settler wrote the rows itself. Their consumers, where
+// an earlier version left them, are drained and removed ([DrainLegacy]).
 const (
 	DurableSucceeded = "delivery-audit-succeeded"
 	DurableFailed    = "delivery-audit-failed"
@@ -130,24 +134,78 @@ func ConsumerSpec(durable, outcome string, concurrency int) bus.ConsumerSpec {
 	}
 }
 
-// Project subscribes the writer to the outcome events until ctx ends.
-func Project(ctx context.Context, b *bus.Bus, w *Writer, concurrency int) error {
-	spec := func(durable, outcome string) bus.ConsumerSpec { return ConsumerSpec(durable, outcome, concurrency) }
-	succeeded, err := bus.Subscribe(ctx, b, spec(DurableSucceeded, "succeeded"), func(ctx context.Context, ev *integrationv1.DeliverySucceeded) error {
-		return w.Write(ctx, FromSucceeded(ev))
+// drainPoll is how often a legacy durable is checked for what it has left;
+// well under libs/bus's consumer check interval (5s), see drain.
+const drainPoll = time.Second
+
+// DrainLegacy writes the rows of the outcomes that the legacy audit durables
+// still hold (published by an earlier version, not yet in the trail), then
+// deletes each durable once it holds nothing. Durables that do not exist
+// are left alone; it returns when both are gone or ctx ends.
+func DrainLegacy(ctx context.Context, b *bus.Bus, w *Writer, concurrency int, log *slog.Logger) error {
+	var g errgroup.Group
+	g.Go(func() error {
+		return drain(ctx, b, ConsumerSpec(DurableSucceeded, "succeeded", concurrency), log, func(ctx context.Context, ev *integrationv1.DeliverySucceeded) error {
+			return w.Write(ctx, FromSucceeded(ev))
+		})
 	})
+	g.Go(func() error {
+		return drain(ctx, b, ConsumerSpec(DurableFailed, "failed", concurrency), log, func(ctx context.Context, ev *integrationv1.DeliveryFailed) error {
+			return w.Write(ctx, FromFailed(ev))
+		})
+	})
+	return g.Wait()
+}
+
+func drain[T bus.Event](ctx context.Context, b *bus.Bus, spec bus.ConsumerSpec, log *slog.Logger, h bus.Handler[T]) error {
+	js := b.JetStream()
+	if _, err := js.Consumer(ctx, spec.Stream, spec.Durable); errors.Is(err, jetstream.ErrConsumerNotFound) || ctx.Err() != nil {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("reading legacy audit durable %s: %w", spec.Durable, err)
+	}
+	log.InfoContext(ctx, "draining a legacy audit durable", "durable", spec.Durable)
+	sub, err := bus.Subscribe(ctx, b, spec, h)
 	if err != nil {
 		return err
 	}
-	failed, err := bus.Subscribe(ctx, b, spec(DurableFailed, "failed"), func(ctx context.Context, ev *integrationv1.DeliveryFailed) error {
-		return w.Write(ctx, FromFailed(ev))
-	})
-	if err != nil {
-		_ = succeeded.Stop(context.Background())
-		return err
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = sub.Stop(sctx)
+	}()
+	t := time.NewTicker(drainPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cons, err := js.Consumer(ctx, spec.Stream, spec.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			// Another replica drained and deleted it: stop before the
+			// subscription's watchdog re-creates it (after two checks),
+			// which would replay every outcome into the trail.
+			log.InfoContext(ctx, "legacy audit durable deleted by another replica", "durable", spec.Durable)
+			return nil
+		}
+		if err != nil {
+			continue // read again at the next tick
+		}
+		if info := cons.CachedInfo(); info.NumPending > 0 || info.NumAckPending > 0 || info.NumRedelivered > 0 {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = sub.Stop(sctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stopping legacy audit durable %s: %w", spec.Durable, err)
+		}
+		if err := js.DeleteConsumer(ctx, spec.Stream, spec.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("deleting legacy audit durable %s: %w", spec.Durable, err)
+		}
+		log.InfoContext(ctx, "legacy audit durable drained and deleted", "durable", spec.Durable)
+		return nil
 	}
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(succeeded.Stop(sctx), failed.Stop(sctx))
 }

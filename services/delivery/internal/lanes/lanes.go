@@ -54,8 +54,38 @@ type Item struct {
 
 	started bool // guarded by the dispatcher's mutex
 
-	mu  sync.Mutex
-	msg jetstream.Msg
+	d       *Dispatcher
+	mu      sync.Mutex
+	msg     jetstream.Msg
+	touched time.Time // the last delivery or progress ack: AckWait runs from it
+	kept    bool      // settled by Process, acknowledged later (Keep)
+}
+
+// Keep tells the dispatcher that Process settles the item asynchronously:
+// after Process returns true the lane goes on, but the item stays held
+// (kept alive, its redeliveries recognised as its own) until release is
+// called, once its message is acknowledged or handed back. Call it from
+// Process, before it returns.
+func (it *Item) Keep() (release func()) {
+	it.mu.Lock()
+	it.kept = true
+	it.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			it.d.mu.Lock()
+			if it.d.held[it.Seq] == it {
+				delete(it.d.held, it.Seq)
+			}
+			it.d.mu.Unlock()
+		})
+	}
+}
+
+func (it *Item) isKept() bool {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.kept
 }
 
 // Msg is the newest delivery of the item's message; settle it through this.
@@ -68,7 +98,19 @@ func (it *Item) Msg() jetstream.Msg {
 func (it *Item) setMsg(m jetstream.Msg, delivered uint64) {
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	it.msg, it.Delivered = m, delivered
+	it.msg, it.Delivered, it.touched = m, delivered, time.Now()
+}
+
+// due returns the message if its AckWait has run for at least age since it
+// was last delivered or kept alive, and marks it kept alive at now.
+func (it *Item) due(now time.Time, age time.Duration) jetstream.Msg {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if now.Sub(it.touched) < age {
+		return nil
+	}
+	it.touched = now
+	return it.msg
 }
 
 // Decode turns a message into a lane name and a payload; an error means the
@@ -85,8 +127,9 @@ type Reject func(ctx context.Context, msg jetstream.Msg, err error)
 
 // Config configures a Dispatcher.
 type Config struct {
-	// AckWait is the consumer's AckWait; held messages get an InProgress
-	// every AckWait/3.
+	// AckWait is the consumer's AckWait; a held message gets an InProgress
+	// once half of it has run since its delivery or its last InProgress
+	// (checked every AckWait/6, so never later than about 2/3 of it).
 	AckWait time.Duration
 	// Prefetch is how many messages a pull asks for. Default 256.
 	Prefetch int
@@ -213,7 +256,7 @@ func (d *Dispatcher) Run(ctx context.Context, cons jetstream.Consumer) error {
 	if err != nil {
 		return fmt.Errorf("consuming: %w", err)
 	}
-	hb := time.NewTicker(max(d.cfg.AckWait/3, 100*time.Millisecond))
+	hb := time.NewTicker(max(d.cfg.AckWait/6, 100*time.Millisecond))
 	defer hb.Stop()
 loop:
 	for {
@@ -275,11 +318,17 @@ func compare(a, b uint64) int {
 	return 0
 }
 
+// heartbeat keeps alive the held messages whose AckWait is half gone. Not
+// every held message at every beat: a deep backlog is held for minutes, and
+// each progress ack costs the server a consumer state update.
 func (d *Dispatcher) heartbeat() {
+	now := time.Now()
 	d.mu.Lock()
 	msgs := make([]jetstream.Msg, 0, len(d.held))
 	for _, it := range d.held {
-		msgs = append(msgs, it.Msg())
+		if m := it.due(now, d.cfg.AckWait/2); m != nil {
+			msgs = append(msgs, m)
+		}
 	}
 	d.heldGauge.Set(float64(len(d.held)))
 	d.lanesGauge.Set(float64(len(d.lanes)))
@@ -342,7 +391,7 @@ func (d *Dispatcher) onMsg(msg jetstream.Msg) {
 		d.cfg.Reject(d.workCtx, msg, err)
 		return
 	}
-	it := &Item{msg: msg, Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
+	it := &Item{d: d, msg: msg, touched: time.Now(), Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -413,7 +462,9 @@ func (d *Dispatcher) runLane(l *lane) {
 			case i > 0:
 				l.queue = slices.Delete(l.queue, i, i+1)
 			}
-			delete(d.held, it.Seq)
+			if !it.isKept() {
+				delete(d.held, it.Seq)
+			}
 		} else {
 			it.started = false // handed back at stop
 		}

@@ -296,3 +296,104 @@ func TestCrashedHoldersComeFirst(t *testing.T) {
 		t.Errorf("after the crash: %q", got)
 	}
 }
+
+// TestHeldMessagesKeptAliveOnlyWhenDue: messages held three times their
+// AckWait behind a slow command are not redelivered, and each gets a
+// progress ack only when half its AckWait has run, not at every beat.
+func TestHeldMessagesKeptAliveOnlyWhenDue(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t) // AckWait 2s
+	release := make(chan struct{})
+	var processed sync.Map
+	d, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			if it.Payload.(string) == "held 0" {
+				<-release
+			}
+			if _, dup := processed.LoadOrStore(it.Payload, true); dup {
+				t.Errorf("%s processed twice", it.Payload)
+			}
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "held", 50)
+	run(t, d, cons)
+	testkit.Eventually(t, 5*time.Second, func() bool { return d.Held() == 50 }, "not all held")
+	// Count the progress acks the server receives.
+	sub, err := js.Conn().SubscribeSync("$JS.ACK.T.d.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // three AckWaits, eighteen beats
+	close(release)
+	testkit.Eventually(t, 5*time.Second, func() bool { return d.Held() == 0 }, "held messages not settled")
+	info, err := cons.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d messages redelivered while held", info.NumRedelivered)
+	}
+	n, _, _ := sub.Pending()
+	// Every 1 to 1.33s (half of AckWait, to the next beat) for 6s: at most
+	// 6 per message plus its ack; every third of AckWait would be 9 and 1.
+	if per := float64(n) / 50; per > 8 {
+		t.Errorf("%.1f acks per held message in three AckWaits, want a keep-alive only when half of AckWait has run", per)
+	}
+}
+
+// TestKeptItemsStayHeldUntilReleased: an item Process settles
+// asynchronously (Keep) is kept alive and not handed to a lane again while
+// its acknowledgement waits, for longer than its AckWait.
+func TestKeptItemsStayHeldUntilReleased(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t) // AckWait 2s
+	var processed sync.Map
+	var mu sync.Mutex
+	var later []func()
+	d, err := New(Config{
+		AckWait: 2 * time.Second,
+		Decode:  decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			if _, dup := processed.LoadOrStore(it.Payload, true); dup {
+				t.Errorf("%s processed twice", it.Payload)
+			}
+			release := it.Keep()
+			mu.Lock()
+			later = append(later, func() { _ = it.Msg().Ack(); release() })
+			mu.Unlock()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "kept", 20)
+	run(t, d, cons)
+	testkit.Eventually(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(later) == 20 }, "not all processed")
+	if d.Held() != 20 {
+		t.Errorf("%d held, want the 20 kept items", d.Held())
+	}
+	time.Sleep(5 * time.Second) // two and a half AckWaits
+	mu.Lock()
+	for _, f := range later {
+		f()
+	}
+	mu.Unlock()
+	testkit.Eventually(t, 5*time.Second, func() bool { return d.Held() == 0 }, "released items still held")
+	info, err := cons.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 {
+		t.Errorf("redelivered %d, ack pending %d: kept items must stay alive until acknowledged", info.NumRedelivered, info.NumAckPending)
+	}
+}

@@ -141,6 +141,17 @@ func (l *Ledger) Claim(ctx context.Context, key string, rec Record) (Entry, bool
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("encoding ledger record: %w", err)
 	}
+	// The usual case, a key never written, is one create-only append to
+	// the bucket's stream (what KV Create sends first, without its key
+	// check by regular expression: ledger keys are hex by construction).
+	// Anything else (the key exists, or was released and left a delete
+	// marker) goes through KV Create, which tells the two apart.
+	m := nats.NewMsg("$KV." + Bucket + "." + key)
+	m.Data = data
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	if ack, err := l.js.PublishMsg(ctx, m); err == nil {
+		return Entry{LedgerRecord: rec, Revision: ack.Sequence}, true, nil
+	}
 	for range 3 {
 		rev, err := l.kv.Create(ctx, key, data)
 		if err == nil {

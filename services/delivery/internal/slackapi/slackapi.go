@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crmslack/crmslack/libs/responseurl"
@@ -124,7 +125,16 @@ type Client struct {
 	// replies admits only Slack's reply paths (/commands/, /actions/) on
 	// those hosts: the same hosts also serve incoming webhooks.
 	replies *responseurl.Policy
+
+	// apis are the slack-go clients by token: slack.New makes a client, an
+	// http.Client and a log.Logger each time, and it ran on every post.
+	mu   sync.Mutex
+	apis map[string]*slack.Client
 }
+
+// maxAPIs bounds the clients kept: tokens rotate, so the map is emptied
+// when it holds this many.
+const maxAPIs = 4096
 
 // New returns a client for apiURL ("https://slack.com/api/"). Replies to a
 // response_url may go only to respondHosts (e.g. hooks.slack.com) and to the
@@ -171,7 +181,17 @@ func NewHTTPClient(conns int) *http.Client {
 }
 
 func (c *Client) api(token string) *slack.Client {
-	return slack.New(token, slack.OptionAPIURL(c.apiURL), slack.OptionHTTPClient(c.hc))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if api := c.apis[token]; api != nil {
+		return api
+	}
+	if c.apis == nil || len(c.apis) >= maxAPIs {
+		c.apis = map[string]*slack.Client{}
+	}
+	api := slack.New(token, slack.OptionAPIURL(c.apiURL), slack.OptionHTTPClient(c.hc))
+	c.apis[token] = api
+	return api
 }
 
 // Content, Post, HistoryMessage and Response are the core's port types.
