@@ -44,7 +44,12 @@ var Table = map[string]Needs{
 			topology.StreamSlackOut:    {"*"},
 			topology.StreamIntegration: {"delivery-audit-succeeded", "delivery-audit-failed"},
 		},
-		Deletes:    map[string][]string{topology.StreamSlackOut: {"delivery-commands"}},
+		// Layouts it migrates from: one commands durable before the
+		// partitions, audit durables before the settler wrote the rows.
+		Deletes: map[string][]string{
+			topology.StreamSlackOut:    {"delivery-commands"},
+			topology.StreamIntegration: {"delivery-audit-succeeded", "delivery-audit-failed"},
+		},
 		Gets:       []string{deadLetterStream},
 		Owns:       []string{deliveryLedger, deliveryPartitions},
 		Watches:    []string{topology.BucketOrgAccess},
