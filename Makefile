@@ -28,8 +28,21 @@ run: ## the whole stack on embedded NATS, FerretDB and the Slack stand-in
 	go build -o $(LOCAL_BIN) ./deploy/local
 	exec $(LOCAL_BIN)
 
+.PHONY: packages
+# Debian packages the tests run: chromium for the browser test (deploy/local),
+# PostgreSQL under the distributed mode's FerretDB (deploy/cluster).
+packages: ## install the Debian packages the tests use, when missing
+	@missing=; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 .PHONY: test
-test: proto-check vet ## vet, generated-code check and every module's tests with -race
+test: packages proto-check vet ## vet, generated-code check and every module's tests with -race
 	go test -race -count=1 -timeout 12m $(PKGS)
 
 .PHONY: vet
