@@ -1,0 +1,204 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/topology"
+	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
+	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
+)
+
+// The stand-in's default seed: Acme, with #sales and #general the bot is
+// in, and Alice.
+const (
+	org        = "acme"
+	acme       = "T0ACME0001"
+	sales      = "C0ACMESALE"
+	general    = "C0ACMEGNRL"
+	aliceEmail = "alice@acme.example"
+)
+
+var admin = &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail}, IsAdmin: true}
+
+// install connects Acme's workspace to the org as an admin does: BeginInstall
+// as the CRM, then the browser through a gateway, the stand-in's consent
+// page and back.
+func install(t *testing.T, c *Cluster) {
+	t.Helper()
+	cc := testkit.CRMConn(t, c.PKI(), c.Addr(natsauth.Teams))
+	begun, err := teamsv1.NewTeamRegistryServiceClient(cc).BeginInstall(testkit.Context(t), &teamsv1.BeginInstallRequest{
+		OrgId: org, TeamHint: acme, Caller: admin,
+	})
+	if err != nil {
+		t.Fatalf("BeginInstall: %v", err)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := browser.Get(begun.GetInstallUrl())
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Slack is connected") {
+		t.Fatalf("install ended with HTTP %d:\n%s", resp.StatusCode, page)
+	}
+}
+
+// crm publishes as the org's CRM does: its own NATS user, which may publish
+// only the org's events, through the product's publisher (event id as
+// Nats-Msg-Id).
+func crm(t *testing.T, c *Cluster) *bus.Bus {
+	t.Helper()
+	pw, err := c.PKI().NATSPassword(natsauth.CRMUser(org))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bus.Connect(longContext(t), bus.Config{URL: c.NATSURL(), Name: "cluster-test-crm",
+		NATSOptions: []nats.Option{nats.UserInfo(natsauth.CRMUser(org), pw), nats.CustomInboxPrefix(natsauth.CRMInbox(org))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// publish publishes evs, retrying the whole batch until it is stored: a
+// killed NATS node fails what was in flight, and a retry inside the
+// stream's duplicate window stores nothing twice.
+func publish(ctx context.Context, b *bus.Bus, evs []bus.Event) error {
+	items := make([]bus.Published, len(evs))
+	for i, ev := range evs {
+		subject, err := topology.SubjectFor(ev)
+		if err != nil {
+			return err
+		}
+		items[i] = bus.Published{Subject: subject, Event: ev}
+	}
+	for {
+		err := b.PublishBatch(ctx, items)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publishing %d events: %w (last: %v)", len(evs), ctx.Err(), err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func envelope(id string) *commonv1.Envelope {
+	return &commonv1.Envelope{EventId: id, OrgId: org, OccurredAt: nowPB(), SchemaVersion: 1, Producer: "cluster-test"}
+}
+
+func dealSchema() *crmv1.ModuleSchema {
+	return &crmv1.ModuleSchema{Module: "Deals", SingularLabel: "Deal", PluralLabel: "Deals", DisplayField: "Deal_Name", HasCardView: true,
+		Fields: []*crmv1.FieldMeta{
+			{ApiName: "Deal_Name", Label: "Deal Name", Type: crmv1.FieldType_FIELD_TYPE_SINGLE_LINE},
+			{ApiName: "Stage", Label: "Stage", Type: crmv1.FieldType_FIELD_TYPE_PICKLIST, PicklistValues: []string{"Qualification", "Closed Won"}},
+			{ApiName: "Owner", Label: "Deal Owner", Type: crmv1.FieldType_FIELD_TYPE_OWNER},
+		}}
+}
+
+func deal(id string, version int64) *crmv1.Record {
+	return &crmv1.Record{Module: "Deals", Id: id, Version: version,
+		Owner: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail},
+		Fields: map[string]*crmv1.FieldValue{
+			"Deal_Name": {Kind: &crmv1.FieldValue_Text{Text: id}},
+			"Stage":     {Kind: &crmv1.FieldValue_Text{Text: "Closed Won"}},
+			"Owner":     {Kind: &crmv1.FieldValue_Lookup{Lookup: &crmv1.LookupValue{Id: "crm-alice", Name: "Alice Johnson"}}},
+		}}
+}
+
+// The rules of the two actions: each posts "WF <deal>" to its channel.
+var ruleChannel = map[string]string{"won-sales": sales, "won-general": general}
+
+// actions seeds the Deals schema (workflows learns it from a record) and
+// saves one action per rule.
+func actions(t *testing.T, c *Cluster, b *bus.Bus) {
+	t.Helper()
+	ctx := testkit.Context(t)
+	if err := publish(ctx, b, []bus.Event{&crmv1.RecordUpserted{Envelope: envelope("seed-deal"), Record: deal("seed", 1), Schema: dealSchema()}}); err != nil {
+		t.Fatal(err)
+	}
+	wf := workflowsv1.NewWorkflowActionsServiceClient(testkit.CRMConn(t, c.PKI(), c.Addr(natsauth.Workflows)))
+	testkit.Eventually(t, time.Minute, func() bool {
+		_, err := wf.CreateAction(ctx, &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
+			RuleId: "probe", Module: "Deals", Template: "#{Deals.NoSuchField}", TeamId: acme,
+			TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{sales}}})
+		return status.Code(err) == codes.InvalidArgument
+	}, "workflows knows the Deals schema and the org's team")
+	for rule, channel := range ruleChannel {
+		if _, err := wf.CreateAction(ctx, &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
+			RuleId: rule, Module: "Deals", Template: "WF #{Deals.Deal Name}", TeamId: acme,
+			TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{channel}}}); err != nil {
+			t.Fatalf("creating the action of %s: %v", rule, err)
+		}
+	}
+}
+
+// workload is n CRM events spread over the services' work, in publish
+// order, and what each must post: a workflow trigger ("WF wf-…" in its
+// rule's channel), a missed call ("Customer sg-…" to Alice), or a record
+// update (query's and workflows' read models; nothing posted).
+type workload struct {
+	events []bus.Event
+	// posts are the markers every post must carry once, with where.
+	posts map[string]string // marker → channel ("" for Alice's DM)
+}
+
+func newWorkload(n int) workload {
+	w := workload{posts: map[string]string{}}
+	rules := []string{"won-sales", "won-general"}
+	for i := range n {
+		switch i % 5 {
+		case 0, 1, 2:
+			id := fmt.Sprintf("wf-%05d", i)
+			rule := rules[i%2]
+			w.events = append(w.events, &crmv1.WorkflowRuleTriggered{Envelope: envelope("ev-" + id), RuleId: rule, RuleName: rule,
+				Trigger: crmv1.WorkflowTrigger_WORKFLOW_TRIGGER_FIELD_UPDATE, Record: deal(id, 1), Schema: dealSchema(),
+				TriggeredBy: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail}})
+			w.posts["WF "+id] = ruleChannel[rule]
+		case 3:
+			id := fmt.Sprintf("sg-%05d", i)
+			w.events = append(w.events, &crmv1.SalesSignal{Envelope: envelope("ev-" + id), SignalId: id,
+				Channel: crmv1.SignalChannel_SIGNAL_CHANNEL_CALL, Kind: "missed",
+				Record:      &commonv1.RecordRef{Module: "Contacts", Id: id, Name: "Customer " + id},
+				RecordOwner: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail},
+				From:        "Customer " + id, FromPhone: "+1 555 0100", Summary: "missed call"})
+			w.posts["Customer "+id] = ""
+		default:
+			id := fmt.Sprintf("rec-%05d", i%50)
+			w.events = append(w.events, &crmv1.RecordUpserted{Envelope: envelope(fmt.Sprintf("ev-rec-%05d", i)), Record: deal(id, int64(i+1)), Schema: dealSchema()})
+		}
+	}
+	return w
+}
+
+// marker is the workload marker a post carries, or "".
+func marker(text string) string {
+	if i := strings.Index(text, "WF wf-"); i >= 0 && len(text) >= i+len("WF wf-00000") {
+		return text[i : i+len("WF wf-00000")]
+	}
+	if i := strings.Index(text, "Customer sg-"); i >= 0 && len(text) >= i+len("Customer sg-00000") {
+		return text[i : i+len("Customer sg-00000")]
+	}
+	return ""
+}
