@@ -28,6 +28,18 @@ run: ## the whole stack on embedded NATS, FerretDB and the Slack stand-in
 	go build -o $(LOCAL_BIN) ./deploy/local
 	exec $(LOCAL_BIN)
 
+.PHONY: cluster cluster-test
+# The distributed mode, each part its own process (deploy/cluster); built,
+# then exec'd, as `make run` is.
+CLUSTER_RUNNER ?= $(BIN)/crmslack-cluster
+
+cluster: ## the distributed mode: 3 NATS nodes, FerretDB on PostgreSQL, the stand-in, two replicas of every service
+	go build -o $(CLUSTER_RUNNER) ./deploy/cluster/cmd/cluster
+	CLUSTER_BIN=$(BIN)/cluster exec $(CLUSTER_RUNNER)
+
+cluster-test: ## the cluster's crash test at full size: 10,000 events, one replica of each service and a NATS node killed
+	CLUSTER_EVENTS=10000 go test -count=1 -v -timeout 30m -run TestClusterExactlyOnceThroughCrashes ./deploy/cluster
+
 .PHONY: test
 test: proto-check vet ## vet, generated-code check and every module's tests with -race
 	go test -race -count=1 -timeout 12m $(PKGS)

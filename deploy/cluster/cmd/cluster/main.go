@@ -20,12 +20,16 @@ import (
 	"syscall"
 
 	"github.com/crmslack/crmslack/deploy/cluster"
+	"github.com/crmslack/crmslack/libs/foreground"
 )
 
 func main() {
+	restore := foreground.Take()
+	defer restore()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
+		restore()
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
 	}
