@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,13 +131,22 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 	// Mid-stream: one replica of every service and a NATS node die.
 	want := len(w.posts)
 	testkit.Eventually(t, 5*time.Minute, func() bool { return len(standin.posts(t)) >= want*2/5 }, "40%% of the %d posts", want)
+	// The victims that hurt most: the delivery replica posting Acme's
+	// commands (one team's are one partition, leased by one replica) and
+	// the node leading SLACK_OUT.
+	victims := map[string]*Replica{}
+	for _, s := range services {
+		victims[s.name] = c.Replicas(s.name)[0]
+	}
+	victims[natsauth.Delivery] = busiest(t, c.Replicas(natsauth.Delivery))
+	leader := streamLeader(t, c, topology.StreamSlackOut)
 	before := standin.posts(t)
 	killedAt := time.Now()
-	for _, s := range services {
-		c.Replicas(s.name)[0].Kill()
+	for _, r := range victims {
+		r.Kill()
 	}
-	c.KillNATS(0)
-	t.Logf("killed %s and nats-1 at %d of %d posts", "one replica of each service", len(before), want)
+	c.KillNATS(leader)
+	t.Logf("killed %s, one replica of every other service and nats-%d (SLACK_OUT's leader) at %d of %d posts", victims[natsauth.Delivery].Name, leader+1, len(before), want)
 
 	if err := <-pubErr; err != nil {
 		t.Fatal(err)
@@ -196,6 +206,61 @@ func checkReplicated(t *testing.T, c *Cluster) {
 			t.Fatalf("stream %s: replicas %d, cluster %+v; want R3 on three nodes", s, info.Config.Replicas, info.Cluster)
 		}
 	}
+}
+
+// busiest is the delivery replica that has posted most.
+func busiest(t *testing.T, rs []*Replica) *Replica {
+	t.Helper()
+	var best *Replica
+	most := -1.0
+	for _, r := range rs {
+		if n := metricSum(t, r.Ops, "crmslack_delivery_commands_total"); n > most {
+			best, most = r, n
+		}
+	}
+	return best
+}
+
+// metricSum adds up a counter's series on a replica's /metrics.
+func metricSum(t *testing.T, ops, name string) float64 {
+	t.Helper()
+	cl := http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Get("http://" + ops + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+// streamLeader is the index of the node leading stream.
+func streamLeader(t *testing.T, c *Cluster, stream string) int {
+	t.Helper()
+	js := observer(t, c, natsauth.Delivery)
+	st, err := js.Stream(testkit.Context(t), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(info.Cluster.Leader, "nats-"))
+	if err != nil {
+		t.Fatalf("leader %q: %v", info.Cluster.Leader, err)
+	}
+	return i - 1
 }
 
 // observer is a JetStream connection as service user (the test reads
