@@ -212,22 +212,9 @@ const refreshPoll = 100 * time.Millisecond
 // should it die).
 func (s *Service) doRefresh(ctx context.Context, seen registry.Team) (registry.Team, error) {
 	for {
-		cur, found, err := s.repo.Team(ctx, seen.OrgID, seen.TeamID)
-		if err != nil {
-			return registry.Team{}, err
-		}
-		if !found {
-			return registry.Team{}, registry.NotFoundTeam(seen.OrgID, seen.TeamID)
-		}
-		if err := registry.Unusable(nil, &cur); err != nil {
-			return registry.Team{}, err
-		}
-		if cur.TokenSerial != seen.TokenSerial && !s.expired(&cur) {
-			return cur, nil // refreshed meanwhile
-		}
-		if !cur.Rotating() {
-			return registry.Team{}, &registry.Error{Kind: registry.ErrFailedPrecondition,
-				Msg: fmt.Sprintf("the token of team %s expired and cannot be refreshed: an admin must re-authorise it", cur.TeamID)}
+		cur, done, err := s.stillDue(ctx, seen)
+		if done || err != nil {
+			return cur, err
 		}
 		held, err := s.claimRefresh(ctx, cur)
 		if err != nil {
@@ -242,6 +229,29 @@ func (s *Service) doRefresh(ctx context.Context, seen registry.Team) (registry.T
 		case <-time.After(refreshPoll):
 		}
 	}
+}
+
+// stillDue reads seen's row again: done when its token was refreshed
+// meanwhile (cur is the row then), an error when it cannot be refreshed.
+func (s *Service) stillDue(ctx context.Context, seen registry.Team) (cur registry.Team, done bool, err error) {
+	cur, found, err := s.repo.Team(ctx, seen.OrgID, seen.TeamID)
+	if err != nil {
+		return registry.Team{}, false, err
+	}
+	if !found {
+		return registry.Team{}, false, registry.NotFoundTeam(seen.OrgID, seen.TeamID)
+	}
+	if err := registry.Unusable(nil, &cur); err != nil {
+		return registry.Team{}, false, err
+	}
+	if cur.TokenSerial != seen.TokenSerial && !s.expired(&cur) {
+		return cur, true, nil
+	}
+	if !cur.Rotating() {
+		return registry.Team{}, false, &registry.Error{Kind: registry.ErrFailedPrecondition,
+			Msg: fmt.Sprintf("the token of team %s expired and cannot be refreshed: an admin must re-authorise it", cur.TeamID)}
+	}
+	return cur, false, nil
 }
 
 // claimRefresh takes cur's refresh lease for this replica, for as long as
@@ -264,18 +274,9 @@ func (s *Service) refreshClaimed(ctx context.Context, seen, cur registry.Team) (
 	defer s.releaseRefresh(ctx, cur)
 	// Read again under the lease: a refresh that ended between the read
 	// and the claim must not be repeated with its spent token.
-	cur, found, err := s.repo.Team(ctx, cur.OrgID, cur.TeamID)
-	if err != nil {
-		return registry.Team{}, err
-	}
-	if !found {
-		return registry.Team{}, registry.NotFoundTeam(seen.OrgID, seen.TeamID)
-	}
-	if err := registry.Unusable(nil, &cur); err != nil {
-		return registry.Team{}, err
-	}
-	if cur.TokenSerial != seen.TokenSerial && !s.expired(&cur) {
-		return cur, nil
+	cur, done, err := s.stillDue(ctx, seen)
+	if done || err != nil {
+		return cur, err
 	}
 	rt, err := s.open(&cur, fieldRefresh)
 	if err != nil {
