@@ -130,7 +130,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 
 	// Mid-stream: one replica of every service and a NATS node die.
 	want := len(w.posts)
-	testkit.Eventually(t, 5*time.Minute, func() bool { return len(standin.posts(t)) >= want*2/5 }, "40%% of the %d posts", want)
+	standin.waitPosts(t, 5*time.Minute, want*2/5)
 	// The victims that hurt most: the delivery replica posting Acme's
 	// commands (one team's are one partition, leased by one replica) and
 	// the node leading SLACK_OUT.
@@ -152,11 +152,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	published := time.Now()
-	var posts []slackstandin.Message
-	testkit.Eventually(t, 5*time.Minute, func() bool {
-		posts = standin.posts(t)
-		return len(posts) >= want
-	}, "every post after the kill (have %d of %d)", len(posts), want)
+	posts := standin.waitPosts(t, 10*time.Minute, want)
 	done := time.Now()
 
 	// Anything posted twice arrives soon after: wait for the count to stay.
@@ -389,6 +385,23 @@ func longestGap(posts []slackstandin.Message, at time.Time) time.Duration {
 type standinClient struct {
 	url string
 	mu  sync.Mutex
+}
+
+// waitPosts polls (each poll reads every post, so not at testkit's pace)
+// until n posts are in, and returns them.
+func (s *standinClient) waitPosts(t *testing.T, timeout time.Duration, n int) []slackstandin.Message {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		posts := s.posts(t)
+		if len(posts) >= n {
+			return posts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d posts after %s", len(posts), n, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // posts are the messages the app posted in Acme (not ephemeral, not

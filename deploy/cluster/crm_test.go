@@ -3,9 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/natsauth"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -36,29 +34,10 @@ const (
 
 var admin = &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail}, IsAdmin: true}
 
-// install connects Acme's workspace to the org as an admin does: BeginInstall
-// as the CRM, then the browser through a gateway, the stand-in's consent
-// page and back.
+// install connects Acme's workspace to the org as an admin does.
 func install(t *testing.T, c *Cluster) {
 	t.Helper()
-	cc := testkit.CRMConn(t, c.PKI(), c.Addr(natsauth.Teams))
-	begun, err := teamsv1.NewTeamRegistryServiceClient(cc).BeginInstall(testkit.Context(t), &teamsv1.BeginInstallRequest{
-		OrgId: org, TeamHint: acme, Caller: admin,
-	})
-	if err != nil {
-		t.Fatalf("BeginInstall: %v", err)
-	}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	resp, err := browser.Get(begun.GetInstallUrl())
-	if err != nil {
-		t.Fatalf("install: %v", err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Slack is connected") {
-		t.Fatalf("install ended with HTTP %d:\n%s", resp.StatusCode, page)
-	}
+	harness.InstallThroughGateway(t, testkit.CRMConn(t, c.PKI(), c.Addr(natsauth.Teams)), org, acme, admin)
 }
 
 // crm publishes as the org's CRM does: its own NATS user, which may publish
