@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -22,13 +26,10 @@ import (
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
 
-// The stand-in's default seed: Acme, with #sales and #general the bot is
-// in, and Alice.
+// The stand-in's default seed: Acme, and Alice its admin.
 const (
 	org        = "acme"
 	acme       = "T0ACME0001"
-	sales      = "C0ACMESALE"
-	general    = "C0ACMEGNRL"
 	aliceEmail = "alice@acme.example"
 )
 
@@ -106,8 +107,48 @@ func deal(id string, version int64) *crmv1.Record {
 		}}
 }
 
-// The rules of the two actions: each posts "WF <deal>" to its channel.
-var ruleChannel = map[string]string{"won-sales": sales, "won-general": general}
+// The load: loadChannels channels in Acme with the bot in them, one
+// workflow rule posting to each, and loadUsers people receiving missed
+// calls, so that posts spread as a CRM's would and Slack's pace per channel
+// (1/s, delivery's default) is kept.
+const (
+	loadChannels = 100
+	loadUsers    = 50
+)
+
+func loadChannel(k int) string { return fmt.Sprintf("C0LOAD%04d", k) }
+func loadUser(k int) string    { return fmt.Sprintf("U0LOAD%04d", k) }
+func loadEmail(k int) string   { return fmt.Sprintf("load%04d@acme.example", k) }
+func loadRule(k int) string    { return fmt.Sprintf("won-%03d", k) }
+
+// loadSeed is the stand-in's default seed with the load's channels and
+// people in Acme, written where the stand-in reads it.
+func loadSeed(t *testing.T) string {
+	t.Helper()
+	seed := slackstandin.DefaultSeed()
+	for i := range seed.Workspaces {
+		w := &seed.Workspaces[i]
+		if w.ID != acme {
+			continue
+		}
+		for k := range loadUsers {
+			w.Users = append(w.Users, slackstandin.User{ID: loadUser(k), Name: fmt.Sprintf("load%04d", k), RealName: fmt.Sprintf("Load %d", k), Email: loadEmail(k)})
+		}
+		for k := range loadChannels {
+			w.Channels = append(w.Channels, slackstandin.Channel{ID: loadChannel(k), Name: fmt.Sprintf("load-%03d", k),
+				Members: []string{w.Bot.UserID, "U0ACME0ALC"}, Creator: "U0ACME0ALC", Created: 1600000000})
+		}
+	}
+	b, err := json.Marshal(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "seed.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // actions seeds the Deals schema (workflows learns it from a record) and
 // saves one action per rule.
@@ -121,48 +162,49 @@ func actions(t *testing.T, c *Cluster, b *bus.Bus) {
 	testkit.Eventually(t, time.Minute, func() bool {
 		_, err := wf.CreateAction(ctx, &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
 			RuleId: "probe", Module: "Deals", Template: "#{Deals.NoSuchField}", TeamId: acme,
-			TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{sales}}})
+			TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{loadChannel(0)}}})
 		return status.Code(err) == codes.InvalidArgument
 	}, "workflows knows the Deals schema and the org's team")
-	for rule, channel := range ruleChannel {
-		if _, err := wf.CreateAction(ctx, &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
-			RuleId: rule, Module: "Deals", Template: "WF #{Deals.Deal Name}", TeamId: acme,
-			TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{channel}}}); err != nil {
-			t.Fatalf("creating the action of %s: %v", rule, err)
+	for k := range loadChannels {
+		if _, err := wf.CreateAction(testkit.Context(t), &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
+			RuleId: loadRule(k), Module: "Deals", Template: "WF #{Deals.Deal Name}", TeamId: acme,
+			TargetKind: workflowsv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{loadChannel(k)}}}); err != nil {
+			t.Fatalf("creating the action of %s: %v", loadRule(k), err)
 		}
 	}
 }
 
 // workload is n CRM events spread over the services' work, in publish
 // order, and what each must post: a workflow trigger ("WF wf-…" in its
-// rule's channel), a missed call ("Customer sg-…" to Alice), or a record
-// update (query's and workflows' read models; nothing posted).
+// rule's channel), a missed call ("Customer sg-…" to its owner), or a
+// record update (query's and workflows' read models; nothing posted).
 type workload struct {
 	events []bus.Event
-	// posts are the markers every post must carry once, with where.
-	posts map[string]string // marker → channel ("" for Alice's DM)
+	// posts are the markers every post must carry once, with where: a
+	// channel, or the user of a DM.
+	posts map[string]string
 }
 
 func newWorkload(n int) workload {
 	w := workload{posts: map[string]string{}}
-	rules := []string{"won-sales", "won-general"}
 	for i := range n {
 		switch i % 5 {
 		case 0, 1, 2:
 			id := fmt.Sprintf("wf-%05d", i)
-			rule := rules[i%2]
-			w.events = append(w.events, &crmv1.WorkflowRuleTriggered{Envelope: envelope("ev-" + id), RuleId: rule, RuleName: rule,
+			k := (i/5*3 + i%5) % loadChannels
+			w.events = append(w.events, &crmv1.WorkflowRuleTriggered{Envelope: envelope("ev-" + id), RuleId: loadRule(k), RuleName: loadRule(k),
 				Trigger: crmv1.WorkflowTrigger_WORKFLOW_TRIGGER_FIELD_UPDATE, Record: deal(id, 1), Schema: dealSchema(),
 				TriggeredBy: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail}})
-			w.posts["WF "+id] = ruleChannel[rule]
+			w.posts["WF "+id] = loadChannel(k)
 		case 3:
 			id := fmt.Sprintf("sg-%05d", i)
+			k := (i / 5) % loadUsers
 			w.events = append(w.events, &crmv1.SalesSignal{Envelope: envelope("ev-" + id), SignalId: id,
 				Channel: crmv1.SignalChannel_SIGNAL_CHANNEL_CALL, Kind: "missed",
 				Record:      &commonv1.RecordRef{Module: "Contacts", Id: id, Name: "Customer " + id},
-				RecordOwner: &commonv1.CrmUserRef{Id: "crm-alice", Name: "Alice Johnson", Email: aliceEmail},
+				RecordOwner: &commonv1.CrmUserRef{Id: "crm-" + loadUser(k), Name: fmt.Sprintf("Load %d", k), Email: loadEmail(k)},
 				From:        "Customer " + id, FromPhone: "+1 555 0100", Summary: "missed call"})
-			w.posts["Customer "+id] = ""
+			w.posts["Customer "+id] = loadUser(k)
 		default:
 			id := fmt.Sprintf("rec-%05d", i%50)
 			w.events = append(w.events, &crmv1.RecordUpserted{Envelope: envelope(fmt.Sprintf("ev-rec-%05d", i)), Record: deal(id, int64(i+1)), Schema: dealSchema()})
