@@ -82,8 +82,27 @@ type Cluster struct {
 }
 
 // Start brings up every part and returns once every replica is ready. On
-// an error, what was started is stopped again.
-func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+// an error, what was started is stopped again. A part that exits before it
+// is ready (most often: a port picked free was taken by another process
+// before the part bound it) makes it start everything once more, on new
+// ports and the same data.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := start(ctx, opts)
+	if errors.Is(err, errExited) {
+		fmt.Fprintf(orDiscard(opts.Out), "cluster: %v; starting again\n", err)
+		c, err = start(ctx, opts)
+	}
+	return c, err
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.Dir == "" || opts.Bin == "" {
 		return nil, errors.New("cluster: Options.Dir and Options.Bin are required")
 	}
@@ -96,9 +115,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if len(opts.CRMOrgs) == 0 {
 		opts.CRMOrgs = []string{"o1"}
 	}
-	if opts.Out == nil {
-		opts.Out = io.Discard
-	}
+	opts.Out = orDiscard(opts.Out)
 	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
 		return nil, err
 	}

@@ -50,7 +50,8 @@ const defaultEvents = 1000
 // TestClusterExactlyOnceThroughCrashes drives the distributed mode: every
 // part its own process, security on. It installs a workspace, saves a
 // workflow action per channel, and publishes CRM events as the CRM
-// (triggers to 100 channels, missed calls to 50 people, record updates),
+// (triggers to 100 channels, missed calls to 50 people, records shared to
+// channels, record updates),
 // posted at Slack's pace per channel; when 40% of the posts
 // are in, it SIGKILLs one replica of every service and one NATS node. Every
 // post must arrive exactly once, in each channel in the order of its
@@ -178,14 +179,14 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 	var last time.Time
 	seen := map[string]bool{}
 	for _, m := range before {
-		seen[marker(m.Text)] = true
+		seen[marker(m)] = true
 	}
 	lastOf := map[string]time.Time{}
 	for _, m := range posts {
-		if !seen[marker(m.Text)] && m.Time.After(last) {
+		if !seen[marker(m)] && m.Time.After(last) {
 			last = m.Time
 		}
-		kind := marker(m.Text)[:4]
+		kind := strings.SplitN(marker(m), " ", 2)[0]
 		if m.Time.After(lastOf[kind]) {
 			lastOf[kind] = m.Time
 		}
@@ -307,7 +308,7 @@ func checkExactlyOnce(t *testing.T, w workload, posts []slackstandin.Message) {
 	t.Helper()
 	count := map[string]int{}
 	for _, m := range posts {
-		mk := marker(m.Text)
+		mk := marker(m)
 		if mk == "" {
 			t.Errorf("an unexpected post in %s: %q", m.Channel, m.Text)
 			continue
@@ -364,7 +365,7 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 		if err := proto.Unmarshal(msg.Data, &pm); err != nil {
 			t.Fatal(err)
 		}
-		if mk := marker(pm.GetText()); mk != "" {
+		if mk := marker(slackstandin.Message{Text: pm.GetText(), Blocks: pm.GetBlocksJson()}); mk != "" {
 			if _, ok := seq[mk]; !ok {
 				seq[mk] = n
 			}
@@ -372,7 +373,7 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 	}
 	byChannel := map[string][]uint64{}
 	for _, m := range posts {
-		byChannel[m.Channel] = append(byChannel[m.Channel], seq[marker(m.Text)])
+		byChannel[m.Channel] = append(byChannel[m.Channel], seq[marker(m)])
 	}
 	for ch, seqs := range byChannel {
 		if !slices.IsSorted(seqs) {

@@ -22,6 +22,7 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 )
@@ -176,8 +177,9 @@ func actions(t *testing.T, c *Cluster, b *bus.Bus) {
 
 // workload is n CRM events spread over the services' work, in publish
 // order, and what each must post: a workflow trigger ("WF wf-…" in its
-// rule's channel), a missed call ("Customer sg-…" to its owner), or a
-// record update (query's and workflows' read models; nothing posted).
+// rule's channel), a missed call ("Customer sg-…" to its owner), a record
+// shared to a channel ("SH sh-…" in its card), or a record update (query's
+// and workflows' read models; nothing posted).
 type workload struct {
 	events []bus.Event
 	// posts are the markers every post must carry once, with where: a
@@ -205,7 +207,17 @@ func newWorkload(n int) workload {
 				RecordOwner: &commonv1.CrmUserRef{Id: "crm-" + loadUser(k), Name: fmt.Sprintf("Load %d", k), Email: loadEmail(k)},
 				From:        "Customer " + id, FromPhone: "+1 555 0100", Summary: "missed call"})
 			w.posts["Customer "+id] = loadUser(k)
-		default:
+		case 4:
+			if (i/5)%2 == 1 {
+				id := fmt.Sprintf("sh-%05d", i)
+				k := (i / 10) % loadChannels
+				w.events = append(w.events, &sharingv1.ShareRecordRequested{Envelope: envelope("ev-" + id), Request: &sharingv1.ShareRecordRequest{
+					OrgId: org, Sharer: admin.GetUser(), Module: "Deals", Record: deal(id, 1), Schema: dealSchema(), Message: "SH " + id,
+					TeamId: acme, TargetKind: sharingv1.TargetKind_TARGET_KIND_CHANNELS, Targets: []string{loadChannel(k)}, RequestId: id,
+				}})
+				w.posts["SH "+id] = loadChannel(k)
+				continue
+			}
 			id := fmt.Sprintf("rec-%05d", i%50)
 			w.events = append(w.events, &crmv1.RecordUpserted{Envelope: envelope(fmt.Sprintf("ev-rec-%05d", i)), Record: deal(id, int64(i+1)), Schema: dealSchema()})
 		}
@@ -213,13 +225,15 @@ func newWorkload(n int) workload {
 	return w
 }
 
-// marker is the workload marker a post carries, or "".
-func marker(text string) string {
-	if i := strings.Index(text, "WF wf-"); i >= 0 && len(text) >= i+len("WF wf-00000") {
-		return text[i : i+len("WF wf-00000")]
-	}
-	if i := strings.Index(text, "Customer sg-"); i >= 0 && len(text) >= i+len("Customer sg-00000") {
-		return text[i : i+len("Customer sg-00000")]
+// marker is the workload marker a post carries (in its text, or in its
+// blocks for a shared card), or "".
+func marker(m slackstandin.Message) string {
+	for _, in := range []string{m.Text, string(m.Blocks)} {
+		for _, p := range []string{"WF wf-", "Customer sg-", "SH sh-"} {
+			if i := strings.Index(in, p); i >= 0 && len(in) >= i+len(p)+5 {
+				return in[i : i+len(p)+5]
+			}
+		}
 	}
 	return ""
 }

@@ -95,6 +95,11 @@ func startNATS(bin string, n natsNode, all []natsNode, tls trust.Files, crmOrgs 
 func natsClusterReady(ctx context.Context, procs []*proc, nodes []natsNode, timeout time.Duration) error {
 	for i, n := range nodes {
 		err := procs[i].waitFor(ctx, "in a JetStream cluster of "+fmt.Sprint(len(nodes)), timeout, func() bool {
+			for _, p := range procs {
+				if p.exited() {
+					return true // reported below
+				}
+			}
 			var jsz struct {
 				Meta struct {
 					Leader  string `json:"leader"`
@@ -111,6 +116,11 @@ func natsClusterReady(ctx context.Context, procs []*proc, nodes []natsNode, time
 		})
 		if err != nil {
 			return err
+		}
+	}
+	for _, p := range procs {
+		if p.exited() {
+			return fmt.Errorf("%s exited before the cluster formed: %v: %w", p.name, p.err, errExited)
 		}
 	}
 	return nil

@@ -109,6 +109,9 @@ func (p *proc) stop(grace time.Duration) error {
 	return nil
 }
 
+// errExited is a process that ended before it was ready.
+var errExited = errors.New("the process exited")
+
 // waitFor polls ok until it holds, the process exits, or ctx ends.
 func (p *proc) waitFor(ctx context.Context, what string, timeout time.Duration, ok func() bool) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -121,7 +124,7 @@ func (p *proc) waitFor(ctx context.Context, what string, timeout time.Duration, 
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before %s: %v", p.name, what, p.err)
+			return fmt.Errorf("%s exited before %s: %v: %w", p.name, what, p.err, errExited)
 		case <-ctx.Done():
 			return fmt.Errorf("%s: not %s within %s", p.name, what, timeout)
 		case <-tick.C:
