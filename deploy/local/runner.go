@@ -28,7 +28,9 @@ const defaultGatewayURL = "http://127.0.0.1:8080"
 // endpoints is what the runner reports once everything is up.
 type endpoints struct {
 	NATS, Mongo, SlackAPI, Standin, PKI string
-	Services                            []string
+	// Sandbox is the sandbox pane's URL, when the stand-in runs.
+	Sandbox  string
+	Services []string
 }
 
 // run starts every part and blocks until ctx ends. environ is the process
@@ -46,6 +48,7 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 	natsPort := env.Int("LOCAL_NATS_PORT", 4222, 0, 65535)
 	crmOrgs := env.String("LOCAL_CRM_ORGS", "o1")
 	mongoAddr := env.String("LOCAL_MONGO_ADDR", "127.0.0.1:27017")
+	sandboxCfg := sandboxConfigFromEnv(env)
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -75,9 +78,11 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 			stops[i]()
 		}
 	}()
+	embeddedNATS := false
 	if url, ok := vars["NATS_URL"]; ok && url != "" {
 		ep.NATS = url
 	} else {
+		embeddedNATS = true
 		users, err := pki.NATSUsers(orgs...)
 		if err != nil {
 			return err
@@ -103,11 +108,12 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		})
 		ep.Mongo = ms.URI()
 	}
+	var sa *slackstandin.Server
 	if api, ok := vars["SLACK_API_URL"]; ok && api != "" {
 		ep.SlackAPI = api
 	} else {
 		vars = withDefaults(vars, pick(secrets, "SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET"))
-		sa, err := startStandin(vars, standinAddr, dataDir, log)
+		sa, err = startStandin(vars, standinAddr, dataDir, log)
 		if err != nil {
 			return err
 		}
@@ -120,9 +126,10 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		})
 	}
 	vars = withDefaults(vars, map[string]string{
-		"NATS_URL":      ep.NATS,
-		"MONGODB_URI":   ep.Mongo,
-		"SLACK_API_URL": ep.SlackAPI,
+		"CONSOLE_DEV_CRM_KEYS": consoleDevKeys(pki, orgs),
+		"NATS_URL":             ep.NATS,
+		"MONGODB_URI":          ep.Mongo,
+		"SLACK_API_URL":        ep.SlackAPI,
 	})
 
 	// Services: each gets its configuration from the same environment, with
@@ -150,6 +157,26 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		ep.Services = append(ep.Services, fmt.Sprintf("%-10s %s", s.name, desc))
 	}
 	ep.PKI = pki.Path()
+
+	// The sandbox pane and the demo data play Slack and the CRM: only with
+	// the stand-in, and the embedded NATS whose CRM users the PKI holds.
+	if sa != nil && embeddedNATS && len(orgs) > 0 {
+		crm, err := connectCRM(ctx, ep.NATS, pki, orgs[0], log.With("part", "crm"))
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() { _ = crm.Close() })
+		pub := crmBus{crm}
+		if sandboxCfg.demoData {
+			parts = append(parts, demoPart(dataDir, orgs[0], pub, log.With("part", "demo"), out))
+		}
+		part, url, err := sandboxPart(sandboxCfg, sa, firstSet(vars["GATEWAY_PUBLIC_URL"], defaultGatewayURL), orgs[0], consoleURL(vars), pub, log)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, part)
+		ep.Sandbox = url
+	}
 
 	report(out, ep)
 	if ready != nil {
@@ -219,6 +246,9 @@ func report(w io.Writer, ep endpoints) {
 	}
 	for _, s := range ep.Services {
 		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	if ep.Sandbox != "" {
+		fmt.Fprintf(&b, "  %-10s %s (the Slack pane: workspaces, channels, /zcrm, buttons, and a CRM panel of demo events)\n", "sandbox", ep.Sandbox)
 	}
 	fmt.Fprintf(&b, "  %-10s %s (development CA, certificates, CRM keys; crmctl call uses them)\n", "trust", ep.PKI)
 	b.WriteString("Ctrl-C stops everything.\n")

@@ -47,7 +47,8 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 	teams, gw := free(), free()
 	query := free()
 	_, natsPort, _ := net.SplitHostPort(free())
-	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free(), "signals": free(), "reminders": free()}
+	ops = map[string]string{"teams": free(), "gateway": free(), "delivery": free(), "query": free(), "sharing": free(), "workflows": free(), "signals": free(), "reminders": free(), "console": free()}
+	workflows, signals, reminders, delivery, sharing := free(), free(), free(), free(), free()
 	return []string{
 		"LOCAL_DATA_DIR=" + t.TempDir(),
 		"LOCAL_CRM_ORGS=acme",
@@ -61,19 +62,27 @@ func testEnviron(t *testing.T) (env []string, ops map[string]string) {
 		"GATEWAY_ADDR=" + gw,
 		"GATEWAY_PUBLIC_URL=http://" + gw,
 		"GATEWAY_OPS_ADDR=" + ops["gateway"],
-		"DELIVERY_GRPC_ADDR=" + free(),
+		"DELIVERY_GRPC_ADDR=" + delivery,
+		"DELIVERY_ADDR=" + delivery,
 		"DELIVERY_OPS_ADDR=" + ops["delivery"],
 		"QUERY_GRPC_ADDR=" + query,
 		"QUERY_ADDR=" + query,
 		"QUERY_OPS_ADDR=" + ops["query"],
-		"SHARING_GRPC_ADDR=" + free(),
+		"SHARING_GRPC_ADDR=" + sharing,
+		"SHARING_ADDR=" + sharing,
 		"SHARING_OPS_ADDR=" + ops["sharing"],
-		"WORKFLOWS_GRPC_ADDR=" + free(),
+		"WORKFLOWS_GRPC_ADDR=" + workflows,
+		"WORKFLOWS_ADDR=" + workflows,
 		"WORKFLOWS_OPS_ADDR=" + ops["workflows"],
-		"SIGNALS_GRPC_ADDR=" + free(),
+		"SIGNALS_GRPC_ADDR=" + signals,
+		"SIGNALS_ADDR=" + signals,
 		"SIGNALS_OPS_ADDR=" + ops["signals"],
-		"REMINDERS_GRPC_ADDR=" + free(),
+		"REMINDERS_GRPC_ADDR=" + reminders,
+		"REMINDERS_ADDR=" + reminders,
 		"REMINDERS_OPS_ADDR=" + ops["reminders"],
+		"SANDBOX_ADDR=" + free(),
+		"CONSOLE_ADDR=" + free(),
+		"CONSOLE_OPS_ADDR=" + ops["console"],
 	}, ops
 }
 
@@ -282,6 +291,7 @@ func scrapeEveryService(t *testing.T, ops map[string]string) {
 		"workflows": `crmslack_bus_handled_total{consumer="workflows-triggers"`,
 		"signals":   `crmslack_bus_handled_total{consumer="signals-delivery-succeeded"`,
 		"reminders": `crmslack_bus_handled_total{consumer="reminders-interactions"`,
+		"console":   `crmslack_console_sign_ins_total{kind="dev",outcome="ok"}`,
 	}
 	if len(own) != len(ops) {
 		t.Fatalf("scraping %d services, the runner starts %d", len(own), len(ops))

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
+	"github.com/crmslack/crmslack/services/console"
 	"github.com/crmslack/crmslack/services/delivery"
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/query"
@@ -66,4 +68,8 @@ var services = []service{
 		func(c signals.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
 	of(lifecycle.Entry[reminders.Config]{Name: "reminders", Load: reminders.ConfigFromEnv, Run: reminders.Run},
 		func(c reminders.Config) string { return grpcAndOps(c.GRPCAddr, c.OpsAddr) }),
+	of(lifecycle.Entry[console.Config]{Name: "console", Load: console.ConfigFromEnv, Run: console.Run},
+		func(c console.Config) string {
+			return fmt.Sprintf("admin console %s/ (sign in at /login), ops http://%s", strings.TrimSuffix(c.PublicURL, "/"), c.OpsAddr)
+		}),
 }

@@ -53,3 +53,14 @@ func withTrust(vars map[string]string, f trust.Files) map[string]string {
 	}
 	return out
 }
+
+// consoleDevKeys is CONSOLE_DEV_CRM_KEYS for the local stack: the console's
+// development sign-in signs with the orgs' development CRM keys, as crmctl
+// does.
+func consoleDevKeys(pki *devpki.Dir, orgs []string) string {
+	pairs := make([]string, 0, len(orgs))
+	for _, o := range orgs {
+		pairs = append(pairs, o+"="+pki.CRMKeyFile(o))
+	}
+	return strings.Join(pairs, ",")
+}

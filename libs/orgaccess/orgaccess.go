@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
@@ -78,30 +79,10 @@ func Follow(ctx context.Context, js jetstream.JetStream, sink Sink, retry time.D
 // entry that cannot be decoded, or whose org id differs from its key,
 // forgets the org: refusing is the safe side of a boundary.
 func Watch(ctx context.Context, kv jetstream.KeyValue, sink Sink, log *slog.Logger) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching bucket %s: %w", kv.Bucket(), err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("watch of bucket %s ended", kv.Bucket())
-			}
-			if e == nil { // the initial values have all been delivered
-				sink.MarkSynced()
-				log.InfoContext(ctx, "org access loaded")
-				continue
-			}
-			apply(ctx, sink, e, log)
-		}
-	}
+	return bus.WatchKeyValue(ctx, kv, func(e jetstream.KeyValueEntry) { apply(ctx, sink, e, log) }, func() {
+		sink.MarkSynced()
+		log.InfoContext(ctx, "org access loaded")
+	})
 }
 
 func apply(ctx context.Context, sink Sink, e jetstream.KeyValueEntry, log *slog.Logger) {

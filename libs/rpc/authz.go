@@ -43,6 +43,10 @@ type Rule struct {
 	// CRM, unless CRMNone, allows the CRM identity with a credential of at
 	// least this role for the request's org.
 	CRM CRMRole
+	// ForCRM are service identities that act for a CRM user (the console):
+	// allowed only as the CRM is, each call carrying such a credential,
+	// bound to the request the same way.
+	ForCRM []string
 }
 
 // Peer is the authenticated caller of a call: a service, or the CRM with
@@ -50,7 +54,7 @@ type Rule struct {
 type Peer struct {
 	// Service is the peer's identity (spiffe://crmslack/<Service>).
 	Service string
-	// CRM is the verified credential when Service is CRM.
+	// CRM is the verified credential when Service is CRM (or acts for it).
 	CRM *crmauth.Claims
 }
 
@@ -86,7 +90,7 @@ func (a *authorizer) authorize(ctx context.Context, method string) (Peer, *refus
 	if rule.AnyService || slices.Contains(rule.Services, name) {
 		return Peer{Service: name}, nil
 	}
-	if name != CRM || rule.CRM == CRMNone {
+	if (name != CRM && !slices.Contains(rule.ForCRM, name)) || rule.CRM == CRMNone {
 		return Peer{Service: name}, &refusal{codes.PermissionDenied, "not_allowed", fmt.Sprintf("%s may not call %s", name, method)}
 	}
 	claims, r := a.credential(ctx)

@@ -39,7 +39,7 @@ import (
 )
 
 // identities are every caller the table knows, plus one it does not.
-var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.Reminders, rpc.CRM, "stranger"}
+var identities = []string{rpc.Teams, rpc.Gateway, rpc.Delivery, rpc.Query, rpc.Sharing, rpc.Workflows, rpc.Signals, rpc.Reminders, rpc.Console, rpc.CRM, "stranger"}
 
 // services are every gRPC service of crmslack with a do-nothing
 // implementation: a call that passes authorization reaches it and answers
@@ -52,6 +52,7 @@ var services = []struct {
 	{&queryv1.QueryService_ServiceDesc, queryv1.UnimplementedQueryServiceServer{}},
 	{&sharingv1.SharingService_ServiceDesc, sharingv1.UnimplementedSharingServiceServer{}},
 	{&deliveryv1.DeliveryAuditService_ServiceDesc, deliveryv1.UnimplementedDeliveryAuditServiceServer{}},
+	{&deliveryv1.DeadLetterService_ServiceDesc, deliveryv1.UnimplementedDeadLetterServiceServer{}},
 	{&workflowsv1.WorkflowActionsService_ServiceDesc, workflowsv1.UnimplementedWorkflowActionsServiceServer{}},
 	{&signalsv1.SalesSignalsSettingsService_ServiceDesc, signalsv1.UnimplementedSalesSignalsSettingsServiceServer{}},
 	{&remindersv1.ReminderPreferencesService_ServiceDesc, remindersv1.UnimplementedReminderPreferencesServiceServer{}},
@@ -141,11 +142,12 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 				}
 				for _, name := range identities {
 					var opts []grpc.CallOption
-					if name == rpc.CRM {
+					if name == rpc.CRM || name == rpc.Console {
 						opts = append(opts, admin)
 					}
 					err := conns[name].Invoke(ctx, full, req, resp, opts...)
-					allowed := slices.Contains(rule.Services, name) || (name == rpc.CRM && rule.CRM != rpc.CRMNone)
+					forCRM := name == rpc.CRM || slices.Contains(rule.ForCRM, name)
+					allowed := slices.Contains(rule.Services, name) || (forCRM && rule.CRM != rpc.CRMNone)
 					want := codes.PermissionDenied
 					if allowed {
 						want = codes.Unimplemented // reached the service
@@ -226,9 +228,9 @@ func (r *recorder) RemoveTeam(_ context.Context, req *teamsv1.RemoveTeamRequest)
 	return &teamsv1.RemoveTeamResponse{}, nil
 }
 
-// TestCRMCredential: an admin call of the CRM goes through only with a
-// valid credential of an admin of the request's org, and the caller it
-// carries is the credential's.
+// TestCRMCredential: an admin call of the CRM, or of the console acting for
+// a CRM user, goes through only with a valid credential of an admin of the
+// request's org, and the caller it carries is the credential's.
 func TestCRMCredential(t *testing.T) {
 	t.Parallel()
 	pki := testkit.PKI(t, "o1", "o2")
@@ -248,7 +250,6 @@ func TestCRMCredential(t *testing.T) {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, rpc.CRM, lis.Addr().String()))
 	ctx := testkit.Context(t)
 
 	key, err := crmauth.ReadPrivateKey(pki.CRMKeyFile("o1"))
@@ -289,20 +290,23 @@ func TestCRMCredential(t *testing.T) {
 		{"valid, caller left out", &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1"}, []grpc.CallOption{valid}, codes.OK},
 		{"valid, caller agrees", &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1", Caller: &teamsv1.Caller{User: ann, IsAdmin: true}}, []grpc.CallOption{valid}, codes.OK},
 	}
-	for _, c := range cases {
-		_, err := client.RemoveTeam(ctx, c.req, c.opts...)
-		if got := status.Code(err); got != c.want {
-			t.Errorf("%s: %v, want %s", c.name, err, c.want)
-			continue
-		}
-		if c.want != codes.OK {
-			continue
-		}
-		got := <-rec.got
-		want := &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1", Caller: &teamsv1.Caller{
-			User: &commonv1.CrmUserRef{Id: "u-ann", Email: "ann@o1.example", Name: "Ann"}, IsAdmin: true}}
-		if !proto.Equal(want, got) {
-			t.Errorf("%s: the service got %v, want it bound to the credential: %v", c.name, got, want)
+	for _, as := range []string{rpc.CRM, rpc.Console} {
+		client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, as, lis.Addr().String()))
+		for _, c := range cases {
+			_, err := client.RemoveTeam(ctx, proto.Clone(c.req).(*teamsv1.RemoveTeamRequest), c.opts...)
+			if got := status.Code(err); got != c.want {
+				t.Errorf("as %s, %s: %v, want %s", as, c.name, err, c.want)
+				continue
+			}
+			if c.want != codes.OK {
+				continue
+			}
+			got := <-rec.got
+			want := &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1", Caller: &teamsv1.Caller{
+				User: &commonv1.CrmUserRef{Id: "u-ann", Email: "ann@o1.example", Name: "Ann"}, IsAdmin: true}}
+			if !proto.Equal(want, got) {
+				t.Errorf("as %s, %s: the service got %v, want it bound to the credential: %v", as, c.name, got, want)
+			}
 		}
 	}
 	if n := testutil.CollectAndCount(reg, "crmslack_rpc_refused_total"); n == 0 {

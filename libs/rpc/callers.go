@@ -23,10 +23,16 @@ const (
 	Workflows = "workflows"
 	Signals   = "signals"
 	Reminders = "reminders"
+	// Console is the admin web console (services/console): it calls only
+	// for the CRM user signed in, with their credential (Rule.ForCRM).
+	Console = "console"
 	// CRM is the CRM's connector. Its calls must also carry a CRM
 	// credential (libs/crmauth) for the org they concern.
 	CRM = "crm"
 )
+
+// console is the one identity besides the CRM that acts for a CRM user.
+var console = []string{Console}
 
 // Callers is who may call each gRPC method, by full method name: the one
 // authorization table, enforced for every server by one interceptor
@@ -35,17 +41,19 @@ const (
 //
 // To add a service: give it a name above, add one row per method it serves
 // (who calls it, and whether the CRM may, as user or admin), and add it to
-// the Services of the rows of the methods it calls.
+// the Services of the rows of the methods it calls. The console calls for
+// the CRM user signed in: it is in ForCRM of the rows it calls, never in
+// Services.
 var Callers = map[string]Rule{
 	// Team registry.
-	teamsv1.TeamRegistryService_ListTeams_FullMethodName:          {Services: []string{Sharing, Workflows}, CRM: CRMUser},
-	teamsv1.TeamRegistryService_GetTeam_FullMethodName:            {CRM: CRMUser},
-	teamsv1.TeamRegistryService_BeginInstall_FullMethodName:       {CRM: CRMAdmin},
+	teamsv1.TeamRegistryService_ListTeams_FullMethodName:          {Services: []string{Sharing, Workflows}, CRM: CRMUser, ForCRM: console},
+	teamsv1.TeamRegistryService_GetTeam_FullMethodName:            {CRM: CRMUser, ForCRM: console},
+	teamsv1.TeamRegistryService_BeginInstall_FullMethodName:       {CRM: CRMAdmin, ForCRM: console},
 	teamsv1.TeamRegistryService_CompleteInstall_FullMethodName:    {Services: []string{Gateway}},
-	teamsv1.TeamRegistryService_RemoveTeam_FullMethodName:         {CRM: CRMAdmin},
-	teamsv1.TeamRegistryService_DisableIntegration_FullMethodName: {CRM: CRMAdmin},
-	teamsv1.TeamRegistryService_EnableIntegration_FullMethodName:  {CRM: CRMAdmin},
-	teamsv1.TeamRegistryService_GetIntegration_FullMethodName:     {CRM: CRMUser},
+	teamsv1.TeamRegistryService_RemoveTeam_FullMethodName:         {CRM: CRMAdmin, ForCRM: console},
+	teamsv1.TeamRegistryService_DisableIntegration_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
+	teamsv1.TeamRegistryService_EnableIntegration_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
+	teamsv1.TeamRegistryService_GetIntegration_FullMethodName:     {CRM: CRMUser, ForCRM: console},
 	teamsv1.TeamRegistryService_GetBotToken_FullMethodName:        {Services: []string{Delivery}},
 	teamsv1.TeamRegistryService_ReportTokenFailure_FullMethodName: {Services: []string{Delivery}},
 	teamsv1.TeamRegistryService_ResolveTeam_FullMethodName:        {Services: []string{Query}},
@@ -60,35 +68,40 @@ var Callers = map[string]Rule{
 	// Sharing: what the CRM's share dialog and share history ask.
 	sharingv1.SharingService_ShareRecord_FullMethodName: {CRM: CRMUser},
 	sharingv1.SharingService_ShareChart_FullMethodName:  {CRM: CRMUser},
-	sharingv1.SharingService_ListTargets_FullMethodName: {CRM: CRMUser},
+	sharingv1.SharingService_ListTargets_FullMethodName: {CRM: CRMUser, ForCRM: console},
 	sharingv1.SharingService_ListShares_FullMethodName:  {CRM: CRMUser},
 
 	// Workflow actions: admins change them, any user of the org reads them.
-	workflowsv1.WorkflowActionsService_CreateAction_FullMethodName: {CRM: CRMAdmin},
-	workflowsv1.WorkflowActionsService_UpdateAction_FullMethodName: {CRM: CRMAdmin},
-	workflowsv1.WorkflowActionsService_DeleteAction_FullMethodName: {CRM: CRMAdmin},
+	workflowsv1.WorkflowActionsService_CreateAction_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
+	workflowsv1.WorkflowActionsService_UpdateAction_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
+	workflowsv1.WorkflowActionsService_DeleteAction_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
 	workflowsv1.WorkflowActionsService_SetOrgFormat_FullMethodName: {CRM: CRMAdmin},
-	workflowsv1.WorkflowActionsService_GetAction_FullMethodName:    {CRM: CRMUser},
-	workflowsv1.WorkflowActionsService_ListActions_FullMethodName:  {CRM: CRMUser},
-	workflowsv1.WorkflowActionsService_ListHistory_FullMethodName:  {CRM: CRMUser},
+	workflowsv1.WorkflowActionsService_GetAction_FullMethodName:    {CRM: CRMUser, ForCRM: console},
+	workflowsv1.WorkflowActionsService_ListActions_FullMethodName:  {CRM: CRMUser, ForCRM: console},
+	workflowsv1.WorkflowActionsService_ListHistory_FullMethodName:  {CRM: CRMUser, ForCRM: console},
 	workflowsv1.WorkflowActionsService_GetOrgFormat_FullMethodName: {CRM: CRMUser},
+	// The fields a template may name, for the editor's "#" completion.
+	workflowsv1.WorkflowActionsService_GetModuleSchema_FullMethodName: {CRM: CRMUser, ForCRM: console},
 
 	// SalesSignals settings: admins change the matrix and teams, users read.
-	signalsv1.SalesSignalsSettingsService_GetSettings_FullMethodName:    {CRM: CRMUser},
-	signalsv1.SalesSignalsSettingsService_UpdateCells_FullMethodName:    {CRM: CRMAdmin},
-	signalsv1.SalesSignalsSettingsService_ReplaceMatrix_FullMethodName:  {CRM: CRMAdmin},
-	signalsv1.SalesSignalsSettingsService_ResetSettings_FullMethodName:  {CRM: CRMAdmin},
-	signalsv1.SalesSignalsSettingsService_SetDefaultTeam_FullMethodName: {CRM: CRMAdmin},
+	signalsv1.SalesSignalsSettingsService_GetSettings_FullMethodName:    {CRM: CRMUser, ForCRM: console},
+	signalsv1.SalesSignalsSettingsService_UpdateCells_FullMethodName:    {CRM: CRMAdmin, ForCRM: console},
+	signalsv1.SalesSignalsSettingsService_ReplaceMatrix_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
+	signalsv1.SalesSignalsSettingsService_ResetSettings_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
+	signalsv1.SalesSignalsSettingsService_SetDefaultTeam_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
 	// The owner themself or an admin: the service checks which.
 	signalsv1.SalesSignalsSettingsService_SetOwnerTeam_FullMethodName: {CRM: CRMUser},
 
 	// Reminder preferences: each CRM user's own (SetPreferences' user is the
 	// credential's).
-	remindersv1.ReminderPreferencesService_GetPreferences_FullMethodName: {CRM: CRMUser},
-	remindersv1.ReminderPreferencesService_SetPreferences_FullMethodName: {CRM: CRMUser},
+	remindersv1.ReminderPreferencesService_GetPreferences_FullMethodName: {CRM: CRMUser, ForCRM: console},
+	remindersv1.ReminderPreferencesService_SetPreferences_FullMethodName: {CRM: CRMUser, ForCRM: console},
 
 	// Delivery's audit trail.
-	deliveryv1.DeliveryAuditService_ListDeliveries_FullMethodName: {CRM: CRMAdmin},
+	deliveryv1.DeliveryAuditService_ListDeliveries_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
+	// Its dead letters: what it gave up on, and sending one back.
+	deliveryv1.DeadLetterService_ListDeadLetters_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
+	deliveryv1.DeadLetterService_ReplayDeadLetter_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
 
 	// Every authenticated peer may ask a server's health and read its
 	// schema (the schema is public: it is in the repository).

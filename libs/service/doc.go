@@ -36,18 +36,29 @@
 //
 // # Shape of a service
 //
-// A service package keeps three things at its top: a Config with
-// ConfigFromEnv and Validate (each field naming its variable and default),
-// and a Run of a few lines:
+// A service package keeps three things at its top: a Config embedding
+// [Connections] (trust, bus, database, listeners: read and checked once,
+// here) plus its own fields, each naming its variable and default; its
+// [Vars]; and a Run of a few lines:
+//
+//	var vars = service.Vars{Prefix: "TEAMS", Database: "teams", GRPCAddr: "127.0.0.1:9101", OpsAddr: "127.0.0.1:9201"}
+//
+//	func ConfigFromEnv(l *envconfig.Loader) Config {
+//		return Config{Connections: vars.FromEnv(l), TokenKeys: l.Required("TEAMS_TOKEN_KEYS")}
+//	}
+//
+//	func (c Config) Validate() error {
+//		var p envconfig.Problems
+//		vars.Check(&p, c.Connections)
+//		// ... the service's own fields
+//		return p.Err()
+//	}
 //
 //	func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 //		return service.Run(ctx, service.Spec{
-//			Name: "teams", Config: cfg, Log: log, Registry: reg,
-//			Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: mongorepo.Indexes()},
-//			Bus:   &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration}},
-//			GRPC:  &service.Listen{Addr: cfg.GRPCAddr, Var: "TEAMS_GRPC_ADDR"},
-//			Ops:   service.Listen{Addr: cfg.OpsAddr, Var: "TEAMS_OPS_ADDR"},
-//			Listeners: cfg.Listeners,
+//			Name: "teams", Config: cfg, Log: log, Registry: reg, Vars: vars,
+//			Store: &service.Store{Indexes: mongorepo.Indexes()},
+//			Bus:   &service.Bus{Streams: []string{topology.StreamIntegration}},
 //			Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
 //			Ready: service.ReadyAddrs(cfg.Ready),
 //		})

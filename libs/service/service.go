@@ -63,6 +63,13 @@ type Spec struct {
 	// Listeners are listeners bound by the caller, by listener name; they
 	// are used instead of binding the configured address, and closed by Run.
 	Listeners Listeners
+	// Vars, if its Prefix is set, says the Config embeds [Connections]
+	// (the usual way): Run then takes from them the store's URI and
+	// database (when Vars.Database is set), the bus's URL and replicas, the
+	// gRPC listener (when Vars.GRPCAddr is set), the ops listener and the
+	// listeners passed in. Store and Bus then declare only what is the
+	// service's own: indexes, streams.
+	Vars Vars
 
 	// Build wires the service on what Run opened. Required.
 	Build func(ctx context.Context, rt *Runtime) error
@@ -129,6 +136,7 @@ const closeTimeout = lifecycle.ShutdownTimeout
 // returns nil. See the package documentation for the order of things.
 func Run(ctx context.Context, spec Spec) error {
 	spec.Listeners = maps.Clone(spec.Listeners) // served ones are taken out
+	connErr := spec.fromConnections()
 	defer func() {
 		// Listeners passed in and not served (Run failed first) are ours
 		// to close too; served ones their server closes.
@@ -138,6 +146,9 @@ func Run(ctx context.Context, spec Spec) error {
 	}()
 	if err := spec.check(); err != nil {
 		return err
+	}
+	if connErr != nil {
+		return connErr
 	}
 	if err := spec.Config.Validate(); err != nil {
 		return fmt.Errorf("%s configuration: %w", spec.Name, err)

@@ -1,9 +1,7 @@
 package delivery
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -11,8 +9,7 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
-	"github.com/crmslack/crmslack/libs/store"
-	"github.com/crmslack/crmslack/libs/trust"
+	"github.com/crmslack/crmslack/libs/service"
 
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
@@ -22,24 +19,12 @@ import (
 // Config is the delivery service's configuration. Each field names its
 // environment variable and default; docs/configuration.md lists them too.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams and buckets.
-	// Default 1.
-	NATSReplicas int
-	// MongoURI is MONGODB_URI. Default mongodb://127.0.0.1:27017.
-	MongoURI string
-	// Database is DELIVERY_MONGODB_DATABASE, the audit trail's database.
-	// Default "delivery".
-	Database string
-	// GRPCAddr is DELIVERY_GRPC_ADDR, where DeliveryAuditService listens.
-	// Default 127.0.0.1:9102.
-	GRPCAddr string
-	// OpsAddr is DELIVERY_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:9202.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (of the
+	// streams and buckets), MONGODB_URI, DELIVERY_MONGODB_DATABASE (the
+	// audit trail, default "delivery"), DELIVERY_GRPC_ADDR
+	// (DeliveryAuditService, default 127.0.0.1:9102) and DELIVERY_OPS_ADDR
+	// (default 127.0.0.1:9202); see libs/service.
+	service.Connections
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address (bot
 	// tokens). Default 127.0.0.1:9101.
 	TeamsAddr string
@@ -152,16 +137,13 @@ func (c Config) withDefaults() Config {
 // defaultLeaseTTL is DELIVERY_LEASE_TTL's default.
 const defaultLeaseTTL = 10 * time.Second
 
+// vars are the service's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "DELIVERY", Database: "delivery", GRPCAddr: "127.0.0.1:9102", OpsAddr: "127.0.0.1:9202"}
+
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	c := Config{
-		Files:        trust.FromEnv(l),
-		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:     l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:     l.String("DELIVERY_MONGODB_DATABASE", "delivery"),
-		GRPCAddr:     l.String("DELIVERY_GRPC_ADDR", "127.0.0.1:9102"),
-		OpsAddr:      l.String("DELIVERY_OPS_ADDR", "127.0.0.1:9202"),
+		Connections:  vars.FromEnv(l),
 		TeamsAddr:    l.String("TEAMS_ADDR", "127.0.0.1:9101"),
 		SlackAPIURL:  l.URL("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
 		ChannelBurst: l.Int("DELIVERY_CHANNEL_BURST", 3, 1, 10000),
@@ -251,24 +233,10 @@ func ParseTierOverrides(s string) (map[string]pacing.Limit, error) {
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL", "required")
-	}
-	if c.NATSReplicas < 1 {
-		bad("NATS_REPLICAS", "must be at least 1")
-	}
-	if err := (store.Config{URI: c.MongoURI, Database: c.Database}).Validate(); err != nil {
-		bad("MONGODB_URI/DELIVERY_MONGODB_DATABASE", "%v", err)
-	}
-	for name, addr := range map[string]string{"DELIVERY_GRPC_ADDR": c.GRPCAddr, "DELIVERY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "%q is not host:port", addr)
-		}
-	}
+	var p envconfig.Problems
+	bad := p.Add
+	vars.Check(&p, c.Connections)
+	p.HostPort(map[string]string{"TEAMS_ADDR": c.TeamsAddr})
 	if u, err := url.Parse(c.SlackAPIURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		bad("SLACK_API_URL", "%q is not an http(s) URL", c.SlackAPIURL)
 	} else if !strings.HasSuffix(c.SlackAPIURL, "/") {
@@ -327,6 +295,5 @@ func (c Config) Validate() error {
 	if !slices.Contains([]deliver.Policy{deliver.AtMostOnce, deliver.AtLeastOnce}, c.Unconfirmed) {
 		bad("DELIVERY_UNCONFIRMED", "%q is not fail or repost", c.Unconfirmed)
 	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errors.Join(errs...)
+	return p.Err()
 }

@@ -49,7 +49,6 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
-	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	"github.com/crmslack/crmslack/libs/tracectx"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -58,6 +57,7 @@ import (
 	"github.com/crmslack/crmslack/services/delivery/internal/audit"
 	"github.com/crmslack/crmslack/services/delivery/internal/boundary"
 	"github.com/crmslack/crmslack/services/delivery/internal/command"
+	"github.com/crmslack/crmslack/services/delivery/internal/deadletters"
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 	"github.com/crmslack/crmslack/services/delivery/internal/failure"
 	"github.com/crmslack/crmslack/services/delivery/internal/lanes"
@@ -100,13 +100,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 	cfg = cfg.withDefaults()
 	owner := instanceID()
 	return service.Run(ctx, service.Spec{
-		Name: "delivery", Config: cfg, Log: slog.New(tracectx.LogHandler(log.Handler())), Registry: reg,
-		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: audit.Indexes()},
+		Name: "delivery", Config: cfg, Log: slog.New(tracectx.LogHandler(log.Handler())), Registry: reg, Vars: vars,
+		Store: &service.Store{Indexes: audit.Indexes()},
 		// SLACK_OUT is ensured in build: its partition transform waits
 		// for an unpartitioned backlog to be moved.
-		Bus:  &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration}},
-		GRPC: &service.Listen{Addr: cfg.GRPCAddr, Var: "DELIVERY_GRPC_ADDR"},
-		Ops:  service.Listen{Addr: cfg.OpsAddr, Var: "DELIVERY_OPS_ADDR"},
+		Bus: &service.Bus{Streams: []string{topology.StreamIntegration}},
 		Build: func(ctx context.Context, rt *service.Runtime) error {
 			return build(ctx, cfg, owner, rt)
 		},
@@ -215,6 +213,7 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 	rt.OnClose("max-deliveries advisory", func(context.Context) error { return advisory.Unsubscribe() })
 
 	deliveryv1.RegisterDeliveryAuditServiceServer(rt.GRPC(), audit.NewServer(audit.NewRepository(rt.Store.Collection(audit.Collection))))
+	deliveryv1.RegisterDeadLetterServiceServer(rt.GRPC(), deadletters.NewServer(rt.Bus.JetStream()))
 	writer := audit.NewWriter(rt.Store.Collection(audit.Collection), cfg.AuditBatch, cfg.AuditFlush, log)
 	rt.Check(func(context.Context) error {
 		select {

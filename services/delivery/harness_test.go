@@ -217,13 +217,7 @@ const testPartitions = 8
 // config is delivery's configuration for this env, quick to recover.
 func (e *env) config() delivery.Config {
 	return delivery.Config{
-		Files:            testkit.TrustFiles(e.t, e.pki, rpc.Delivery),
-		NATSURL:          e.nats.ClientURL(),
-		NATSReplicas:     1,
-		MongoURI:         e.mongo.URI(),
-		Database:         "delivery",
-		GRPCAddr:         "127.0.0.1:0",
-		OpsAddr:          "127.0.0.1:0",
+		Connections:      harness.Connections(e.t, e.pki, rpc.Delivery, e.nats.ClientURL(), e.mongo.URI()),
 		TeamsAddr:        e.teams.addr,
 		SlackAPIURL:      e.url + "/api/",
 		ResponseURLHosts: []string{"hooks.slack.com"},

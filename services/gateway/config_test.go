@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/service"
 )
 
 func TestConfigFromEnvDefaults(t *testing.T) {
@@ -30,9 +31,10 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 func TestConfigValidateNamesEveryProblem(t *testing.T) {
 	t.Parallel()
 	c := Config{
-		Addr: "8080", PublicURL: "ftp://x", OpsAddr: "127.0.0.1:8081", StateKey: "short-state-key",
+		Connections: service.Connections{OpsAddr: "127.0.0.1:8081", NATSURL: "nats://x", NATSReplicas: 1},
+		Addr:        "8080", PublicURL: "ftp://x", StateKey: "short-state-key",
 		InstallTicketKey: "", SigningSecret: "", SlackAPIURL: "https://slack.com/api", SlackAuthorizeURL: "https://slack.com/oauth/v2/authorize",
-		TeamsAddr: "127.0.0.1:9101", NATSURL: "nats://x", NATSReplicas: 1, MaxBody: 10, AckBudget: 5 * time.Second,
+		TeamsAddr: "127.0.0.1:9101", MaxBody: 10, AckBudget: 5 * time.Second,
 	}
 	err := c.Validate()
 	if err == nil {

@@ -26,7 +26,6 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
@@ -42,9 +41,13 @@ import (
 // Config is the gateway's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE and
-	// TLS_CA_FILE (libs/trust). Required.
-	trust.Files
+	// Connections are the trust files (TLS_CERT_FILE, TLS_KEY_FILE,
+	// TLS_CA_FILE, NATS_USER, NATS_PASSWORD), NATS_URL, NATS_REPLICAS (of
+	// the SLACK_IN stream and the nonce bucket) and GATEWAY_OPS_ADDR
+	// (default 127.0.0.1:8081); see libs/service. Their Listeners may also
+	// hold the "http" one (ListenerHTTP): a test binds port 0 and knows the
+	// public URL before the gateway starts.
+	service.Connections
 	// Addr is GATEWAY_ADDR, the HTTP listener for Slack and browsers.
 	// Default 127.0.0.1:8080.
 	Addr string
@@ -52,9 +55,6 @@ type Config struct {
 	// (the OAuth redirect_uri is <it>/slack/oauth/callback; cookies are
 	// Secure when it is https). Default http://127.0.0.1:8080.
 	PublicURL string
-	// OpsAddr is GATEWAY_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:8081.
-	OpsAddr string
 	// StateKey is GATEWAY_STATE_KEY: HMAC key(s) of the OAuth state,
 	// comma-separated, at least 32 bytes each; the first signs. Required.
 	StateKey string
@@ -76,11 +76,6 @@ type Config struct {
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address. Default
 	// 127.0.0.1:9101.
 	TeamsAddr string
-	// NATSURL is NATS_URL. Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS, for the SLACK_IN stream and the nonce
-	// bucket. Default 1.
-	NATSReplicas int
 	// MaxBody is GATEWAY_MAX_BODY_BYTES, the cap on a Slack request body.
 	// Default 1048576 (1 MiB).
 	MaxBody int
@@ -112,10 +107,6 @@ type Config struct {
 	// Ready, not from the environment, is called once the gateway serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
-	// Listeners, not from the environment, are listeners to serve on instead
-	// of binding Addr and OpsAddr, by name ("http", "ops"): a test binds
-	// port 0 and knows the public URL before the gateway starts.
-	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -125,13 +116,16 @@ type Addrs struct {
 	HTTP, Ops string
 }
 
+// vars are the gateway's own connection variables and their defaults: no
+// database, no gRPC API.
+var vars = service.Vars{Prefix: "GATEWAY", OpsAddr: "127.0.0.1:8081"}
+
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:             trust.FromEnv(l),
+		Connections:       vars.FromEnv(l),
 		Addr:              l.String("GATEWAY_ADDR", "127.0.0.1:8080"),
 		PublicURL:         l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
-		OpsAddr:           l.String("GATEWAY_OPS_ADDR", "127.0.0.1:8081"),
 		StateKey:          l.Required("GATEWAY_STATE_KEY"),
 		InstallTicketKey:  l.Required("INSTALL_TICKET_KEY"),
 		SigningSecret:     l.Required("SLACK_SIGNING_SECRET"),
@@ -140,8 +134,6 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		SlackAPIURL:       l.URL("SLACK_API_URL", "https://slack.com/api/", "http", "https"),
 		SlackAuthorizeURL: l.URL("SLACK_AUTHORIZE_URL", "https://slack.com/oauth/v2/authorize", "http", "https"),
 		TeamsAddr:         l.String("TEAMS_ADDR", "127.0.0.1:9101"),
-		NATSURL:           l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:      l.Int("NATS_REPLICAS", 1, 1, 5),
 		MaxBody:           l.Int("GATEWAY_MAX_BODY_BYTES", slackhttp.DefaultMaxBody, 4096, 16<<20),
 		AckBudget:         l.Duration("GATEWAY_ACK_BUDGET", slackhttp.DefaultAckBudget, 100*time.Millisecond, 2900*time.Millisecond),
 		QueryAddr:         l.String("QUERY_ADDR", "127.0.0.1:9103"),
@@ -155,7 +147,8 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // secret's value.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	addrs := map[string]string{"GATEWAY_ADDR": c.Addr, "GATEWAY_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr}
+	vars.Check(&p, c.Connections)
+	addrs := map[string]string{"GATEWAY_ADDR": c.Addr, "TEAMS_ADDR": c.TeamsAddr}
 	if c.QueryAddr != "" {
 		addrs["QUERY_ADDR"] = c.QueryAddr
 	}
@@ -173,7 +166,6 @@ func (c Config) Validate() error {
 	}
 	p.Required("SLACK_CLIENT_ID", c.ClientID)
 	p.Required("SLACK_CLIENT_SECRET", c.ClientSecret)
-	p.NATS(c.NATSURL, c.NATSReplicas)
 	if c.MaxBody < 4096 {
 		p.Add("GATEWAY_MAX_BODY_BYTES", "must be at least 4096")
 	}
@@ -210,12 +202,10 @@ func (c Config) responseURLs() (*responseurl.Policy, error) {
 // Run serves until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "gateway", Config: cfg, Log: log, Registry: reg,
-		Bus:       &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamSlackIn}},
-		HTTP:      []service.Listen{{Name: ListenerHTTP, Addr: cfg.Addr, Var: "GATEWAY_ADDR"}},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "GATEWAY_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Name: "gateway", Config: cfg, Log: log, Registry: reg, Vars: vars,
+		Bus:   &service.Bus{Streams: []string{topology.StreamSlackIn}},
+		HTTP:  []service.Listen{{Name: ListenerHTTP, Addr: cfg.Addr, Var: "GATEWAY_ADDR"}},
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
 		Ready: func(b service.Bound) {
 			if cfg.Ready != nil {
 				cfg.Ready(Addrs{HTTP: b[ListenerHTTP], Ops: b[service.ListenerOps]})

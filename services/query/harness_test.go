@@ -100,10 +100,8 @@ func startQuery(t testing.TB, ns *localnats.Server, teamsAddr string) *instance 
 	ready := make(chan query.Addrs, 1)
 	done := make(chan error, 1)
 	cfg := query.Config{
-		Files:   testkit.TrustFiles(t, testkit.PKI(t), rpc.Query),
-		NATSURL: ns.ClientURL(), NATSReplicas: 1,
-		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-		TeamsAddr: teamsAddr, CRMBaseURL: "https://crm.example",
+		Connections: harness.Connections(t, testkit.PKI(t), rpc.Query, ns.ClientURL(), ""),
+		TeamsAddr:   teamsAddr, CRMBaseURL: "https://crm.example",
 		SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute, ShareButtonKey: shareButtonKey,
 		Ready: func(a query.Addrs) { ready <- a },
 	}

@@ -59,7 +59,6 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	"github.com/crmslack/crmslack/services/query/internal/app"
 	"github.com/crmslack/crmslack/services/query/internal/crmusers"
@@ -86,20 +85,12 @@ var ErrUnknownSlackUser = app.ErrUnknownSlackUser
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
-	// declares (QUERY_RECORDS, QUERY_USERS) and ensures (CRM, SLACK_IN,
-	// SLACK_OUT). Default 1.
-	NATSReplicas int
-	// GRPCAddr is QUERY_GRPC_ADDR, where QueryService listens. Default
-	// 127.0.0.1:9103.
-	GRPCAddr string
-	// OpsAddr is QUERY_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:9203.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (of the
+	// streams it declares, QUERY_RECORDS and QUERY_USERS, and ensures: CRM,
+	// SLACK_IN, SLACK_OUT), QUERY_GRPC_ADDR (QueryService, default
+	// 127.0.0.1:9103) and QUERY_OPS_ADDR (default 127.0.0.1:9203); see
+	// libs/service. It keeps no database: its state is in JetStream.
+	service.Connections
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
 	// (GetSlackUser, ResolveTeam). Default 127.0.0.1:9101.
 	TeamsAddr string
@@ -124,15 +115,15 @@ type Config struct {
 	// Ready, not from the environment, is called once the service is ready,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
-	// Listeners, not from the environment, are listeners to serve on instead
-	// of binding GRPCAddr and OpsAddr, by name ("grpc", "ops").
-	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
 
 // Addrs are the bound listen addresses.
 type Addrs = service.Addrs
+
+// vars are the service's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "QUERY", GRPCAddr: "127.0.0.1:9103", OpsAddr: "127.0.0.1:9203"}
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
@@ -143,11 +134,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 		}
 	}
 	return Config{
-		Files:          trust.FromEnv(l),
-		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
-		GRPCAddr:       l.String("QUERY_GRPC_ADDR", "127.0.0.1:9103"),
-		OpsAddr:        l.String("QUERY_OPS_ADDR", "127.0.0.1:9203"),
+		Connections:    vars.FromEnv(l),
 		TeamsAddr:      l.String("TEAMS_ADDR", "127.0.0.1:9101"),
 		CRMBaseURL:     l.URL("CRM_BASE_URL", "", "http", "https"),
 		SlashCommands:  cmds,
@@ -159,8 +146,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	p.NATS(c.NATSURL, c.NATSReplicas)
-	p.HostPort(map[string]string{"QUERY_GRPC_ADDR": c.GRPCAddr, "QUERY_OPS_ADDR": c.OpsAddr})
+	vars.Check(&p, c.Connections)
 	if c.Directory == nil && c.TeamsAddr == "" {
 		p.Add("TEAMS_ADDR", "required (the team registry gives Slack users' emails)")
 	}
@@ -185,17 +171,13 @@ func (c Config) Validate() error {
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "query", Config: cfg, Log: log, Registry: reg,
+		Name: "query", Config: cfg, Log: log, Registry: reg, Vars: vars,
 		Bus: &service.Bus{
-			URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
 			Streams: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut},
 			Own:     snapshot.StreamConfigs(cfg.NATSReplicas, jetstream.FileStorage),
 		},
-		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "QUERY_GRPC_ADDR"},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "QUERY_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(cfg, rt) },
-		Ready:     service.ReadyAddrs(cfg.Ready),
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(cfg, rt) },
+		Ready: service.ReadyAddrs(cfg.Ready),
 	})
 }
 

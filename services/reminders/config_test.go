@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/service"
 )
 
 func TestConfigFromEnvDefaultsAreValid(t *testing.T) {
@@ -25,7 +26,7 @@ func TestConfigFromEnvDefaultsAreValid(t *testing.T) {
 
 func TestValidateNamesEveryBadVariable(t *testing.T) {
 	t.Parallel()
-	cfg := Config{NATSURL: "", NATSReplicas: 0, MongoURI: "mongodb://x", Database: "r", GRPCAddr: "nope", OpsAddr: "127.0.0.1:1",
+	cfg := Config{Connections: service.Connections{NATSURL: "", NATSReplicas: 0, MongoURI: "mongodb://x", Database: "r", GRPCAddr: "nope", OpsAddr: "127.0.0.1:1"},
 		CRMBaseURL: "ftp://crm", Snooze: 0, LateAfter: -time.Second, ButtonKey: "short"}
 	err := cfg.Validate()
 	if err == nil {

@@ -33,9 +33,7 @@ import (
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
-	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/reminders/internal/access"
 	"github.com/crmslack/crmslack/services/reminders/internal/activitykv"
@@ -50,24 +48,13 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE, CRM_KEYS_FILE, NATS_USER and NATS_PASSWORD (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams and buckets
-	// this service ensures. Default 1.
-	NATSReplicas int
-	// MongoURI is MONGODB_URI. Default mongodb://127.0.0.1:27017.
-	MongoURI string
-	// Database is REMINDERS_MONGODB_DATABASE, the preferences' database.
-	// Default "reminders".
-	Database string
-	// GRPCAddr is REMINDERS_GRPC_ADDR, where ReminderPreferencesService
-	// listens. Default 127.0.0.1:9106.
-	GRPCAddr string
-	// OpsAddr is REMINDERS_OPS_ADDR, serving /healthz, /readyz and
-	// /metrics. Default 127.0.0.1:9206.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (of the
+	// streams and buckets it ensures), MONGODB_URI,
+	// REMINDERS_MONGODB_DATABASE (the preferences, default "reminders"),
+	// REMINDERS_GRPC_ADDR (ReminderPreferencesService, default
+	// 127.0.0.1:9106) and REMINDERS_OPS_ADDR (default 127.0.0.1:9206); see
+	// libs/service.
+	service.Connections
 	// CRMBaseURL is CRM_BASE_URL: "Open in CRM" of an activity without a
 	// URL of its own is <it>/Activities/<id>. Empty (the default): no link.
 	CRMBaseURL string
@@ -88,38 +75,29 @@ type Config struct {
 	Ready func(Addrs)
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
-	// Listeners, not from the environment, are listeners to serve on
-	// instead of binding GRPCAddr and OpsAddr (by service.ListenerGRPC and
-	// service.ListenerOps).
-	Listeners service.Listeners
 }
 
 // Addrs are the bound listen addresses.
 type Addrs = service.Addrs
 
+// vars are the service's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "REMINDERS", Database: "reminders", GRPCAddr: "127.0.0.1:9106", OpsAddr: "127.0.0.1:9206"}
+
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:        trust.FromEnv(l),
-		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:     l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:     l.String("REMINDERS_MONGODB_DATABASE", "reminders"),
-		GRPCAddr:     l.String("REMINDERS_GRPC_ADDR", "127.0.0.1:9106"),
-		OpsAddr:      l.String("REMINDERS_OPS_ADDR", "127.0.0.1:9206"),
-		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
-		ButtonKey:    l.Required("REMINDERS_BUTTON_KEY"),
-		Snooze:       l.Duration("REMINDERS_SNOOZE", 10*time.Minute, time.Second, 24*time.Hour),
-		LateAfter:    l.Duration("REMINDERS_LATE_AFTER", time.Minute, time.Second, 24*time.Hour),
+		Connections: vars.FromEnv(l),
+		CRMBaseURL:  l.URL("CRM_BASE_URL", "", "http", "https"),
+		ButtonKey:   l.Required("REMINDERS_BUTTON_KEY"),
+		Snooze:      l.Duration("REMINDERS_SNOOZE", 10*time.Minute, time.Second, 24*time.Hour),
+		LateAfter:   l.Duration("REMINDERS_LATE_AFTER", time.Minute, time.Second, 24*time.Hour),
 	}
 }
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	p.NATS(c.NATSURL, c.NATSReplicas)
-	p.Check("MONGODB_URI/REMINDERS_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
-	p.HostPort(map[string]string{"REMINDERS_GRPC_ADDR": c.GRPCAddr, "REMINDERS_OPS_ADDR": c.OpsAddr})
+	vars.Check(&p, c.Connections)
 	if c.CRMBaseURL != "" {
 		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
@@ -134,16 +112,12 @@ func (c Config) Validate() error {
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "reminders", Config: cfg, Log: log, Registry: reg,
-		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}},
-		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
+		Name: "reminders", Config: cfg, Log: log, Registry: reg, Vars: vars,
+		Bus: &service.Bus{
 			Streams: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut},
 			Own:     []jetstream.StreamConfig{topology.RemindersStream(topology.StreamOptions{Replicas: cfg.NATSReplicas})}},
-		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "REMINDERS_GRPC_ADDR"},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "REMINDERS_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready:     service.ReadyAddrs(cfg.Ready),
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: service.ReadyAddrs(cfg.Ready),
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/service"
 )
 
 func TestConfigFromEnvDefaults(t *testing.T) {
@@ -19,9 +20,11 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		NATSURL: "nats://127.0.0.1:4222", NATSReplicas: 1, MongoURI: "mongodb://127.0.0.1:27017", Database: "sharing",
-		GRPCAddr: "127.0.0.1:9104", OpsAddr: "127.0.0.1:9204", TeamsAddr: "127.0.0.1:9101", QueryAddr: "127.0.0.1:9103",
-		RequestMaxAge: time.Hour,
+		Connections: service.Connections{
+			NATSURL: "nats://127.0.0.1:4222", NATSReplicas: 1, MongoURI: "mongodb://127.0.0.1:27017", Database: "sharing",
+			GRPCAddr: "127.0.0.1:9104", OpsAddr: "127.0.0.1:9204",
+		},
+		TeamsAddr: "127.0.0.1:9101", QueryAddr: "127.0.0.1:9103", RequestMaxAge: time.Hour,
 	}
 	if c.NATSURL != want.NATSURL || c.NATSReplicas != want.NATSReplicas || c.MongoURI != want.MongoURI || c.Database != want.Database ||
 		c.GRPCAddr != want.GRPCAddr || c.OpsAddr != want.OpsAddr || c.TeamsAddr != want.TeamsAddr || c.QueryAddr != want.QueryAddr ||

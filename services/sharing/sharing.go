@@ -28,9 +28,7 @@ import (
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
-	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/sharing/internal/access"
 	"github.com/crmslack/crmslack/services/sharing/internal/app"
@@ -43,24 +41,13 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams this service
-	// ensures (CRM, SLACK_IN, SLACK_OUT, INTEGRATION). Default 1.
-	NATSReplicas int
-	// MongoURI is MONGODB_URI. Default mongodb://127.0.0.1:27017.
-	MongoURI string
-	// Database is SHARING_MONGODB_DATABASE, the share log's database.
-	// Default "sharing".
-	Database string
-	// GRPCAddr is SHARING_GRPC_ADDR, where SharingService listens. Default
-	// 127.0.0.1:9104.
-	GRPCAddr string
-	// OpsAddr is SHARING_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:9204.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (of the
+	// streams it ensures: CRM, SLACK_IN, SLACK_OUT, INTEGRATION),
+	// MONGODB_URI, SHARING_MONGODB_DATABASE (the share log, default
+	// "sharing"), SHARING_GRPC_ADDR (SharingService, default
+	// 127.0.0.1:9104) and SHARING_OPS_ADDR (default 127.0.0.1:9204); see
+	// libs/service.
+	service.Connections
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
 	// (ListTeams, ListDirectory, GetSlackUser). Default 127.0.0.1:9101.
 	TeamsAddr string
@@ -84,9 +71,6 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
-	// Listeners, not from the environment, are listeners to serve on instead
-	// of binding GRPCAddr and OpsAddr, by name ("grpc", "ops").
-	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -94,16 +78,13 @@ type Config struct {
 // Addrs are the bound listen addresses.
 type Addrs = service.Addrs
 
+// vars are the service's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "SHARING", Database: "sharing", GRPCAddr: "127.0.0.1:9104", OpsAddr: "127.0.0.1:9204"}
+
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:          trust.FromEnv(l),
-		NATSURL:        l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:   l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:       l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:       l.String("SHARING_MONGODB_DATABASE", "sharing"),
-		GRPCAddr:       l.String("SHARING_GRPC_ADDR", "127.0.0.1:9104"),
-		OpsAddr:        l.String("SHARING_OPS_ADDR", "127.0.0.1:9204"),
+		Connections:    vars.FromEnv(l),
 		TeamsAddr:      l.String("TEAMS_ADDR", "127.0.0.1:9101"),
 		QueryAddr:      l.String("QUERY_ADDR", "127.0.0.1:9103"),
 		CRMBaseURL:     l.URL("CRM_BASE_URL", "", "http", "https"),
@@ -115,11 +96,8 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	p.NATS(c.NATSURL, c.NATSReplicas)
-	p.Check("MONGODB_URI/SHARING_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
-	p.HostPort(map[string]string{
-		"SHARING_GRPC_ADDR": c.GRPCAddr, "SHARING_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr, "QUERY_ADDR": c.QueryAddr,
-	})
+	vars.Check(&p, c.Connections)
+	p.HostPort(map[string]string{"TEAMS_ADDR": c.TeamsAddr, "QUERY_ADDR": c.QueryAddr})
 	if c.CRMBaseURL != "" {
 		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
@@ -133,16 +111,13 @@ func (c Config) Validate() error {
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "sharing", Config: cfg, Log: log, Registry: reg,
-		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: mongorepo.Indexes()},
-		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{
+		Name: "sharing", Config: cfg, Log: log, Registry: reg, Vars: vars,
+		Store: &service.Store{Indexes: mongorepo.Indexes()},
+		Bus: &service.Bus{Streams: []string{
 			topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, topology.StreamIntegration,
 		}},
-		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "SHARING_GRPC_ADDR"},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "SHARING_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready:     service.ReadyAddrs(cfg.Ready),
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: service.ReadyAddrs(cfg.Ready),
 	})
 }
 

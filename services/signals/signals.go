@@ -31,7 +31,6 @@ import (
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/signals/internal/access"
 	"github.com/crmslack/crmslack/services/signals/internal/app"
@@ -46,19 +45,12 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE, CRM_KEYS_FILE, NATS_USER and NATS_PASSWORD (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams and buckets
-	// this service ensures. Default 1.
-	NATSReplicas int
-	// GRPCAddr is SIGNALS_GRPC_ADDR, where SalesSignalsSettingsService
-	// listens. Default 127.0.0.1:9107.
-	GRPCAddr string
-	// OpsAddr is SIGNALS_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:9207.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (of the
+	// streams and buckets it ensures), SIGNALS_GRPC_ADDR
+	// (SalesSignalsSettingsService, default 127.0.0.1:9107) and
+	// SIGNALS_OPS_ADDR (default 127.0.0.1:9207); see libs/service. It keeps
+	// no database: its state is in JetStream buckets.
+	service.Connections
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
 	// (ListDirectory). Default 127.0.0.1:9101.
 	TeamsAddr string
@@ -78,10 +70,6 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
-	// Listeners, not from the environment, are listeners to serve on instead
-	// of binding the configured addresses (by service.ListenerGRPC and
-	// service.ListenerOps).
-	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -89,14 +77,13 @@ type Config struct {
 // Addrs are the bound listen addresses.
 type Addrs = service.Addrs
 
+// vars are the service's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "SIGNALS", GRPCAddr: "127.0.0.1:9107", OpsAddr: "127.0.0.1:9207"}
+
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:        trust.FromEnv(l),
-		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
-		GRPCAddr:     l.String("SIGNALS_GRPC_ADDR", "127.0.0.1:9107"),
-		OpsAddr:      l.String("SIGNALS_OPS_ADDR", "127.0.0.1:9207"),
+		Connections:  vars.FromEnv(l),
 		TeamsAddr:    l.String("TEAMS_ADDR", "127.0.0.1:9101"),
 		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
 		Window:       l.Duration("SIGNALS_STORM_WINDOW", 2*time.Minute, time.Second, time.Hour),
@@ -108,8 +95,8 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	p.NATS(c.NATSURL, c.NATSReplicas)
-	p.HostPort(map[string]string{"SIGNALS_GRPC_ADDR": c.GRPCAddr, "SIGNALS_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr})
+	vars.Check(&p, c.Connections)
+	p.HostPort(map[string]string{"TEAMS_ADDR": c.TeamsAddr})
 	if c.CRMBaseURL != "" {
 		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
@@ -122,14 +109,10 @@ func (c Config) Validate() error {
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "signals", Config: cfg, Log: log, Registry: reg,
-		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
-			Streams: []string{topology.StreamCRM, topology.StreamSlackOut, topology.StreamIntegration}},
-		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "SIGNALS_GRPC_ADDR"},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "SIGNALS_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready:     service.ReadyAddrs(cfg.Ready),
+		Name: "signals", Config: cfg, Log: log, Registry: reg, Vars: vars,
+		Bus:   &service.Bus{Streams: []string{topology.StreamCRM, topology.StreamSlackOut, topology.StreamIntegration}},
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: service.ReadyAddrs(cfg.Ready),
 	})
 }
 

@@ -21,9 +21,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/installticket"
 	"github.com/crmslack/crmslack/libs/service"
-	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/teams/internal/accesskv"
 	"github.com/crmslack/crmslack/services/teams/internal/app"
@@ -37,25 +35,12 @@ import (
 // Config is the registry's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE,
-	// TLS_CA_FILE and CRM_KEYS_FILE (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams and of the
-	// org_access bucket. Default 1.
-	NATSReplicas int
-	// MongoURI is MONGODB_URI. Default mongodb://127.0.0.1:27017.
-	MongoURI string
-	// Database is TEAMS_MONGODB_DATABASE, the registry's own database.
-	// Default "teams".
-	Database string
-	// GRPCAddr is TEAMS_GRPC_ADDR, where TeamRegistryService listens.
-	// Default 127.0.0.1:9101.
-	GRPCAddr string
-	// OpsAddr is TEAMS_OPS_ADDR, serving /healthz, /readyz and /metrics.
-	// Default 127.0.0.1:9201.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (also the
+	// org_access bucket's), MONGODB_URI, TEAMS_MONGODB_DATABASE (default
+	// "teams"), TEAMS_GRPC_ADDR (TeamRegistryService, default
+	// 127.0.0.1:9101) and TEAMS_OPS_ADDR (default 127.0.0.1:9201); see
+	// libs/service.
+	service.Connections
 	// TokenKeys is TEAMS_TOKEN_KEYS: "keyid:base64-of-32-bytes" entries,
 	// comma-separated; the first encrypts, all decrypt. Required.
 	TokenKeys string
@@ -94,9 +79,6 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
-	// Listeners, not from the environment, are listeners to serve on instead
-	// of binding GRPCAddr and OpsAddr, by name ("grpc", "ops").
-	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -104,16 +86,13 @@ type Config struct {
 // Addrs are the bound listen addresses.
 type Addrs = service.Addrs
 
+// vars are the registry's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "TEAMS", Database: "teams", GRPCAddr: "127.0.0.1:9101", OpsAddr: "127.0.0.1:9201"}
+
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:              trust.FromEnv(l),
-		NATSURL:            l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas:       l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:           l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:           l.String("TEAMS_MONGODB_DATABASE", "teams"),
-		GRPCAddr:           l.String("TEAMS_GRPC_ADDR", "127.0.0.1:9101"),
-		OpsAddr:            l.String("TEAMS_OPS_ADDR", "127.0.0.1:9201"),
+		Connections:        vars.FromEnv(l),
 		TokenKeys:          l.Required("TEAMS_TOKEN_KEYS"),
 		InstallTicketKey:   l.Required("INSTALL_TICKET_KEY"),
 		GatewayPublicURL:   l.URL("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8080", "http", "https"),
@@ -132,9 +111,7 @@ func ConfigFromEnv(l *envconfig.Loader) Config {
 // repeats a secret.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	p.NATS(c.NATSURL, c.NATSReplicas)
-	p.Check("MONGODB_URI/TEAMS_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
-	p.HostPort(map[string]string{"TEAMS_GRPC_ADDR": c.GRPCAddr, "TEAMS_OPS_ADDR": c.OpsAddr})
+	vars.Check(&p, c.Connections)
 	_, err := sealing.ParseKeys(c.TokenKeys)
 	p.Check("TEAMS_TOKEN_KEYS", err)
 	_, err = installticket.NewSigner(nil, installticket.ParseKeys(c.InstallTicketKey)...)
@@ -157,14 +134,11 @@ func (c Config) Validate() error {
 // Run runs the registry until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "teams", Config: cfg, Log: log, Registry: reg,
-		Store:     &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: mongorepo.Indexes()},
-		Bus:       &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas, Streams: []string{topology.StreamIntegration, topology.StreamSlackIn}},
-		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "TEAMS_GRPC_ADDR"},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "TEAMS_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready:     service.ReadyAddrs(cfg.Ready),
+		Name: "teams", Config: cfg, Log: log, Registry: reg, Vars: vars,
+		Store: &service.Store{Indexes: mongorepo.Indexes()},
+		Bus:   &service.Bus{Streams: []string{topology.StreamIntegration, topology.StreamSlackIn}},
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: service.ReadyAddrs(cfg.Ready),
 	})
 }
 

@@ -31,9 +31,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
-	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
-	"github.com/crmslack/crmslack/libs/trust"
 
 	"github.com/crmslack/crmslack/services/workflows/internal/access"
 	"github.com/crmslack/crmslack/services/workflows/internal/app"
@@ -48,24 +46,12 @@ import (
 // Config is the service's configuration. Each field names its variable and
 // default.
 type Config struct {
-	// Files are the service's trust files: TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE, CRM_KEYS_FILE, NATS_USER and NATS_PASSWORD (libs/trust). Required.
-	trust.Files
-	// NATSURL is NATS_URL: the NATS server(s). Default nats://127.0.0.1:4222.
-	NATSURL string
-	// NATSReplicas is NATS_REPLICAS: replicas of the streams and of the
-	// "workflows" bucket this service ensures. Default 1.
-	NATSReplicas int
-	// MongoURI is MONGODB_URI. Default mongodb://127.0.0.1:27017.
-	MongoURI string
-	// Database is WORKFLOWS_MONGODB_DATABASE, the history's database.
-	// Default "workflows".
-	Database string
-	// GRPCAddr is WORKFLOWS_GRPC_ADDR, where WorkflowActionsService
-	// listens. Default 127.0.0.1:9105.
-	GRPCAddr string
-	// OpsAddr is WORKFLOWS_OPS_ADDR, serving /healthz, /readyz and
-	// /metrics. Default 127.0.0.1:9205.
-	OpsAddr string
+	// Connections are the trust files, NATS_URL, NATS_REPLICAS (of the
+	// streams and the "workflows" bucket it ensures), MONGODB_URI,
+	// WORKFLOWS_MONGODB_DATABASE (the history, default "workflows"),
+	// WORKFLOWS_GRPC_ADDR (WorkflowActionsService, default 127.0.0.1:9105)
+	// and WORKFLOWS_OPS_ADDR (default 127.0.0.1:9205); see libs/service.
+	service.Connections
 	// TeamsAddr is TEAMS_ADDR, the team registry's gRPC address
 	// (ListTeams, ListDirectory, asked when an action is saved). Default
 	// 127.0.0.1:9101.
@@ -78,39 +64,30 @@ type Config struct {
 	// Ready, not from the environment, is called once the service serves,
 	// with the addresses it bound (tests listen on port 0).
 	Ready func(Addrs)
-	// Listeners, not from the environment, are listeners to serve on
-	// instead of binding the addresses (service.ListenerGRPC, ListenerOps).
-	Listeners service.Listeners
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 }
 
 // Addrs are the bound listen addresses.
-type Addrs struct {
-	GRPC, Ops string
-}
+type Addrs = service.Addrs
+
+// vars are the service's own connection variables and their defaults.
+var vars = service.Vars{Prefix: "WORKFLOWS", Database: "workflows", GRPCAddr: "127.0.0.1:9105", OpsAddr: "127.0.0.1:9205"}
 
 // ConfigFromEnv reads the configuration; problems are recorded in l.
 func ConfigFromEnv(l *envconfig.Loader) Config {
 	return Config{
-		Files:        trust.FromEnv(l),
-		NATSURL:      l.String("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSReplicas: l.Int("NATS_REPLICAS", 1, 1, 5),
-		MongoURI:     l.String("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-		Database:     l.String("WORKFLOWS_MONGODB_DATABASE", "workflows"),
-		GRPCAddr:     l.String("WORKFLOWS_GRPC_ADDR", "127.0.0.1:9105"),
-		OpsAddr:      l.String("WORKFLOWS_OPS_ADDR", "127.0.0.1:9205"),
-		TeamsAddr:    l.String("TEAMS_ADDR", "127.0.0.1:9101"),
-		CRMBaseURL:   l.URL("CRM_BASE_URL", "", "http", "https"),
+		Connections: vars.FromEnv(l),
+		TeamsAddr:   l.String("TEAMS_ADDR", "127.0.0.1:9101"),
+		CRMBaseURL:  l.URL("CRM_BASE_URL", "", "http", "https"),
 	}
 }
 
 // Validate reports every invalid field by its variable name.
 func (c Config) Validate() error {
 	var p envconfig.Problems
-	p.NATS(c.NATSURL, c.NATSReplicas)
-	p.Check("MONGODB_URI/WORKFLOWS_MONGODB_DATABASE", store.Config{URI: c.MongoURI, Database: c.Database}.Validate())
-	p.HostPort(map[string]string{"WORKFLOWS_GRPC_ADDR": c.GRPCAddr, "WORKFLOWS_OPS_ADDR": c.OpsAddr, "TEAMS_ADDR": c.TeamsAddr})
+	vars.Check(&p, c.Connections)
+	p.HostPort(map[string]string{"TEAMS_ADDR": c.TeamsAddr})
 	if c.CRMBaseURL != "" {
 		p.HTTPURL(map[string]string{"CRM_BASE_URL": c.CRMBaseURL})
 	}
@@ -120,19 +97,11 @@ func (c Config) Validate() error {
 // Run runs the service until ctx ends; a clean stop returns nil.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	return service.Run(ctx, service.Spec{
-		Name: "workflows", Config: cfg, Log: log, Registry: reg,
-		Store: &service.Store{Config: store.Config{URI: cfg.MongoURI, Database: cfg.Database}, Indexes: history.Indexes()},
-		Bus: &service.Bus{URL: cfg.NATSURL, Replicas: cfg.NATSReplicas,
-			Streams: []string{topology.StreamCRM, topology.StreamIntegration, topology.StreamSlackOut}},
-		GRPC:      &service.Listen{Addr: cfg.GRPCAddr, Var: "WORKFLOWS_GRPC_ADDR"},
-		Ops:       service.Listen{Addr: cfg.OpsAddr, Var: "WORKFLOWS_OPS_ADDR"},
-		Listeners: cfg.Listeners,
-		Build:     func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
-		Ready: func(b service.Bound) {
-			if cfg.Ready != nil {
-				cfg.Ready(Addrs{GRPC: b[service.ListenerGRPC], Ops: b[service.ListenerOps]})
-			}
-		},
+		Name: "workflows", Config: cfg, Log: log, Registry: reg, Vars: vars,
+		Store: &service.Store{Indexes: history.Indexes()},
+		Bus:   &service.Bus{Streams: []string{topology.StreamCRM, topology.StreamIntegration, topology.StreamSlackOut}},
+		Build: func(ctx context.Context, rt *service.Runtime) error { return build(ctx, cfg, rt) },
+		Ready: service.ReadyAddrs(cfg.Ready),
 	})
 }
 

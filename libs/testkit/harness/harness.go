@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -148,6 +149,24 @@ func Publish[E bus.Event](t testing.TB, b *bus.Bus, evs ...E) {
 		items[i] = bus.Published{Subject: subject, Event: ev}
 	}
 	if err := b.PublishBatch(testkit.Context(t), items); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Republish publishes ev on subject again under the message id msgID, as a
+// replay or a redelivery past the stream's duplicate window brings it: the
+// stream keeps it, and the consumer must see it is a repeat.
+func Republish(t testing.TB, js jetstream.JetStream, subject string, ev bus.Event, msgID string) {
+	t.Helper()
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	m.Header.Set(bus.HeaderType, string(ev.ProtoReflect().Descriptor().FullName()))
+	if _, err := js.PublishMsg(testkit.Context(t), m); err != nil {
 		t.Fatal(err)
 	}
 }

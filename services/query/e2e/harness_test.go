@@ -152,9 +152,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 
 	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, pki, rpc.Teams),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
+			Connections:      harness.Connections(t, pki, rpc.Teams, ns.ClientURL(), ms.URI()),
+			TokenKeys:        "k1:" + testkit.RandomKey(t),
 			InstallTicketKey: ticketKey, GatewayPublicURL: gwURL, SlackAPIURL: apiURL,
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
@@ -181,9 +180,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	} else {
 		qa = testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 			return query.Run(ctx, query.Config{
-				Files:   testkit.TrustFiles(t, pki, rpc.Query),
-				NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-				TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
+				Connections: harness.Connections(t, pki, rpc.Query, ns.ClientURL(), ""),
+				TeamsAddr:   ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: 10 * time.Minute,
 				ShareButtonKey: shareButtonKey,
 				Ready:          ready,
 			}, logger("query"), prometheus.NewRegistry())
@@ -216,15 +214,17 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if o.queryDelay > 0 {
 		queryAddr = slowLink(t, qa.GRPC, o.queryDelay)
 	}
+	gc := harness.Connections(t, pki, rpc.Gateway, ns.ClientURL(), "")
+	gc.Listeners = service.Listeners{gateway.ListenerHTTP: gwLis}
 	ga := testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Files: testkit.TrustFiles(t, pki, rpc.Gateway),
-			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: gwURL, OpsAddr: "127.0.0.1:0",
+			Connections: gc,
+			Addr:        gwAddr, PublicURL: gwURL,
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
-			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
-			MaxBody: 1 << 20, AckBudget: 2500 * time.Millisecond,
+			TeamsAddr: ta.GRPC,
+			MaxBody:   1 << 20, AckBudget: 2500 * time.Millisecond,
 			QueryAddr: queryAddr, QueryCommands: "/zcrm", AnswerBudget: o.answerBudget,
 			Ready: ready,
 		}, logger("gateway"), prometheus.NewRegistry())

@@ -24,6 +24,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -328,9 +329,8 @@ func benchStartDelivery(b *testing.B, e *env, teams *benchTeamsServer, apiURL st
 		b.Fatal(err)
 	}
 	cfg := delivery.Config{
-		Files:   testkit.TrustFiles(b, testkit.PKI(b), "delivery"),
-		NATSURL: e.nats.ClientURL(), NATSReplicas: 1, MongoURI: e.mongo.URI(), Database: "delivery",
-		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: teams.addr, SlackAPIURL: apiURL,
+		Connections: harness.Connections(b, testkit.PKI(b), "delivery", e.nats.ClientURL(), e.mongo.URI()),
+		TeamsAddr:   teams.addr, SlackAPIURL: apiURL,
 		ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 1, ChannelBurst: 3, TierOverrides: tiers,
 		Concurrency: 32, MaxInFlight: 20000, Partitions: topology.SlackOutPartitions, LeaseTTL: 5 * time.Second,
 		MaxAttempts: 6, BackoffBase: 500 * time.Millisecond, BackoffMax: 30 * time.Second, SlackTimeout: 15 * time.Second,

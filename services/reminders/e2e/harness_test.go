@@ -123,10 +123,9 @@ func (e *env) start(o options) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	cfg := reminders.Config{
-		Files:   testkit.TrustFiles(e.t, testkit.PKI(e.t), "reminders"),
-		NATSURL: e.nats.ClientURL(), NATSReplicas: 1, MongoURI: e.mongo.URI(), Database: "reminders",
-		GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", CRMBaseURL: "https://crm.example.com/acme",
-		Snooze: o.snooze, LateAfter: o.lateAfter, ButtonKey: e.buttonKey,
+		Connections: harness.Connections(e.t, testkit.PKI(e.t), "reminders", e.nats.ClientURL(), e.mongo.URI()),
+		CRMBaseURL:  "https://crm.example.com/acme",
+		Snooze:      o.snooze, LateAfter: o.lateAfter, ButtonKey: e.buttonKey,
 		Ready: func(a reminders.Addrs) { ready <- a },
 	}
 	go func() { r.done <- reminders.Run(ctx, cfg, e.log.With("svc", "reminders"), r.reg) }()

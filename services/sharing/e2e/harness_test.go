@@ -19,7 +19,6 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
-	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	queryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/query/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
@@ -28,7 +27,7 @@ import (
 	"github.com/crmslack/crmslack/services/gateway"
 	"github.com/crmslack/crmslack/services/query"
 	"github.com/crmslack/crmslack/services/sharing"
-	"github.com/crmslack/crmslack/services/teams"
+	"github.com/crmslack/crmslack/services/teams/teamstest"
 )
 
 // The stand-in's default seed: Acme (Alice, Bob; #general, #sales and
@@ -92,38 +91,20 @@ func startStack(t *testing.T) *stack {
 	gwAddr := gwLis.Addr().String()
 	s.gateway = "http://" + gwAddr
 
-	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
-		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
-			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: apiURL,
-			SlackClientID: clientID, SlackClientSecret: clientSecret,
-			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
-			Ready: ready,
-		}, quiet(t, "teams"), prometheus.NewRegistry())
+	reg := teamstest.Start(t, r, teamstest.Options{
+		PKI: s.pki, NATSURL: ns.ClientURL(), MongoURI: ms.URI(), Standin: std, ClientID: clientID, ClientSecret: clientSecret,
+		GatewayPublicURL: s.gateway, InstallTicketKey: ticketKey, Log: quiet(t, "teams"),
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.AllowedConn(t, s.pki, ta.GRPC))
-
+	ta := reg.Addrs
+	s.registry = reg.Client
 	// The admin added both workspaces to the org.
-	for _, w := range []struct{ id, name, domain, bot string }{
-		{acme, "Acme Corp", "acme-corp", "U0ACMEBOT1"}, {globex, "Globex", "globex", "U0GLBXBOT1"},
-	} {
-		_, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
-			OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
-			Team:     &integrationv1.Team{TeamId: w.id, Name: w.name, Domain: w.domain, BotUserId: w.bot, Scopes: slackstandin.DefaultBotScopes()},
-			BotToken: std.IssueBotToken(w.id),
-		})
-		if err != nil {
-			t.Fatalf("installing %s: %v", w.id, err)
-		}
-	}
+	reg.Install(t, org, teamstest.Workspace{ID: acme, Name: "Acme Corp", Domain: "acme-corp", Bot: "U0ACMEBOT1"},
+		teamstest.Workspace{ID: globex, Name: "Globex", Domain: "globex", Bot: "U0GLBXBOT1"})
 
 	qa := testkit.Start(r, "query", func(ctx context.Context, ready func(query.Addrs)) error {
 		return query.Run(ctx, query.Config{
-			Files:   testkit.TrustFiles(t, s.pki, rpc.Query),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0",
-			TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
+			Connections: harness.Connections(t, s.pki, rpc.Query, ns.ClientURL(), ""),
+			TeamsAddr:   ta.GRPC, CRMBaseURL: crmBaseURL, SlashCommands: []string{"/zcrm"}, SlackUserTTL: time.Minute,
 			ShareButtonKey: shareButtonKey,
 			Ready:          ready,
 		}, quiet(t, "query"), prometheus.NewRegistry())
@@ -132,9 +113,8 @@ func startStack(t *testing.T) *stack {
 
 	testkit.Start(r, "delivery", func(ctx context.Context, ready func(delivery.Addrs)) error {
 		return delivery.Run(ctx, delivery.Config{
-			Files:   testkit.TrustFiles(t, s.pki, rpc.Delivery),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "delivery",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, SlackAPIURL: apiURL,
+			Connections: harness.Connections(t, s.pki, rpc.Delivery, ns.ClientURL(), ms.URI()),
+			TeamsAddr:   ta.GRPC, SlackAPIURL: apiURL,
 			ResponseURLHosts: []string{"hooks.slack.com"}, ChannelRate: 100, ChannelBurst: 10, Concurrency: 8,
 			MaxInFlight: 1000, MaxAttempts: 4, BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			SlackTimeout: 5 * time.Second, AckWait: 5 * time.Second, MaxDeliver: 20, LedgerTTL: 7 * 24 * time.Hour,
@@ -143,24 +123,25 @@ func startStack(t *testing.T) *stack {
 		}, quiet(t, "delivery"), prometheus.NewRegistry())
 	})
 
+	gc := harness.Connections(t, s.pki, rpc.Gateway, ns.ClientURL(), "")
+	gc.Listeners = service.Listeners{gateway.ListenerHTTP: gwLis}
 	testkit.Start(r, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
-			Addr:  gwAddr, Listeners: service.Listeners{gateway.ListenerHTTP: gwLis}, PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			Connections: gc,
+			Addr:        gwAddr, PublicURL: s.gateway,
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: apiURL, SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
-			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
-			MaxBody: 1 << 20, AckBudget: 2500 * time.Millisecond,
+			TeamsAddr: ta.GRPC,
+			MaxBody:   1 << 20, AckBudget: 2500 * time.Millisecond,
 			Ready: ready,
 		}, quiet(t, "gateway"), prometheus.NewRegistry())
 	})
 
 	sa := testkit.Start(r, "sharing", func(ctx context.Context, ready func(sharing.Addrs)) error {
 		return sharing.Run(ctx, sharing.Config{
-			Files:   testkit.TrustFiles(t, s.pki, rpc.Sharing),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "sharing",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, QueryAddr: qa.GRPC,
+			Connections: harness.Connections(t, s.pki, rpc.Sharing, ns.ClientURL(), ms.URI()),
+			TeamsAddr:   ta.GRPC, QueryAddr: qa.GRPC,
 			CRMBaseURL: crmBaseURL, RequestMaxAge: time.Hour, ShareButtonKey: shareButtonKey,
 			Ready: ready,
 		}, quiet(t, "sharing"), prometheus.NewRegistry())

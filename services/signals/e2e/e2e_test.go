@@ -6,15 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -55,17 +54,8 @@ func (s *stack) testRestart(t *testing.T) {
 		signal(call, "incoming", "rs-call", aliceEmail, t0.Add(10*time.Second)),
 	}
 	s.publish(t, later...)
-	data, err := proto.Marshal(first)
-	if err != nil {
-		t.Fatal(err)
-	}
 	subj, _ := topology.SubjectFor(first)
-	if _, err := s.js.PublishMsg(testkit.Context(t), &nats.Msg{Subject: subj, Data: data, Header: nats.Header{
-		jetstream.MsgIDHeader: []string{"replay-" + first.GetEnvelope().GetEventId()},
-		bus.HeaderType:        []string{string(first.ProtoReflect().Descriptor().FullName())},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	harness.Republish(t, s.js, subj, first, "replay-"+first.GetEnvelope().GetEventId())
 	s.runSignals(t)
 
 	testkit.Eventually(t, 20*time.Second, func() bool {
@@ -199,18 +189,8 @@ func (s *stack) testDuplicate(t *testing.T) {
 	s.publish(t, ev)
 	// Published again past the stream's dedupe (another message id), as a
 	// replay or a republish after the window would: the service drops it.
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
 	subj, _ := topology.SubjectFor(ev)
-	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{
-		jetstream.MsgIDHeader: []string{"replay-" + ev.GetEnvelope().GetEventId()},
-		bus.HeaderType:        []string{string(ev.ProtoReflect().Descriptor().FullName())},
-	}}
-	if _, err := s.js.PublishMsg(testkit.Context(t), msg); err != nil {
-		t.Fatal(err)
-	}
+	harness.Republish(t, s.js, subj, ev, "replay-"+ev.GetEnvelope().GetEventId())
 	s.barrier(t)
 	testkit.Eventually(t, 20*time.Second, func() bool { return len(forCustomer(s.posts(alice), "dup")) >= 1 }, "the signal is posted")
 	s.barrier(t)

@@ -21,13 +21,12 @@ import (
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
-	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/delivery"
 	"github.com/crmslack/crmslack/services/signals"
-	"github.com/crmslack/crmslack/services/teams"
+	"github.com/crmslack/crmslack/services/teams/teamstest"
 )
 
 // The stand-in's default seed: Acme (Alice, Bob, ...) and Globex (Hank, ...).
@@ -109,27 +108,14 @@ func startStack(t testing.TB, o options) *stack {
 
 	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
-		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, testkit.PKI(t), "teams"),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
-			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
-			SlackClientID: clientID, SlackClientSecret: clientSecret,
-			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
-			Ready: ready,
-		}, logger(t, "teams"), prometheus.NewRegistry())
+	reg := teamstest.Start(t, r, teamstest.Options{
+		PKI: testkit.PKI(t), NATSURL: ns.ClientURL(), MongoURI: ms.URI(), Standin: std,
+		ClientID: clientID, ClientSecret: clientSecret, Log: logger(t, "teams"),
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
+	ta := reg.Addrs
+	s.registry = reg.Client
 	for _, w := range o.seed.Workspaces {
-		_, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
-			OrgId: org, InstalledBy: &commonv1.CrmUserRef{Id: "crm-admin", Name: "Ada Admin"},
-			Team:     &integrationv1.Team{TeamId: w.ID, Name: w.Name, Domain: w.Domain, BotUserId: w.Bot.UserID, Scopes: slackstandin.DefaultBotScopes()},
-			BotToken: std.IssueBotToken(w.ID),
-		})
-		if err != nil {
-			t.Fatalf("installing %s: %v", w.ID, err)
-		}
+		reg.Install(t, org, teamstest.Workspace{ID: w.ID, Name: w.Name, Domain: w.Domain, Bot: w.Bot.UserID})
 	}
 
 	// Delivery on its shipped defaults, but for the conversation pacing

@@ -22,6 +22,7 @@ import (
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
@@ -132,12 +133,14 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		refresh = time.Hour
 	}
 
+	tc := harness.Connections(t, s.pki, rpc.Teams, ns.ClientURL(), ms.URI())
+	tc.Database = s.database
+	gc := harness.Connections(t, s.pki, rpc.Gateway, ns.ClientURL(), "")
+	gc.Listeners = service.Listeners{gateway.ListenerHTTP: gwLis}
 	svcs := testkit.NewServices(t)
 	ta := testkit.Start(svcs, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
 		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, s.pki, rpc.Teams),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: s.database,
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: s.tokenKeys,
+			Connections: tc, TokenKeys: s.tokenKeys,
 			InstallTicketKey: ticketKey, GatewayPublicURL: s.gateway, SlackAPIURL: std.URL() + "/api/",
 			SlackClientID: clientID, SlackClientSecret: clientSecret,
 			RefreshInterval: refresh, SweepInterval: time.Second, MembershipTTL: time.Minute,
@@ -146,15 +149,13 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	})
 	ga := testkit.Start(svcs, "gateway", func(ctx context.Context, ready func(gateway.Addrs)) error {
 		return gateway.Run(ctx, gateway.Config{
-			Files: testkit.TrustFiles(t, s.pki, rpc.Gateway),
-			Addr:  "127.0.0.1:0", PublicURL: s.gateway, OpsAddr: "127.0.0.1:0",
+			Connections: gc,
+			Addr:        "127.0.0.1:0", PublicURL: s.gateway,
 			StateKey: testkit.RandomKey(t), InstallTicketKey: ticketKey, SigningSecret: signingSecret,
 			ClientID: clientID, ClientSecret: clientSecret,
 			SlackAPIURL: std.URL() + "/api/", SlackAuthorizeURL: std.URL() + "/oauth/v2/authorize",
-			TeamsAddr: ta.GRPC, NATSURL: ns.ClientURL(), NATSReplicas: 1,
-			MaxBody: 1 << 20, AckBudget: 2500 * time.Millisecond,
-			Listeners: service.Listeners{gateway.ListenerHTTP: gwLis},
-			Ready:     ready,
+			TeamsAddr: ta.GRPC, MaxBody: 1 << 20, AckBudget: 2500 * time.Millisecond,
+			Ready: ready,
 		}, s.logger(t, "gateway"), prometheus.NewRegistry())
 	})
 	s.gatewayOps = "http://" + ga.Ops

@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
@@ -88,13 +86,7 @@ func TestWorkflows(t *testing.T) {
 		s.publish(t, ev) // the CRM retried: the same event id
 		// A redelivery past the stream's duplicate window: the same event
 		// under another message id reaches the consumer a second time.
-		raw, err := proto.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.js.PublishMsg(ctx, rawMsg(topology.WorkflowTriggered(org), "redelivered-trig-1", raw)); err != nil {
-			t.Fatal(err)
-		}
+		harness.Republish(t, s.js, topology.WorkflowTriggered(org), ev, "redelivered-trig-1")
 
 		ch := waitMessages(t, s, 1, slackstandin.MessageFilter{Team: acme, Channel: acmeSales, Kind: slackstandin.KindMessage})[0]
 		want := "*Deal won* :tada: Zylker Q4 licences for €125,000.00, closing Dec 15, 2026 (90%, Enterprise, Renewal, Zylker Corp; stage Closed Won, owner Alice Johnson). " +
@@ -283,16 +275,6 @@ func TestWorkflows(t *testing.T) {
 			t.Errorf("%d messages posted after the team was removed", n-posted)
 		}
 	})
-}
-
-// rawMsg is a trigger as a redelivery would bring it: the same payload
-// under another message id.
-func rawMsg(subject, msgID string, data []byte) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Header.Set(jetstream.MsgIDHeader, msgID)
-	m.Header.Set(bus.HeaderType, "crmslack.crm.v1.WorkflowRuleTriggered")
-	m.Data = data
-	return m
 }
 
 // lastOn returns the payload of the last event on an integration subject.

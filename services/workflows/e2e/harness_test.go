@@ -20,12 +20,11 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
-	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
 
 	"github.com/crmslack/crmslack/services/delivery"
-	"github.com/crmslack/crmslack/services/teams"
+	"github.com/crmslack/crmslack/services/teams/teamstest"
 	"github.com/crmslack/crmslack/services/workflows"
 )
 
@@ -91,29 +90,14 @@ func startStack(t testing.TB, o options) *stack {
 
 	r := testkit.NewServices(t)
 	apiURL := std.URL() + "/api/"
-	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
-		return teams.Run(ctx, teams.Config{
-			Files:   testkit.TrustFiles(t, testkit.PKI(t), "teams"),
-			NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "teams",
-			GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TokenKeys: "k1:" + testkit.RandomKey(t),
-			InstallTicketKey: testkit.RandomKey(t), GatewayPublicURL: "http://127.0.0.1:1", SlackAPIURL: apiURL,
-			SlackClientID: clientID, SlackClientSecret: clientSecret,
-			RefreshInterval: time.Hour, SweepInterval: time.Second, MembershipTTL: time.Minute, DirectoryTTL: time.Minute,
-			Ready: ready,
-		}, logger(t, "teams", o), prometheus.NewRegistry())
+	reg := teamstest.Start(t, r, teamstest.Options{
+		PKI: testkit.PKI(t), NATSURL: ns.ClientURL(), MongoURI: ms.URI(), Standin: std,
+		ClientID: clientID, ClientSecret: clientSecret, Log: logger(t, "teams", o),
 	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
-	for _, w := range []struct{ id, name, domain, bot string }{
-		{acme, "Acme Corp", "acme-corp", "U0ACMEBOT1"}, {globex, "Globex", "globex", "U0GLBXBOT1"},
-	} {
-		if _, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
-			OrgId: org, InstalledBy: admin.GetUser(),
-			Team:     &integrationv1.Team{TeamId: w.id, Name: w.name, Domain: w.domain, BotUserId: w.bot, Scopes: slackstandin.DefaultBotScopes()},
-			BotToken: std.IssueBotToken(w.id),
-		}); err != nil {
-			t.Fatalf("installing %s: %v", w.id, err)
-		}
-	}
+	ta := reg.Addrs
+	s.registry = reg.Client
+	reg.Install(t, org, teamstest.Workspace{ID: acme, Name: "Acme Corp", Domain: "acme-corp", Bot: "U0ACMEBOT1"},
+		teamstest.Workspace{ID: globex, Name: "Globex", Domain: "globex", Bot: "U0GLBXBOT1"})
 	// Delivery on its shipped defaults, but for addresses and Slack's
 	// per-channel pace (the stand-in's rate limits are off too).
 	dcfg := delivery.ConfigFromEnv(envconfig.FromMap(map[string]string{
@@ -133,9 +117,8 @@ func startStack(t testing.TB, o options) *stack {
 		replica++
 		wa := testkit.Start(r, fmt.Sprintf("workflows-%d", replica), func(ctx context.Context, ready func(workflows.Addrs)) error {
 			return workflows.Run(ctx, workflows.Config{
-				Files:   testkit.TrustFiles(t, testkit.PKI(t), "workflows"),
-				NATSURL: ns.ClientURL(), NATSReplicas: 1, MongoURI: ms.URI(), Database: "workflows",
-				GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", TeamsAddr: ta.GRPC, CRMBaseURL: crmBaseURL,
+				Connections: harness.Connections(t, testkit.PKI(t), "workflows", ns.ClientURL(), ms.URI()),
+				TeamsAddr:   ta.GRPC, CRMBaseURL: crmBaseURL,
 				Ready: ready,
 			}, logger(t, "workflows", o), prometheus.NewRegistry())
 		})

@@ -15,13 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
-	"github.com/crmslack/crmslack/libs/topology"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 
 	"github.com/crmslack/crmslack/services/gateway/internal/verify"
 )
@@ -127,20 +125,7 @@ func BenchmarkVerifyAndAck(b *testing.B) {
 	})
 
 	b.Run("loopback-nats", func(b *testing.B) {
-		ns := testkit.NATS(b)
-		ctx := context.Background()
-		bb, err := bus.Connect(ctx, bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(b)}, Name: "bench", Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = bb.Close() })
-		for _, sc := range topology.Streams(topology.StreamOptions{Storage: jetstream.FileStorage}) {
-			if sc.Name == topology.StreamSlackIn {
-				if _, err := bb.EnsureStream(ctx, sc); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
+		bb := harness.Bus(b, testkit.NATS(b).ClientURL(), "bench", slog.New(slog.DiscardHandler))
 		now := time.Now()
 		v, _ := verify.New(nil, 0, secret)
 		h, err := New(v, pubAdapter{bb}, directory(), slog.New(slog.DiscardHandler), Options{Registerer: prometheus.NewRegistry()})

@@ -65,23 +65,6 @@ func DueSpec() bus.ConsumerSpec {
 	}
 }
 
-// InteractionSpec is the consumer of button clicks. Slack's response_url
-// lives 30 minutes: five deliveries over about 20 s. Every click of every
-// team passes through it; clicks on other buttons are acknowledged at
-// once.
-func InteractionSpec() bus.ConsumerSpec {
-	return bus.ConsumerSpec{
-		Stream:         topology.StreamSlackIn,
-		Durable:        DurableInteractions,
-		FilterSubjects: []string{topology.SlackInteraction("*")},
-		AckWait:        30 * time.Second,
-		MaxDeliver:     5,
-		BackOff:        []time.Duration{time.Second, 3 * time.Second, 5 * time.Second, 10 * time.Second},
-		MaxAckPending:  256,
-		Concurrency:    4,
-	}
-}
-
 // Subscribe starts every consumer. On error the ones started are stopped.
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
 	subs, err := bus.SubscribeAll(ctx,
@@ -90,7 +73,7 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscr
 		bus.Bind(b, ActivitySpec(DurableCancelled, "cancelled"), svc.HandleActivityCancelled),
 		bus.Bind(b, ActivitySpec(DurableCompleted, "completed"), svc.HandleActivityCompleted),
 		bus.Bind(b, DueSpec(), svc.HandleReminderDue),
-		bus.Bind(b, InteractionSpec(), svc.HandleInteraction),
+		bus.Bind(b, topology.InteractionConsumer(DurableInteractions), svc.HandleInteraction),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing: %w", err)

@@ -7,7 +7,6 @@ package prefs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/store"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -197,47 +197,15 @@ func (v *View) Synced() bool { return v.synced.Load() }
 // Follow watches the bucket into v until ctx ends, starting over after a
 // broken watch.
 func Follow(ctx context.Context, kv jetstream.KeyValue, v *View, log *slog.Logger) error {
-	for {
-		err := watch(ctx, kv, v, log)
-		if ctx.Err() != nil {
-			return nil
+	return bus.FollowKeyValue(ctx, kv, time.Second, log, "reminder preferences", func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			return
 		}
-		log.WarnContext(ctx, "following reminder preferences; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
+		var p remindersv1.Preferences
+		if err := proto.Unmarshal(e.Value(), &p); err != nil {
+			log.WarnContext(ctx, "undecodable reminder preferences; ignored", "key", e.Key(), "err", err)
+			return
 		}
-	}
-}
-
-func watch(ctx context.Context, kv jetstream.KeyValue, v *View, log *slog.Logger) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", topology.BucketReminderPreferences, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if e == nil {
-				v.synced.Store(true)
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var p remindersv1.Preferences
-			if err := proto.Unmarshal(e.Value(), &p); err != nil {
-				log.WarnContext(ctx, "undecodable reminder preferences; ignored", "key", e.Key(), "err", err)
-				continue
-			}
-			v.Set(&p)
-		}
-	}
+		v.Set(&p)
+	}, func() { v.synced.Store(true) })
 }

@@ -46,49 +46,19 @@ func RequestSpec(durable, kind string) bus.ConsumerSpec {
 	}
 }
 
-// InteractionSpec is the consumer of button clicks. Slack's response_url
-// lives 30 minutes, so retrying beyond a few minutes is pointless: five
-// deliveries over about 20 s, then the dead-letter subject. Every
-// interaction of every team passes through it (clicks on other buttons
-// are acknowledged at once).
-func InteractionSpec() bus.ConsumerSpec {
-	return bus.ConsumerSpec{
-		Stream:         topology.StreamSlackIn,
-		Durable:        DurableInteractions,
-		FilterSubjects: []string{topology.SlackInteraction("*")},
-		AckWait:        30 * time.Second,
-		MaxDeliver:     5,
-		BackOff:        []time.Duration{time.Second, 3 * time.Second, 5 * time.Second, 10 * time.Second},
-		MaxAckPending:  256,
-		Concurrency:    4,
-	}
-}
-
-// OutcomeSpec is the consumer of one kind of delivery outcome (succeeded
-// or failed). Every service's outcomes pass through; sharing keeps its own
-// with one insert each. The default retry schedule (about an hour) rides
-// out a database outage.
-func OutcomeSpec(durable, outcome string) bus.ConsumerSpec {
-	return bus.ConsumerSpec{
-		Stream:         topology.StreamIntegration,
-		Durable:        durable,
-		FilterSubjects: []string{topology.Delivery("*", outcome)},
-		AckWait:        30 * time.Second,
-		MaxDeliver:     bus.DefaultMaxDeliver,
-		BackOff:        bus.DefaultBackOff(),
-		MaxAckPending:  1000,
-		Concurrency:    2,
-	}
-}
+// Button clicks take topology.InteractionConsumer's settings (Slack's
+// response_url lives 30 minutes). Delivery outcomes take
+// topology.OutcomeConsumer's, two at a time with one insert each.
+const outcomePending, outcomeConcurrency = 1000, 2
 
 // Subscribe starts every consumer. On error the ones started are stopped.
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
 	subs, err := bus.SubscribeAll(ctx,
 		bus.Bind(b, RequestSpec(DurableRecordRequests, "record"), svc.HandleShareRecordRequested),
 		bus.Bind(b, RequestSpec(DurableChartRequests, "chart"), svc.HandleShareChartRequested),
-		bus.Bind(b, InteractionSpec(), svc.ShareFromButton),
-		bus.Bind(b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded),
-		bus.Bind(b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed),
+		bus.Bind(b, topology.InteractionConsumer(DurableInteractions), svc.ShareFromButton),
+		bus.Bind(b, topology.OutcomeConsumer(DurableSucceeded, "succeeded", outcomePending, outcomeConcurrency), svc.HandleDeliverySucceeded),
+		bus.Bind(b, topology.OutcomeConsumer(DurableFailed, "failed", outcomePending, outcomeConcurrency), svc.HandleDeliveryFailed),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing: %w", err)

@@ -49,22 +49,14 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service, lanesN int, re
 	subs["sales-signals"] = signals
 	// Outcomes of every service's commands pass here; only this service's
 	// posts are acted on, cheaply, so several handlers run at once.
-	delivered, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
-		Stream: topology.StreamIntegration, Durable: topology.DurableSignalsDelivered,
-		FilterSubjects: []string{topology.Delivery("*", "succeeded")},
-		AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
-		MaxAckPending: 1000, Concurrency: 4,
-	}, svc.HandleDelivered)
+	delivered, err := bus.Subscribe(ctx, b,
+		topology.OutcomeConsumer(topology.DurableSignalsDelivered, "succeeded", 1000, 4), svc.HandleDelivered)
 	if err != nil {
 		return fail(fmt.Errorf("subscribing to delivery successes: %w", err))
 	}
 	subs["delivery-succeeded"] = delivered
-	failed, err := bus.Subscribe(ctx, b, bus.ConsumerSpec{
-		Stream: topology.StreamIntegration, Durable: topology.DurableSignalsFailed,
-		FilterSubjects: []string{topology.Delivery("*", "failed")},
-		AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
-		MaxAckPending: 1000, Concurrency: 2,
-	}, svc.HandleFailed)
+	failed, err := bus.Subscribe(ctx, b,
+		topology.OutcomeConsumer(topology.DurableSignalsFailed, "failed", 1000, 2), svc.HandleFailed)
 	if err != nil {
 		return fail(fmt.Errorf("subscribing to delivery failures: %w", err))
 	}

@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -22,16 +21,7 @@ import (
 
 func setup(t *testing.T) *bus.Bus {
 	t.Helper()
-	ns := testkit.NATS(t)
-	b, err := bus.Connect(testkit.Context(t), bus.Config{URL: ns.ClientURL(), NATSOptions: []nats.Option{testkit.NATSLogin(t)}, Name: t.Name(), Logger: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.EnsureStreams(testkit.Context(t), topology.Select(topology.StreamOptions{Storage: jetstream.MemoryStorage}, topology.StreamCRM)...); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return harness.Bus(t, testkit.NATS(t).ClientURL(), t.Name(), testkit.Logger(t))
 }
 
 func sig(owner string, i int) *crmv1.SalesSignal {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	signalsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/signals/v1"
@@ -174,51 +175,22 @@ func (v *View) Synced() bool { return v.synced.Load() }
 // Follow watches kv into v until ctx ends, starting over after retry when
 // the watch breaks.
 func (v *View) Follow(ctx context.Context, kv jetstream.KeyValue, retry time.Duration, log *slog.Logger) error {
-	for {
-		err := v.watch(ctx, kv, log)
-		if ctx.Err() != nil {
-			return nil
-		}
-		log.WarnContext(ctx, "following signals settings; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(retry):
-		}
-	}
+	return bus.FollowKeyValue(ctx, kv, retry, log, "signals settings",
+		func(e jetstream.KeyValueEntry) { v.apply(ctx, e, log) }, func() { v.synced.Store(true) })
 }
 
-func (v *View) watch(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching bucket %s: %w", kv.Bucket(), err)
+func (v *View) apply(ctx context.Context, e jetstream.KeyValueEntry, log *slog.Logger) {
+	if e.Operation() != jetstream.KeyValuePut {
+		v.forget(e.Key(), e.Revision())
+		return
 	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("watch of bucket %s ended", kv.Bucket())
-			}
-			if e == nil {
-				v.synced.Store(true)
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				v.forget(e.Key(), e.Revision())
-				continue
-			}
-			st, err := Decode(e.Value())
-			if err != nil || st.Org != e.Key() {
-				// Keep the org on what this replica had: the stored value is
-				// refused loudly rather than guessed at.
-				log.ErrorContext(ctx, "unusable signals settings in the bucket", "key", e.Key(), "revision", e.Revision(), "err", err)
-				continue
-			}
-			st.Version = e.Revision()
-			v.Set(st)
-		}
+	st, err := Decode(e.Value())
+	if err != nil || st.Org != e.Key() {
+		// Keep the org on what this replica had: the stored value is
+		// refused loudly rather than guessed at.
+		log.ErrorContext(ctx, "unusable signals settings in the bucket", "key", e.Key(), "revision", e.Revision(), "err", err)
+		return
 	}
+	st.Version = e.Revision()
+	v.Set(st)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/crmslack/crmslack/libs/blockkit"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/topology"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 
 	"github.com/crmslack/crmslack/services/workflows/internal/action"
 	"github.com/crmslack/crmslack/services/workflows/internal/template"
@@ -297,6 +298,24 @@ func (s *Service) Get(_ context.Context, org, id string) (*action.Action, error)
 		return nil, action.Errorf(action.ErrNotFound, "org %s has no workflow action %s", org, id)
 	}
 	return a, nil
+}
+
+// Schema returns the latest field metadata of module seen for org: what
+// templates are bound against.
+func (s *Service) Schema(_ context.Context, org, module string) (*crmv1.ModuleSchema, error) {
+	if err := checkOrg(org); err != nil {
+		return nil, err
+	}
+	module = strings.TrimSpace(module)
+	if module == "" || !tokenOK(module) {
+		return nil, invalid("module is required: a module API name, e.g. Deals")
+	}
+	sc, ok := s.model.Schema(org, module)
+	if !ok {
+		return nil, action.Errorf(action.ErrNotFound,
+			"no field metadata of module %s has been seen for org %s yet: the service learns it from the CRM's record and workflow events", module, org)
+	}
+	return sc, nil
 }
 
 // List returns an org's actions, of one rule and/or team when given.

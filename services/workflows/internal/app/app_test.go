@@ -206,3 +206,29 @@ func TestNothingIsAckedBeforeTheActionsAreLoaded(t *testing.T) {
 		t.Errorf("a trigger before the actions are loaded: %v, want a temporary error (retried)", err)
 	}
 }
+
+// TestSchemaIsTheOneTemplatesAreBoundAgainst: what GetModuleSchema serves
+// (the console's "#" completion) is the schema Create checks against.
+func TestSchemaIsTheOneTemplatesAreBoundAgainst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name, org, module string
+		want              error
+	}{
+		{"seen", "o1", "Deals", nil},
+		{"never seen", "o1", "Leads", action.ErrNotFound},
+		{"another org's", "o2", "Deals", action.ErrNotFound},
+		{"no module", "o1", " ", action.ErrInvalid},
+	} {
+		sc, err := f.svc.Schema(ctx, tc.org, tc.module)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: Schema = %v, want %v", tc.name, err, tc.want)
+			continue
+		}
+		if tc.want == nil && sc.GetModule() != "Deals" {
+			t.Errorf("%s: Schema = %v, want the Deals schema", tc.name, sc)
+		}
+	}
+}

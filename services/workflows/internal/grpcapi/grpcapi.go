@@ -114,3 +114,11 @@ func (s *Server) GetOrgFormat(ctx context.Context, req *workflowsv1.GetOrgFormat
 	}
 	return &workflowsv1.GetOrgFormatResponse{Format: formatPB(f)}, nil
 }
+
+func (s *Server) GetModuleSchema(ctx context.Context, req *workflowsv1.GetModuleSchemaRequest) (*workflowsv1.GetModuleSchemaResponse, error) {
+	sc, err := s.svc.Schema(ctx, req.GetOrgId(), req.GetModule())
+	if err != nil {
+		return nil, edge(err)
+	}
+	return &workflowsv1.GetModuleSchemaResponse{Schema: sc}, nil
+}

@@ -76,21 +76,9 @@ func TeamRemovedSpec() bus.ConsumerSpec {
 	}
 }
 
-// OutcomeSpec consumes one kind of delivery outcome; every service's pass
-// through and workflows keeps its own, batched into the history (many
-// handlers waiting on the writer, as for triggers).
-func OutcomeSpec(durable, outcome string) bus.ConsumerSpec {
-	return bus.ConsumerSpec{
-		Stream:         topology.StreamIntegration,
-		Durable:        durable,
-		FilterSubjects: []string{topology.Delivery("*", outcome)},
-		AckWait:        30 * time.Second,
-		MaxDeliver:     bus.DefaultMaxDeliver,
-		BackOff:        bus.DefaultBackOff(),
-		MaxAckPending:  4096,
-		Concurrency:    256,
-	}
-}
+// Delivery outcomes take topology.OutcomeConsumer's settings, batched into
+// the history: many handlers wait on the writer, as for triggers.
+const outcomePending, outcomeConcurrency = 4096, 256
 
 // Subscribe starts every consumer. On error the ones started are stopped.
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
@@ -98,8 +86,8 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscr
 		bus.Bind(b, SchemaSpec(), svc.HandleRecordUpserted),
 		bus.Bind(b, TriggerSpec(), svc.HandleTriggered),
 		bus.Bind(b, TeamRemovedSpec(), svc.HandleTeamRemoved),
-		bus.Bind(b, OutcomeSpec(DurableSucceeded, "succeeded"), svc.HandleDeliverySucceeded),
-		bus.Bind(b, OutcomeSpec(DurableFailed, "failed"), svc.HandleDeliveryFailed),
+		bus.Bind(b, topology.OutcomeConsumer(DurableSucceeded, "succeeded", outcomePending, outcomeConcurrency), svc.HandleDeliverySucceeded),
+		bus.Bind(b, topology.OutcomeConsumer(DurableFailed, "failed", outcomePending, outcomeConcurrency), svc.HandleDeliveryFailed),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
@@ -172,46 +173,16 @@ type Sink interface {
 // Follow watches the bucket into sink until ctx ends, starting over after
 // retry when the watch breaks.
 func Follow(ctx context.Context, kv jetstream.KeyValue, sink Sink, retry time.Duration, log *slog.Logger) error {
-	for {
-		err := watch(ctx, kv, sink, log)
-		if ctx.Err() != nil {
-			return nil
+	return bus.FollowKeyValue(ctx, kv, retry, log, "the workflows bucket", func(e jetstream.KeyValueEntry) {
+		if err := apply(sink, e); err != nil {
+			// One bad value must not hide the others; it is logged and
+			// left out, as its action could not fire anyway.
+			log.ErrorContext(ctx, "undecodable value in the workflows bucket; left out", "key", e.Key(), "revision", e.Revision(), "err", err)
 		}
-		log.WarnContext(ctx, "following the workflows bucket; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(retry):
-		}
-	}
-}
-
-func watch(ctx context.Context, kv jetstream.KeyValue, sink Sink, log *slog.Logger) error {
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching bucket %s: %w", kv.Bucket(), err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("watch of bucket %s ended", kv.Bucket())
-			}
-			if e == nil {
-				sink.MarkSynced()
-				log.InfoContext(ctx, "workflow actions loaded")
-				continue
-			}
-			if err := apply(sink, e); err != nil {
-				// One bad value must not hide the others; it is logged and
-				// left out, as its action could not fire anyway.
-				log.ErrorContext(ctx, "undecodable value in the workflows bucket; left out", "key", e.Key(), "revision", e.Revision(), "err", err)
-			}
-		}
-	}
+	}, func() {
+		sink.MarkSynced()
+		log.InfoContext(ctx, "workflow actions loaded")
+	})
 }
 
 func apply(sink Sink, e jetstream.KeyValueEntry) error {

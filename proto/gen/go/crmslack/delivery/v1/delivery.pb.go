@@ -358,6 +358,313 @@ func (x *ListDeliveriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// DeadLetter is one command the egress gave up on.
+type DeadLetter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The dead letter's sequence in the DLQ stream: its id.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	OrgId    string `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	TeamId   string `protobuf:"bytes,3,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// post, update, ephemeral, respond, upload.
+	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The command's subject on SLACK_OUT.
+	Subject        string                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Reason         string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Deliveries     uint32                 `protobuf:"varint,7,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	DeadLetteredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=dead_lettered_at,json=deadLetteredAt,proto3" json:"dead_lettered_at,omitempty"`
+	// The command's own id (its Nats-Msg-Id), when it had one.
+	CommandId     string `protobuf:"bytes,9,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeadLetter) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetTeamId() string {
+	if x != nil {
+		return x.TeamId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDeliveries() uint32 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetDeadLetteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadLetteredAt
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+type ListDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// At most this many; 0 means 50, at most 500.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListDeadLettersRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeadLetters   []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+type ReplayDeadLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadLetterRequest) Reset() {
+	*x = ReplayDeadLetterRequest{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadLetterRequest) ProtoMessage() {}
+
+func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReplayDeadLetterRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *ReplayDeadLetterRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+type ReplayDeadLetterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subject the command was published on again.
+	Subject       string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadLetterResponse) Reset() {
+	*x = ReplayDeadLetterResponse{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadLetterResponse) ProtoMessage() {}
+
+func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*ReplayDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReplayDeadLetterResponse) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
 var File_crmslack_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_crmslack_delivery_v1_delivery_proto_rawDesc = "" +
@@ -393,13 +700,40 @@ const file_crmslack_delivery_v1_delivery_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x1e.crmslack.delivery.v1.DeliveryR\n" +
 	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*l\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x02\n" +
+	"\n" +
+	"DeadLetter\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x15\n" +
+	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x17\n" +
+	"\ateam_id\x18\x03 \x01(\tR\x06teamId\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\tR\asubject\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\a \x01(\rR\n" +
+	"deliveries\x12D\n" +
+	"\x10dead_lettered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0edeadLetteredAt\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\t \x01(\tR\tcommandId\"E\n" +
+	"\x16ListDeadLettersRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"^\n" +
+	"\x17ListDeadLettersResponse\x12C\n" +
+	"\fdead_letters\x18\x01 \x03(\v2 .crmslack.delivery.v1.DeadLetterR\vdeadLetters\"L\n" +
+	"\x17ReplayDeadLetterRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"4\n" +
+	"\x18ReplayDeadLetterResponse\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject*l\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x01\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x022\x83\x01\n" +
 	"\x14DeliveryAuditService\x12k\n" +
-	"\x0eListDeliveries\x12+.crmslack.delivery.v1.ListDeliveriesRequest\x1a,.crmslack.delivery.v1.ListDeliveriesResponseB\xe6\x01\n" +
+	"\x0eListDeliveries\x12+.crmslack.delivery.v1.ListDeliveriesRequest\x1a,.crmslack.delivery.v1.ListDeliveriesResponse2\xf6\x01\n" +
+	"\x11DeadLetterService\x12n\n" +
+	"\x0fListDeadLetters\x12,.crmslack.delivery.v1.ListDeadLettersRequest\x1a-.crmslack.delivery.v1.ListDeadLettersResponse\x12q\n" +
+	"\x10ReplayDeadLetter\x12-.crmslack.delivery.v1.ReplayDeadLetterRequest\x1a..crmslack.delivery.v1.ReplayDeadLetterResponseB\xe6\x01\n" +
 	"\x18com.crmslack.delivery.v1B\rDeliveryProtoP\x01ZIgithub.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1;deliveryv1\xa2\x02\x03CDX\xaa\x02\x14Crmslack.Delivery.V1\xca\x02\x14Crmslack\\Delivery\\V1\xe2\x02 Crmslack\\Delivery\\V1\\GPBMetadata\xea\x02\x16Crmslack::Delivery::V1b\x06proto3"
 
 var (
@@ -415,31 +749,42 @@ func file_crmslack_delivery_v1_delivery_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_delivery_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_crmslack_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_crmslack_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_crmslack_delivery_v1_delivery_proto_goTypes = []any{
-	(DeliveryStatus)(0),            // 0: crmslack.delivery.v1.DeliveryStatus
-	(*Delivery)(nil),               // 1: crmslack.delivery.v1.Delivery
-	(*ListDeliveriesRequest)(nil),  // 2: crmslack.delivery.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 3: crmslack.delivery.v1.ListDeliveriesResponse
-	(v1.DeliveryFailureCode)(0),    // 4: crmslack.integration.v1.DeliveryFailureCode
-	(*timestamppb.Timestamp)(nil),  // 5: google.protobuf.Timestamp
+	(DeliveryStatus)(0),              // 0: crmslack.delivery.v1.DeliveryStatus
+	(*Delivery)(nil),                 // 1: crmslack.delivery.v1.Delivery
+	(*ListDeliveriesRequest)(nil),    // 2: crmslack.delivery.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),   // 3: crmslack.delivery.v1.ListDeliveriesResponse
+	(*DeadLetter)(nil),               // 4: crmslack.delivery.v1.DeadLetter
+	(*ListDeadLettersRequest)(nil),   // 5: crmslack.delivery.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),  // 6: crmslack.delivery.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),  // 7: crmslack.delivery.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil), // 8: crmslack.delivery.v1.ReplayDeadLetterResponse
+	(v1.DeliveryFailureCode)(0),      // 9: crmslack.integration.v1.DeliveryFailureCode
+	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
 }
 var file_crmslack_delivery_v1_delivery_proto_depIdxs = []int32{
-	0, // 0: crmslack.delivery.v1.Delivery.status:type_name -> crmslack.delivery.v1.DeliveryStatus
-	4, // 1: crmslack.delivery.v1.Delivery.failure_code:type_name -> crmslack.integration.v1.DeliveryFailureCode
-	5, // 2: crmslack.delivery.v1.Delivery.requested_at:type_name -> google.protobuf.Timestamp
-	5, // 3: crmslack.delivery.v1.Delivery.completed_at:type_name -> google.protobuf.Timestamp
-	5, // 4: crmslack.delivery.v1.ListDeliveriesRequest.from:type_name -> google.protobuf.Timestamp
-	5, // 5: crmslack.delivery.v1.ListDeliveriesRequest.to:type_name -> google.protobuf.Timestamp
-	0, // 6: crmslack.delivery.v1.ListDeliveriesRequest.status:type_name -> crmslack.delivery.v1.DeliveryStatus
-	1, // 7: crmslack.delivery.v1.ListDeliveriesResponse.deliveries:type_name -> crmslack.delivery.v1.Delivery
-	2, // 8: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:input_type -> crmslack.delivery.v1.ListDeliveriesRequest
-	3, // 9: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:output_type -> crmslack.delivery.v1.ListDeliveriesResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: crmslack.delivery.v1.Delivery.status:type_name -> crmslack.delivery.v1.DeliveryStatus
+	9,  // 1: crmslack.delivery.v1.Delivery.failure_code:type_name -> crmslack.integration.v1.DeliveryFailureCode
+	10, // 2: crmslack.delivery.v1.Delivery.requested_at:type_name -> google.protobuf.Timestamp
+	10, // 3: crmslack.delivery.v1.Delivery.completed_at:type_name -> google.protobuf.Timestamp
+	10, // 4: crmslack.delivery.v1.ListDeliveriesRequest.from:type_name -> google.protobuf.Timestamp
+	10, // 5: crmslack.delivery.v1.ListDeliveriesRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 6: crmslack.delivery.v1.ListDeliveriesRequest.status:type_name -> crmslack.delivery.v1.DeliveryStatus
+	1,  // 7: crmslack.delivery.v1.ListDeliveriesResponse.deliveries:type_name -> crmslack.delivery.v1.Delivery
+	10, // 8: crmslack.delivery.v1.DeadLetter.dead_lettered_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: crmslack.delivery.v1.ListDeadLettersResponse.dead_letters:type_name -> crmslack.delivery.v1.DeadLetter
+	2,  // 10: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:input_type -> crmslack.delivery.v1.ListDeliveriesRequest
+	5,  // 11: crmslack.delivery.v1.DeadLetterService.ListDeadLetters:input_type -> crmslack.delivery.v1.ListDeadLettersRequest
+	7,  // 12: crmslack.delivery.v1.DeadLetterService.ReplayDeadLetter:input_type -> crmslack.delivery.v1.ReplayDeadLetterRequest
+	3,  // 13: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:output_type -> crmslack.delivery.v1.ListDeliveriesResponse
+	6,  // 14: crmslack.delivery.v1.DeadLetterService.ListDeadLetters:output_type -> crmslack.delivery.v1.ListDeadLettersResponse
+	8,  // 15: crmslack.delivery.v1.DeadLetterService.ReplayDeadLetter:output_type -> crmslack.delivery.v1.ReplayDeadLetterResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_delivery_v1_delivery_proto_init() }
@@ -453,9 +798,9 @@ func file_crmslack_delivery_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_delivery_v1_delivery_proto_rawDesc), len(file_crmslack_delivery_v1_delivery_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   8,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_crmslack_delivery_v1_delivery_proto_goTypes,
 		DependencyIndexes: file_crmslack_delivery_v1_delivery_proto_depIdxs,

@@ -123,3 +123,157 @@ var DeliveryAuditService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "crmslack/delivery/v1/delivery.proto",
 }
+
+const (
+	DeadLetterService_ListDeadLetters_FullMethodName  = "/crmslack.delivery.v1.DeadLetterService/ListDeadLetters"
+	DeadLetterService_ReplayDeadLetter_FullMethodName = "/crmslack.delivery.v1.DeadLetterService/ReplayDeadLetter"
+)
+
+// DeadLetterServiceClient is the client API for DeadLetterService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DeadLetterService shows the Slack commands the egress gave up on (its
+// dead letters, kept in the DLQ stream) and sends one back to it.
+type DeadLetterServiceClient interface {
+	// ListDeadLetters lists an org's dead-lettered commands, newest first.
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	// ReplayDeadLetter publishes a dead-lettered command again, unchanged, on
+	// its original subject: the egress delivers it like any command (its
+	// idempotency key still guards against a second post).
+	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
+}
+
+type deadLetterServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDeadLetterServiceClient(cc grpc.ClientConnInterface) DeadLetterServiceClient {
+	return &deadLetterServiceClient{cc}
+}
+
+func (c *deadLetterServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, DeadLetterService_ListDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deadLetterServiceClient) ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayDeadLetterResponse)
+	err := c.cc.Invoke(ctx, DeadLetterService_ReplayDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeadLetterServiceServer is the server API for DeadLetterService service.
+// All implementations must embed UnimplementedDeadLetterServiceServer
+// for forward compatibility.
+//
+// DeadLetterService shows the Slack commands the egress gave up on (its
+// dead letters, kept in the DLQ stream) and sends one back to it.
+type DeadLetterServiceServer interface {
+	// ListDeadLetters lists an org's dead-lettered commands, newest first.
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	// ReplayDeadLetter publishes a dead-lettered command again, unchanged, on
+	// its original subject: the egress delivers it like any command (its
+	// idempotency key still guards against a second post).
+	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
+	mustEmbedUnimplementedDeadLetterServiceServer()
+}
+
+// UnimplementedDeadLetterServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDeadLetterServiceServer struct{}
+
+func (UnimplementedDeadLetterServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadLetters not implemented")
+}
+func (UnimplementedDeadLetterServiceServer) ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetter not implemented")
+}
+func (UnimplementedDeadLetterServiceServer) mustEmbedUnimplementedDeadLetterServiceServer() {}
+func (UnimplementedDeadLetterServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeDeadLetterServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DeadLetterServiceServer will
+// result in compilation errors.
+type UnsafeDeadLetterServiceServer interface {
+	mustEmbedUnimplementedDeadLetterServiceServer()
+}
+
+func RegisterDeadLetterServiceServer(s grpc.ServiceRegistrar, srv DeadLetterServiceServer) {
+	// If the following call panics, it indicates UnimplementedDeadLetterServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DeadLetterService_ServiceDesc, srv)
+}
+
+func _DeadLetterService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeadLetterServiceServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeadLetterService_ListDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeadLetterServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeadLetterService_ReplayDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeadLetterServiceServer).ReplayDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeadLetterService_ReplayDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeadLetterServiceServer).ReplayDeadLetter(ctx, req.(*ReplayDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// DeadLetterService_ServiceDesc is the grpc.ServiceDesc for DeadLetterService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DeadLetterService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "crmslack.delivery.v1.DeadLetterService",
+	HandlerType: (*DeadLetterServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _DeadLetterService_ListDeadLetters_Handler,
+		},
+		{
+			MethodName: "ReplayDeadLetter",
+			Handler:    _DeadLetterService_ReplayDeadLetter_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "crmslack/delivery/v1/delivery.proto",
+}

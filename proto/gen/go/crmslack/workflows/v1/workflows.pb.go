@@ -8,7 +8,8 @@ package workflowsv1
 
 import (
 	v1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
-	v12 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
+	v12 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	v13 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	v11 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1513,6 +1514,103 @@ func (x *GetOrgFormatResponse) GetFormat() *OrgFormat {
 	return nil
 }
 
+type GetModuleSchemaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OrgId string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// The module's API name, e.g. "Deals".
+	Module        string `protobuf:"bytes,2,opt,name=module,proto3" json:"module,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModuleSchemaRequest) Reset() {
+	*x = GetModuleSchemaRequest{}
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModuleSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModuleSchemaRequest) ProtoMessage() {}
+
+func (x *GetModuleSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModuleSchemaRequest.ProtoReflect.Descriptor instead.
+func (*GetModuleSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetModuleSchemaRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *GetModuleSchemaRequest) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
+type GetModuleSchemaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schema        *v12.ModuleSchema      `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModuleSchemaResponse) Reset() {
+	*x = GetModuleSchemaResponse{}
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModuleSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModuleSchemaResponse) ProtoMessage() {}
+
+func (x *GetModuleSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModuleSchemaResponse.ProtoReflect.Descriptor instead.
+func (*GetModuleSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetModuleSchemaResponse) GetSchema() *v12.ModuleSchema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
 // RemovedRule is a rule that lost actions.
 type RemovedRule struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1525,7 +1623,7 @@ type RemovedRule struct {
 
 func (x *RemovedRule) Reset() {
 	*x = RemovedRule{}
-	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[22]
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1635,7 @@ func (x *RemovedRule) String() string {
 func (*RemovedRule) ProtoMessage() {}
 
 func (x *RemovedRule) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[22]
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1648,7 @@ func (x *RemovedRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedRule.ProtoReflect.Descriptor instead.
 func (*RemovedRule) Descriptor() ([]byte, []int) {
-	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{22}
+	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RemovedRule) GetRuleId() string {
@@ -1581,7 +1679,7 @@ type WorkflowActionsRemoved struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Envelope      *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
 	TeamId        string                 `protobuf:"bytes,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
-	Reason        v12.TeamRemovedReason  `protobuf:"varint,3,opt,name=reason,proto3,enum=crmslack.integration.v1.TeamRemovedReason" json:"reason,omitempty"`
+	Reason        v13.TeamRemovedReason  `protobuf:"varint,3,opt,name=reason,proto3,enum=crmslack.integration.v1.TeamRemovedReason" json:"reason,omitempty"`
 	Rules         []*RemovedRule         `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1589,7 +1687,7 @@ type WorkflowActionsRemoved struct {
 
 func (x *WorkflowActionsRemoved) Reset() {
 	*x = WorkflowActionsRemoved{}
-	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[23]
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1699,7 @@ func (x *WorkflowActionsRemoved) String() string {
 func (*WorkflowActionsRemoved) ProtoMessage() {}
 
 func (x *WorkflowActionsRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[23]
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1712,7 @@ func (x *WorkflowActionsRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowActionsRemoved.ProtoReflect.Descriptor instead.
 func (*WorkflowActionsRemoved) Descriptor() ([]byte, []int) {
-	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{23}
+	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkflowActionsRemoved) GetEnvelope() *v1.Envelope {
@@ -1631,11 +1729,11 @@ func (x *WorkflowActionsRemoved) GetTeamId() string {
 	return ""
 }
 
-func (x *WorkflowActionsRemoved) GetReason() v12.TeamRemovedReason {
+func (x *WorkflowActionsRemoved) GetReason() v13.TeamRemovedReason {
 	if x != nil {
 		return x.Reason
 	}
-	return v12.TeamRemovedReason(0)
+	return v13.TeamRemovedReason(0)
 }
 
 func (x *WorkflowActionsRemoved) GetRules() []*RemovedRule {
@@ -1660,7 +1758,7 @@ type WorkflowTargetsFlagged struct {
 
 func (x *WorkflowTargetsFlagged) Reset() {
 	*x = WorkflowTargetsFlagged{}
-	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[24]
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1770,7 @@ func (x *WorkflowTargetsFlagged) String() string {
 func (*WorkflowTargetsFlagged) ProtoMessage() {}
 
 func (x *WorkflowTargetsFlagged) ProtoReflect() protoreflect.Message {
-	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[24]
+	mi := &file_crmslack_workflows_v1_workflows_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1783,7 @@ func (x *WorkflowTargetsFlagged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkflowTargetsFlagged.ProtoReflect.Descriptor instead.
 func (*WorkflowTargetsFlagged) Descriptor() ([]byte, []int) {
-	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{24}
+	return file_crmslack_workflows_v1_workflows_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WorkflowTargetsFlagged) GetEnvelope() *v1.Envelope {
@@ -1727,7 +1825,7 @@ var File_crmslack_workflows_v1_workflows_proto protoreflect.FileDescriptor
 
 const file_crmslack_workflows_v1_workflows_proto_rawDesc = "" +
 	"\n" +
-	"%crmslack/workflows/v1/workflows.proto\x12\x15crmslack.workflows.v1\x1a!crmslack/common/v1/envelope.proto\x1a$crmslack/integration/v1/events.proto\x1a\x1dcrmslack/teams/v1/teams.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x02\n" +
+	"%crmslack/workflows/v1/workflows.proto\x12\x15crmslack.workflows.v1\x1a!crmslack/common/v1/envelope.proto\x1a\x1dcrmslack/crm/v1/records.proto\x1a$crmslack/integration/v1/events.proto\x1a\x1dcrmslack/teams/v1/teams.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x02\n" +
 	"\n" +
 	"ActionSpec\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x16\n" +
@@ -1828,7 +1926,12 @@ const file_crmslack_workflows_v1_workflows_proto_rawDesc = "" +
 	"\x13GetOrgFormatRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\"P\n" +
 	"\x14GetOrgFormatResponse\x128\n" +
-	"\x06format\x18\x01 \x01(\v2 .crmslack.workflows.v1.OrgFormatR\x06format\"]\n" +
+	"\x06format\x18\x01 \x01(\v2 .crmslack.workflows.v1.OrgFormatR\x06format\"G\n" +
+	"\x16GetModuleSchemaRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x16\n" +
+	"\x06module\x18\x02 \x01(\tR\x06module\"P\n" +
+	"\x17GetModuleSchemaResponse\x125\n" +
+	"\x06schema\x18\x01 \x01(\v2\x1d.crmslack.crm.v1.ModuleSchemaR\x06schema\"]\n" +
 	"\vRemovedRule\x12\x17\n" +
 	"\arule_id\x18\x01 \x01(\tR\x06ruleId\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12\x1d\n" +
@@ -1856,7 +1959,7 @@ const file_crmslack_workflows_v1_workflows_proto_rawDesc = "" +
 	"\x0eOUTCOME_POSTED\x10\x02\x12\x12\n" +
 	"\x0eOUTCOME_FAILED\x10\x03\x12\x13\n" +
 	"\x0fOUTCOME_SKIPPED\x10\x04\x12\x13\n" +
-	"\x0fOUTCOME_REMOVED\x10\x052\xd1\x06\n" +
+	"\x0fOUTCOME_REMOVED\x10\x052\xc3\a\n" +
 	"\x16WorkflowActionsService\x12g\n" +
 	"\fCreateAction\x12*.crmslack.workflows.v1.CreateActionRequest\x1a+.crmslack.workflows.v1.CreateActionResponse\x12g\n" +
 	"\fUpdateAction\x12*.crmslack.workflows.v1.UpdateActionRequest\x1a+.crmslack.workflows.v1.UpdateActionResponse\x12g\n" +
@@ -1865,7 +1968,8 @@ const file_crmslack_workflows_v1_workflows_proto_rawDesc = "" +
 	"\vListActions\x12).crmslack.workflows.v1.ListActionsRequest\x1a*.crmslack.workflows.v1.ListActionsResponse\x12d\n" +
 	"\vListHistory\x12).crmslack.workflows.v1.ListHistoryRequest\x1a*.crmslack.workflows.v1.ListHistoryResponse\x12g\n" +
 	"\fSetOrgFormat\x12*.crmslack.workflows.v1.SetOrgFormatRequest\x1a+.crmslack.workflows.v1.SetOrgFormatResponse\x12g\n" +
-	"\fGetOrgFormat\x12*.crmslack.workflows.v1.GetOrgFormatRequest\x1a+.crmslack.workflows.v1.GetOrgFormatResponseB\xee\x01\n" +
+	"\fGetOrgFormat\x12*.crmslack.workflows.v1.GetOrgFormatRequest\x1a+.crmslack.workflows.v1.GetOrgFormatResponse\x12p\n" +
+	"\x0fGetModuleSchema\x12-.crmslack.workflows.v1.GetModuleSchemaRequest\x1a..crmslack.workflows.v1.GetModuleSchemaResponseB\xee\x01\n" +
 	"\x19com.crmslack.workflows.v1B\x0eWorkflowsProtoP\x01ZKgithub.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1;workflowsv1\xa2\x02\x03CWX\xaa\x02\x15Crmslack.Workflows.V1\xca\x02\x15Crmslack\\Workflows\\V1\xe2\x02!Crmslack\\Workflows\\V1\\GPBMetadata\xea\x02\x17Crmslack::Workflows::V1b\x06proto3"
 
 var (
@@ -1881,94 +1985,100 @@ func file_crmslack_workflows_v1_workflows_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_workflows_v1_workflows_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_crmslack_workflows_v1_workflows_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_crmslack_workflows_v1_workflows_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_crmslack_workflows_v1_workflows_proto_goTypes = []any{
-	(TargetKind)(0),                // 0: crmslack.workflows.v1.TargetKind
-	(Outcome)(0),                   // 1: crmslack.workflows.v1.Outcome
-	(*ActionSpec)(nil),             // 2: crmslack.workflows.v1.ActionSpec
-	(*FlaggedTarget)(nil),          // 3: crmslack.workflows.v1.FlaggedTarget
-	(*Action)(nil),                 // 4: crmslack.workflows.v1.Action
-	(*CreateActionRequest)(nil),    // 5: crmslack.workflows.v1.CreateActionRequest
-	(*CreateActionResponse)(nil),   // 6: crmslack.workflows.v1.CreateActionResponse
-	(*UpdateActionRequest)(nil),    // 7: crmslack.workflows.v1.UpdateActionRequest
-	(*UpdateActionResponse)(nil),   // 8: crmslack.workflows.v1.UpdateActionResponse
-	(*DeleteActionRequest)(nil),    // 9: crmslack.workflows.v1.DeleteActionRequest
-	(*DeleteActionResponse)(nil),   // 10: crmslack.workflows.v1.DeleteActionResponse
-	(*GetActionRequest)(nil),       // 11: crmslack.workflows.v1.GetActionRequest
-	(*GetActionResponse)(nil),      // 12: crmslack.workflows.v1.GetActionResponse
-	(*ListActionsRequest)(nil),     // 13: crmslack.workflows.v1.ListActionsRequest
-	(*ListActionsResponse)(nil),    // 14: crmslack.workflows.v1.ListActionsResponse
-	(*MessageResult)(nil),          // 15: crmslack.workflows.v1.MessageResult
-	(*Execution)(nil),              // 16: crmslack.workflows.v1.Execution
-	(*ListHistoryRequest)(nil),     // 17: crmslack.workflows.v1.ListHistoryRequest
-	(*ListHistoryResponse)(nil),    // 18: crmslack.workflows.v1.ListHistoryResponse
-	(*OrgFormat)(nil),              // 19: crmslack.workflows.v1.OrgFormat
-	(*SetOrgFormatRequest)(nil),    // 20: crmslack.workflows.v1.SetOrgFormatRequest
-	(*SetOrgFormatResponse)(nil),   // 21: crmslack.workflows.v1.SetOrgFormatResponse
-	(*GetOrgFormatRequest)(nil),    // 22: crmslack.workflows.v1.GetOrgFormatRequest
-	(*GetOrgFormatResponse)(nil),   // 23: crmslack.workflows.v1.GetOrgFormatResponse
-	(*RemovedRule)(nil),            // 24: crmslack.workflows.v1.RemovedRule
-	(*WorkflowActionsRemoved)(nil), // 25: crmslack.workflows.v1.WorkflowActionsRemoved
-	(*WorkflowTargetsFlagged)(nil), // 26: crmslack.workflows.v1.WorkflowTargetsFlagged
-	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
-	(*v1.CrmUserRef)(nil),          // 28: crmslack.common.v1.CrmUserRef
-	(*v11.Caller)(nil),             // 29: crmslack.teams.v1.Caller
-	(*v1.Envelope)(nil),            // 30: crmslack.common.v1.Envelope
-	(v12.TeamRemovedReason)(0),     // 31: crmslack.integration.v1.TeamRemovedReason
+	(TargetKind)(0),                 // 0: crmslack.workflows.v1.TargetKind
+	(Outcome)(0),                    // 1: crmslack.workflows.v1.Outcome
+	(*ActionSpec)(nil),              // 2: crmslack.workflows.v1.ActionSpec
+	(*FlaggedTarget)(nil),           // 3: crmslack.workflows.v1.FlaggedTarget
+	(*Action)(nil),                  // 4: crmslack.workflows.v1.Action
+	(*CreateActionRequest)(nil),     // 5: crmslack.workflows.v1.CreateActionRequest
+	(*CreateActionResponse)(nil),    // 6: crmslack.workflows.v1.CreateActionResponse
+	(*UpdateActionRequest)(nil),     // 7: crmslack.workflows.v1.UpdateActionRequest
+	(*UpdateActionResponse)(nil),    // 8: crmslack.workflows.v1.UpdateActionResponse
+	(*DeleteActionRequest)(nil),     // 9: crmslack.workflows.v1.DeleteActionRequest
+	(*DeleteActionResponse)(nil),    // 10: crmslack.workflows.v1.DeleteActionResponse
+	(*GetActionRequest)(nil),        // 11: crmslack.workflows.v1.GetActionRequest
+	(*GetActionResponse)(nil),       // 12: crmslack.workflows.v1.GetActionResponse
+	(*ListActionsRequest)(nil),      // 13: crmslack.workflows.v1.ListActionsRequest
+	(*ListActionsResponse)(nil),     // 14: crmslack.workflows.v1.ListActionsResponse
+	(*MessageResult)(nil),           // 15: crmslack.workflows.v1.MessageResult
+	(*Execution)(nil),               // 16: crmslack.workflows.v1.Execution
+	(*ListHistoryRequest)(nil),      // 17: crmslack.workflows.v1.ListHistoryRequest
+	(*ListHistoryResponse)(nil),     // 18: crmslack.workflows.v1.ListHistoryResponse
+	(*OrgFormat)(nil),               // 19: crmslack.workflows.v1.OrgFormat
+	(*SetOrgFormatRequest)(nil),     // 20: crmslack.workflows.v1.SetOrgFormatRequest
+	(*SetOrgFormatResponse)(nil),    // 21: crmslack.workflows.v1.SetOrgFormatResponse
+	(*GetOrgFormatRequest)(nil),     // 22: crmslack.workflows.v1.GetOrgFormatRequest
+	(*GetOrgFormatResponse)(nil),    // 23: crmslack.workflows.v1.GetOrgFormatResponse
+	(*GetModuleSchemaRequest)(nil),  // 24: crmslack.workflows.v1.GetModuleSchemaRequest
+	(*GetModuleSchemaResponse)(nil), // 25: crmslack.workflows.v1.GetModuleSchemaResponse
+	(*RemovedRule)(nil),             // 26: crmslack.workflows.v1.RemovedRule
+	(*WorkflowActionsRemoved)(nil),  // 27: crmslack.workflows.v1.WorkflowActionsRemoved
+	(*WorkflowTargetsFlagged)(nil),  // 28: crmslack.workflows.v1.WorkflowTargetsFlagged
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(*v1.CrmUserRef)(nil),           // 30: crmslack.common.v1.CrmUserRef
+	(*v11.Caller)(nil),              // 31: crmslack.teams.v1.Caller
+	(*v12.ModuleSchema)(nil),        // 32: crmslack.crm.v1.ModuleSchema
+	(*v1.Envelope)(nil),             // 33: crmslack.common.v1.Envelope
+	(v13.TeamRemovedReason)(0),      // 34: crmslack.integration.v1.TeamRemovedReason
 }
 var file_crmslack_workflows_v1_workflows_proto_depIdxs = []int32{
 	0,  // 0: crmslack.workflows.v1.ActionSpec.target_kind:type_name -> crmslack.workflows.v1.TargetKind
-	27, // 1: crmslack.workflows.v1.FlaggedTarget.flagged_at:type_name -> google.protobuf.Timestamp
+	29, // 1: crmslack.workflows.v1.FlaggedTarget.flagged_at:type_name -> google.protobuf.Timestamp
 	2,  // 2: crmslack.workflows.v1.Action.spec:type_name -> crmslack.workflows.v1.ActionSpec
 	3,  // 3: crmslack.workflows.v1.Action.flagged_targets:type_name -> crmslack.workflows.v1.FlaggedTarget
-	27, // 4: crmslack.workflows.v1.Action.created_at:type_name -> google.protobuf.Timestamp
-	27, // 5: crmslack.workflows.v1.Action.updated_at:type_name -> google.protobuf.Timestamp
-	28, // 6: crmslack.workflows.v1.Action.updated_by:type_name -> crmslack.common.v1.CrmUserRef
-	29, // 7: crmslack.workflows.v1.CreateActionRequest.caller:type_name -> crmslack.teams.v1.Caller
+	29, // 4: crmslack.workflows.v1.Action.created_at:type_name -> google.protobuf.Timestamp
+	29, // 5: crmslack.workflows.v1.Action.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 6: crmslack.workflows.v1.Action.updated_by:type_name -> crmslack.common.v1.CrmUserRef
+	31, // 7: crmslack.workflows.v1.CreateActionRequest.caller:type_name -> crmslack.teams.v1.Caller
 	2,  // 8: crmslack.workflows.v1.CreateActionRequest.spec:type_name -> crmslack.workflows.v1.ActionSpec
 	4,  // 9: crmslack.workflows.v1.CreateActionResponse.action:type_name -> crmslack.workflows.v1.Action
-	29, // 10: crmslack.workflows.v1.UpdateActionRequest.caller:type_name -> crmslack.teams.v1.Caller
+	31, // 10: crmslack.workflows.v1.UpdateActionRequest.caller:type_name -> crmslack.teams.v1.Caller
 	2,  // 11: crmslack.workflows.v1.UpdateActionRequest.spec:type_name -> crmslack.workflows.v1.ActionSpec
 	4,  // 12: crmslack.workflows.v1.UpdateActionResponse.action:type_name -> crmslack.workflows.v1.Action
-	29, // 13: crmslack.workflows.v1.DeleteActionRequest.caller:type_name -> crmslack.teams.v1.Caller
+	31, // 13: crmslack.workflows.v1.DeleteActionRequest.caller:type_name -> crmslack.teams.v1.Caller
 	4,  // 14: crmslack.workflows.v1.GetActionResponse.action:type_name -> crmslack.workflows.v1.Action
 	4,  // 15: crmslack.workflows.v1.ListActionsResponse.actions:type_name -> crmslack.workflows.v1.Action
 	1,  // 16: crmslack.workflows.v1.MessageResult.outcome:type_name -> crmslack.workflows.v1.Outcome
-	27, // 17: crmslack.workflows.v1.MessageResult.at:type_name -> google.protobuf.Timestamp
-	27, // 18: crmslack.workflows.v1.Execution.at:type_name -> google.protobuf.Timestamp
+	29, // 17: crmslack.workflows.v1.MessageResult.at:type_name -> google.protobuf.Timestamp
+	29, // 18: crmslack.workflows.v1.Execution.at:type_name -> google.protobuf.Timestamp
 	1,  // 19: crmslack.workflows.v1.Execution.outcome:type_name -> crmslack.workflows.v1.Outcome
 	15, // 20: crmslack.workflows.v1.Execution.messages:type_name -> crmslack.workflows.v1.MessageResult
 	16, // 21: crmslack.workflows.v1.ListHistoryResponse.executions:type_name -> crmslack.workflows.v1.Execution
-	29, // 22: crmslack.workflows.v1.SetOrgFormatRequest.caller:type_name -> crmslack.teams.v1.Caller
+	31, // 22: crmslack.workflows.v1.SetOrgFormatRequest.caller:type_name -> crmslack.teams.v1.Caller
 	19, // 23: crmslack.workflows.v1.SetOrgFormatRequest.format:type_name -> crmslack.workflows.v1.OrgFormat
 	19, // 24: crmslack.workflows.v1.SetOrgFormatResponse.format:type_name -> crmslack.workflows.v1.OrgFormat
 	19, // 25: crmslack.workflows.v1.GetOrgFormatResponse.format:type_name -> crmslack.workflows.v1.OrgFormat
-	30, // 26: crmslack.workflows.v1.WorkflowActionsRemoved.envelope:type_name -> crmslack.common.v1.Envelope
-	31, // 27: crmslack.workflows.v1.WorkflowActionsRemoved.reason:type_name -> crmslack.integration.v1.TeamRemovedReason
-	24, // 28: crmslack.workflows.v1.WorkflowActionsRemoved.rules:type_name -> crmslack.workflows.v1.RemovedRule
-	30, // 29: crmslack.workflows.v1.WorkflowTargetsFlagged.envelope:type_name -> crmslack.common.v1.Envelope
-	3,  // 30: crmslack.workflows.v1.WorkflowTargetsFlagged.targets:type_name -> crmslack.workflows.v1.FlaggedTarget
-	5,  // 31: crmslack.workflows.v1.WorkflowActionsService.CreateAction:input_type -> crmslack.workflows.v1.CreateActionRequest
-	7,  // 32: crmslack.workflows.v1.WorkflowActionsService.UpdateAction:input_type -> crmslack.workflows.v1.UpdateActionRequest
-	9,  // 33: crmslack.workflows.v1.WorkflowActionsService.DeleteAction:input_type -> crmslack.workflows.v1.DeleteActionRequest
-	11, // 34: crmslack.workflows.v1.WorkflowActionsService.GetAction:input_type -> crmslack.workflows.v1.GetActionRequest
-	13, // 35: crmslack.workflows.v1.WorkflowActionsService.ListActions:input_type -> crmslack.workflows.v1.ListActionsRequest
-	17, // 36: crmslack.workflows.v1.WorkflowActionsService.ListHistory:input_type -> crmslack.workflows.v1.ListHistoryRequest
-	20, // 37: crmslack.workflows.v1.WorkflowActionsService.SetOrgFormat:input_type -> crmslack.workflows.v1.SetOrgFormatRequest
-	22, // 38: crmslack.workflows.v1.WorkflowActionsService.GetOrgFormat:input_type -> crmslack.workflows.v1.GetOrgFormatRequest
-	6,  // 39: crmslack.workflows.v1.WorkflowActionsService.CreateAction:output_type -> crmslack.workflows.v1.CreateActionResponse
-	8,  // 40: crmslack.workflows.v1.WorkflowActionsService.UpdateAction:output_type -> crmslack.workflows.v1.UpdateActionResponse
-	10, // 41: crmslack.workflows.v1.WorkflowActionsService.DeleteAction:output_type -> crmslack.workflows.v1.DeleteActionResponse
-	12, // 42: crmslack.workflows.v1.WorkflowActionsService.GetAction:output_type -> crmslack.workflows.v1.GetActionResponse
-	14, // 43: crmslack.workflows.v1.WorkflowActionsService.ListActions:output_type -> crmslack.workflows.v1.ListActionsResponse
-	18, // 44: crmslack.workflows.v1.WorkflowActionsService.ListHistory:output_type -> crmslack.workflows.v1.ListHistoryResponse
-	21, // 45: crmslack.workflows.v1.WorkflowActionsService.SetOrgFormat:output_type -> crmslack.workflows.v1.SetOrgFormatResponse
-	23, // 46: crmslack.workflows.v1.WorkflowActionsService.GetOrgFormat:output_type -> crmslack.workflows.v1.GetOrgFormatResponse
-	39, // [39:47] is the sub-list for method output_type
-	31, // [31:39] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	32, // 26: crmslack.workflows.v1.GetModuleSchemaResponse.schema:type_name -> crmslack.crm.v1.ModuleSchema
+	33, // 27: crmslack.workflows.v1.WorkflowActionsRemoved.envelope:type_name -> crmslack.common.v1.Envelope
+	34, // 28: crmslack.workflows.v1.WorkflowActionsRemoved.reason:type_name -> crmslack.integration.v1.TeamRemovedReason
+	26, // 29: crmslack.workflows.v1.WorkflowActionsRemoved.rules:type_name -> crmslack.workflows.v1.RemovedRule
+	33, // 30: crmslack.workflows.v1.WorkflowTargetsFlagged.envelope:type_name -> crmslack.common.v1.Envelope
+	3,  // 31: crmslack.workflows.v1.WorkflowTargetsFlagged.targets:type_name -> crmslack.workflows.v1.FlaggedTarget
+	5,  // 32: crmslack.workflows.v1.WorkflowActionsService.CreateAction:input_type -> crmslack.workflows.v1.CreateActionRequest
+	7,  // 33: crmslack.workflows.v1.WorkflowActionsService.UpdateAction:input_type -> crmslack.workflows.v1.UpdateActionRequest
+	9,  // 34: crmslack.workflows.v1.WorkflowActionsService.DeleteAction:input_type -> crmslack.workflows.v1.DeleteActionRequest
+	11, // 35: crmslack.workflows.v1.WorkflowActionsService.GetAction:input_type -> crmslack.workflows.v1.GetActionRequest
+	13, // 36: crmslack.workflows.v1.WorkflowActionsService.ListActions:input_type -> crmslack.workflows.v1.ListActionsRequest
+	17, // 37: crmslack.workflows.v1.WorkflowActionsService.ListHistory:input_type -> crmslack.workflows.v1.ListHistoryRequest
+	20, // 38: crmslack.workflows.v1.WorkflowActionsService.SetOrgFormat:input_type -> crmslack.workflows.v1.SetOrgFormatRequest
+	22, // 39: crmslack.workflows.v1.WorkflowActionsService.GetOrgFormat:input_type -> crmslack.workflows.v1.GetOrgFormatRequest
+	24, // 40: crmslack.workflows.v1.WorkflowActionsService.GetModuleSchema:input_type -> crmslack.workflows.v1.GetModuleSchemaRequest
+	6,  // 41: crmslack.workflows.v1.WorkflowActionsService.CreateAction:output_type -> crmslack.workflows.v1.CreateActionResponse
+	8,  // 42: crmslack.workflows.v1.WorkflowActionsService.UpdateAction:output_type -> crmslack.workflows.v1.UpdateActionResponse
+	10, // 43: crmslack.workflows.v1.WorkflowActionsService.DeleteAction:output_type -> crmslack.workflows.v1.DeleteActionResponse
+	12, // 44: crmslack.workflows.v1.WorkflowActionsService.GetAction:output_type -> crmslack.workflows.v1.GetActionResponse
+	14, // 45: crmslack.workflows.v1.WorkflowActionsService.ListActions:output_type -> crmslack.workflows.v1.ListActionsResponse
+	18, // 46: crmslack.workflows.v1.WorkflowActionsService.ListHistory:output_type -> crmslack.workflows.v1.ListHistoryResponse
+	21, // 47: crmslack.workflows.v1.WorkflowActionsService.SetOrgFormat:output_type -> crmslack.workflows.v1.SetOrgFormatResponse
+	23, // 48: crmslack.workflows.v1.WorkflowActionsService.GetOrgFormat:output_type -> crmslack.workflows.v1.GetOrgFormatResponse
+	25, // 49: crmslack.workflows.v1.WorkflowActionsService.GetModuleSchema:output_type -> crmslack.workflows.v1.GetModuleSchemaResponse
+	41, // [41:50] is the sub-list for method output_type
+	32, // [32:41] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_workflows_v1_workflows_proto_init() }
@@ -1982,7 +2092,7 @@ func file_crmslack_workflows_v1_workflows_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_workflows_v1_workflows_proto_rawDesc), len(file_crmslack_workflows_v1_workflows_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

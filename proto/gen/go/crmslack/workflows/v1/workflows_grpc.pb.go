@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WorkflowActionsService_CreateAction_FullMethodName = "/crmslack.workflows.v1.WorkflowActionsService/CreateAction"
-	WorkflowActionsService_UpdateAction_FullMethodName = "/crmslack.workflows.v1.WorkflowActionsService/UpdateAction"
-	WorkflowActionsService_DeleteAction_FullMethodName = "/crmslack.workflows.v1.WorkflowActionsService/DeleteAction"
-	WorkflowActionsService_GetAction_FullMethodName    = "/crmslack.workflows.v1.WorkflowActionsService/GetAction"
-	WorkflowActionsService_ListActions_FullMethodName  = "/crmslack.workflows.v1.WorkflowActionsService/ListActions"
-	WorkflowActionsService_ListHistory_FullMethodName  = "/crmslack.workflows.v1.WorkflowActionsService/ListHistory"
-	WorkflowActionsService_SetOrgFormat_FullMethodName = "/crmslack.workflows.v1.WorkflowActionsService/SetOrgFormat"
-	WorkflowActionsService_GetOrgFormat_FullMethodName = "/crmslack.workflows.v1.WorkflowActionsService/GetOrgFormat"
+	WorkflowActionsService_CreateAction_FullMethodName    = "/crmslack.workflows.v1.WorkflowActionsService/CreateAction"
+	WorkflowActionsService_UpdateAction_FullMethodName    = "/crmslack.workflows.v1.WorkflowActionsService/UpdateAction"
+	WorkflowActionsService_DeleteAction_FullMethodName    = "/crmslack.workflows.v1.WorkflowActionsService/DeleteAction"
+	WorkflowActionsService_GetAction_FullMethodName       = "/crmslack.workflows.v1.WorkflowActionsService/GetAction"
+	WorkflowActionsService_ListActions_FullMethodName     = "/crmslack.workflows.v1.WorkflowActionsService/ListActions"
+	WorkflowActionsService_ListHistory_FullMethodName     = "/crmslack.workflows.v1.WorkflowActionsService/ListHistory"
+	WorkflowActionsService_SetOrgFormat_FullMethodName    = "/crmslack.workflows.v1.WorkflowActionsService/SetOrgFormat"
+	WorkflowActionsService_GetOrgFormat_FullMethodName    = "/crmslack.workflows.v1.WorkflowActionsService/GetOrgFormat"
+	WorkflowActionsService_GetModuleSchema_FullMethodName = "/crmslack.workflows.v1.WorkflowActionsService/GetModuleSchema"
 )
 
 // WorkflowActionsServiceClient is the client API for WorkflowActionsService service.
@@ -60,6 +61,11 @@ type WorkflowActionsServiceClient interface {
 	// time zone.
 	SetOrgFormat(ctx context.Context, in *SetOrgFormatRequest, opts ...grpc.CallOption) (*SetOrgFormatResponse, error)
 	GetOrgFormat(ctx context.Context, in *GetOrgFormatRequest, opts ...grpc.CallOption) (*GetOrgFormatResponse, error)
+	// GetModuleSchema returns the latest field metadata of a module this
+	// service has seen for the org: what templates are checked against, so
+	// an editor can offer its fields after "#". NotFound until the CRM sent
+	// a record or trigger of the module.
+	GetModuleSchema(ctx context.Context, in *GetModuleSchemaRequest, opts ...grpc.CallOption) (*GetModuleSchemaResponse, error)
 }
 
 type workflowActionsServiceClient struct {
@@ -150,6 +156,16 @@ func (c *workflowActionsServiceClient) GetOrgFormat(ctx context.Context, in *Get
 	return out, nil
 }
 
+func (c *workflowActionsServiceClient) GetModuleSchema(ctx context.Context, in *GetModuleSchemaRequest, opts ...grpc.CallOption) (*GetModuleSchemaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetModuleSchemaResponse)
+	err := c.cc.Invoke(ctx, WorkflowActionsService_GetModuleSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WorkflowActionsServiceServer is the server API for WorkflowActionsService service.
 // All implementations must embed UnimplementedWorkflowActionsServiceServer
 // for forward compatibility.
@@ -181,6 +197,11 @@ type WorkflowActionsServiceServer interface {
 	// time zone.
 	SetOrgFormat(context.Context, *SetOrgFormatRequest) (*SetOrgFormatResponse, error)
 	GetOrgFormat(context.Context, *GetOrgFormatRequest) (*GetOrgFormatResponse, error)
+	// GetModuleSchema returns the latest field metadata of a module this
+	// service has seen for the org: what templates are checked against, so
+	// an editor can offer its fields after "#". NotFound until the CRM sent
+	// a record or trigger of the module.
+	GetModuleSchema(context.Context, *GetModuleSchemaRequest) (*GetModuleSchemaResponse, error)
 	mustEmbedUnimplementedWorkflowActionsServiceServer()
 }
 
@@ -214,6 +235,9 @@ func (UnimplementedWorkflowActionsServiceServer) SetOrgFormat(context.Context, *
 }
 func (UnimplementedWorkflowActionsServiceServer) GetOrgFormat(context.Context, *GetOrgFormatRequest) (*GetOrgFormatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrgFormat not implemented")
+}
+func (UnimplementedWorkflowActionsServiceServer) GetModuleSchema(context.Context, *GetModuleSchemaRequest) (*GetModuleSchemaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModuleSchema not implemented")
 }
 func (UnimplementedWorkflowActionsServiceServer) mustEmbedUnimplementedWorkflowActionsServiceServer() {
 }
@@ -381,6 +405,24 @@ func _WorkflowActionsService_GetOrgFormat_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WorkflowActionsService_GetModuleSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModuleSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WorkflowActionsServiceServer).GetModuleSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WorkflowActionsService_GetModuleSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WorkflowActionsServiceServer).GetModuleSchema(ctx, req.(*GetModuleSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WorkflowActionsService_ServiceDesc is the grpc.ServiceDesc for WorkflowActionsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -419,6 +461,10 @@ var WorkflowActionsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetOrgFormat",
 			Handler:    _WorkflowActionsService_GetOrgFormat_Handler,
+		},
+		{
+			MethodName: "GetModuleSchema",
+			Handler:    _WorkflowActionsService_GetModuleSchema_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmslack/crmslack/libs/slackstandin"
+	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
+	"github.com/crmslack/crmslack/libs/topology"
+	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
+)
+
+var deadRowRE = regexp.MustCompile(`data-testid="dead-letter-row-(\d+)"`)
+
+// testDeliveries runs after testWorkflows, whose firing posted to #sales.
+func testDeliveries(t *testing.T, s *stack, b *browser) {
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		p := b.get("/deliveries")
+		return p.Code == http.StatusOK && strings.Contains(p.Body, `data-testid="delivery-status">Publié`) && strings.Contains(p.Body, acmeSales)
+	}, "the audit never showed the workflow's post")
+	must(t, "failed only", b.get("/deliveries?status=failed"), http.StatusOK, `data-testid="deliveries-empty"`, `<option value="failed" selected>`, `data-testid="dead-letters-empty"`)
+
+	// Slack fails twice: the egress gives up on the post.
+	s.standin.InjectFailures("chat.postMessage", 2, http.StatusServiceUnavailable)
+	cmd := &slackv1.PostMessage{Envelope: harness.Envelope(consoleOrg, ""), TeamId: acme, Text: "replayed from the console",
+		Target: &slackv1.Target{Kind: &slackv1.Target_ChannelId{ChannelId: acmeSales}}, Origin: &slackv1.Origin{Service: "e2e", Purpose: "dead letter"}}
+	if _, err := s.bus.Publish(testkit.Context(t), topology.SlackOut(consoleOrg, acme, "post"), cmd); err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]string
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		rows = deadRowRE.FindAllStringSubmatch(b.get("/deliveries").Body, -1)
+		return len(rows) == 1
+	}, "the dead letter never showed")
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		return strings.Contains(b.get("/deliveries?status=failed").Body, `data-testid="delivery-status">Échec (retries_exhausted)`)
+	}, "the audit never showed the failure")
+
+	// Replay, Slack being well again: the command goes back to the egress,
+	// which finds it was never posted and posts it.
+	seq := rows[0][1]
+	a := b.post("/deliveries/dead-letters/"+seq+"/replay", url.Values{"csrf": {b.csrf("/deliveries")}})
+	if a.Code != http.StatusSeeOther {
+		t.Fatalf("replay: %d:\n%s", a.Code, a.Body)
+	}
+	must(t, "after the replay", b.get(a.Location), http.StatusOK, "Lettre morte renvoyée")
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		msgs, _ := s.standin.WaitForMessages(testkit.Context(t), 0, slackstandin.MessageFilter{Team: acme, Channel: acmeSales})
+		for _, m := range msgs {
+			if m.Text == "replayed from the console" {
+				return true
+			}
+		}
+		return false
+	}, "the replayed post never reached Slack")
+	must(t, "the same dead letter again", b.post("/deliveries/dead-letters/"+seq+"/replay", url.Values{"csrf": {b.csrf("/deliveries")}}),
+		http.StatusConflict, "already replayed")
+	must(t, "a dead letter that is not there", b.post("/deliveries/dead-letters/999999/replay", url.Values{"csrf": {b.csrf("/deliveries")}}),
+		http.StatusNotFound, "no dead letter 999999")
+}

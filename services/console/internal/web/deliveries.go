@@ -1,0 +1,92 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
+
+	"github.com/crmslack/crmslack/services/console/internal/session"
+)
+
+// deliveriesPageSize is how many audit rows one page shows.
+const deliveriesPageSize = 50
+
+type deliveryRow struct {
+	Command, Kind, Team, Channel, Status, Failure, Reason, Origin, Requested, Completed string
+	Attempts                                                                            uint32
+	Failed                                                                              bool
+}
+
+type deliveriesData struct {
+	Status string
+	Rows   []deliveryRow
+	Next   string
+	Dead   []deadRow
+	// DeadErr says why the dead letters could not be read.
+	DeadErr string
+}
+
+type deadRow struct {
+	Seq                                         uint64
+	Team, Kind, Reason, At, Command, Deliveries string
+}
+
+var deliveryStatus = map[string]deliveryv1.DeliveryStatus{
+	"":          deliveryv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED,
+	"succeeded": deliveryv1.DeliveryStatus_DELIVERY_STATUS_SUCCEEDED,
+	"failed":    deliveryv1.DeliveryStatus_DELIVERY_STATUS_FAILED,
+}
+
+// deliveriesPage is the egress's audit trail of the org: every command's
+// outcome, newest first, filtered by status.
+func (h *handler) deliveriesPage(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	q := r.URL.Query()
+	d := deliveriesData{Status: q.Get("status")}
+	st, ok := deliveryStatus[d.Status]
+	if !ok {
+		d.Status, st = "", deliveryv1.DeliveryStatus_DELIVERY_STATUS_UNSPECIFIED
+	}
+	resp, err := h.Delivery.ListDeliveries(r.Context(), &deliveryv1.ListDeliveriesRequest{Status: st, PageSize: deliveriesPageSize, PageToken: q.Get("page")})
+	if err != nil {
+		h.fail(w, r, s, "Envois", err)
+		return
+	}
+	for _, x := range resp.GetDeliveries() {
+		row := deliveryRow{
+			Command: x.GetCommandId(), Kind: x.GetKind(), Team: x.GetTeamId(), Channel: x.GetChannelId(), Origin: x.GetOrigin(),
+			Reason: x.GetReason(), Attempts: x.GetAttempts(), Requested: when(x.GetRequestedAt().AsTime()), Completed: when(x.GetCompletedAt().AsTime()),
+			Status: "Publié", Failed: x.GetStatus() == deliveryv1.DeliveryStatus_DELIVERY_STATUS_FAILED,
+		}
+		if row.Failed {
+			row.Status = "Échec"
+			row.Failure = strings.ToLower(strings.TrimPrefix(x.GetFailureCode().String(), "DELIVERY_FAILURE_CODE_"))
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	d.Next = resp.GetNextPageToken()
+	if dl, err := h.DeadLetters.ListDeadLetters(r.Context(), &deliveryv1.ListDeadLettersRequest{Limit: deliveriesPageSize}); err != nil {
+		_, d.DeadErr = apiError(err)
+	} else {
+		for _, x := range dl.GetDeadLetters() {
+			d.Dead = append(d.Dead, deadRow{Seq: x.GetSequence(), Team: x.GetTeamId(), Kind: x.GetKind(), Reason: x.GetReason(),
+				At: when(x.GetDeadLetteredAt().AsTime()), Command: x.GetCommandId(), Deliveries: strconv.FormatUint(uint64(x.GetDeliveries()), 10)})
+		}
+	}
+	h.render(w, r, http.StatusOK, "deliveries", page{Title: "Envois vers Slack", Nav: "deliveries", Data: d}, s)
+}
+
+// replay sends a dead letter back to the egress.
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: "Renvoyer", Error: "Lettre morte inconnue."}, s)
+		return
+	}
+	if _, err := h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq}); err != nil {
+		h.fail(w, r, s, "Renvoyer une lettre morte", err)
+		return
+	}
+	http.Redirect(w, r, "/deliveries?ok=replayed", http.StatusSeeOther)
+}
