@@ -245,6 +245,12 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"NATS_REPLICAS":       strconv.Itoa(min(3, opts.NATSNodes)),
 		"TEAMS_ADDR":          c.balancers[natsauth.Teams].addr(),
 		"QUERY_ADDR":          c.balancers[natsauth.Query].addr(),
+		"WORKFLOWS_ADDR":      c.balancers[natsauth.Workflows].addr(),
+		"SIGNALS_ADDR":        c.balancers[natsauth.Signals].addr(),
+		"REMINDERS_ADDR":      c.balancers[natsauth.Reminders].addr(),
+		"DELIVERY_ADDR":       c.balancers[natsauth.Delivery].addr(),
+		"SHARING_ADDR":        c.balancers[natsauth.Sharing].addr(),
+		"CONSOLE_PUBLIC_URL":  "http://" + c.balancers["console"].addr(),
 		"SLACK_API_URL":       c.standin + "/api/",
 		"SLACK_AUTHORIZE_URL": c.standin + "/oauth/v2/authorize",
 		"SLACK_CLIENT_ID":     standinClientID,
@@ -380,10 +386,13 @@ func (c *Cluster) Report(w io.Writer) {
 	fmt.Fprintf(&b, "  %-12s %s (Web API %s/api/, messages %s/_standin/messages)\n", "slack", c.standin, c.standin, c.standin)
 	for _, s := range services {
 		what := "gRPC"
-		if s.name == natsauth.Gateway {
-			what = "Slack endpoints http://…/slack/"
+		switch s.name {
+		case natsauth.Gateway:
+			what = "HTTP, Slack's endpoints /slack/…"
+		case "console":
+			what = "HTTP, the admin console"
 		}
-		fmt.Fprintf(&b, "  %-12s %s %s (balancer)\n", s.name, what, c.Addr(s.name))
+		fmt.Fprintf(&b, "  %-12s %s (%s, balancer)\n", s.name, c.Addr(s.name), what)
 		for _, r := range c.Replicas(s.name) {
 			fmt.Fprintf(&b, "    %-12s %s, ops http://%s, pid %d\n", r.Name, r.Listen, r.Ops, r.p.pid())
 		}

@@ -32,6 +32,8 @@ var services = []service{
 	{name: natsauth.Workflows, listen: "WORKFLOWS_GRPC_ADDR", ops: "WORKFLOWS_OPS_ADDR", mongo: true},
 	{name: natsauth.Signals, listen: "SIGNALS_GRPC_ADDR", ops: "SIGNALS_OPS_ADDR"},
 	{name: natsauth.Reminders, listen: "REMINDERS_GRPC_ADDR", ops: "REMINDERS_OPS_ADDR", mongo: true, secrets: []string{secReminders}},
+	// The admin console: browsers' HTTP; it calls the others' gRPC.
+	{name: "console", listen: "CONSOLE_ADDR", ops: "CONSOLE_OPS_ADDR"},
 }
 
 // mongoURI is a service's MongoDB URI: FerretDB over TLS with the
