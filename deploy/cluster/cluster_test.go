@@ -119,6 +119,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 	install(t, c)
 	b := crm(t, c)
 	actions(t, c, b)
+	enableReminders(t, c)
 
 	w := newWorkload(n)
 	standin := standinClient{url: c.StandinURL()}
@@ -128,7 +129,9 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 	go func() {
 		const batch = 100
 		for i := 0; i < len(w.events); i += batch {
-			if err := publish(ctx, b, w.events[i:min(i+batch, len(w.events))]); err != nil {
+			evs := w.events[i:min(i+batch, len(w.events))]
+			dueSoon(evs)
+			if err := publish(ctx, b, evs); err != nil {
 				pubErr <- err
 				return
 			}
@@ -337,8 +340,9 @@ func checkExactlyOnce(t *testing.T, w workload, posts []slackstandin.Message) {
 
 func head(s []string) []string { return s[:min(len(s), 20)] }
 
-// checkOrder: in each channel, the posts are in the order of their commands
-// on SLACK_OUT (delivery's promise, across replicas and crashes).
+// checkOrder: in each conversation, the posts of each target are in the
+// order of their commands on SLACK_OUT (delivery's promise, across replicas
+// and crashes).
 func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 	t.Helper()
 	js := observer(t, c, natsauth.Delivery)
@@ -351,7 +355,8 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seq := map[string]uint64{} // marker → its first command's stream sequence
+	seq := map[string]uint64{}  // marker → its first command's stream sequence
+	lane := map[string]string{} // marker → its command's target, as addressed
 	for n := info.State.FirstSeq; n <= info.State.LastSeq; n++ {
 		var msg *jetstream.RawStreamMsg
 		testkit.Eventually(t, 30*time.Second, func() bool {
@@ -367,13 +372,16 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 		}
 		if mk := marker(slackstandin.Message{Text: pm.GetText(), Blocks: pm.GetBlocksJson()}); mk != "" {
 			if _, ok := seq[mk]; !ok {
-				seq[mk] = n
+				seq[mk], lane[mk] = n, pm.GetTarget().String()
 			}
 		}
 	}
+	// Delivery orders by the target as the command names it: a DM reached
+	// by user id (signals) and by email (reminders) are two lanes.
 	byChannel := map[string][]uint64{}
 	for _, m := range posts {
-		byChannel[m.Channel] = append(byChannel[m.Channel], seq[marker(m)])
+		key := m.Channel + " " + lane[marker(m)]
+		byChannel[key] = append(byChannel[key], seq[marker(m)])
 	}
 	for ch, seqs := range byChannel {
 		if !slices.IsSorted(seqs) {

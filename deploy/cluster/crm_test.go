@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/natsauth"
@@ -22,6 +23,7 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
+	remindersv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/reminders/v1"
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
@@ -178,8 +180,9 @@ func actions(t *testing.T, c *Cluster, b *bus.Bus) {
 // workload is n CRM events spread over the services' work, in publish
 // order, and what each must post: a workflow trigger ("WF wf-…" in its
 // rule's channel), a missed call ("Customer sg-…" to its owner), a record
-// shared to a channel ("SH sh-…" in its card), or a record update (query's
-// and workflows' read models; nothing posted).
+// shared to a channel ("SH sh-…" in its card), a meeting whose reminder
+// falls due ("Demo ac-…" to its owner), or a record update (query's and
+// workflows' read models; nothing posted).
 type workload struct {
 	events []bus.Event
 	// posts are the markers every post must carry once, with where: a
@@ -208,6 +211,18 @@ func newWorkload(n int) workload {
 				From:        "Customer " + id, FromPhone: "+1 555 0100", Summary: "missed call"})
 			w.posts["Customer "+id] = loadUser(k)
 		case 4:
+			if (i/5)%4 == 0 {
+				id := fmt.Sprintf("ac-%05d", i)
+				k := (i / 20) % loadUsers
+				owner := &commonv1.CrmUserRef{Id: "crm-" + loadUser(k), Name: fmt.Sprintf("Load %d", k), Email: loadEmail(k)}
+				// StartAt is set as it is published (dueSoon).
+				w.events = append(w.events, &crmv1.ActivityScheduled{Envelope: envelope("ev-" + id), Activity: &crmv1.Activity{
+					Id: id, Kind: crmv1.ActivityKind_ACTIVITY_KIND_EVENT, Version: 1, Subject: "Demo " + id, TimeZone: "Europe/Paris",
+					ReminderMinutesBefore: []int32{15}, Owner: owner, RelatedTo: &commonv1.RecordRef{Module: "Deals", Id: "rec-00001", Name: "rec-00001"},
+				}})
+				w.posts["Demo "+id] = loadUser(k)
+				continue
+			}
 			if (i/5)%2 == 1 {
 				id := fmt.Sprintf("sh-%05d", i)
 				k := (i / 10) % loadChannels
@@ -225,11 +240,39 @@ func newWorkload(n int) workload {
 	return w
 }
 
+// reminderLead is how soon after its publication an activity's reminder is
+// due: the reminders service keeps it as a JetStream message schedule.
+const reminderLead = 20 * time.Second
+
+// dueSoon sets each activity of evs to start so that its 15-minute
+// reminder is due reminderLead from now.
+func dueSoon(evs []bus.Event) {
+	for _, ev := range evs {
+		if a, ok := ev.(*crmv1.ActivityScheduled); ok {
+			start := time.Now().Add(reminderLead + 15*time.Minute)
+			a.Activity.StartAt, a.Activity.EndAt = timestamppb.New(start), timestamppb.New(start.Add(30*time.Minute))
+		}
+	}
+}
+
+// enableReminders turns reminders on for the load's people, as each would
+// in the CRM.
+func enableReminders(t *testing.T, c *Cluster) {
+	t.Helper()
+	prefs := remindersv1.NewReminderPreferencesServiceClient(testkit.CRMConn(t, c.PKI(), c.Addr(natsauth.Reminders)))
+	for k := range loadUsers {
+		if _, err := prefs.SetPreferences(testkit.Context(t), &remindersv1.SetPreferencesRequest{OrgId: org,
+			User: &commonv1.CrmUserRef{Id: "crm-" + loadUser(k), Email: loadEmail(k)}, Enabled: true, TeamId: acme, TimeZone: "Europe/Paris"}); err != nil {
+			t.Fatalf("reminders on for %s: %v", loadEmail(k), err)
+		}
+	}
+}
+
 // marker is the workload marker a post carries (in its text, or in its
 // blocks for a shared card), or "".
 func marker(m slackstandin.Message) string {
 	for _, in := range []string{m.Text, string(m.Blocks)} {
-		for _, p := range []string{"WF wf-", "Customer sg-", "SH sh-"} {
+		for _, p := range []string{"WF wf-", "Customer sg-", "SH sh-", "Demo ac-"} {
 			if i := strings.Index(in, p); i >= 0 && len(in) >= i+len(p)+5 {
 				return in[i : i+len(p)+5]
 			}
