@@ -41,6 +41,18 @@ packages: ## install the Debian packages the tests use, when missing
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+.PHONY: cluster cluster-test
+# The distributed mode, each part its own process (deploy/cluster); built,
+# then exec'd, as `make run` is.
+CLUSTER_RUNNER ?= $(BIN)/crmslack-cluster
+
+cluster: packages ## the distributed mode: 3 NATS nodes, FerretDB on PostgreSQL, the stand-in, two replicas of every service
+	go build -o $(CLUSTER_RUNNER) ./deploy/cluster/cmd/cluster
+	CLUSTER_BIN=$(BIN)/cluster exec $(CLUSTER_RUNNER)
+
+cluster-test: ## the cluster's crash test at full size: 10,000 events, one replica of each service and a NATS node killed
+	CLUSTER_EVENTS=10000 go test -count=1 -v -timeout 30m -run TestClusterExactlyOnceThroughCrashes ./deploy/cluster
+
 .PHONY: test
 test: packages proto-check vet ## vet, generated-code check and every module's tests with -race
 	go test -race -count=1 -timeout 12m $(PKGS)

@@ -15,7 +15,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 )
 
-// chromiumPath is Debian's chromium, which .ci/run installs.
+// chromiumPath is Debian's chromium, which make packages installs.
 const chromiumPath = "/usr/bin/chromium"
 
 // browser is a headless Chromium tab that writes a screenshot per step.

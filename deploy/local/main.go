@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/crmslack/crmslack/libs/foreground"
 )
 
 func main() {
-	restore := takeTerminal()
+	restore := foreground.Take()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Environ(), os.Stdout, nil); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/testkit/harness"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 )
@@ -222,31 +222,13 @@ func envValue(environ []string, key string) string {
 // back through the stand-in.
 func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *syncBuffer) {
 	t.Helper()
-	ctx := testkit.Context(t)
 	// As the CRM, with the runner's development CA and CRM keys.
 	pki, err := devpki.Open(ep.PKI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := testkit.CRMConn(t, pki, teamsAddr)
-	begun, err := teamsv1.NewTeamRegistryServiceClient(cc).BeginInstall(ctx, &teamsv1.BeginInstallRequest{
-		OrgId: "acme", TeamHint: "T0ACME0001",
-		Caller: &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true},
-	})
-	if err != nil {
-		t.Fatalf("BeginInstall: %v", err)
-	}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	resp, err := browser.Get(begun.GetInstallUrl())
-	if err != nil {
-		t.Fatalf("install: %v", err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Slack is connected") {
-		t.Fatalf("install ended with HTTP %d:\n%s\n%s", resp.StatusCode, page, out.String())
-	}
+	harness.InstallThroughGateway(t, testkit.CRMConn(t, pki, teamsAddr), "acme", "T0ACME0001",
+		&teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true})
 
 	type answer struct {
 		Status      int    `json:"status"`

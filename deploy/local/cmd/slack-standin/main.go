@@ -11,6 +11,7 @@
 //	-client-secret  SLACK_CLIENT_SECRET    OAuth client secret (default: the stand-in's)
 //	-rotation       SLACK_TOKEN_ROTATION   issue expiring, refreshable tokens (default false)
 //	-app-url        SLACK_STANDIN_APP_URL  the app's base URL for /_standin/slash and /_standin/click (default: none)
+//	-rate-limits    SLACK_STANDIN_RATE_LIMITS  Slack's rate limits (default true; false for load runs)
 //
 // A bot token for a workspace: curl -X POST 'http://127.0.0.1:8090/_standin/tokens?team=T0ACME0001'.
 package main
@@ -45,12 +46,19 @@ type config struct {
 	clientSecret  string
 	rotation      bool
 	appURL        string
+	noRateLimits  bool
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
 	rotation, err := envBool(getenv, "SLACK_TOKEN_ROTATION")
 	if err != nil {
 		return config{}, err
+	}
+	limits := true
+	if getenv("SLACK_STANDIN_RATE_LIMITS") != "" {
+		if limits, err = envBool(getenv, "SLACK_STANDIN_RATE_LIMITS"); err != nil {
+			return config{}, err
+		}
 	}
 	addr := getenv("SLACK_STANDIN_ADDR")
 	if addr == "" {
@@ -65,9 +73,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.clientSecret, "client-secret", getenv("SLACK_CLIENT_SECRET"), "OAuth client secret (SLACK_CLIENT_SECRET)")
 	fs.BoolVar(&c.rotation, "rotation", rotation, "token rotation (SLACK_TOKEN_ROTATION)")
 	fs.StringVar(&c.appURL, "app-url", getenv("SLACK_STANDIN_APP_URL"), "the app's base URL, e.g. http://127.0.0.1:8080 (SLACK_STANDIN_APP_URL)")
+	fs.BoolVar(&limits, "rate-limits", limits, "Slack's rate limits (SLACK_STANDIN_RATE_LIMITS); false for load runs")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	c.noRateLimits = !limits
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -111,8 +121,9 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 			SigningSecret: c.signingSecret,
 			TokenRotation: c.rotation,
 		},
-		AppURL: c.appURL,
-		Logger: slog.New(slog.NewTextHandler(out, nil)),
+		AppURL:     c.appURL,
+		RateLimits: slackstandin.RateLimits{Disabled: c.noRateLimits},
+		Logger:     slog.New(slog.NewTextHandler(out, nil)),
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,10 @@ type Repo interface {
 	Org(ctx context.Context, org string) (registry.Org, bool, error)
 	DirtyOrgs(ctx context.Context) ([]registry.Org, error)
 	SaveOrg(ctx context.Context, o *registry.Org) error
+	// ClaimRefresh takes row id's refresh lease for holder until until,
+	// false while another holder's is live; ReleaseRefresh drops it.
+	ClaimRefresh(ctx context.Context, id, holder string, now, until time.Time) (bool, error)
+	ReleaseRefresh(ctx context.Context, id, holder string) error
 }
 
 // Publisher publishes one event and waits for the stream's ack (bus.Bus

@@ -11,6 +11,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -67,6 +69,7 @@ type Service struct {
 
 	locks     [64]sync.Mutex
 	refreshes singleflight.Group
+	replica   string // this replica's name in refresh claims
 	members   *memberCache
 	users     *userCache
 	dirs      *directoryCache
@@ -105,8 +108,16 @@ func New(cfg Config, repo Repo, pub Publisher, access AccessStore, slack Slack,
 	}
 	return &Service{
 		cfg: cfg, repo: repo, pub: pub, access: access, slack: slack, keys: keys, tickets: tickets,
-		log: log, now: now, members: newMemberCache(10_000), users: newUserCache(10_000), dirs: newDirectoryCache(), retryAccess: map[string]bool{},
+		log: log, now: now, replica: replicaName(), members: newMemberCache(10_000), users: newUserCache(10_000), dirs: newDirectoryCache(), retryAccess: map[string]bool{},
 	}
+}
+
+// replicaName names this replica in the rows it claims: random, so that a
+// restarted replica does not take its dead predecessor's claims for its own.
+func replicaName() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // lockOrg serialises this replica's changes to one org, so they rarely race

@@ -173,6 +173,10 @@ func (s *Service) markBroken(ctx context.Context, t registry.Team, why string) e
 	return nil
 }
 
+// refreshLease is how long a replica's refresh lease lasts: longer than a
+// refresh may take (refreshTimeout), so it lapses only if its holder died.
+const refreshLease = refreshTimeout + 10*time.Second
+
 // refreshTimeout bounds one refresh. It runs detached from the caller's
 // context: abandoning an oauth.v2.access call half-way could burn the
 // single-use refresh token without storing its successor.
@@ -198,23 +202,81 @@ func (s *Service) refresh(ctx context.Context, t registry.Team) (registry.Team, 
 	}
 }
 
+// refreshPoll is how often a replica waiting for another's refresh looks
+// at the row again.
+const refreshPoll = 100 * time.Millisecond
+
+// doRefresh refreshes the token of seen's row unless it changed meanwhile.
+// Across replicas one at a time trades the token: the row's refresh lease
+// says who; the others wait for its result (or for its lease to lapse,
+// should it die).
 func (s *Service) doRefresh(ctx context.Context, seen registry.Team) (registry.Team, error) {
+	for {
+		cur, done, err := s.stillDue(ctx, seen)
+		if done || err != nil {
+			return cur, err
+		}
+		held, err := s.claimRefresh(ctx, cur)
+		if err != nil {
+			return registry.Team{}, err
+		}
+		if held {
+			return s.refreshClaimed(ctx, seen, cur)
+		}
+		select {
+		case <-ctx.Done():
+			return registry.Team{}, unavailable("refreshing the token of team %s: another replica is refreshing it", cur.TeamID)
+		case <-time.After(refreshPoll):
+		}
+	}
+}
+
+// stillDue reads seen's row again: done when its token was refreshed
+// meanwhile (cur is the row then), an error when it cannot be refreshed.
+func (s *Service) stillDue(ctx context.Context, seen registry.Team) (cur registry.Team, done bool, err error) {
 	cur, found, err := s.repo.Team(ctx, seen.OrgID, seen.TeamID)
 	if err != nil {
-		return registry.Team{}, err
+		return registry.Team{}, false, err
 	}
 	if !found {
-		return registry.Team{}, registry.NotFoundTeam(seen.OrgID, seen.TeamID)
+		return registry.Team{}, false, registry.NotFoundTeam(seen.OrgID, seen.TeamID)
 	}
 	if err := registry.Unusable(nil, &cur); err != nil {
-		return registry.Team{}, err
+		return registry.Team{}, false, err
 	}
 	if cur.TokenSerial != seen.TokenSerial && !s.expired(&cur) {
-		return cur, nil // refreshed meanwhile
+		return cur, true, nil
 	}
 	if !cur.Rotating() {
-		return registry.Team{}, &registry.Error{Kind: registry.ErrFailedPrecondition,
+		return registry.Team{}, false, &registry.Error{Kind: registry.ErrFailedPrecondition,
 			Msg: fmt.Sprintf("the token of team %s expired and cannot be refreshed: an admin must re-authorise it", cur.TeamID)}
+	}
+	return cur, false, nil
+}
+
+// claimRefresh takes cur's refresh lease for this replica, for as long as
+// a refresh may take.
+func (s *Service) claimRefresh(ctx context.Context, cur registry.Team) (bool, error) {
+	now := s.now()
+	return s.repo.ClaimRefresh(ctx, cur.ID(), s.replica, now, now.Add(refreshLease))
+}
+
+// releaseRefresh drops this replica's lease, so another may refresh at once.
+func (s *Service) releaseRefresh(ctx context.Context, t registry.Team) {
+	if err := s.repo.ReleaseRefresh(ctx, t.ID(), s.replica); err != nil {
+		s.log.WarnContext(ctx, "refresh lease not released: it lapses by itself", "org", t.OrgID, "team", t.TeamID, "err", err)
+	}
+}
+
+// refreshClaimed trades the refresh token of seen's row, whose lease this
+// replica holds, and stores the new pair.
+func (s *Service) refreshClaimed(ctx context.Context, seen, cur registry.Team) (registry.Team, error) {
+	defer s.releaseRefresh(ctx, cur)
+	// Read again under the lease: a refresh that ended between the read
+	// and the claim must not be repeated with its spent token.
+	cur, done, err := s.stillDue(ctx, seen)
+	if done || err != nil {
+		return cur, err
 	}
 	rt, err := s.open(&cur, fieldRefresh)
 	if err != nil {
@@ -250,7 +312,7 @@ func (s *Service) doRefresh(ctx context.Context, seen registry.Team) (registry.T
 	}
 	now := s.now()
 	gen, serial := cur.Generation, cur.TokenSerial
-	stored, _, err := s.mutateTeam(ctx, cur.OrgID, cur.TeamID, func(row *registry.Team) (*registry.Team, error) {
+	row, _, err := s.mutateTeam(ctx, cur.OrgID, cur.TeamID, func(row *registry.Team) (*registry.Team, error) {
 		if row == nil {
 			return nil, registry.NotFoundTeam(cur.OrgID, cur.TeamID)
 		}
@@ -266,7 +328,7 @@ func (s *Service) doRefresh(ctx context.Context, seen registry.Team) (registry.T
 		return registry.Team{}, err
 	}
 	s.log.InfoContext(ctx, "token refreshed", "org", cur.OrgID, "team", cur.TeamID, "expires", toks.ExpiresAt)
-	return stored, nil
+	return row, nil
 }
 
 // RefreshDue refreshes every rotating token that is due, and reports how

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd
 
-package main
+package foreground
 
 import (
 	"os"
@@ -10,12 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// takeTerminal puts the runner in a process group of its own and makes it
-// the terminal's foreground group, so Ctrl-C reaches the runner alone: make
-// (which `make run` execs the runner under) re-raises a SIGINT it receives
-// and would die of it even though the runner exits 0. The returned function
-// gives the terminal back. Without a terminal it does nothing.
-func takeTerminal() (restore func()) {
+// Take puts the runner in a process group of its own and makes it the
+// terminal's foreground group, so Ctrl-C reaches the runner alone: make
+// (which `make run` and `make cluster` exec a runner under) re-raises a
+// SIGINT it receives and would die of it even though the runner exits 0.
+// The returned function gives the terminal back. Without a terminal it
+// does nothing.
+func Take() (restore func()) {
 	fd := int(os.Stdin.Fd())
 	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
 	if err != nil || fg != syscall.Getpgrp() {
