@@ -10,8 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crmslack/crmslack/libs/identity"
+
 	"github.com/crmslack/crmslack/libs/bus"
-	"github.com/crmslack/crmslack/libs/natsauth"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -21,7 +22,7 @@ import (
 // checkReplicated: the shared streams and buckets are on three nodes.
 func checkReplicated(t *testing.T, c *Cluster) {
 	t.Helper()
-	js := observer(t, c, natsauth.Delivery)
+	js := observer(t, c, identity.Delivery)
 	for _, s := range []string{topology.StreamCRM, topology.StreamSlackOut, "KV_org_access"} {
 		st, err := js.Stream(testkit.Context(t), s)
 		if err != nil {
@@ -77,7 +78,7 @@ func head(s []string) []string { return s[:min(len(s), 20)] }
 // and crashes).
 func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 	t.Helper()
-	js := observer(t, c, natsauth.Delivery)
+	js := observer(t, c, identity.Delivery)
 	ctx := testkit.Context(t)
 	st, err := js.Stream(ctx, topology.StreamSlackOut)
 	if err != nil {

@@ -16,9 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crmslack/crmslack/libs/identity"
+
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/natsauth"
-	"github.com/crmslack/crmslack/libs/rpc"
 )
 
 // Defaults of [Options].
@@ -135,7 +136,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.pki, err = devpki.Open(filepath.Join(opts.Dir, "pki")); err != nil {
 		return nil, err
 	}
-	if _, err := c.pki.Trust(rpc.CRM); err != nil {
+	if _, err := c.pki.Trust(identity.CRM); err != nil {
 		return nil, err
 	}
 	if err := c.pki.EnsureCRMOrgs(opts.CRMOrgs...); err != nil {
@@ -216,7 +217,7 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 
 	// The Slack stand-in; its slash commands and clicks go to the gateways'
 	// balancer, as Slack's go to the load balancer.
-	gatewayURL := "http://" + c.balancers[natsauth.Gateway].addr()
+	gatewayURL := "http://" + c.balancers[identity.Gateway].addr()
 	standinEnv := map[string]string{
 		"SLACK_STANDIN_ADDR": standinAddr, "SLACK_SIGNING_SECRET": sec[secSigning], "SLACK_CLIENT_ID": standinClientID,
 		"SLACK_CLIENT_SECRET": sec[secClient], "SLACK_STANDIN_APP_URL": gatewayURL,
@@ -243,13 +244,13 @@ func start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	common := map[string]string{
 		"NATS_URL":            natsURLs(c.nodes),
 		"NATS_REPLICAS":       strconv.Itoa(min(3, opts.NATSNodes)),
-		"TEAMS_ADDR":          c.balancers[natsauth.Teams].addr(),
-		"QUERY_ADDR":          c.balancers[natsauth.Query].addr(),
-		"WORKFLOWS_ADDR":      c.balancers[natsauth.Workflows].addr(),
-		"SIGNALS_ADDR":        c.balancers[natsauth.Signals].addr(),
-		"REMINDERS_ADDR":      c.balancers[natsauth.Reminders].addr(),
-		"DELIVERY_ADDR":       c.balancers[natsauth.Delivery].addr(),
-		"SHARING_ADDR":        c.balancers[natsauth.Sharing].addr(),
+		"TEAMS_ADDR":          c.balancers[identity.Teams].addr(),
+		"QUERY_ADDR":          c.balancers[identity.Query].addr(),
+		"WORKFLOWS_ADDR":      c.balancers[identity.Workflows].addr(),
+		"SIGNALS_ADDR":        c.balancers[identity.Signals].addr(),
+		"REMINDERS_ADDR":      c.balancers[identity.Reminders].addr(),
+		"DELIVERY_ADDR":       c.balancers[identity.Delivery].addr(),
+		"SHARING_ADDR":        c.balancers[identity.Sharing].addr(),
 		"CONSOLE_PUBLIC_URL":  "http://" + c.balancers["console"].addr(),
 		"SLACK_API_URL":       c.standin + "/api/",
 		"SLACK_AUTHORIZE_URL": c.standin + "/oauth/v2/authorize",
@@ -387,7 +388,7 @@ func (c *Cluster) Report(w io.Writer) {
 	for _, s := range services {
 		what := "gRPC"
 		switch s.name {
-		case natsauth.Gateway:
+		case identity.Gateway:
 			what = "HTTP, Slack's endpoints /slack/…"
 		case "console":
 			what = "HTTP, the admin console"

@@ -11,7 +11,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/identity"
+
 	"github.com/crmslack/crmslack/libs/topology"
 )
 
@@ -135,7 +136,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 	for _, s := range services {
 		victims[s.name] = c.Replicas(s.name)[0]
 	}
-	victims[natsauth.Delivery] = busiest(t, c.Replicas(natsauth.Delivery))
+	victims[identity.Delivery] = busiest(t, c.Replicas(identity.Delivery))
 	leader := streamLeader(t, c, topology.StreamSlackOut)
 	before := standin.posts(t)
 	killedAt := time.Now()
@@ -143,7 +144,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 		r.Kill()
 	}
 	c.KillNATS(leader)
-	t.Logf("killed %s, one replica of every other service and nats-%d (SLACK_OUT's leader) at %d of %d posts", victims[natsauth.Delivery].Name, leader+1, len(before), want)
+	t.Logf("killed %s, one replica of every other service and nats-%d (SLACK_OUT's leader) at %d of %d posts", victims[identity.Delivery].Name, leader+1, len(before), want)
 
 	if err := <-pubErr; err != nil {
 		t.Fatal(err)

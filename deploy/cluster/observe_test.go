@@ -15,7 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/identity"
+
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 )
@@ -68,7 +69,7 @@ func metricSum(t *testing.T, ops, name string) float64 {
 // streamLeader is the index of the node leading stream.
 func streamLeader(t *testing.T, c *Cluster, stream string) int {
 	t.Helper()
-	js := observer(t, c, natsauth.Delivery)
+	js := observer(t, c, identity.Delivery)
 	st, err := js.Stream(testkit.Context(t), stream)
 	if err != nil {
 		t.Fatal(err)

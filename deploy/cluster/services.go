@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/identity"
 )
 
 // service is one service of the cluster, as its deployment declares it:
@@ -24,14 +24,14 @@ type service struct {
 // services in start order: teams first, it makes the org_access bucket the
 // others watch.
 var services = []service{
-	{name: natsauth.Teams, listen: "TEAMS_GRPC_ADDR", ops: "TEAMS_OPS_ADDR", mongo: true, secrets: []string{secClient, secInstall, secTokenKeys}},
-	{name: natsauth.Gateway, listen: "GATEWAY_ADDR", ops: "GATEWAY_OPS_ADDR", secrets: []string{secSigning, secClient, secGatewayState, secInstall}},
-	{name: natsauth.Delivery, listen: "DELIVERY_GRPC_ADDR", ops: "DELIVERY_OPS_ADDR", mongo: true},
-	{name: natsauth.Query, listen: "QUERY_GRPC_ADDR", ops: "QUERY_OPS_ADDR", secrets: []string{secShareButton}},
-	{name: natsauth.Sharing, listen: "SHARING_GRPC_ADDR", ops: "SHARING_OPS_ADDR", mongo: true, secrets: []string{secShareButton}},
-	{name: natsauth.Workflows, listen: "WORKFLOWS_GRPC_ADDR", ops: "WORKFLOWS_OPS_ADDR", mongo: true},
-	{name: natsauth.Signals, listen: "SIGNALS_GRPC_ADDR", ops: "SIGNALS_OPS_ADDR"},
-	{name: natsauth.Reminders, listen: "REMINDERS_GRPC_ADDR", ops: "REMINDERS_OPS_ADDR", mongo: true, secrets: []string{secReminders}},
+	{name: identity.Teams, listen: "TEAMS_GRPC_ADDR", ops: "TEAMS_OPS_ADDR", mongo: true, secrets: []string{secClient, secInstall, secTokenKeys}},
+	{name: identity.Gateway, listen: "GATEWAY_ADDR", ops: "GATEWAY_OPS_ADDR", secrets: []string{secSigning, secClient, secGatewayState, secInstall}},
+	{name: identity.Delivery, listen: "DELIVERY_GRPC_ADDR", ops: "DELIVERY_OPS_ADDR", mongo: true},
+	{name: identity.Query, listen: "QUERY_GRPC_ADDR", ops: "QUERY_OPS_ADDR", secrets: []string{secShareButton}},
+	{name: identity.Sharing, listen: "SHARING_GRPC_ADDR", ops: "SHARING_OPS_ADDR", mongo: true, secrets: []string{secShareButton}},
+	{name: identity.Workflows, listen: "WORKFLOWS_GRPC_ADDR", ops: "WORKFLOWS_OPS_ADDR", mongo: true},
+	{name: identity.Signals, listen: "SIGNALS_GRPC_ADDR", ops: "SIGNALS_OPS_ADDR"},
+	{name: identity.Reminders, listen: "REMINDERS_GRPC_ADDR", ops: "REMINDERS_OPS_ADDR", mongo: true, secrets: []string{secReminders}},
 	// The admin console: browsers' HTTP; it calls the others' gRPC.
 	{name: "console", listen: "CONSOLE_ADDR", ops: "CONSOLE_OPS_ADDR"},
 }
