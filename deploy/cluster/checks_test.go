@@ -22,9 +22,9 @@ import (
 // checkReplicated: the shared streams and buckets are on three nodes.
 func checkReplicated(t *testing.T, c *Cluster) {
 	t.Helper()
-	js := observer(t, c, identity.Delivery)
-	for _, s := range []string{topology.StreamCRM, topology.StreamSlackOut, "KV_org_access"} {
-		st, err := js.Stream(testkit.Context(t), s)
+	// Each stream read by a service that may (libs/natsauth's table).
+	for s, user := range map[string]string{topology.StreamCRM: identity.Query, topology.StreamSlackOut: identity.Delivery, "KV_" + topology.BucketOrgAccess: identity.Teams} {
+		st, err := observer(t, c, user).Stream(testkit.Context(t), s)
 		if err != nil {
 			t.Fatalf("stream %s: %v", s, err)
 		}

@@ -93,7 +93,7 @@ func observer(t *testing.T, c *Cluster, user string) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.NATSURL(), nats.UserInfo(user, pw), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(c.NATSURL(), nats.UserInfo(user, pw), nats.CustomInboxPrefix(identity.NATSInbox(user)), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
