@@ -134,8 +134,11 @@ func waitText(text string, limit time.Duration) chromedp.Action[chromedp.Void] {
 	return waitJS(fmt.Sprintf(`!!document.body && document.body.innerText.includes(%q)`, text), limit)
 }
 
-// waitJS waits until cond is true on the page, across navigations.
+// waitJS waits until cond is true on the page, across navigations, and the
+// page has loaded (an action right after must not meet a document being
+// replaced).
 func waitJS(cond string, limit time.Duration) chromedp.Action[chromedp.Void] {
+	cond = `document.readyState === "complete" && (` + cond + `)`
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		deadline := time.Now().Add(limit)
 		for {
@@ -305,6 +308,7 @@ func TestBrowserSandbox(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid=signal-call-missed]').checked = true`),
 		chromedp.Click(css(`[data-testid=signals-save]`)),
 		waitJS(`location.search.includes("ok=signals-saved")`, 15*time.Second),
+		chromedp.WaitVisible(css(`[data-testid=signals-default-team]`)),
 		chromedp.SetValue(css(`[data-testid=signals-default-team]`), team),
 		chromedp.Click(css(`[data-testid=signals-default-team-save]`)),
 		waitJS(`location.search.includes("ok=team-saved") && document.querySelector('[data-testid=signal-call-missed]').checked`, 15*time.Second))
