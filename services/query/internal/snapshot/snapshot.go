@@ -307,7 +307,7 @@ func (f *Following) Stop(ctx context.Context) error {
 func Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, apply func(Msg)) (*Following, error) {
 	f := &Following{}
 	err := consume(ctx, js, stream, log, f, func(m jetstream.Msg) {
-		if msg, ok := toMsg(m, stream, log); ok {
+		if msg, _, ok := toMsg(m, stream, log); ok {
 			apply(msg)
 			f.done(msg.Seq)
 		}
@@ -318,15 +318,16 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 	return f, nil
 }
 
-// toMsg reads a delivered message; false (logged) if it has no metadata.
-func toMsg(m jetstream.Msg, stream string, log *slog.Logger) (Msg, bool) {
+// toMsg reads a delivered message, with how many the consumer has still
+// to deliver after it; false (logged) if it has no metadata.
+func toMsg(m jetstream.Msg, stream string, log *slog.Logger) (Msg, uint64, bool) {
 	md, err := m.Metadata()
 	if err != nil {
 		log.Warn("snapshot without metadata", "stream", stream, "subject", m.Subject(), "err", err)
-		return Msg{}, false
+		return Msg{}, 0, false
 	}
 	h := m.Headers()
-	return Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream}, true
+	return Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream}, md.NumPending, true
 }
 
 // consume starts f's ordered consumer on stream, calling handle for each
