@@ -263,7 +263,7 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 		return err
 	}
 	applier.Schemas = recordsW
-	recs, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, log, applier.Record)
+	recs, err := snapshot.FollowParallel(ctx, js, snapshot.StreamRecords, log, applier.PrepareRecord, applier.ApplyRecord)
 	if err != nil {
 		return err
 	}

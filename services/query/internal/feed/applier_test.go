@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
@@ -25,18 +24,8 @@ import (
 // stream lacks is refused.
 func TestApplierReadsASchemaItHasNotSeen(t *testing.T) {
 	t.Parallel()
-	ns := testkit.NATS(t)
-	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
 	ctx := testkit.Context(t)
-	for _, sc := range snapshot.StreamConfigs(1, jetstream.FileStorage) {
-		if _, err := js.CreateStream(ctx, sc); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, _ := streams(t, ctx)
 	schema := seedset.Schemas()["Leads"]
 	data, hash, err := snapshot.EncodeSchema(schema)
 	if err != nil {

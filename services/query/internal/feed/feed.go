@@ -262,8 +262,9 @@ type SchemaReader interface {
 	Schema(ctx context.Context, org, module, hash string) (*crmv1.ModuleSchema, error)
 }
 
-// Applier applies snapshots to memory. Record and User are each called
-// from one goroutine (a snapshot.Follow's).
+// Applier applies snapshots to memory. Record (or ApplyRecord) and User
+// are each called from one goroutine (a snapshot.Follow's, or
+// FollowParallel's apply stage); PrepareRecord from any.
 type Applier struct {
 	Records *projection.Store
 	Users   *crmusers.Directory
@@ -314,24 +315,73 @@ var (
 	typeUserDeactivated = string((&crmv1.CrmUserDeactivated{}).ProtoReflect().Descriptor().FullName())
 )
 
-// Record applies a QUERY_RECORDS snapshot.
-func (a *Applier) Record(m snapshot.Msg) {
-	var changed bool
-	var err error
+// Record applies a QUERY_RECORDS snapshot: [Applier.ApplyRecord] of
+// [Applier.PrepareRecord].
+func (a *Applier) Record(m snapshot.Msg) { a.ApplyRecord(m, a.PrepareRecord(m)) }
+
+// Prepared is a QUERY_RECORDS snapshot decoded by [Applier.PrepareRecord]:
+// one of its fields is set.
+type Prepared struct {
+	err error
+	// An upsert stored without its schema, as the persister stores them:
+	// its envelope decoded for the org, its record parsed.
+	org    string
+	parsed *projection.Parsed
+	// An upsert stored any other way, decoded whole.
+	upserted *crmv1.RecordUpserted
+	deleted  *crmv1.RecordDeleted
+	// A schema and the hash its records name it by.
+	schema     *crmv1.ModuleSchema
+	schemaHash string
+}
+
+// PrepareRecord decodes a QUERY_RECORDS snapshot for ApplyRecord. It reads
+// nothing ApplyRecord writes, so it may run on any goroutine, for many
+// snapshots at once (snapshot.FollowParallel).
+func (a *Applier) PrepareRecord(m snapshot.Msg) Prepared {
 	switch m.Type {
 	case typeRecordUpserted:
-		changed, err = a.upserted(m)
+		return prepareUpserted(m)
 	case snapshot.TypeSchema:
-		err = a.keepSchema(m)
-		changed = err == nil
-	case typeRecordDeleted:
-		var ev *crmv1.RecordDeleted
-		if ev, err = decode(m, &crmv1.RecordDeleted{}); err == nil {
-			changed, err = a.Records.ApplyDeleted(ev)
+		hash, ok := snapshot.SchemaHashOf(m.Subject)
+		if !ok {
+			return Prepared{err: fmt.Errorf("a schema on subject %s", m.Subject)}
 		}
+		s, err := decode(m, &crmv1.ModuleSchema{})
+		return Prepared{schema: s, schemaHash: hash, err: err}
+	case typeRecordDeleted:
+		ev, err := decode(m, &crmv1.RecordDeleted{})
+		return Prepared{deleted: ev, err: err}
 	default:
-		err = fmt.Errorf("unexpected type %q", m.Type)
+		return Prepared{err: fmt.Errorf("unexpected type %q", m.Type)}
 	}
+}
+
+// prepareUpserted decodes a RecordUpserted snapshot. One stored without
+// its schema (as the persister stores them) is not decoded: its envelope
+// is, for the org, and its record is parsed by the projection from its
+// encoding.
+func prepareUpserted(m snapshot.Msg) Prepared {
+	env, rec, ok := splitUpserted(m.Data)
+	if !ok || m.Schema == "" {
+		ev, err := decode(m, &crmv1.RecordUpserted{})
+		return Prepared{upserted: ev, err: err}
+	}
+	envelope := &commonv1.Envelope{}
+	if err := proto.Unmarshal(env, envelope); err != nil {
+		return Prepared{err: fmt.Errorf("decoding the envelope of %s: %w", m.Type, err)}
+	}
+	p, err := projection.ParseEncoded(rec)
+	if err != nil {
+		return Prepared{err: fmt.Errorf("decoding %s: %w", m.Type, err)}
+	}
+	return Prepared{org: envelope.GetOrgId(), parsed: p}
+}
+
+// ApplyRecord applies a snapshot PrepareRecord decoded. It is called from
+// one goroutine, in stream order.
+func (a *Applier) ApplyRecord(m snapshot.Msg, p Prepared) {
+	changed, err := a.applyRecord(m, p)
 	a.outcome(snapshot.StreamRecords, changed, err, m)
 	if now := time.Now(); now.Sub(a.compacted) > compactEvery {
 		if a.compacted.IsZero() { // at start: the replayed ones were stamped just now
@@ -345,39 +395,33 @@ func (a *Applier) Record(m snapshot.Msg) {
 	}
 }
 
-// upserted applies a RecordUpserted snapshot. One stored without its
-// schema (as the persister stores them) is not decoded: its envelope is,
-// for the org, and the projection reads the record's encoding itself.
-func (a *Applier) upserted(m snapshot.Msg) (bool, error) {
-	env, rec, ok := splitUpserted(m.Data)
-	if !ok || m.Schema == "" {
-		ev, err := decode(m, &crmv1.RecordUpserted{})
+func (a *Applier) applyRecord(m snapshot.Msg, p Prepared) (bool, error) {
+	switch {
+	case p.err != nil:
+		return false, p.err
+	case p.parsed != nil:
+		schema, err := a.schema(p.org, p.parsed.Module(), m.Schema)
 		if err != nil {
 			return false, err
 		}
+		return a.Records.ApplyParsed(p.org, schema, p.parsed)
+	case p.upserted != nil:
+		ev := p.upserted
 		if m.Schema != "" {
+			var err error
 			if ev.Schema, err = a.schema(ev.GetEnvelope().GetOrgId(), ev.GetRecord().GetModule(), m.Schema); err != nil {
 				return false, err
 			}
 		}
 		return a.Records.ApplyUpserted(ev)
+	case p.deleted != nil:
+		return a.Records.ApplyDeleted(p.deleted)
+	case p.schema != nil:
+		a.keepSchema(p.schemaHash, p.schema)
+		return true, nil
+	default:
+		return false, fmt.Errorf("snapshot %s not prepared", m.Subject)
 	}
-	envelope := &commonv1.Envelope{}
-	if err := proto.Unmarshal(env, envelope); err != nil {
-		return false, fmt.Errorf("decoding the envelope of %s: %w", m.Type, err)
-	}
-	schema, ok := a.schemas[m.Schema]
-	if !ok { // not seen: read it, which needs the record's module
-		r := &crmv1.Record{}
-		if err := proto.Unmarshal(rec, r); err != nil {
-			return false, fmt.Errorf("decoding %s: %w", m.Type, err)
-		}
-		var err error
-		if schema, err = a.schema(envelope.GetOrgId(), r.GetModule(), m.Schema); err != nil {
-			return false, err
-		}
-	}
-	return a.Records.ApplyEncoded(envelope.GetOrgId(), schema, rec)
 }
 
 // Field numbers of crm.v1.RecordUpserted (records.proto).
@@ -414,21 +458,12 @@ func splitUpserted(data []byte) (env, rec []byte, ok bool) {
 	return env, rec, env != nil && rec != nil
 }
 
-// keepSchema remembers a schema snapshot for the records that name it.
-func (a *Applier) keepSchema(m snapshot.Msg) error {
-	hash, ok := snapshot.SchemaHashOf(m.Subject)
-	if !ok {
-		return fmt.Errorf("a schema on subject %s", m.Subject)
-	}
-	s, err := decode(m, &crmv1.ModuleSchema{})
-	if err != nil {
-		return err
-	}
+// keepSchema remembers a schema for the records that name it by hash.
+func (a *Applier) keepSchema(hash string, s *crmv1.ModuleSchema) {
 	if a.schemas == nil {
 		a.schemas = map[string]*crmv1.ModuleSchema{}
 	}
 	a.schemas[hash] = s
-	return nil
 }
 
 // schema returns the schema stored under hash, reading it if unseen.
@@ -445,10 +480,7 @@ func (a *Applier) schema(org, module, hash string) (*crmv1.ModuleSchema, error) 
 	if err != nil {
 		return nil, err
 	}
-	if a.schemas == nil {
-		a.schemas = map[string]*crmv1.ModuleSchema{}
-	}
-	a.schemas[hash] = s
+	a.keepSchema(hash, s)
 	return s, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
-	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -29,7 +28,8 @@ import (
 // BenchmarkRebuild: a restart's rebuild of 100,000 generated leads
 // (FEED_BENCH_RECORDS to change it) from
 // the records snapshot stream, as the persister stores them (one schema
-// snapshot, each record without its schema): from Follow to caught up,
+// snapshot, each record without its schema): from FollowParallel, as the
+// query binary follows, to caught up,
 // in snapshots per second, with the live heap after it and the heap's
 // high-water mark during it (peak-heap/heap is the transient spike).
 // Run with -benchtime=1x. The collector runs at GOGC 25, as the query
@@ -37,19 +37,9 @@ import (
 func BenchmarkRebuild(b *testing.B) {
 	n := harness.EnvInt(b, "FEED_BENCH_RECORDS", 100_000)
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
-	ns := testkit.NATS(b)
-	js := testkit.JetStream(b, testkit.NATSConn(b, ns))
 	// Not testkit.Context: a million snapshots take longer than its deadline.
 	ctx := b.Context()
-	for _, sc := range snapshot.StreamConfigs(1, jetstream.FileStorage) {
-		if _, err := js.CreateStream(ctx, sc); err != nil {
-			b.Fatal(err)
-		}
-	}
-	w, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js, w, _ := streams(b, ctx)
 	schema := seedset.Schemas()["Leads"]
 	data, hash, err := snapshot.EncodeSchema(schema)
 	if err != nil {
@@ -99,7 +89,7 @@ func BenchmarkRebuild(b *testing.B) {
 		peak := watchHeap()
 		cpu0 := cpuTime(b)
 		start := time.Now()
-		f, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, a.Log, a.Record)
+		f, err := snapshot.FollowParallel(ctx, js, snapshot.StreamRecords, a.Log, a.PrepareRecord, a.ApplyRecord)
 		if err != nil {
 			b.Fatal(err)
 		}

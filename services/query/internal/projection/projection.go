@@ -185,20 +185,48 @@ func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 // straight from raw and keeps a copy of raw, so a rebuild's million records
 // are neither decoded into messages nor encoded again.
 func (s *Store) ApplyEncoded(org string, schema *crmv1.ModuleSchema, raw []byte) (bool, error) {
+	p, err := ParseEncoded(raw)
+	if err != nil {
+		return false, fmt.Errorf("record of %s: %w", schema.GetModule(), err)
+	}
+	return s.ApplyParsed(org, schema, p)
+}
+
+// Parsed is a record's encoding read by [ParseEncoded], for
+// [Store.ApplyParsed]. Parsing reads no state of a store, so a rebuild
+// parses on several goroutines and applies on one.
+type Parsed struct {
+	v   *recView
+	raw []byte
+}
+
+// Module is the parsed record's module.
+func (p *Parsed) Module() string { return p.v.module }
+
+// ParseEncoded reads the fields of a record's encoding, raw, that a store
+// keeps; the result views raw, which must not change until it is applied.
+func ParseEncoded(raw []byte) (*Parsed, error) {
 	v := views.Get().(*recView)
-	defer views.Put(v)
 	if parseRecord(raw, v) != nil {
 		// Not as parseRecord expects: decode it as anything else.
 		rec := &crmv1.Record{}
 		if err := proto.Unmarshal(raw, rec); err != nil {
-			return false, fmt.Errorf("record of %s: %w: %w", schema.GetModule(), ErrInvalidEvent, err)
+			views.Put(v)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 		}
 		viewOf(rec, v)
 	}
-	if err := checkView(org, v, schema); err != nil {
+	return &Parsed{v: v, raw: raw}, nil
+}
+
+// ApplyParsed is [Store.ApplyEncoded] for a record parsed already, of org
+// with its module's schema. p is spent: apply it once.
+func (s *Store) ApplyParsed(org string, schema *crmv1.ModuleSchema, p *Parsed) (bool, error) {
+	defer views.Put(p.v)
+	if err := checkView(org, p.v, schema); err != nil {
 		return false, err
 	}
-	return s.apply(org, v, schema, raw), nil
+	return s.apply(org, p.v, schema, p.raw), nil
 }
 
 // views are build's input, reused.

@@ -257,12 +257,15 @@ type Msg struct {
 	Seq uint64
 }
 
-// Following is a running [Follow].
+// Following is a running [Follow] or [FollowParallel].
 type Following struct {
 	cc       jetstream.ConsumeContext
+	target   uint64 // the stream's last sequence when following started
 	caughtUp chan struct{}
 	once     sync.Once
 	applied  atomic.Uint64
+	// stop ends a FollowParallel's stages after the consumer; nil for Follow.
+	stop func(context.Context) error
 }
 
 // CaughtUp is closed once every message the stream held when Follow
@@ -272,15 +275,27 @@ func (f *Following) CaughtUp() <-chan struct{} { return f.caughtUp }
 // Applied counts messages handed to apply.
 func (f *Following) Applied() uint64 { return f.applied.Load() }
 
-// Stop stops following and waits (bounded by ctx) for the consumer to close.
+// done counts a message of sequence seq applied.
+func (f *Following) done(seq uint64) {
+	f.applied.Add(1)
+	if seq >= f.target {
+		f.once.Do(func() { close(f.caughtUp) })
+	}
+}
+
+// Stop stops following and waits (bounded by ctx) for the consumer to close
+// and, for FollowParallel, for its stages to end.
 func (f *Following) Stop(ctx context.Context) error {
 	f.cc.Stop()
 	select {
 	case <-f.cc.Closed():
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("snapshot: stopping: %w", ctx.Err())
 	}
+	if f.stop != nil {
+		return f.stop(ctx)
+	}
+	return nil
 }
 
 // Follow replays the last message of every subject of the stream, then
@@ -290,17 +305,45 @@ func (f *Following) Stop(ctx context.Context) error {
 // share, nothing to acknowledge, and after a reconnect it resumes from the
 // last sequence it saw by itself.
 func Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, apply func(Msg)) (*Following, error) {
+	f := &Following{}
+	err := consume(ctx, js, stream, log, f, func(m jetstream.Msg) {
+		if msg, _, ok := toMsg(m, stream, log); ok {
+			apply(msg)
+			f.done(msg.Seq)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// toMsg reads a delivered message, with how many the consumer has still
+// to deliver after it; false (logged) if it has no metadata.
+func toMsg(m jetstream.Msg, stream string, log *slog.Logger) (Msg, uint64, bool) {
+	md, err := m.Metadata()
+	if err != nil {
+		log.Warn("snapshot without metadata", "stream", stream, "subject", m.Subject(), "err", err)
+		return Msg{}, 0, false
+	}
+	h := m.Headers()
+	return Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream}, md.NumPending, true
+}
+
+// consume starts f's ordered consumer on stream, calling handle for each
+// message on one goroutine.
+func consume(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, f *Following, handle func(jetstream.Msg)) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: looking up stream %s: %w", stream, err)
+		return fmt.Errorf("snapshot: looking up stream %s: %w", stream, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: stream %s info: %w", stream, err)
+		return fmt.Errorf("snapshot: stream %s info: %w", stream, err)
 	}
-	target := info.State.LastSeq
+	f.target = info.State.LastSeq
 	if info.State.Msgs == 0 {
-		target = 0
+		f.target = 0
 	}
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
@@ -311,30 +354,18 @@ func Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slo
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: ordered consumer on %s: %w", stream, err)
+		return fmt.Errorf("snapshot: ordered consumer on %s: %w", stream, err)
 	}
-	f := &Following{caughtUp: make(chan struct{})}
-	if target == 0 {
+	f.caughtUp = make(chan struct{})
+	if f.target == 0 {
 		f.once.Do(func() { close(f.caughtUp) })
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			log.Warn("snapshot without metadata", "stream", stream, "subject", m.Subject(), "err", err)
-			return
-		}
-		h := m.Headers()
-		apply(Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream})
-		f.applied.Add(1)
-		if md.Sequence.Stream >= target {
-			f.once.Do(func() { close(f.caughtUp) })
-		}
-	}, jetstream.PullMaxMessages(1000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(1000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Warn("following snapshots", "stream", stream, "err", err)
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("snapshot: consuming %s: %w", stream, err)
+		return fmt.Errorf("snapshot: consuming %s: %w", stream, err)
 	}
 	f.cc = cc
-	return f, nil
+	return nil
 }
