@@ -114,9 +114,11 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		}
 		return testkit.Logger(t).With("svc", svc)
 	}
+	// The org's CRM user exists on the server only if its key is made
+	// first (crmctl import logs in as crm-<org>).
+	pki := testkit.PKI(t, org)
 	ns := testkit.NATS(t)
 	ms := testkit.Mongo(t)
-	pki := testkit.PKI(t)
 	std := harness.Standin(t, slackstandin.Config{
 		App:        slackstandin.AppConfig{SigningSecret: signingSecret, ClientID: clientID, ClientSecret: clientSecret},
 		RateLimits: slackstandin.RateLimits{Disabled: true},
