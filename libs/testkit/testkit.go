@@ -186,6 +186,17 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msgAndArg
 	}
 }
 
+// Closed waits until ch is closed (or yields), and fails the test (FailNow)
+// if it has not within timeout, saying what was awaited.
+func Closed[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(timeout):
+		t.Fatalf("testkit: %s not within %s", what, timeout)
+	}
+}
+
 func describe(msgAndArgs []any) string {
 	if len(msgAndArgs) == 0 {
 		return ""

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -102,11 +101,7 @@ func TestParallelRebuildEndsWithLatestVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = f.Stop(ctx) }()
-	select {
-	case <-f.CaughtUp():
-	case <-time.After(testkit.DefaultTimeout):
-		t.Fatal("not caught up")
-	}
+	testkit.Closed(t, f.CaughtUp(), testkit.DefaultTimeout, "caught up")
 	// Nothing else writes now, so what caught up means is checked exactly.
 	if wrong := check(store, 3); len(wrong) > 0 {
 		t.Fatalf("caught up with %d leads wrong: %v", len(wrong), wrong[:min(len(wrong), 5)])

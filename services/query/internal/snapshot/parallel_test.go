@@ -85,11 +85,7 @@ func TestFollowParallelAppliesInStreamOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = f.Stop(ctx) }()
-	select {
-	case <-f.CaughtUp():
-	case <-time.After(testkit.DefaultTimeout):
-		t.Fatal("not caught up")
-	}
+	testkit.Closed(t, f.CaughtUp(), testkit.DefaultTimeout, "caught up")
 	mu.Lock()
 	if lastSeq != target || len(last) != subjects {
 		t.Fatalf("caught up with seq %d applied over %d subjects, want %d over %d", lastSeq, len(last), target, subjects)
@@ -130,11 +126,7 @@ func TestFollowParallelStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-f.CaughtUp():
-	case <-time.After(time.Second):
-		t.Fatal("an empty stream is not caught up at once")
-	}
+	testkit.Closed(t, f.CaughtUp(), time.Second, "an empty stream caught up at once")
 	if err := f.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

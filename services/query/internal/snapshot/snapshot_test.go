@@ -159,11 +159,7 @@ func TestFollowReplaysThenFollows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = f.Stop(ctx) }()
-	select {
-	case <-f.CaughtUp():
-	case <-time.After(testkit.DefaultTimeout):
-		t.Fatal("not caught up")
-	}
+	testkit.Closed(t, f.CaughtUp(), testkit.DefaultTimeout, "caught up")
 	mu.Lock()
 	if len(got) != 10 || got[0].Type != "crmslack.crm.v1.RecordDeleted" {
 		t.Fatalf("replayed %d messages (%v), want the last of each of 10 subjects", len(got), got)
@@ -183,11 +179,7 @@ func TestFollowEmptyStreamIsCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = f.Stop(testkit.Context(t)) }()
-	select {
-	case <-f.CaughtUp():
-	case <-time.After(time.Second):
-		t.Fatal("an empty stream is not caught up at once")
-	}
+	testkit.Closed(t, f.CaughtUp(), time.Second, "an empty stream caught up at once")
 }
 
 func TestTokenKeepsSubjectsApart(t *testing.T) {
