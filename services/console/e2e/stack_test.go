@@ -13,8 +13,6 @@ import (
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
-	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
-	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 
 	"github.com/crmslack/crmslack/services/delivery"
@@ -22,7 +20,7 @@ import (
 	"github.com/crmslack/crmslack/services/reminders"
 	"github.com/crmslack/crmslack/services/sharing"
 	"github.com/crmslack/crmslack/services/signals"
-	"github.com/crmslack/crmslack/services/teams"
+	"github.com/crmslack/crmslack/services/teams/teamstest"
 	"github.com/crmslack/crmslack/services/workflows"
 )
 
@@ -80,20 +78,11 @@ func startStack(t testing.TB) *stack {
 	}
 	r := testkit.NewServices(t)
 
-	tcfg := teams.ConfigFromEnv(env(map[string]string{"TEAMS_GRPC_ADDR": "127.0.0.1:0", "TEAMS_OPS_ADDR": "127.0.0.1:0", "TEAMS_TOKEN_KEYS": "k1:" + testkit.RandomKey(t)}))
-	tcfg.Files = testkit.TrustFiles(t, pki, "teams")
-	ta := testkit.Start(r, "teams", func(ctx context.Context, ready func(teams.Addrs)) error {
-		tcfg.Ready = ready
-		return teams.Run(ctx, tcfg, quiet(t, "teams"), prometheus.NewRegistry())
-	})
-	s.registry = teamsv1.NewTeamRegistryServiceClient(testkit.Dial(t, ta.GRPC))
-	if _, err := s.registry.CompleteInstall(testkit.Context(t), &teamsv1.CompleteInstallRequest{
-		OrgId: consoleOrg, InstalledBy: &commonv1.CrmUserRef{Id: "crm-alice", Email: aliceEmail},
-		Team:     &integrationv1.Team{TeamId: acme, Name: "Acme Corp", Domain: "acme-corp", BotUserId: "U0ACMEBOT1", Scopes: slackstandin.DefaultBotScopes()},
-		BotToken: std.IssueBotToken(acme),
-	}); err != nil {
-		t.Fatalf("installing Acme: %v", err)
-	}
+	reg := teamstest.Start(t, r, teamstest.Options{PKI: pki, NATSURL: ns.ClientURL(), MongoURI: ms.URI(), Standin: std,
+		ClientID: clientID, ClientSecret: clientSecret, GatewayPublicURL: s.gateway, InstallTicketKey: ticketKey, Log: quiet(t, "teams")})
+	reg.Install(t, consoleOrg, teamstest.Workspace{ID: acme, Name: "Acme Corp", Domain: "acme-corp", Bot: "U0ACMEBOT1"})
+	ta := reg.Addrs
+	s.registry = reg.Client
 	withTeams := func(vars map[string]string) map[string]string { vars["TEAMS_ADDR"] = ta.GRPC; return vars }
 
 	gcfg := gateway.ConfigFromEnv(env(withTeams(map[string]string{
