@@ -16,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/crmslack/crmslack/libs/blockkit"
+	"github.com/crmslack/crmslack/libs/slacktext"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
@@ -123,7 +124,7 @@ func Render(in Input) (Card, error) {
 	if msg := strings.TrimSpace(in.Message); msg != "" {
 		blocks = append(blocks, slack.NewSectionBlock(markdown(msg, blockkit.MaxSectionText), nil, nil))
 	}
-	blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plain(title, blockkit.MaxHeaderText), false, false)))
+	blocks = append(blocks, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, slacktext.Plain(title, blockkit.MaxHeaderText), false, false)))
 	if len(fields) > 0 {
 		objs := make([]*slack.TextBlockObject, len(fields))
 		for i, f := range fields {
@@ -161,14 +162,14 @@ func check(rec *crmv1.Record, schema *crmv1.ModuleSchema) error {
 }
 
 func markdown(s string, max int) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, mrkdwn(s, max), false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, slacktext.Clip(s, max), false, false)
 }
 
 // fieldText is "*Label*\nvalue" within a section field's limit; the label is
 // capped first so a long value cannot push it out.
 func fieldText(f field) *slack.TextBlockObject {
-	label := "*" + mrkdwn(f.label, 100) + "*\n"
-	return slack.NewTextBlockObject(slack.MarkdownType, label+mrkdwn(f.value, blockkit.MaxSectionFieldText-utf8.RuneCountInString(label)), false, false)
+	label := "*" + slacktext.Clip(f.label, 100) + "*\n"
+	return slack.NewTextBlockObject(slack.MarkdownType, label+slacktext.Clip(f.value, blockkit.MaxSectionFieldText-utf8.RuneCountInString(label)), false, false)
 }
 
 // attribution is the context line as mrkdwn: the module, and who shared
@@ -176,12 +177,12 @@ func fieldText(f field) *slack.TextBlockObject {
 func attribution(schema *crmv1.ModuleSchema, rec *crmv1.Record, sharedBy, mention string) string {
 	s := singular(schema, rec)
 	if mention != "" {
-		return mrkdwn(s+" · Shared by ", blockkit.MaxSectionText-len(mention)) + mention
+		return slacktext.Clip(s+" · Shared by ", blockkit.MaxSectionText-len(mention)) + mention
 	}
 	if sharedBy = strings.TrimSpace(sharedBy); sharedBy != "" {
 		s += " · Shared by " + sharedBy
 	}
-	return mrkdwn(s, blockkit.MaxSectionText)
+	return slacktext.Clip(s, blockkit.MaxSectionText)
 }
 
 func singular(schema *crmv1.ModuleSchema, rec *crmv1.Record) string {
@@ -322,7 +323,7 @@ func actionsBlock(cfg Config, rec *crmv1.Record, buttons []Button) (*slack.Actio
 			return nil, fmt.Errorf("%w: more than %d buttons", ErrBadButton, blockkit.MaxActionsElements)
 		}
 		ids[b.ActionID] = true
-		elems = append(elems, slack.NewButtonBlockElement(b.ActionID, b.Value, slack.NewTextBlockObject(slack.PlainTextType, plain(b.Text, blockkit.MaxButtonText), false, false)).WithStyle(b.Style))
+		elems = append(elems, slack.NewButtonBlockElement(b.ActionID, b.Value, slack.NewTextBlockObject(slack.PlainTextType, slacktext.Plain(b.Text, blockkit.MaxButtonText), false, false)).WithStyle(b.Style))
 	}
 	if len(elems) == 0 {
 		return nil, nil
@@ -343,10 +344,10 @@ func fallback(message, title, sharedBy, mention string, fields []field) string {
 	}
 	if mention != "" {
 		const by = "\nShared by "
-		return mrkdwn(b.String(), blockkit.MaxSectionText-len(by)-len(mention)) + by + mention
+		return slacktext.Clip(b.String(), blockkit.MaxSectionText-len(by)-len(mention)) + by + mention
 	}
 	if s := strings.TrimSpace(sharedBy); s != "" {
 		b.WriteString("\nShared by " + s)
 	}
-	return mrkdwn(b.String(), blockkit.MaxSectionText)
+	return slacktext.Clip(b.String(), blockkit.MaxSectionText)
 }

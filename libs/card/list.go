@@ -8,6 +8,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/crmslack/crmslack/libs/blockkit"
+	"github.com/crmslack/crmslack/libs/slacktext"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
@@ -39,7 +40,7 @@ func RenderList(in ListInput) (Card, error) {
 	total := max(in.Total, len(in.Records))
 	heading := fmt.Sprintf("%d of %d %s", len(recs), total, noun(in.Schema, total))
 
-	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, plain(heading, blockkit.MaxHeaderText), false, false))}
+	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, slacktext.Plain(heading, blockkit.MaxHeaderText), false, false))}
 	text := []string{heading}
 	for i, rec := range recs {
 		if err := check(rec, in.Schema); err != nil {
@@ -62,13 +63,13 @@ func RenderList(in ListInput) (Card, error) {
 		if i > 0 {
 			blocks = append(blocks, slack.NewDividerBlock())
 		}
-		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*"+mrkdwn(t, blockkit.MaxSectionText-2)+"*", false, false), objs, nil))
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "*"+slacktext.Clip(t, blockkit.MaxSectionText-2)+"*", false, false), objs, nil))
 		if actions != nil {
 			blocks = append(blocks, actions)
 		}
 		text = append(text, t)
 	}
-	return Card{Blocks: blocks, Text: mrkdwn(strings.Join(text, "\n"), blockkit.MaxSectionText)}, nil
+	return Card{Blocks: blocks, Text: slacktext.Clip(strings.Join(text, "\n"), blockkit.MaxSectionText)}, nil
 }
 
 // noun is the module's name for n records, lower-cased for a running

@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/crmslack/crmslack/libs/card"
+	"github.com/crmslack/crmslack/libs/slacktext"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
@@ -45,14 +46,9 @@ type Renderer struct {
 	Buttons *card.Buttons
 }
 
-var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
-
-// esc escapes text for mrkdwn.
-func esc(s string) string { return escaper.Replace(s) }
-
 // code shows what a user typed as inline code; a backtick would end the
 // span, so it becomes a quote.
-func code(s string) string { return "`" + esc(strings.ReplaceAll(s, "`", "'")) + "`" }
+func code(s string) string { return "`" + slacktext.Escape(strings.ReplaceAll(s, "`", "'")) + "`" }
 
 func section(mrkdwn string) slack.Block {
 	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, mrkdwn, false, false), nil, nil)
@@ -66,7 +62,9 @@ func contextBlock(lines ...string) slack.Block {
 	return slack.NewContextBlock("", elems...)
 }
 
-func understoodLine(understood string) string { return "Understood as: " + esc(understood) }
+func understoodLine(understood string) string {
+	return "Understood as: " + slacktext.Escape(understood)
+}
 
 // noun is the module's plural label in lower case ("leads").
 func noun(schema *crmv1.ModuleSchema, module string) string {
@@ -126,7 +124,7 @@ func NoMatch(schema *crmv1.ModuleSchema, module, understood string) Answer {
 	return Answer{
 		Text: msg + " Understood as: " + understood,
 		Blocks: []slack.Block{
-			section(":mag: " + esc(msg)),
+			section(":mag: " + slacktext.Escape(msg)),
 			contextBlock(understoodLine(understood),
 				fmt.Sprintf("Check the spelling, use fewer criteria, or try %s to list them all. %s shows examples.", code("/zcrm "+strings.ToLower(module)), code("/zcrm help"))),
 		},
@@ -146,7 +144,7 @@ func Refusal(message, typed, understood string) Answer {
 	lines = append(lines, code("/zcrm help")+" shows the syntax and examples.")
 	return Answer{
 		Text:   text,
-		Blocks: []slack.Block{section(":warning: " + esc(message)), contextBlock(lines...)},
+		Blocks: []slack.Block{section(":warning: " + slacktext.Escape(message)), contextBlock(lines...)},
 	}
 }
 
@@ -190,7 +188,7 @@ func Help() Answer {
 	var ex strings.Builder
 	ex.WriteString("*Examples*")
 	for _, e := range Examples() {
-		ex.WriteString("\n• " + esc(e.Purpose) + ": " + code(e.Command))
+		ex.WriteString("\n• " + slacktext.Escape(e.Purpose) + ": " + code(e.Command))
 	}
 	usage := "*Search your CRM without leaving Slack.*\n" +
 		"• " + code("/zcrm <module>") + " lists the module's records.\n" +
@@ -212,7 +210,7 @@ func Help() Answer {
 			section(usage),
 			section(comparators),
 			section(ex.String()),
-			contextBlock(esc(limits)),
+			contextBlock(slacktext.Escape(limits)),
 		},
 	}
 }

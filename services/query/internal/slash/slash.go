@@ -29,6 +29,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/crmslack/crmslack/libs/slacktext"
 )
 
 // Sentinel reasons a text is refused; errors.Is works on a *ParseError.
@@ -150,10 +152,8 @@ type Command struct {
 	Criteria []Criterion
 }
 
-var (
-	unescaper = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">")
-	escaper   = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
-)
+// unescaper undoes Slack's escaping of the command text.
+var unescaper = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">")
 
 // Parse reads the text of a /zcrm command (what Slack sends after the
 // command name; a leading "/zcrm" is accepted too). A refused text yields a
@@ -372,17 +372,17 @@ func (c Command) String() string {
 		b.WriteString(strings.ToLower(c.Module))
 		for _, w := range c.Words {
 			b.WriteString(" ")
-			b.WriteString(escaper.Replace(w))
+			b.WriteString(slacktext.Escape(w))
 		}
 	case KindCriteria:
 		b.WriteString(strings.ToLower(c.Module))
 		for _, cr := range c.Criteria {
-			fmt.Fprintf(&b, " [%s] %s [", escaper.Replace(cr.FieldLabel), escaper.Replace(cr.Comparator.String()))
+			fmt.Fprintf(&b, " [%s] %s [", slacktext.Escape(cr.FieldLabel), slacktext.Escape(cr.Comparator.String()))
 			for i, v := range cr.Values {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString(escaper.Replace(v))
+				b.WriteString(slacktext.Escape(v))
 			}
 			b.WriteString("]")
 		}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 
+	"github.com/crmslack/crmslack/libs/slacktext"
 	"github.com/crmslack/crmslack/services/reminders/internal/remind"
 )
 
@@ -74,19 +74,19 @@ func Render(in Input) Message {
 	when := relative(start.Sub(in.Now), a.GetKind())
 	local := localTime(start, in.Loc, a.GetAllDay())
 
-	text := fmt.Sprintf("Reminder: %s %q %s (%s)", strings.ToLower(kind), title, when, local)
+	text := fmt.Sprintf("Reminder: %s %q %s (%s)", strings.ToLower(kind), slacktext.Escape(title), when, local)
 	if in.Late {
 		text = "Late reminder: " + strings.TrimPrefix(text, "Reminder: ")
 	}
 
 	blocks := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(emoji(a.GetKind())+" "+kind+": "+title, blockkit.MaxHeaderText), true, false)),
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, slacktext.Plain(emoji(a.GetKind())+" "+kind+": "+title, blockkit.MaxHeaderText), true, false)),
 		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType,
-			clip(fmt.Sprintf("*%s* · %s", capitalise(when), slackDate(start, local, a.GetAllDay())), blockkit.MaxSectionText), false, false), nil, nil),
+			slacktext.Cut(fmt.Sprintf("*%s* · %s", capitalise(when), slackDate(start, local, a.GetAllDay())), blockkit.MaxSectionText), false, false), nil, nil),
 	}
 	if in.Late {
 		blocks = append(blocks, slack.NewContextBlock("late", slack.NewTextBlockObject(slack.MarkdownType,
-			clip(fmt.Sprintf(":warning: Late: this reminder was due at %s and is sent late because reminders were unavailable.",
+			slacktext.Cut(fmt.Sprintf(":warning: Late: this reminder was due at %s and is sent late because reminders were unavailable.",
 				localTime(in.DueAt, in.Loc, false)), blockkit.MaxSectionText), false, false)))
 	}
 	if fields := details(a); len(fields) > 0 {
@@ -94,10 +94,10 @@ func Render(in Input) Message {
 	}
 	if d := strings.TrimSpace(a.GetDescription()); d != "" {
 		blocks = append(blocks, slack.NewContextBlock("description",
-			slack.NewTextBlockObject(slack.PlainTextType, clip(d, blockkit.MaxSectionText), false, false)))
+			slack.NewTextBlockObject(slack.PlainTextType, slacktext.Plain(d, blockkit.MaxSectionText), false, false)))
 	}
 	blocks = append(blocks, actions(in))
-	return Message{Text: clip(text, blockkit.MaxMessageText), Blocks: blocks}
+	return Message{Text: slacktext.Cut(text, blockkit.MaxMessageText), Blocks: blocks}
 }
 
 func details(a *crmv1.Activity) []*slack.TextBlockObject {
@@ -107,13 +107,13 @@ func details(a *crmv1.Activity) []*slack.TextBlockObject {
 			return
 		}
 		fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType,
-			clip("*"+label+"*\n"+value, blockkit.MaxSectionFieldText), false, false))
+			slacktext.Cut("*"+label+"*\n"+value, blockkit.MaxSectionFieldText), false, false))
 	}
 	if loc := strings.TrimSpace(a.GetLocation()); loc != "" {
 		if u, err := url.Parse(loc); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 			field("Dial-in", "<"+loc+"|Join>")
 		} else {
-			field("Where", escape(loc))
+			field("Where", slacktext.Escape(loc))
 		}
 	}
 	if a.GetKind() == crmv1.ActivityKind_ACTIVITY_KIND_CALL {
@@ -129,9 +129,9 @@ func details(a *crmv1.Activity) []*slack.TextBlockObject {
 		if name == "" {
 			name = r.GetId()
 		}
-		field("Related to", escape(r.GetModule()+": "+name))
+		field("Related to", slacktext.Escape(r.GetModule()+": "+name))
 	}
-	field("Owner", escape(a.GetOwner().GetName()))
+	field("Owner", slacktext.Escape(a.GetOwner().GetName()))
 	var names []string
 	for _, p := range a.GetParticipants() {
 		n := p.GetName()
@@ -139,7 +139,7 @@ func details(a *crmv1.Activity) []*slack.TextBlockObject {
 			n = p.GetEmail()
 		}
 		if n != "" {
-			names = append(names, escape(n))
+			names = append(names, slacktext.Escape(n))
 		}
 	}
 	if len(names) > maxPeople {
@@ -147,7 +147,7 @@ func details(a *crmv1.Activity) []*slack.TextBlockObject {
 	}
 	field("Participants", strings.Join(names, ", "))
 	if a.GetKind() == crmv1.ActivityKind_ACTIVITY_KIND_TASK {
-		field("Priority", escape(a.GetPriority()))
+		field("Priority", slacktext.Escape(a.GetPriority()))
 	}
 	return fields
 }
@@ -276,18 +276,4 @@ func capitalise(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// escape keeps CRM text from being read as Slack markup.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
-// clip cuts s to max runes, marking the cut.
-func clip(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
 }

@@ -32,6 +32,7 @@ import (
 	sharingv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/sharing/v1"
 	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
 
+	"github.com/crmslack/crmslack/libs/slacktext"
 	"github.com/crmslack/crmslack/services/sharing/internal/chart"
 	"github.com/crmslack/crmslack/services/sharing/internal/share"
 )
@@ -331,13 +332,13 @@ func (s *Service) shareChart(ctx context.Context, sh *share.Share, req *sharingv
 	if t := strings.TrimSpace(req.GetChart().GetTitle()); t != "" && t != sh.What {
 		title = sh.What + " · " + t
 	}
-	by := share.Escape(sharerName(sh.Sharer))
+	by := slacktext.Escape(sharerName(sh.Sharer))
 	if m := card.Mention(c.mention); m != "" {
 		by = m
 	}
-	comment := "Report “" + share.Escape(sh.What) + "” · Shared by " + by
+	comment := "Report “" + slacktext.Escape(sh.What) + "” · Shared by " + by
 	if m := strings.TrimSpace(req.GetMessage()); m != "" {
-		comment = share.Escape(m) + "\n" + comment
+		comment = slacktext.Escape(m) + "\n" + comment
 	}
 	cmd := &slackv1.UploadFile{
 		Envelope:       s.envelope(sh.Org, id, causation),

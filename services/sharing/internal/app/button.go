@@ -14,6 +14,7 @@ import (
 	"github.com/crmslack/crmslack/libs/topology"
 	slackv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/slack/v1"
 
+	"github.com/crmslack/crmslack/libs/slacktext"
 	"github.com/crmslack/crmslack/services/sharing/internal/share"
 )
 
@@ -164,7 +165,7 @@ func (s *Service) buttonShare(ctx context.Context, sh *share.Share, ev *slackv1.
 		BlocksJson:     blocks,
 		Origin:         origin(PurposeButton, sh.Sharer),
 	}
-	note := fmt.Sprintf("You shared *%s* in <#%s>.", share.Escape(title(sh.What)), ev.GetChannelId())
+	note := fmt.Sprintf("You shared *%s* in <#%s>.", slacktext.Escape(title(sh.What)), ev.GetChannelId())
 	items := []bus.Published{{Subject: topology.SlackOut(sh.Org, sh.Team, "post"), Event: post}}
 	if r := s.respond(sh, ev, note, true); r != nil {
 		items = append(items, *r)

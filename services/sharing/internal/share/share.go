@@ -225,12 +225,6 @@ func RequestIDOK(id string) bool {
 	})
 }
 
-// Escape makes s safe as Slack mrkdwn (&, < and > as entities), so a
-// sharer's message cannot mention @channel or forge links.
-func Escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
 // Outcome is one delivery outcome of a share's command.
 type Outcome struct {
 	// ID is the outcome event's id: recording it twice is a no-op.

@@ -124,10 +124,3 @@ func TestSummarize(t *testing.T) {
 		}
 	}
 }
-
-func TestEscape(t *testing.T) {
-	t.Parallel()
-	if got := share.Escape("<!channel> & <https://x|y>"); got != "&lt;!channel&gt; &amp; &lt;https://x|y&gt;" {
-		t.Errorf("Escape: %q", got)
-	}
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/crmslack/crmslack/libs/card"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 
+	"github.com/crmslack/crmslack/libs/slacktext"
 	"github.com/crmslack/crmslack/services/signals/internal/burst"
 	"github.com/crmslack/crmslack/services/signals/internal/matrix"
 )
@@ -59,9 +60,9 @@ func Render(cfg Config, g burst.Group) (Message, error) {
 	var blocks []slack.Block
 	if len(g.Entries) == 1 {
 		e := g.Entries[0]
-		head := fmt.Sprintf("%s *%s* from *%s*", emoji(e.Channel), esc(what(e), 100), esc(who, 200))
+		head := fmt.Sprintf("%s *%s* from *%s*", emoji(e.Channel), slacktext.Clip(what(e), 100), slacktext.Clip(who, 200))
 		if e.FromPhone != "" && e.Channel == int32(matrix.Call) {
-			head += " (" + esc(e.FromPhone, 40) + ")"
+			head += " (" + slacktext.Clip(e.FromPhone, 40) + ")"
 		}
 		blocks = append(blocks, section(head+recordLine(g)))
 		if s := detail(e); s != "" {
@@ -69,13 +70,13 @@ func Render(cfg Config, g burst.Group) (Message, error) {
 		}
 		blocks = append(blocks, slack.NewContextBlock("", md(when(e.At)+" · SalesSignals")))
 	} else {
-		head := fmt.Sprintf(":rotating_light: *%d signals* from *%s*", len(g.Entries), esc(who, 200))
+		head := fmt.Sprintf(":rotating_light: *%d signals* from *%s*", len(g.Entries), slacktext.Clip(who, 200))
 		blocks = append(blocks, section(head+recordLine(g)))
 		var lines []string
 		for _, e := range g.Entries {
-			line := fmt.Sprintf("• %s %s *%s*", when(e.At), emoji(e.Channel), esc(what(e), 100))
+			line := fmt.Sprintf("• %s %s *%s*", when(e.At), emoji(e.Channel), slacktext.Clip(what(e), 100))
 			if s := detail(e); s != "" {
-				line += " — " + esc(oneLine(s), maxLine)
+				line += " — " + slacktext.Clip(oneLine(s), maxLine)
 			}
 			lines = append(lines, line)
 		}
@@ -149,7 +150,7 @@ func recordLine(g burst.Group) string {
 	if name == "" {
 		name = g.Record.ID
 	}
-	return "\n" + esc(singular(g.Record.Module), 40) + ": " + esc(name, 200)
+	return "\n" + slacktext.Clip(singular(g.Record.Module), 40) + ": " + slacktext.Clip(name, 200)
 }
 
 func singular(module string) string {
@@ -178,7 +179,7 @@ func detail(e burst.Entry) string {
 }
 
 func quote(s string) string {
-	lines := strings.Split(esc(s, maxSummary), "\n")
+	lines := strings.Split(slacktext.Clip(s, maxSummary), "\n")
 	return ">" + strings.Join(lines, "\n>")
 }
 
@@ -245,9 +246,9 @@ func telURL(phone string) string {
 
 func fallback(g burst.Group, who string) string {
 	if len(g.Entries) == 1 {
-		return esc(what(g.Entries[0])+" from "+who, 300)
+		return slacktext.Clip(what(g.Entries[0])+" from "+who, 300)
 	}
-	return esc(fmt.Sprintf("%d signals from %s", len(g.Entries), who), 300)
+	return slacktext.Clip(fmt.Sprintf("%d signals from %s", len(g.Entries), who), 300)
 }
 
 func section(text string) *slack.SectionBlock {
@@ -258,35 +259,6 @@ func md(s string) *slack.TextBlockObject {
 	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
 }
 
-// esc escapes s for mrkdwn and cuts it to max runes, never splitting an
-// entity such as "&amp;".
-func esc(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	pieces := make([]string, 0, len(s))
-	n := 0
-	for _, r := range s {
-		p := string(r)
-		switch r {
-		case '&':
-			p = "&amp;"
-		case '<':
-			p = "&lt;"
-		case '>':
-			p = "&gt;"
-		}
-		pieces = append(pieces, p)
-		n += utf8.RuneCountInString(p)
-	}
-	if n <= max {
-		return strings.Join(pieces, "")
-	}
-	for n > max-1 && len(pieces) > 0 {
-		n -= utf8.RuneCountInString(pieces[len(pieces)-1])
-		pieces = pieces[:len(pieces)-1]
-	}
-	return strings.Join(pieces, "") + "…"
-}
-
 // cut bounds an already escaped text, cutting at a line end when it can.
 func cut(s string, max int) string {
 	if utf8.RuneCountInString(s) <= max {
@@ -294,7 +266,7 @@ func cut(s string, max int) string {
 	}
 	r := []rune(s)[:max-1]
 	if i := strings.LastIndex(string(r), "\n"); i > 0 {
-		return string(r)[:i] + "\n…"
+		return string(r)[:i] + "\n" + slacktext.Ellipsis
 	}
-	return string(r) + "…"
+	return slacktext.Cut(s, max)
 }
