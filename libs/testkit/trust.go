@@ -15,6 +15,7 @@ import (
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
+	"github.com/crmslack/crmslack/libs/natsauth"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/trust"
 )
@@ -58,14 +59,33 @@ func OtherPKI(t testing.TB) *devpki.Dir {
 }
 
 // NATSLogin logs a test's own NATS connection in as the development
-// toolbox user, which may do anything (services log in as themselves).
+// toolbox user, which may do anything (services log in as themselves), over
+// TLS with the toolbox's certificate, as every client of NATS must.
 func NATSLogin(t testing.TB) nats.Option {
 	t.Helper()
 	pw, err := PKI(t).NATSPassword(devpki.Toolbox)
 	if err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
-	return nats.UserInfo(devpki.Toolbox, pw)
+	return NATSAs(t, PKI(t), devpki.Toolbox, pw)
+}
+
+// NATSAs logs a NATS connection in as user with password pw, over TLS with
+// identity user's certificate of pki (the CRM's, identity.CRM, for a CRM
+// org's user).
+func NATSAs(t testing.TB, pki *devpki.Dir, user, pw string) nats.Option {
+	t.Helper()
+	certOf := user
+	if strings.HasPrefix(user, natsauth.CRMUser("")) {
+		certOf = identity.CRM
+	}
+	withTLS := trust.NATSTLS(Identity(t, pki, certOf))
+	return func(o *nats.Options) error {
+		if err := nats.UserInfo(user, pw)(o); err != nil {
+			return err
+		}
+		return withTLS(o)
+	}
 }
 
 // TrustFiles are identity name's trust files in pki, for a service's Config.
