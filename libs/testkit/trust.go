@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,7 +16,6 @@ import (
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/mtls"
-	"github.com/crmslack/crmslack/libs/natsauth"
 	"github.com/crmslack/crmslack/libs/rpc"
 	"github.com/crmslack/crmslack/libs/trust"
 )
@@ -75,11 +75,10 @@ func NATSLogin(t testing.TB) nats.Option {
 // org's user).
 func NATSAs(t testing.TB, pki *devpki.Dir, user, pw string) nats.Option {
 	t.Helper()
-	certOf := user
-	if strings.HasPrefix(user, natsauth.CRMUser("")) {
-		certOf = identity.CRM
+	withTLS, err := pki.NATSTLS(user)
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
 	}
-	withTLS := trust.NATSTLS(Identity(t, pki, certOf))
 	return func(o *nats.Options) error {
 		if err := nats.UserInfo(user, pw)(o); err != nil {
 			return err
@@ -218,4 +217,14 @@ func (a *allowedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 func Dial(t testing.TB, target string) grpc.ClientConnInterface {
 	t.Helper()
 	return AllowedConn(t, PKI(t), target)
+}
+
+// natsServerTLS is the TLS of the test's NATS server (devpki.NATSServerTLS).
+func natsServerTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	c, err := PKI(t).NATSServerTLS()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return c
 }
