@@ -55,8 +55,12 @@ func crm(t *testing.T, c *Cluster) *bus.Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
+	withTLS, err := c.PKI().NATSTLS(natsauth.CRMUser(org))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := bus.Connect(longContext(t), bus.Config{URL: c.NATSURL(), Name: "cluster-test-crm",
-		NATSOptions: []nats.Option{nats.UserInfo(natsauth.CRMUser(org), pw), nats.CustomInboxPrefix(natsauth.CRMInbox(org))}})
+		NATSOptions: []nats.Option{nats.UserInfo(natsauth.CRMUser(org), pw), withTLS, nats.CustomInboxPrefix(natsauth.CRMInbox(org))}})
 	if err != nil {
 		t.Fatal(err)
 	}

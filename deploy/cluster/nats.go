@@ -22,11 +22,11 @@ type natsNode struct {
 	conf, store            string
 }
 
-// natsConfig is node n's configuration: JetStream on file storage, routes
-// to every other node over mutual TLS (the nats identity of the
-// development CA), the users and permissions of libs/natsauth with their
-// passwords from the server's environment, as deploy/nats is for
-// production.
+// natsConfig is node n's configuration: JetStream on file storage, clients
+// over TLS only with a certificate of the development CA (verify) and
+// routes to every other node over mutual TLS (both as the nats identity),
+// the users and permissions of libs/natsauth with their passwords from the
+// server's environment, as deploy/nats is for production.
 func natsConfig(n natsNode, all []natsNode, tls trust.Files, crmOrgs []string) (string, error) {
 	users, err := natsauth.ServerConfig(crmOrgs)
 	if err != nil {
@@ -47,6 +47,13 @@ server_name: %[1]q
 host: %[2]q
 port: %[3]s
 http: "%[4]s:%[5]s"
+tls {
+  cert_file: %[10]q
+  key_file: %[11]q
+  ca_file: %[12]q
+  verify: true
+  timeout: 5
+}
 jetstream {
   store_dir: %[6]q
   max_memory_store: 256MB

@@ -93,7 +93,11 @@ func observer(t *testing.T, c *Cluster, user string) jetstream.JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.NATSURL(), nats.UserInfo(user, pw), nats.CustomInboxPrefix(identity.NATSInbox(user)), nats.MaxReconnects(-1))
+	withTLS, err := c.PKI().NATSTLS(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.NATSURL(), nats.UserInfo(user, pw), withTLS, nats.CustomInboxPrefix(identity.NATSInbox(user)), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,13 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/trust"
 )
 
 // publishers are crmctl's NATS connections, one per login, made on first
-// use. A CRM event (crm.v1.<org>.…) is published as that org's CRM user,
+// use, each over TLS (no server takes a plain client): with the
+// certificate of TLS_CERT_FILE/TLS_KEY_FILE/TLS_CA_FILE if set, else the
+// local runner's (the CRM's for a CRM user, the toolbox's for the toolbox). A CRM event (crm.v1.<org>.…) is published as that org's CRM user,
 // crm-<org>, which may publish nothing else: crmctl speaks for an org as the
 // CRM would. Any other event (integration.v1.…: what services emit) is not
 // the CRM's to publish; crmctl publishes it only as the operator
@@ -73,14 +76,39 @@ func (p *publishers) login(subject string) (string, []nats.Option, error) {
 			return "", nil, fmt.Errorf("%s unset and %w", natsauth.PasswordVar(user), err)
 		}
 	}
-	return user, []nats.Option{nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsauth.CRMInbox(org))}, nil
+	withTLS, err := p.tls(user)
+	if err != nil {
+		return "", nil, err
+	}
+	return user, []nats.Option{nats.UserInfo(user, pw), withTLS, nats.CustomInboxPrefix(natsauth.CRMInbox(org))}, nil
+}
+
+// tls is the connection's TLS as user: the certificate of the TLS_*_FILE
+// variables, else the local runner's certificate for user.
+func (p *publishers) tls(user string) (nats.Option, error) {
+	if cert := os.Getenv(trust.VarCert); cert != "" {
+		id, err := trust.Files{TLSCertFile: cert, TLSKeyFile: os.Getenv(trust.VarKey), TLSCAFile: os.Getenv(trust.VarCA)}.Identity()
+		if err != nil {
+			return nil, err
+		}
+		return trust.NATSTLS(id), nil
+	}
+	dir, err := openPKI(p.pkiDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s unset and %w", trust.VarCert, err)
+	}
+	return dir.NATSTLS(user)
 }
 
 // operator is NATS_USER/NATS_PASSWORD, or the development toolbox user of
 // the local runner's PKI (which exists on development servers only).
 func (p *publishers) operator() (string, []nats.Option, error) {
 	if u := os.Getenv("NATS_USER"); u != "" {
-		return u, []nats.Option{nats.UserInfo(u, os.Getenv("NATS_PASSWORD"))}, nil
+		withTLS, err := p.tls(u)
+		if err != nil {
+			return "", nil, err
+		}
+		return u, []nats.Option{nats.UserInfo(u, os.Getenv("NATS_PASSWORD")), withTLS}, nil
 	}
 	dir, err := openPKI(p.pkiDir)
 	if err != nil {
@@ -90,7 +118,11 @@ func (p *publishers) operator() (string, []nats.Option, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return devpki.Toolbox, []nats.Option{nats.UserInfo(devpki.Toolbox, pw)}, nil
+	withTLS, err := dir.NATSTLS(devpki.Toolbox)
+	if err != nil {
+		return "", nil, err
+	}
+	return devpki.Toolbox, []nats.Option{nats.UserInfo(devpki.Toolbox, pw), withTLS}, nil
 }
 
 // crmOrg is the org of a CRM subject, crm.v1.<org>.….

@@ -120,7 +120,11 @@ func publishCRM(t *testing.T, ep endpoints) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(ep.NATS, nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsauth.CRMInbox("acme")))
+	withTLS, err := dev.NATSTLS(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ep.NATS, nats.UserInfo(user, pw), withTLS, nats.CustomInboxPrefix(natsauth.CRMInbox("acme")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,11 @@ func run(ctx context.Context, environ []string, out io.Writer, ready chan<- endp
 		if err != nil {
 			return err
 		}
-		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Users: users, Logger: log.With("part", "nats")})
+		serverTLS, err := pki.NATSServerTLS()
+		if err != nil {
+			return err
+		}
+		ns, err := localnats.Start(localnats.Options{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats"), Users: users, TLS: serverTLS, Logger: log.With("part", "nats")})
 		if err != nil {
 			return fmt.Errorf("starting embedded NATS: %w", err)
 		}

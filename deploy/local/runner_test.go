@@ -123,7 +123,8 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 		t.Fatalf("not ready within a minute:\n%s", out.String())
 	}
 
-	// The toolbox user of the development PKI; anonymous clients are refused.
+	// The toolbox user of the development PKI, over TLS; anonymous clients,
+	// and the right password in the clear, are refused.
 	if nc, err := nats.Connect(ep.NATS); err == nil {
 		nc.Close()
 		t.Fatal("the embedded NATS let an anonymous client in")
@@ -136,7 +137,15 @@ func TestRunBringsEverythingUpAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(ep.NATS, nats.UserInfo(devpki.Toolbox, toolboxPW))
+	if nc, err := nats.Connect(ep.NATS, nats.UserInfo(devpki.Toolbox, toolboxPW)); err == nil {
+		nc.Close()
+		t.Fatal("the embedded NATS took a password in the clear")
+	}
+	toolboxTLS, err := dev.NATSTLS(devpki.Toolbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(ep.NATS, nats.UserInfo(devpki.Toolbox, toolboxPW), toolboxTLS)
 	if err != nil {
 		t.Fatalf("NATS at %s: %v", ep.NATS, err)
 	}

@@ -58,8 +58,12 @@ func connectCRM(ctx context.Context, natsURL string, pki *devpki.Dir, org string
 	if err != nil {
 		return nil, err
 	}
+	withTLS, err := pki.NATSTLS(natsauth.CRMUser(org))
+	if err != nil {
+		return nil, err
+	}
 	b, err := bus.Connect(ctx, bus.Config{URL: natsURL, Name: "crm-" + org + "-sandbox", Logger: log,
-		NATSOptions: []nats.Option{nats.UserInfo(natsauth.CRMUser(org), pw), nats.CustomInboxPrefix(natsauth.CRMInbox(org))}})
+		NATSOptions: []nats.Option{nats.UserInfo(natsauth.CRMUser(org), pw), withTLS, nats.CustomInboxPrefix(natsauth.CRMInbox(org))}})
 	if err != nil {
 		return nil, fmt.Errorf("connecting as the CRM of org %s: %w", org, err)
 	}

@@ -33,6 +33,15 @@ const (
 	// DefaultConsumerCheckInterval is how often each subscription asks the
 	// server whether its durable consumer still exists (one small request).
 	DefaultConsumerCheckInterval = 5 * time.Second
+	// DefaultAPIAttemptTimeout bounds each attempt at creating a stream,
+	// consumer or bucket: on a cluster that is forming, the server may
+	// never answer one of several simultaneous creations
+	// (nats-io/nats-server#3677), and a repeat of the same request is
+	// answered. Twice nats.go's own 5 s, for a slow R3 placement.
+	DefaultAPIAttemptTimeout = 10 * time.Second
+	// DefaultAPIAttempts is how many attempts a creation gets before its
+	// error is returned (about a minute in all, with back-off).
+	DefaultAPIAttempts = 5
 )
 
 const minReconnectWait = 100 * time.Millisecond
@@ -75,6 +84,13 @@ type Config struct {
 	// deleted consumer is re-created and, meanwhile, the subscription is not
 	// healthy (readiness fails). Default DefaultConsumerCheckInterval.
 	ConsumerCheckInterval time.Duration
+	// APIAttemptTimeout bounds each attempt at creating or updating a
+	// stream, consumer or bucket; one that times out, or that the server
+	// answers "temporarily unavailable" (no meta leader yet), is repeated
+	// with back-off, up to APIAttempts in all. Defaults
+	// DefaultAPIAttemptTimeout and DefaultAPIAttempts.
+	APIAttemptTimeout time.Duration
+	APIAttempts       int
 	// NATSOptions are appended to the connection options (credentials,
 	// TLS). They may override the bus's choices; use with care.
 	NATSOptions []nats.Option
@@ -102,6 +118,7 @@ func (c Config) validateBus() error {
 		{"DrainTimeout", c.DrainTimeout},
 		{"PublishAckTimeout", c.PublishAckTimeout},
 		{"ConsumerCheckInterval", c.ConsumerCheckInterval},
+		{"APIAttemptTimeout", c.APIAttemptTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: Config.%s is %s, must not be negative", ErrInvalidConfig, d.name, d.v)
@@ -109,6 +126,9 @@ func (c Config) validateBus() error {
 	}
 	if c.PublishAsyncMaxPending < 0 {
 		return fmt.Errorf("%w: Config.PublishAsyncMaxPending is %d, must not be negative", ErrInvalidConfig, c.PublishAsyncMaxPending)
+	}
+	if c.APIAttempts < 0 {
+		return fmt.Errorf("%w: Config.APIAttempts is %d, must not be negative", ErrInvalidConfig, c.APIAttempts)
 	}
 	return nil
 }
@@ -131,6 +151,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConsumerCheckInterval == 0 {
 		c.ConsumerCheckInterval = DefaultConsumerCheckInterval
+	}
+	if c.APIAttemptTimeout == 0 {
+		c.APIAttemptTimeout = DefaultAPIAttemptTimeout
+	}
+	if c.APIAttempts == 0 {
+		c.APIAttempts = DefaultAPIAttempts
 	}
 	if c.PublishAckTimeout == 0 {
 		c.PublishAckTimeout = DefaultPublishAckTimeout

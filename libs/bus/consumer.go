@@ -288,7 +288,9 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 		}
 		s.stream = st
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, spec.Stream, spec.ConsumerConfig())
+	cons, err := createWithRetry(ctx, b, "consumer "+spec.Durable+" on "+spec.Stream, func(ctx context.Context) (jetstream.Consumer, error) {
+		return b.js.CreateOrUpdateConsumer(ctx, spec.Stream, spec.ConsumerConfig())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: ensuring consumer %s on stream %s: %w", spec.Durable, spec.Stream, err)
 	}

@@ -18,8 +18,9 @@ const (
 )
 
 type metrics struct {
-	handled  *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	handled    *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	apiRetries prometheus.Counter
 }
 
 // newMetrics builds the collectors and registers them with reg when it is
@@ -41,6 +42,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// handler that waits out a Slack rate limit.
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"stream", "consumer"}),
+		apiRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "crmslack",
+			Subsystem: "bus",
+			Name:      "api_retries_total",
+			Help:      "Stream, consumer and bucket creations repeated after a timeout or a temporarily unavailable answer.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -50,6 +57,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.apiRetries, err = register(reg, m.apiRetries); err != nil {
 		return nil, err
 	}
 	return m, nil

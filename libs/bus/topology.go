@@ -57,10 +57,17 @@ func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 	// start-up; an update is sent only when something differs, so starts
 	// do not churn the stream (nats-server races an update against a
 	// concurrent consumer creation on the same stream).
-	if s, err := b.js.Stream(ctx, cfg.Name); err == nil && configured(cfg, s.CachedInfo().Config) {
+	// The look-up is bounded like a creation attempt: an unanswered one
+	// only means the creation below is sent.
+	ictx, cancel := context.WithTimeout(ctx, b.cfg.APIAttemptTimeout)
+	s, err := b.js.Stream(ictx, cfg.Name)
+	cancel()
+	if err == nil && configured(cfg, s.CachedInfo().Config) {
 		return s, nil
 	}
-	s, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	s, err = createWithRetry(ctx, b, "stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		return b.js.CreateOrUpdateStream(ctx, cfg)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: ensuring stream %s: %w", cfg.Name, err)
 	}

@@ -2,17 +2,22 @@ package devpki
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/trust"
 )
 
 // Toolbox is the development tools' NATS user (tests, crmctl against the
@@ -103,4 +108,38 @@ func (d *Dir) NATSUsers(crmOrgs ...string) ([]*server.User, error) {
 		return nil, err
 	}
 	return append(users, &server.User{Username: Toolbox, Password: pw[Toolbox]}), nil
+}
+
+// NATSTLS makes a NATS connection of user use TLS with the certificate of
+// its identity: the CRM's (identity crm) for a CRM org's user, the user's
+// own otherwise (the Toolbox has one too). Every development server demands
+// it (ServerTLS).
+func (d *Dir) NATSTLS(user string) (nats.Option, error) {
+	name := user
+	if strings.HasPrefix(user, natsauth.CRMUser("")) {
+		name = identity.CRM
+	}
+	f, err := d.Trust(name)
+	if err != nil {
+		return nil, err
+	}
+	id, err := f.Identity()
+	if err != nil {
+		return nil, err
+	}
+	return trust.NATSTLS(id), nil
+}
+
+// NATSServerTLS is a development NATS server's TLS: the identity nats,
+// clients' certificates of the CA required.
+func (d *Dir) NATSServerTLS() (*tls.Config, error) {
+	f, err := d.Trust("nats")
+	if err != nil {
+		return nil, err
+	}
+	id, err := f.Identity()
+	if err != nil {
+		return nil, err
+	}
+	return id.ServerConfig(), nil
 }

@@ -39,7 +39,7 @@ const (
 	DefaultReadyTimeout = 10 * time.Second
 )
 
-// Options configures [Start]. StoreDir and Users are required.
+// Options configures [Start]. StoreDir, Users and TLS are required.
 type Options struct {
 	// Host to listen on. Default 127.0.0.1: never expose a dev server.
 	Host string
@@ -60,8 +60,10 @@ type Options struct {
 	// permissions (libs/natsauth builds them). Required: there is no server
 	// that lets anyone in.
 	Users []*server.User
-	// TLS, if set, is the server's TLS configuration: clients must use TLS
-	// (mtls.Identity.ServerConfig also requires their certificates).
+	// TLS is the server's TLS configuration (mtls.Identity.ServerConfig of
+	// the identity "nats"): every client must use TLS and, when it asks for
+	// them (ServerConfig does), present a certificate of the CA. Required:
+	// a password never travels in the clear, not even over loopback.
 	TLS *tls.Config
 	// Logger receives the server's log. Nil discards it. Notices and debug
 	// lines go out at Debug (the server is chatty at start-up), warnings at
@@ -73,6 +75,7 @@ type Options struct {
 var (
 	ErrNoStoreDir = errors.New("localnats: Options.StoreDir is required")
 	ErrNoUsers    = errors.New("localnats: Options.Users is required (libs/natsauth, devpki.NATSUsers): a server accepts only known users")
+	ErrNoTLS      = errors.New("localnats: Options.TLS is required (mtls.Identity.ServerConfig of the identity nats): clients connect over TLS only")
 )
 
 // Server is a running embedded nats-server. Its methods are safe for
@@ -92,6 +95,9 @@ func Start(opts Options) (*Server, error) {
 	}
 	if len(opts.Users) == 0 {
 		return nil, ErrNoUsers
+	}
+	if opts.TLS == nil {
+		return nil, ErrNoTLS
 	}
 	if opts.Host == "" {
 		opts.Host = DefaultHost
@@ -129,8 +135,8 @@ func (s *Server) start() error {
 		JetStreamMaxStore:  s.opts.MaxStore,
 		Users:              s.opts.Users,
 		TLSConfig:          s.opts.TLS,
-		TLS:                s.opts.TLS != nil,
-		TLSVerify:          s.opts.TLS != nil && s.opts.TLS.ClientAuth >= tls.RequireAnyClientCert,
+		TLS:                true,
+		TLSVerify:          s.opts.TLS.ClientAuth >= tls.RequireAnyClientCert,
 	})
 	if err != nil {
 		return fmt.Errorf("localnats: configuring server: %w", err)

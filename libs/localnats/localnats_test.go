@@ -2,6 +2,7 @@ package localnats_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/libs/trust"
 )
 
 // These tests call the package directly to test its own API; only
@@ -27,6 +30,7 @@ var user = &server.User{Username: "test", Password: "test-password"}
 func start(t *testing.T, opts localnats.Options) *localnats.Server {
 	t.Helper()
 	opts.Users = []*server.User{user}
+	opts.TLS = serverTLS(t)
 	srv, err := localnats.Start(opts)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -35,9 +39,19 @@ func start(t *testing.T, opts localnats.Options) *localnats.Server {
 	return srv
 }
 
+// serverTLS is the test's server identity; clients present the test's
+// toolbox certificate (clientTLS).
+func serverTLS(t testing.TB) *tls.Config {
+	return testkit.Identity(t, testkit.PKI(t), "nats").ServerConfig()
+}
+
+func clientTLS(t testing.TB) nats.Option {
+	return trust.NATSTLS(testkit.Identity(t, testkit.PKI(t), devpki.Toolbox))
+}
+
 func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo(user.Username, user.Password), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	nc, err := nats.Connect(url, nats.UserInfo(user.Username, user.Password), clientTLS(t), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}
@@ -60,6 +74,27 @@ func TestStartValidates(t *testing.T) {
 	_, err = localnats.Start(localnats.Options{StoreDir: t.TempDir()})
 	if !errors.Is(err, localnats.ErrNoUsers) {
 		t.Fatalf("Start without Users: got %v, want ErrNoUsers", err)
+	}
+	// Nor one that takes passwords in the clear.
+	_, err = localnats.Start(localnats.Options{StoreDir: t.TempDir(), Users: []*server.User{user}})
+	if !errors.Is(err, localnats.ErrNoTLS) {
+		t.Fatalf("Start without TLS: got %v, want ErrNoTLS", err)
+	}
+}
+
+// TestNoPlainClients: a client without TLS, or with TLS but no certificate
+// of the CA, is turned away before its password counts.
+func TestNoPlainClients(t *testing.T) {
+	t.Parallel()
+	srv := start(t, localnats.Options{StoreDir: t.TempDir()})
+	if nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user.Username, user.Password)); err == nil {
+		nc.Close()
+		t.Fatal("a plain client got in")
+	}
+	other := trust.NATSTLS(testkit.Identity(t, testkit.OtherPKI(t), devpki.Toolbox))
+	if nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user.Username, user.Password), other); err == nil {
+		nc.Close()
+		t.Fatal("a certificate of another CA got in")
 	}
 }
 
@@ -246,7 +281,7 @@ func (s *syncBuffer) String() string {
 // cost testkit pays per test for a fresh server.
 func BenchmarkStart(b *testing.B) {
 	for b.Loop() {
-		srv, err := localnats.Start(localnats.Options{StoreDir: b.TempDir(), Users: []*server.User{user}})
+		srv, err := localnats.Start(localnats.Options{StoreDir: b.TempDir(), Users: []*server.User{user}, TLS: serverTLS(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/devpki"
 	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/localnats"
 	"github.com/crmslack/crmslack/libs/natsauth"
+	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
 )
 
@@ -30,7 +33,7 @@ type client struct {
 func connect(t *testing.T, srv *localnats.Server, user string) *client {
 	t.Helper()
 	c := &client{user: user, violations: make(chan error, 64)}
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, "pw-"+user),
+	nc, err := nats.Connect(srv.ClientURL(), testkit.NATSAs(t, pkiOf(srv), user, "pw-"+user),
 		nats.CustomInboxPrefix(identity.NATSInbox(user)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if isViolation(err) {
@@ -131,12 +134,23 @@ func start(t *testing.T, orgs ...string) *localnats.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := localnats.Start(localnats.Options{StoreDir: t.TempDir(), Users: users})
+	srv, err := localnats.Start(localnats.Options{StoreDir: t.TempDir(), Users: users, TLS: testkit.Identity(t, testkit.PKI(t), "nats").ServerConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
+	pkis.Store(srv, testkit.PKI(t))
+	t.Cleanup(func() { pkis.Delete(srv) })
 	return srv
+}
+
+// pkis is each server's CA, whose certificates its clients present (a
+// subtest's testkit.PKI would be a CA of its own).
+var pkis sync.Map // *localnats.Server → *devpki.Dir
+
+func pkiOf(srv *localnats.Server) *devpki.Dir {
+	d, _ := pkis.Load(srv)
+	return d.(*devpki.Dir)
 }
 
 // literal makes a permitted subject publishable: each wildcard becomes a
@@ -152,7 +166,7 @@ func TestNoUserNoEntry(t *testing.T) {
 		nc.Close()
 		t.Fatal("an anonymous client was let in")
 	}
-	if nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(identity.Teams, "wrong")); err == nil {
+	if nc, err := nats.Connect(srv.ClientURL(), testkit.NATSAs(t, pkiOf(srv), identity.Teams, "wrong")); err == nil {
 		nc.Close()
 		t.Fatal("a wrong password was let in")
 	}

@@ -58,6 +58,7 @@ func NATS(t testing.TB) *localnats.Server {
 	srv, err := localnats.Start(localnats.Options{
 		StoreDir: t.TempDir(),
 		Users:    users,
+		TLS:      natsServerTLS(t),
 		Logger:   newLogger(t, slog.LevelWarn), // its notices are start-up chatter
 	})
 	if err != nil {

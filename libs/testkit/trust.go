@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"sync"
@@ -58,14 +59,32 @@ func OtherPKI(t testing.TB) *devpki.Dir {
 }
 
 // NATSLogin logs a test's own NATS connection in as the development
-// toolbox user, which may do anything (services log in as themselves).
+// toolbox user, which may do anything (services log in as themselves), over
+// TLS with the toolbox's certificate, as every client of NATS must.
 func NATSLogin(t testing.TB) nats.Option {
 	t.Helper()
 	pw, err := PKI(t).NATSPassword(devpki.Toolbox)
 	if err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
-	return nats.UserInfo(devpki.Toolbox, pw)
+	return NATSAs(t, PKI(t), devpki.Toolbox, pw)
+}
+
+// NATSAs logs a NATS connection in as user with password pw, over TLS with
+// identity user's certificate of pki (the CRM's, identity.CRM, for a CRM
+// org's user).
+func NATSAs(t testing.TB, pki *devpki.Dir, user, pw string) nats.Option {
+	t.Helper()
+	withTLS, err := pki.NATSTLS(user)
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return func(o *nats.Options) error {
+		if err := nats.UserInfo(user, pw)(o); err != nil {
+			return err
+		}
+		return withTLS(o)
+	}
 }
 
 // TrustFiles are identity name's trust files in pki, for a service's Config.
@@ -198,4 +217,14 @@ func (a *allowedConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 func Dial(t testing.TB, target string) grpc.ClientConnInterface {
 	t.Helper()
 	return AllowedConn(t, PKI(t), target)
+}
+
+// natsServerTLS is the TLS of the test's NATS server (devpki.NATSServerTLS).
+func natsServerTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	c, err := PKI(t).NATSServerTLS()
+	if err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+	return c
 }

@@ -9,8 +9,6 @@ package trust
 
 import (
 	"errors"
-	"net"
-	"net/url"
 
 	"github.com/nats-io/nats.go"
 
@@ -123,7 +121,7 @@ func (f Files) Load(serving, onBus bool) (Loaded, error) {
 		nats.UserInfo(f.NATSUser, f.NATSPassword),
 		// The user may hear replies on its own inbox only (libs/natsauth).
 		nats.CustomInboxPrefix(identity.NATSInbox(f.NATSUser)),
-		natsTLS(id),
+		NATSTLS(id),
 	}}
 	if serving {
 		if l.CRMKeys, err = f.CRMKeys(); err != nil {
@@ -139,31 +137,15 @@ func (f Files) Environ() []string {
 		VarNATSUser + "=" + f.NATSUser, VarNATSPassword + "=" + f.NATSPassword}
 }
 
-// natsTLS makes the connection use TLS as the service's identity, the
-// server's certificate checked against the CA, whenever a server is not on
-// this host: a password is never sent in the clear over a network. Only a
-// loopback server (the local runner's embedded one) may be plain.
-func natsTLS(id *mtls.Identity) nats.Option {
+// NATSTLS makes a NATS connection use TLS as identity id, the server's
+// certificate checked against the CA, whatever the server offers and
+// wherever it is, loopback included: the servers demand a client
+// certificate of the CA before the password is read, so there is no plain
+// connection to fall back to (docs/security.md).
+func NATSTLS(id *mtls.Identity) nats.Option {
 	return func(o *nats.Options) error {
 		o.TLSConfig = id.ClientConfig()
-		for _, s := range o.Servers {
-			if !onLoopback(s) {
-				o.Secure = true
-			}
-		}
+		o.Secure = true
 		return nil
 	}
-}
-
-// onLoopback reports whether server (a NATS URL) is on this host.
-func onLoopback(server string) bool {
-	u, err := url.Parse(server)
-	if err != nil || u.Hostname() == "" {
-		return false
-	}
-	if u.Hostname() == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(u.Hostname())
-	return ip != nil && ip.IsLoopback()
 }

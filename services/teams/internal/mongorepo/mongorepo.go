@@ -1,9 +1,10 @@
 // Package mongorepo stores the team registry in MongoDB: one document per
 // team per org in "org_teams" (_id "<org>/<team>") and one per org in "orgs"
 // (the integration switch). Both collections hold thousands of documents at
-// most, so whole-row replaces guarded by a version number are cheap even on
+// most, so whole-row writes guarded by a version number are cheap even on
 // the embedded FerretDB, where every read scans the collection; none of this
-// is on a per-message hot path.
+// is on a per-message hot path. A write of a version is a compare-and-set
+// through a create-only claim of that version (versions.go).
 //
 // Tokens are stored only as sealed values (key id + AES-GCM ciphertext).
 package mongorepo
@@ -251,10 +252,16 @@ func (r *Repo) Team(ctx context.Context, org, team string) (registry.Team, bool,
 	if err != nil {
 		return registry.Team{}, false, fmt.Errorf("loading team %s/%s: %w", org, team, err)
 	}
+	if err := r.latest(ctx, CollTeams, d.ID, d.Version, func(raw bson.Raw) error { d = teamDoc{}; return bson.Unmarshal(raw, &d) }); err != nil {
+		return registry.Team{}, false, fmt.Errorf("loading team %s/%s: %w", org, team, err)
+	}
 	return teamFrom(&d), true, nil
 }
 
 func (r *Repo) findTeams(ctx context.Context, filter bson.D) ([]registry.Team, error) {
+	if err := r.catchUp(ctx, r.teams); err != nil {
+		return nil, err
+	}
 	cur, err := r.teams.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("finding teams: %w", err)
@@ -316,8 +323,9 @@ func (r *Repo) OrgIDs(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// SaveTeam stores t: an insert when t.Version is 0, else a replace that
-// succeeds only if the stored row still has t.Version. On success t.Version
+// SaveTeam stores t: an insert when t.Version is 0, else a write that
+// succeeds only if no other writer took the version after t.Version (a
+// claim, see save). On success t.Version
 // is the new version; a lost race is registry.ErrConflict.
 func (r *Repo) SaveTeam(ctx context.Context, t *registry.Team) error {
 	d := teamTo(t)
@@ -339,11 +347,17 @@ func (r *Repo) Org(ctx context.Context, org string) (registry.Org, bool, error) 
 	if err != nil {
 		return registry.Org{}, false, fmt.Errorf("loading org %s: %w", org, err)
 	}
+	if err := r.latest(ctx, CollOrgs, d.ID, d.Version, func(raw bson.Raw) error { d = orgDoc{}; return bson.Unmarshal(raw, &d) }); err != nil {
+		return registry.Org{}, false, fmt.Errorf("loading org %s: %w", org, err)
+	}
 	return orgFrom(&d), true, nil
 }
 
 // DirtyOrgs lists orgs with events not yet confirmed published.
 func (r *Repo) DirtyOrgs(ctx context.Context) ([]registry.Org, error) {
+	if err := r.catchUp(ctx, r.orgs); err != nil {
+		return nil, err
+	}
 	cur, err := r.orgs.Find(ctx, bson.D{{Key: "dirty", Value: true}})
 	if err != nil {
 		return nil, fmt.Errorf("finding orgs: %w", err)
@@ -367,25 +381,5 @@ func (r *Repo) SaveOrg(ctx context.Context, o *registry.Org) error {
 		return fmt.Errorf("saving org %s: %w", o.ID, err)
 	}
 	o.Version = d.Version
-	return nil
-}
-
-func (r *Repo) save(ctx context.Context, coll *mongo.Collection, id string, version int64, doc any) error {
-	if version == 0 {
-		if _, err := coll.InsertOne(ctx, doc); err != nil {
-			if store.IsDuplicate(err) {
-				return &registry.Error{Kind: registry.ErrConflict, Msg: "row " + id + " was created concurrently"}
-			}
-			return err
-		}
-		return nil
-	}
-	res, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "version", Value: version}}, doc)
-	if err != nil {
-		return err
-	}
-	if res.MatchedCount == 0 {
-		return &registry.Error{Kind: registry.ErrConflict, Msg: "row " + id + " changed concurrently"}
-	}
 	return nil
 }
