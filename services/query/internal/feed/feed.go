@@ -56,6 +56,7 @@ import (
 const (
 	DurableRecordsUpserted = "query-records-upserted"
 	DurableRecordsDeleted  = "query-records-deleted"
+	DurableRecordsImported = "query-records-imported"
 	DurableUsersUpserted   = "query-users-upserted"
 	DurableUsersDeactivate = "query-users-deactivated"
 )
@@ -69,10 +70,13 @@ const (
 //   - Concurrency 64 for record upserts: a backfill is a million of them,
 //     each write is a round trip or two that waits on JetStream rather than
 //     on a core, and writes are compare-and-set, so order does not matter.
-//     2 for the rest.
-//   - MaxAckPending 4096 for record upserts (1000, the default, for the
-//     rest) bounds events in flight per durable across replicas: enough to
-//     keep 64 writers busy while acks travel back.
+//     4 for imported batches: each handler has its batch's writes in
+//     flight at once (snapshot.Writer.PutAll), so a few batches keep the
+//     stream busy. 2 for the rest.
+//   - MaxAckPending 4096 for record upserts, 16 for imported batches (1000,
+//     the default, for the rest) bounds events in flight per durable across
+//     replicas: enough to keep the handlers busy while acks travel back; a
+//     batch is hundreds of records, so 16 is thousands.
 //
 // Duplicates: the CRM stream's 15-minute window drops a re-published
 // event; a redelivered one finds its version already stored and is acked.
@@ -92,6 +96,7 @@ func Specs() []bus.ConsumerSpec {
 	return []bus.ConsumerSpec{
 		spec(DurableRecordsUpserted, topology.RecordUpserted("*", "*"), 64, 4096),
 		spec(DurableRecordsDeleted, topology.RecordDeleted("*", "*"), 2, bus.DefaultMaxAckPending),
+		spec(DurableRecordsImported, topology.RecordsImported("*", "*"), 4, 16),
 		spec(DurableUsersUpserted, topology.CrmUser("*", "upserted"), 2, bus.DefaultMaxAckPending),
 		spec(DurableUsersDeactivate, topology.CrmUser("*", "deactivated"), 2, bus.DefaultMaxAckPending),
 	}
@@ -166,6 +171,49 @@ func (p *Persister) RecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted
 		return err
 	}
 	p.count(snapshot.StreamRecords, wrote)
+	return nil
+}
+
+// RecordsImported persists a batch of backfilled records: each as the
+// RecordUpserted of it would be (the batch's envelope, the record, its
+// schema stored once under its hash), all written at once. A batch with
+// any invalid record is refused whole, before anything is written, and
+// dead-lettered with the first bad record named; a redelivered batch
+// finds its versions stored and writes nothing.
+func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImported) error {
+	org, module := ev.GetEnvelope().GetOrgId(), ev.GetSchema().GetModule()
+	if module == "" {
+		return bus.Permanent(fmt.Errorf("records imported without a schema: %w", projection.ErrInvalidEvent))
+	}
+	for i, rec := range ev.GetRecords() {
+		switch {
+		case rec.GetId() == "":
+			return bus.Permanent(fmt.Errorf("imported record %d of %d has no id: %w", i+1, len(ev.GetRecords()), projection.ErrInvalidEvent))
+		case rec.GetModule() != module:
+			return bus.Permanent(fmt.Errorf("imported record %s is of module %q in a batch of %q: %w", rec.GetId(), rec.GetModule(), module, projection.ErrInvalidEvent))
+		}
+	}
+	hash, err := p.schema(ctx, org, ev.GetSchema())
+	if err != nil {
+		return err
+	}
+	items := make([]snapshot.Item, len(ev.GetRecords()))
+	withSchema := []snapshot.PutOption{snapshot.WithSchema(hash)}
+	for i, rec := range ev.GetRecords() {
+		items[i] = snapshot.Item{
+			Subject: snapshot.RecordSubject(org, module, rec.GetId()),
+			MsgID:   snapshot.RecordMsgID(org, module, rec.GetId(), rec.GetVersion()),
+			Version: rec.GetVersion(),
+			Event:   &crmv1.RecordUpserted{Envelope: ev.GetEnvelope(), Record: rec},
+			Opts:    withSchema,
+		}
+	}
+	wrote, err := p.records.PutAll(ctx, items)
+	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "written").Add(float64(wrote))
+	if err != nil {
+		return err
+	}
+	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "superseded").Add(float64(len(items) - wrote))
 	return nil
 }
 
@@ -245,8 +293,9 @@ func Subscribe(ctx context.Context, b *bus.Bus, p *Persister) ([]*bus.Subscripti
 	err := errors.Join(
 		add(bus.Subscribe(ctx, b, specs[0], p.RecordUpserted)),
 		add(bus.Subscribe(ctx, b, specs[1], p.RecordDeleted)),
-		add(bus.Subscribe(ctx, b, specs[2], p.UserUpserted)),
-		add(bus.Subscribe(ctx, b, specs[3], p.UserDeactivated)),
+		add(bus.Subscribe(ctx, b, specs[2], p.RecordsImported)),
+		add(bus.Subscribe(ctx, b, specs[3], p.UserUpserted)),
+		add(bus.Subscribe(ctx, b, specs[4], p.UserDeactivated)),
 	)
 	if err != nil {
 		for _, s := range subs {
