@@ -165,6 +165,13 @@ func upsert(org string, rec *crmv1.Record) bus.Published {
 	return bus.Published{Subject: topology.RecordUpserted(org, rec.GetModule()), Event: ev}
 }
 
+// imported is a batch of backfilled records of module, as crmctl import
+// publishes them.
+func imported(org, module string, recs ...*crmv1.Record) bus.Published {
+	ev := &crmv1.RecordsImported{Envelope: env(org), Schema: seedset.Schemas()[module], Records: recs}
+	return bus.Published{Subject: topology.RecordsImported(org, module), Event: ev}
+}
+
 func del(org, module, id string, version int64) bus.Published {
 	ev := &crmv1.RecordDeleted{Envelope: env(org), Module: module, RecordId: id, Version: version}
 	return bus.Published{Subject: topology.RecordDeleted(org, module), Event: ev}
@@ -297,7 +304,7 @@ func waitPersisted(t testing.TB, ns *localnats.Server) {
 	t.Helper()
 	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
 	testkit.Eventually(t, testkit.DefaultTimeout, func() bool {
-		for _, d := range []string{feed.DurableRecordsUpserted, feed.DurableRecordsDeleted, feed.DurableUsersUpserted, feed.DurableUsersDeactivate} {
+		for _, d := range []string{feed.DurableRecordsUpserted, feed.DurableRecordsDeleted, feed.DurableRecordsImported, feed.DurableUsersUpserted, feed.DurableUsersDeactivate} {
 			c, err := js.Consumer(testkit.Context(t), topology.StreamCRM, d)
 			if err != nil {
 				return false
