@@ -141,7 +141,9 @@ func RecordUpserted(org, module string) string { return "crm.v1." + org + ".reco
 
 // RecordsImported is the subject of a batch of records of a module
 // backfilled from a CRM export (crmctl import).
-func RecordsImported(org, module string) string { return "crm.v1." + org + ".record.imported." + module }
+func RecordsImported(org, module string) string {
+	return "crm.v1." + org + ".record.imported." + module
+}
 
 // RecordDeleted is the subject of a record deleted from a module.
 func RecordDeleted(org, module string) string { return "crm.v1." + org + ".record.deleted." + module }
