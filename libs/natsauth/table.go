@@ -82,7 +82,7 @@ var Table = map[string]Needs{
 	identity.Workflows: {
 		Ensures: []string{topology.StreamCRM, topology.StreamIntegration, topology.StreamSlackOut},
 		Consumes: map[string][]string{
-			topology.StreamCRM:         {"workflows-triggers", "workflows-schemas"},
+			topology.StreamCRM:         {"workflows-triggers", "workflows-schemas", "workflows-schemas-imported"},
 			topology.StreamIntegration: {"workflows-team-removed", "workflows-delivery-succeeded", "workflows-delivery-failed"},
 		},
 		Owns:    []string{topology.BucketWorkflows},
