@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/topology"
@@ -30,11 +31,11 @@ const maxReported = 50
 // importing the same file again publishes the same ids, which the CRM
 // stream drops as duplicates inside its window and the query service's
 // compare-by-version drops after it (also for a file cut differently).
-func importEventID(org, module string, recs []*crmv1.Record) string {
+func importEventID(org, module string, rows []row) string {
 	h := sha256.New()
 	h.Write([]byte(org + "\x00" + module))
-	for _, r := range recs {
-		h.Write([]byte("\x00" + r.GetId() + "\x00" + strconv.FormatInt(r.GetVersion(), 10)))
+	for _, r := range rows {
+		h.Write([]byte("\x00" + r.Record.GetId() + "\x00" + strconv.FormatInt(r.Record.GetVersion(), 10)))
 	}
 	return "crmctl-import-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -139,24 +140,25 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	// first: a million records held twice would only feed the collector.
 	// They all go to the module's one subject.
 	occurred := timestamppb.Now()
-	eventOf := func(rs []row) *crmv1.RecordsImported {
-		recs := make([]*crmv1.Record, len(rs))
-		for i, rw := range rs {
-			recs[i] = rw.Record
-		}
-		return &crmv1.RecordsImported{
+	eventOf := func(rs []row) (*crmv1.RecordsImported, error) {
+		ev := &crmv1.RecordsImported{
 			Envelope: &commonv1.Envelope{
-				EventId: importEventID(*org, *module, recs), OrgId: *org,
+				EventId: importEventID(*org, *module, rs), OrgId: *org,
 				OccurredAt: occurred, SchemaVersion: 1, Producer: "crmctl-import",
 			},
 			Schema:  schema,
-			Records: recs,
+			Records: make([][]byte, len(rs)),
 		}
+		for i, rw := range rs {
+			data, err := proto.Marshal(rw.Record)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: encoding: %w", rw.Line, err)
+			}
+			ev.Records[i] = data
+		}
+		return ev, nil
 	}
-	subject, err := topology.SubjectFor(eventOf(rows[:1]))
-	if err != nil {
-		return err
-	}
+	subject := topology.RecordsImported(*org, *module)
 	if *dryRun {
 		fmt.Fprintf(stdout, "%d records valid, to %s; nothing published (dry run)\n", len(rows), subject)
 		return nil

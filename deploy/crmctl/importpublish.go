@@ -75,7 +75,7 @@ func batches(rows []row) []batch {
 // awaiting acks, collecting every ack; a failed batch stops the import:
 // what is in flight is still collected, so the answer says exactly which
 // rows were stored and which failed, by line.
-func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func([]row) *crmv1.RecordsImported, rows []row, prog *progress) importResult {
+func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func([]row) (*crmv1.RecordsImported, error), rows []row, prog *progress) importResult {
 	var res importResult
 	bs := batches(rows)
 	// The publishes awaiting their acks, oldest first, in a ring: batch i's
@@ -110,7 +110,11 @@ func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func
 			oldest++
 		}
 		res.tried = bt.to
-		f, err := b.PublishAsync(ctx, subject, eventOf(rows[bt.from:bt.to]))
+		ev, err := eventOf(rows[bt.from:bt.to])
+		var f jetstream.PubAckFuture
+		if err == nil {
+			f, err = b.PublishAsync(ctx, subject, ev)
+		}
 		if err != nil {
 			res.fail(rows, bt, err)
 			break

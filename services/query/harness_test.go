@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"sync"
 	"testing"
@@ -167,8 +168,16 @@ func upsert(org string, rec *crmv1.Record) bus.Published {
 
 // imported is a batch of backfilled records of module, as crmctl import
 // publishes them.
-func imported(org, module string, recs ...*crmv1.Record) bus.Published {
-	ev := &crmv1.RecordsImported{Envelope: env(org), Schema: seedset.Schemas()[module], Records: recs}
+func imported(t testing.TB, org, module string, recs ...*crmv1.Record) bus.Published {
+	t.Helper()
+	ev := &crmv1.RecordsImported{Envelope: env(org), Schema: seedset.Schemas()[module]}
+	for _, r := range recs {
+		data, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Records = append(ev.Records, data)
+	}
 	return bus.Published{Subject: topology.RecordsImported(org, module), Event: ev}
 }
 

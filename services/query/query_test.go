@@ -270,9 +270,9 @@ func TestImportedBatches(t *testing.T) {
 	}
 	items := []bus.Published{
 		upsert(seedset.Org, deal("i2", 2, "Changed two")),
-		imported(seedset.Org, "Deals", batch...),
-		imported(seedset.Org, "Deals", batch...),
-		imported(seedset.Org, "Deals", deal("bad1", 1, "Bad one"), &crmv1.Record{Module: "Leads", Id: "bad2", Version: 1}),
+		imported(t, seedset.Org, "Deals", batch...),
+		imported(t, seedset.Org, "Deals", batch...),
+		imported(t, seedset.Org, "Deals", deal("bad1", 1, "Bad one"), &crmv1.Record{Module: "Leads", Id: "bad2", Version: 1}),
 	}
 	for _, it := range items {
 		if _, err := b.Publish(testkit.Context(t), it.Subject, it.Event); err != nil {

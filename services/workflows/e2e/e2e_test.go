@@ -343,7 +343,11 @@ func TestAReplicaLoadsTheActions(t *testing.T) {
 // its upserts would.
 func TestAnImportTeachesTheSchema(t *testing.T) {
 	s := startStack(t, options{})
-	s.publish(t, &crmv1.RecordsImported{Envelope: harness.Envelope(org, ""), Schema: dealSchema(), Records: []*crmv1.Record{deal("d-1", "Imported")}})
+	rec, err := proto.Marshal(deal("d-1", "Imported"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publish(t, &crmv1.RecordsImported{Envelope: harness.Envelope(org, ""), Schema: dealSchema(), Records: [][]byte{rec}})
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		got, err := s.workflows.GetModuleSchema(testkit.Context(t), &workflowsv1.GetModuleSchemaRequest{OrgId: org, Module: "Deals"})
 		return err == nil && got.GetSchema().GetDisplayField() == dealSchema().GetDisplayField()

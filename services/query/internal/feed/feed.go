@@ -31,11 +31,13 @@ package feed
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -176,8 +178,10 @@ func (p *Persister) RecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted
 
 // RecordsImported persists a batch of backfilled records: each as the
 // RecordUpserted of it would be (the batch's envelope, the record, its
-// schema stored once under its hash), all written at once. A batch with
-// any invalid record is refused whole, before anything is written, and
+// schema stored once under its hash), all written at once. Each record's
+// encoding is stored as it came, framed with the envelope's: only its
+// module, id and version are read, not its fields. A batch with any
+// invalid record is refused whole, before anything is written, and
 // dead-lettered with the first bad record named; a redelivered batch
 // finds its versions stored and writes nothing.
 func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImported) error {
@@ -185,26 +189,43 @@ func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImport
 	if module == "" {
 		return bus.Permanent(fmt.Errorf("records imported without a schema: %w", projection.ErrInvalidEvent))
 	}
+	keys := make([]recordKey, len(ev.GetRecords()))
 	for i, rec := range ev.GetRecords() {
+		k, err := keyOf(rec)
 		switch {
-		case rec.GetId() == "":
+		case err != nil:
+			return bus.Permanent(fmt.Errorf("imported record %d of %d: %w: %w", i+1, len(ev.GetRecords()), err, projection.ErrInvalidEvent))
+		case k.id == "":
 			return bus.Permanent(fmt.Errorf("imported record %d of %d has no id: %w", i+1, len(ev.GetRecords()), projection.ErrInvalidEvent))
-		case rec.GetModule() != module:
-			return bus.Permanent(fmt.Errorf("imported record %s is of module %q in a batch of %q: %w", rec.GetId(), rec.GetModule(), module, projection.ErrInvalidEvent))
+		case k.module != module:
+			return bus.Permanent(fmt.Errorf("imported record %s is of module %q in a batch of %q: %w", k.id, k.module, module, projection.ErrInvalidEvent))
 		}
+		keys[i] = k
 	}
 	hash, err := p.schema(ctx, org, ev.GetSchema())
 	if err != nil {
 		return err
 	}
-	items := make([]snapshot.Item, len(ev.GetRecords()))
+	env, err := proto.Marshal(ev.GetEnvelope())
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("encoding the envelope: %w", err))
+	}
+	items := make([]snapshot.Item, len(keys))
 	withSchema := []snapshot.PutOption{snapshot.WithSchema(hash)}
-	for i, rec := range ev.GetRecords() {
+	for i, k := range keys {
+		rec := ev.GetRecords()[i]
+		// A RecordUpserted without its schema, as RecordUpserted stores it.
+		data := make([]byte, 0, 2*binary.MaxVarintLen64+2+len(env)+len(rec))
+		data = protowire.AppendTag(data, upsertedEnvelope, protowire.BytesType)
+		data = protowire.AppendBytes(data, env)
+		data = protowire.AppendTag(data, upsertedRecord, protowire.BytesType)
+		data = protowire.AppendBytes(data, rec)
 		items[i] = snapshot.Item{
-			Subject: snapshot.RecordSubject(org, module, rec.GetId()),
-			MsgID:   snapshot.RecordMsgID(org, module, rec.GetId(), rec.GetVersion()),
-			Version: rec.GetVersion(),
-			Event:   &crmv1.RecordUpserted{Envelope: ev.GetEnvelope(), Record: rec},
+			Subject: snapshot.RecordSubject(org, module, k.id),
+			MsgID:   snapshot.RecordMsgID(org, module, k.id, k.version),
+			Version: k.version,
+			Type:    typeRecordUpserted,
+			Data:    data,
 			Opts:    withSchema,
 		}
 	}
@@ -215,6 +236,59 @@ func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImport
 	}
 	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "superseded").Add(float64(len(items) - wrote))
 	return nil
+}
+
+// recordKey is what the persister reads of an encoded crm.v1.Record.
+type recordKey struct {
+	module, id string
+	version    int64
+}
+
+// Field numbers of crm.v1.Record (records.proto).
+const recordModule, recordID, recordVersion = 1, 2, 3
+
+// keyOf reads a Record's module, id and version from its encoding (the
+// last of each, as decoding would), checking that the whole of it is
+// well-formed protobuf without decoding its fields.
+func keyOf(b []byte) (recordKey, error) {
+	var k recordKey
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case (num == recordModule || num == recordID) && typ == protowire.BytesType:
+			v, n := protowire.ConsumeString(b)
+			if n < 0 {
+				return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+			}
+			if !utf8.ValidString(v) {
+				return k, errors.New("a record's module or id is not UTF-8")
+			}
+			if num == recordModule {
+				k.module = v
+			} else {
+				k.id = v
+			}
+			b = b[n:]
+		case num == recordVersion && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+			}
+			k.version = int64(v)
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
+	}
+	return k, nil
 }
 
 // schema stores the schema unless this persister did already, and returns

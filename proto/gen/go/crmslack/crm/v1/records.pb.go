@@ -804,7 +804,7 @@ func (x *RecordDeleted) GetVersion() int64 {
 // batch. Each record is applied as a RecordUpserted of it would be:
 // versions decide, so a redelivered or re-imported batch changes nothing.
 // It is a backfill, not a change in the CRM: consumers that react to
-// changes (workflows, signals) do not read it.
+// changes (workflow rules, signals) do not read it.
 type RecordsImported struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// event_id is derived from the records' ids and versions, so importing
@@ -812,8 +812,10 @@ type RecordsImported struct {
 	Envelope *v1.Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
 	// The module's field metadata, once for the whole batch.
 	Schema *ModuleSchema `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
-	// Every record is of schema's module.
-	Records       []*Record `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	// Each an encoded crm.v1.Record of schema's module (on the wire the
+	// same as a repeated Record): a consumer that stores records as they
+	// are, as the query service's snapshots do, never decodes their fields.
+	Records       [][]byte `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -862,7 +864,7 @@ func (x *RecordsImported) GetSchema() *ModuleSchema {
 	return nil
 }
 
-func (x *RecordsImported) GetRecords() []*Record {
+func (x *RecordsImported) GetRecords() [][]byte {
 	if x != nil {
 		return x.Records
 	}
@@ -925,11 +927,11 @@ const file_crmslack_crm_v1_records_proto_rawDesc = "" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12\x1b\n" +
 	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\x03R\aversion\"\xb5\x01\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"\x9c\x01\n" +
 	"\x0fRecordsImported\x128\n" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x125\n" +
-	"\x06schema\x18\x02 \x01(\v2\x1d.crmslack.crm.v1.ModuleSchemaR\x06schema\x121\n" +
-	"\arecords\x18\x03 \x03(\v2\x17.crmslack.crm.v1.RecordR\arecords*\xc5\x03\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1d.crmslack.crm.v1.ModuleSchemaR\x06schema\x12\x18\n" +
+	"\arecords\x18\x03 \x03(\fR\arecords*\xc5\x03\n" +
 	"\tFieldType\x12\x1a\n" +
 	"\x16FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FIELD_TYPE_SINGLE_LINE\x10\x01\x12\x19\n" +
@@ -997,13 +999,12 @@ var file_crmslack_crm_v1_records_proto_depIdxs = []int32{
 	13, // 11: crmslack.crm.v1.RecordDeleted.envelope:type_name -> crmslack.common.v1.Envelope
 	13, // 12: crmslack.crm.v1.RecordsImported.envelope:type_name -> crmslack.common.v1.Envelope
 	2,  // 13: crmslack.crm.v1.RecordsImported.schema:type_name -> crmslack.crm.v1.ModuleSchema
-	6,  // 14: crmslack.crm.v1.RecordsImported.records:type_name -> crmslack.crm.v1.Record
-	5,  // 15: crmslack.crm.v1.Record.FieldsEntry.value:type_name -> crmslack.crm.v1.FieldValue
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	5,  // 14: crmslack.crm.v1.Record.FieldsEntry.value:type_name -> crmslack.crm.v1.FieldValue
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_crm_v1_records_proto_init() }
