@@ -248,7 +248,8 @@ func TestVersionsOutOfOrderAndDuplicates(t *testing.T) {
 // upserts would be: versions win over the batch (a record the CRM changed
 // since, a seed record of the same version), the same batch again (a
 // redelivery past the duplicate window, another event id) changes nothing,
-// and a batch with a record of another module is refused whole.
+// and a batch with a record of another module, or one that is no record,
+// is refused whole.
 func TestImportedBatches(t *testing.T) {
 	t.Parallel()
 	ns := testkit.NATS(t)
@@ -274,6 +275,9 @@ func TestImportedBatches(t *testing.T) {
 		imported(t, seedset.Org, "Deals", batch...),
 		imported(t, seedset.Org, "Deals", deal("bad1", 1, "Bad one"), &crmv1.Record{Module: "Leads", Id: "bad2", Version: 1}),
 	}
+	garbled := imported(t, seedset.Org, "Deals", deal("bad3", 1, "Bad three"))
+	garbled.Event.(*crmv1.RecordsImported).Records = append(garbled.Event.(*crmv1.RecordsImported).Records, []byte{0x0a, 0x7f}) // a string longer than itself
+	items = append(items, garbled)
 	for _, it := range items {
 		if _, err := b.Publish(testkit.Context(t), it.Subject, it.Event); err != nil {
 			t.Fatal(err)
@@ -291,8 +295,10 @@ func TestImportedBatches(t *testing.T) {
 			t.Errorf("%s = %q, want %q", id, got, want)
 		}
 	}
-	if r := getRecord(t, in, "Deals", "bad1"); r != nil {
-		t.Errorf("a record of a refused batch was applied: %v", r)
+	for _, id := range []string{"bad1", "bad3"} {
+		if r := getRecord(t, in, "Deals", id); r != nil {
+			t.Errorf("a record of a refused batch was applied: %v", r)
+		}
 	}
 	if got := ids(t, run(t, in, userAda, "deals import")); !slices.Equal(got, []string{"i1", "i3"}) && !slices.Equal(got, []string{"i3", "i1"}) {
 		t.Errorf("deals import: %v", got)
