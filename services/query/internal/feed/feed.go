@@ -210,6 +210,10 @@ func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImport
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("encoding the envelope: %w", err))
 	}
+	// No Nats-Msg-Id: a backfill's million ids would each sit in the
+	// stream's duplicate window for 15 minutes, and the blind write of a
+	// version-1 snapshot is refused anyway when its subject holds one (a
+	// redelivered batch), which PutAll then compares by version.
 	items := make([]snapshot.Item, len(keys))
 	withSchema := []snapshot.PutOption{snapshot.WithSchema(hash)}
 	for i, k := range keys {
@@ -222,7 +226,6 @@ func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImport
 		data = protowire.AppendBytes(data, rec)
 		items[i] = snapshot.Item{
 			Subject: snapshot.RecordSubject(org, module, k.id),
-			MsgID:   snapshot.RecordMsgID(org, module, k.id, k.version),
 			Version: k.version,
 			Type:    typeRecordUpserted,
 			Data:    data,

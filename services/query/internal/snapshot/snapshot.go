@@ -197,7 +197,8 @@ func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, 
 }
 
 // Item is one snapshot for [Writer.PutAll]: Put's arguments, the event
-// already encoded (Data, of protobuf type Type).
+// already encoded (Data, of protobuf type Type); with MsgID empty it is
+// published without a Nats-Msg-Id.
 type Item struct {
 	Subject, MsgID string
 	Version        int64
@@ -298,7 +299,9 @@ func (w *Writer) prepare(it Item) prepared {
 
 func (p prepared) msg() *nats.Msg {
 	m := &nats.Msg{Subject: p.subject, Data: p.data, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, p.msgID)
+	if p.msgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, p.msgID)
+	}
 	m.Header.Set(bus.HeaderType, p.typ)
 	m.Header.Set(HeaderVersion, strconv.FormatInt(p.version, 10))
 	if p.o.schema != "" {
