@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/topology"
@@ -25,20 +26,25 @@ import (
 // maxReported bounds the bad rows listed; the count is always given.
 const maxReported = 50
 
-// importEventID is the event id of an imported record version: derived
-// from org, module, id and version only, so importing the same file again
-// (or an overlapping one) publishes the same ids, which the CRM stream
-// drops as duplicates inside its window and the query service's
-// compare-by-version drops after it.
-func importEventID(org, module, id string, version int64) string {
-	sum := sha256.Sum256([]byte(org + "\x00" + module + "\x00" + id + "\x00" + strconv.FormatInt(version, 10)))
-	return "crmctl-import-" + hex.EncodeToString(sum[:16])
+// importEventID is the event id of a batch of imported record versions:
+// derived from org, module and each record's id and version only, so
+// importing the same file again publishes the same ids, which the CRM
+// stream drops as duplicates inside its window and the query service's
+// compare-by-version drops after it (also for a file cut differently).
+func importEventID(org, module string, rows []row) string {
+	h := sha256.New()
+	h.Write([]byte(org + "\x00" + module))
+	for _, r := range rows {
+		h.Write([]byte("\x00" + r.Record.GetId() + "\x00" + strconv.FormatInt(r.Record.GetVersion(), 10)))
+	}
+	return "crmctl-import-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // importCmd backfills a module from a CRM export: every row is validated
 // before anything is published; then rows are published in file order,
-// many at once with their acks collected (publishImport), with progress,
-// and a failure says exactly which rows made it.
+// in batches (crm.v1.RecordsImported), many at once with their acks
+// collected (publishImport), with progress, and a failure says exactly
+// which rows made it.
 func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	org := fs.String("org", "", "CRM org id the records belong to (required)")
@@ -130,24 +136,29 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return fmt.Errorf("%s: no records", name)
 	}
 
-	// Each row's event is made as it is published, not all of them first:
-	// a million events held at once would only feed the collector. They
-	// all go to the module's one subject.
+	// Each batch's event is made as it is published, not all of them
+	// first: a million records held twice would only feed the collector.
+	// They all go to the module's one subject.
 	occurred := timestamppb.Now()
-	eventOf := func(rw row) *crmv1.RecordUpserted {
-		return &crmv1.RecordUpserted{
+	eventOf := func(rs []row) (*crmv1.RecordsImported, error) {
+		ev := &crmv1.RecordsImported{
 			Envelope: &commonv1.Envelope{
-				EventId: importEventID(*org, *module, rw.Record.GetId(), rw.Record.GetVersion()), OrgId: *org,
+				EventId: importEventID(*org, *module, rs), OrgId: *org,
 				OccurredAt: occurred, SchemaVersion: 1, Producer: "crmctl-import",
 			},
-			Record: rw.Record,
-			Schema: schema,
+			Schema:  schema,
+			Records: make([][]byte, len(rs)),
 		}
+		for i, rw := range rs {
+			data, err := proto.Marshal(rw.Record)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: encoding: %w", rw.Line, err)
+			}
+			ev.Records[i] = data
+		}
+		return ev, nil
 	}
-	subject, err := topology.SubjectFor(eventOf(rows[0]))
-	if err != nil {
-		return err
-	}
+	subject := topology.RecordsImported(*org, *module)
 	if *dryRun {
 		fmt.Fprintf(stdout, "%d records valid, to %s; nothing published (dry run)\n", len(rows), subject)
 		return nil

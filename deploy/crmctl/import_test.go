@@ -139,7 +139,7 @@ func TestImportRefusesBadFilesWhole(t *testing.T) {
 
 // TestImportPublishesOnce imports a CSV export into a real JetStream, with
 // progress, then again: the second run is all duplicates, and the stream
-// holds each record once, as a RecordUpserted with the module's schema.
+// holds the records once, as one RecordsImported with the module's schema.
 func TestImportPublishesOnce(t *testing.T) {
 	t.Parallel()
 	ns := stackNATS(t, "org1")
@@ -149,7 +149,7 @@ func TestImportPublishesOnce(t *testing.T) {
 	if code := run(ctx, args, nil, &out, &errb); code != 0 {
 		t.Fatalf("first import: exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"2 of 5 rows published (up to line 3)", "4 of 5 rows published (up to line 6)", "5 rows: 5 published, 0 already published"} {
+	for _, want := range []string{"5 rows: 5 published, 0 already published"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("first import output lacks %q:\n%s", want, out.String())
 		}
@@ -171,19 +171,25 @@ func TestImportPublishesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 5 {
-		t.Fatalf("stream holds %d messages, want 5", info.State.Msgs)
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1 (one batch)", info.State.Msgs)
 	}
 	msg, err := st.GetMsg(ctx, info.State.FirstSeq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ev crmv1.RecordUpserted
+	var ev crmv1.RecordsImported
 	if err := proto.Unmarshal(msg.Data, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if msg.Subject != "crm.v1.org1.record.upserted.Leads" || ev.GetRecord().GetId() != "zcrm_1001" || ev.GetSchema().GetModule() != "Leads" ||
-		ev.GetEnvelope().GetEventId() != importEventID("org1", "Leads", "zcrm_1001", 1) || msg.Header.Get("Nats-Msg-Id") != ev.GetEnvelope().GetEventId() {
+	var first crmv1.Record
+	if len(ev.GetRecords()) > 0 {
+		if err := proto.Unmarshal(ev.GetRecords()[0], &first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msg.Subject != "crm.v1.org1.record.imported.Leads" || len(ev.GetRecords()) != 5 || first.GetId() != "zcrm_1001" || ev.GetSchema().GetModule() != "Leads" ||
+		!strings.HasPrefix(ev.GetEnvelope().GetEventId(), "crmctl-import-") || msg.Header.Get("Nats-Msg-Id") != ev.GetEnvelope().GetEventId() {
 		t.Fatalf("first message: %s %v", msg.Subject, &ev)
 	}
 }
@@ -192,7 +198,7 @@ func TestImportNDJSONAndCustomSchema(t *testing.T) {
 	t.Parallel()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"import", "-dry-run", "-org", "org1", "-module", "Deals", "testdata/deals.ndjson"}, nil, &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "2 records valid, to crm.v1.org1.record.upserted.Deals") {
+	if code != 0 || !strings.Contains(out.String(), "2 records valid, to crm.v1.org1.record.imported.Deals") {
 		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
 	}
 	f, err := os.Open("testdata/deals.ndjson")

@@ -10,55 +10,98 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
-// importWindow is how many publishes an import keeps awaiting their acks:
-// enough to hide the round trip (a million rows at tens of thousands a
-// second), under the bus's limit of unacknowledged async publishes, so a
-// publish never stalls on it.
-const importWindow = 2048
+// Batches: an import publishes crm.v1.RecordsImported, up to importBatch
+// records each and at most importBatchBytes of them (NATS refuses a
+// message over its max_payload, 1 MiB by default), so the bus's
+// per-message costs (storing, delivering, acknowledging, the envelope and
+// the schema) are paid once per few hundred records rather than per
+// record. importWindow batches await their acks at once: enough to hide
+// the round trip, and thousands of records, under the bus's limit of
+// unacknowledged async publishes (it counts messages).
+const (
+	importBatch      = 500
+	importBatchBytes = 768 << 10
+	importWindow     = 8
+)
 
 // importResult is what publishImport did.
 type importResult struct {
 	published, duplicates int
-	failed                []rowError // by line, at most maxReported
+	failed                []batchError // at most maxReported
 	failures              int
-	// tried is how many rows were handed to the bus, the one it refused
-	// included (every one unless a failure stopped the import).
+	// tried is how many rows were handed to the bus, those of a batch it
+	// refused included (every one unless a failure stopped the import).
 	tried int
 }
 
-// publishImport publishes the event of each row (eventOf's) on subject
-// asynchronously, in file order, with up to importWindow awaiting acks,
-// collecting every ack; a failed row stops the import: what is in flight
-// is still collected, so the answer says exactly which rows were published
-// and which failed, by line.
-func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func(row) *crmv1.RecordUpserted, rows []row, prog *progress) importResult {
+// batchError is a batch that was not stored: the lines of its first and
+// last rows, and why.
+type batchError struct {
+	Line, Last int
+	Msg        string
+}
+
+// batch is the rows [from, to) of one RecordsImported.
+type batch struct{ from, to int }
+
+// batches cuts rows into batches of at most importBatch records and
+// importBatchBytes of their encodings; a row larger than that alone is a
+// batch of its own (which NATS then refuses, naming that row).
+func batches(rows []row) []batch {
+	var out []batch
+	from, size := 0, 0
+	for i, rw := range rows {
+		n := proto.Size(rw.Record) + 8 // the field's tag and length
+		if i > from && (i-from == importBatch || size+n > importBatchBytes) {
+			out = append(out, batch{from, i})
+			from, size = i, 0
+		}
+		size += n
+	}
+	if from < len(rows) {
+		out = append(out, batch{from, len(rows)})
+	}
+	return out
+}
+
+// publishImport publishes rows as batches (eventOf makes each batch's
+// event) on subject asynchronously, in file order, with up to importWindow
+// awaiting acks, collecting every ack; a failed batch stops the import:
+// what is in flight is still collected, so the answer says exactly which
+// rows were stored and which failed, by line.
+func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func([]row) (*crmv1.RecordsImported, error), rows []row, prog *progress) importResult {
 	var res importResult
-	// The publishes awaiting their acks, oldest first, in a ring: row i's
+	bs := batches(rows)
+	// The publishes awaiting their acks, oldest first, in a ring: batch i's
 	// future is at i mod importWindow.
 	ring := make([]jetstream.PubAckFuture, importWindow)
+	done := 0
 	collect := func(i int) {
-		f := ring[i%importWindow]
+		bt, f := bs[i], ring[i%importWindow]
+		n := bt.to - bt.from
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
-				res.duplicates++
+				res.duplicates += n
 			} else {
-				res.published++
+				res.published += n
 			}
 		case err := <-f.Err():
-			res.fail(rows[i].Line, err)
+			res.fail(rows, bt, err)
 		case <-ctx.Done():
-			res.fail(rows[i].Line, fmt.Errorf("no ack: %w", ctx.Err()))
+			res.fail(rows, bt, fmt.Errorf("no ack: %w", ctx.Err()))
 		}
-		prog.update(res.published+res.duplicates+res.failures, rows[i].Line)
+		done += n
+		prog.update(done, rows[bt.to-1].Line)
 	}
-	oldest, sent := 0, 0 // rows [oldest, sent) await their acks
-	for i, rw := range rows {
+	oldest, sent := 0, 0 // batches [oldest, sent) await their acks
+	for i, bt := range bs {
 		if res.failures > 0 || ctx.Err() != nil {
 			break
 		}
@@ -66,10 +109,14 @@ func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func
 			collect(oldest)
 			oldest++
 		}
-		res.tried = i + 1
-		f, err := b.PublishAsync(ctx, subject, eventOf(rw))
+		res.tried = bt.to
+		ev, err := eventOf(rows[bt.from:bt.to])
+		var f jetstream.PubAckFuture
+		if err == nil {
+			f, err = b.PublishAsync(ctx, subject, ev)
+		}
 		if err != nil {
-			res.fail(rows[i].Line, err)
+			res.fail(rows, bt, err)
 			break
 		}
 		ring[i%importWindow] = f
@@ -82,10 +129,12 @@ func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func
 	return res
 }
 
-func (r *importResult) fail(line int, err error) {
-	r.failures++
+// fail records a batch that was not stored: its rows failed, reported by
+// the batch's first line and, for more than one row, its last.
+func (r *importResult) fail(rows []row, bt batch, err error) {
+	r.failures += bt.to - bt.from
 	if len(r.failed) < maxReported {
-		r.failed = append(r.failed, rowError{Line: line, Msg: err.Error()})
+		r.failed = append(r.failed, batchError{Line: rows[bt.from].Line, Last: rows[bt.to-1].Line, Msg: err.Error()})
 	}
 }
 
@@ -98,10 +147,11 @@ func (r importResult) err(name string, total int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d of %d rows stored (%d already were); %d failed", r.published+r.duplicates, total, r.duplicates, r.failures)
 	for _, e := range r.failed {
-		fmt.Fprintf(&b, "\n%s:%d: %s", name, e.Line, e.Msg)
-	}
-	if r.failures > len(r.failed) {
-		fmt.Fprintf(&b, "\n… and %d more", r.failures-len(r.failed))
+		if e.Last > e.Line {
+			fmt.Fprintf(&b, "\n%s:%d-%d: %s", name, e.Line, e.Last, e.Msg)
+		} else {
+			fmt.Fprintf(&b, "\n%s:%d: %s", name, e.Line, e.Msg)
+		}
 	}
 	if rest := total - r.tried; rest > 0 {
 		fmt.Fprintf(&b, "\nthe last %d rows were not sent", rest)
@@ -128,9 +178,12 @@ func newProgress(w io.Writer, every, total int) *progress {
 
 // update records that done rows have their acks, the last one at line.
 func (p *progress) update(done, line int) {
+	before := p.done
 	p.done = done
 	if !p.tty {
-		if done%p.every == 0 && done < p.total {
+		// Acks come a batch at a time: a line whenever another multiple
+		// of every is passed.
+		if done/p.every > before/p.every && done < p.total {
 			fmt.Fprintf(p.w, "%d of %d rows published (up to line %d)\n", done, p.total, line)
 		}
 		return

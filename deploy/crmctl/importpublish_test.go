@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/crmslack/crmslack/libs/testkit"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
 // TestImportNamesTheRowThatFailed: a row NATS refuses (past its largest
@@ -32,5 +34,50 @@ func TestImportNamesTheRowThatFailed(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%.600s", want, msg)
 		}
+	}
+}
+
+// TestBatches: rows are cut into batches of at most importBatch records
+// and importBatchBytes of encoding, in order, none empty; a row larger
+// than a batch's bytes is a batch of its own.
+func TestBatches(t *testing.T) {
+	t.Parallel()
+	rec := func(size int) row {
+		return row{Record: &crmv1.Record{Id: "r", Module: "Leads", Url: strings.Repeat("u", size)}}
+	}
+	many := make([]row, 2*importBatch+1)
+	for i := range many {
+		many[i] = rec(10)
+	}
+	cases := []struct {
+		name string
+		rows []row
+		want []batch
+	}{
+		{"one", many[:1], []batch{{0, 1}}},
+		{"by count", many, []batch{{0, importBatch}, {importBatch, 2 * importBatch}, {2 * importBatch, 2*importBatch + 1}}},
+		{"by bytes", []row{rec(importBatchBytes / 2), rec(importBatchBytes / 2), rec(10)}, []batch{{0, 1}, {1, 3}}},
+		{"too large alone", []row{rec(10), rec(2 * importBatchBytes), rec(10)}, []batch{{0, 1}, {1, 2}, {2, 3}}},
+	}
+	for _, c := range cases {
+		if got := batches(c.rows); !slices.Equal(got, c.want) {
+			t.Errorf("%s: batches %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestProgressLines: off a terminal, a line each time the rows acked pass
+// another multiple of -progress, though acks come a batch at a time.
+func TestProgressLines(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	p := newProgress(&out, 300, 1200)
+	p.update(500, 501)
+	p.update(1000, 1001)
+	p.update(1200, 1201)
+	p.finish()
+	want := "500 of 1200 rows published (up to line 501)\n1000 of 1200 rows published (up to line 1001)\n"
+	if out.String() != want {
+		t.Fatalf("progress:\n%s\nwant:\n%s", out.String(), want)
 	}
 }

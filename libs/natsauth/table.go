@@ -62,7 +62,7 @@ var Table = map[string]Needs{
 	identity.Query: {
 		Ensures: []string{topology.StreamCRM, topology.StreamSlackIn, topology.StreamSlackOut, queryRecords, queryUsers},
 		Consumes: map[string][]string{
-			topology.StreamCRM:     {"query-records-upserted", "query-records-deleted", "query-users-upserted", "query-users-deactivated"},
+			topology.StreamCRM:     {"query-records-upserted", "query-records-deleted", "query-records-imported", "query-users-upserted", "query-users-deactivated"},
 			topology.StreamSlackIn: {"query-commands"},
 		},
 		Reads:     []string{queryRecords, queryUsers},
@@ -82,7 +82,7 @@ var Table = map[string]Needs{
 	identity.Workflows: {
 		Ensures: []string{topology.StreamCRM, topology.StreamIntegration, topology.StreamSlackOut},
 		Consumes: map[string][]string{
-			topology.StreamCRM:         {"workflows-triggers", "workflows-schemas"},
+			topology.StreamCRM:         {"workflows-triggers", "workflows-schemas", "workflows-schemas-imported"},
 			topology.StreamIntegration: {"workflows-team-removed", "workflows-delivery-succeeded", "workflows-delivery-failed"},
 		},
 		Owns:    []string{topology.BucketWorkflows},

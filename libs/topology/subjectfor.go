@@ -38,6 +38,12 @@ func SubjectFor(m proto.Message) (string, error) {
 			return "", err
 		}
 		return RecordUpserted(org, mod), nil
+	case *crmv1.RecordsImported:
+		mod, err := module(e.GetSchema().GetModule())
+		if err != nil {
+			return "", err
+		}
+		return RecordsImported(org, mod), nil
 	case *crmv1.RecordDeleted:
 		mod, err := module(e.GetModule())
 		if err != nil {

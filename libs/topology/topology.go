@@ -139,6 +139,12 @@ func Streams(o StreamOptions) []jetstream.StreamConfig {
 // RecordUpserted is the subject of a record created or changed in a module.
 func RecordUpserted(org, module string) string { return "crm.v1." + org + ".record.upserted." + module }
 
+// RecordsImported is the subject of a batch of records of a module
+// backfilled from a CRM export (crmctl import).
+func RecordsImported(org, module string) string {
+	return "crm.v1." + org + ".record.imported." + module
+}
+
 // RecordDeleted is the subject of a record deleted from a module.
 func RecordDeleted(org, module string) string { return "crm.v1." + org + ".record.deleted." + module }
 

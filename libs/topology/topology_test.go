@@ -24,6 +24,8 @@ func TestSubjectFor(t *testing.T) {
 		err  bool
 	}{
 		{"upsert", &crmv1.RecordUpserted{Envelope: env("org1"), Record: &crmv1.Record{Module: "Deals"}}, "crm.v1.org1.record.upserted.Deals", false},
+		{"import", &crmv1.RecordsImported{Envelope: env("org1"), Schema: &crmv1.ModuleSchema{Module: "Leads"}}, "crm.v1.org1.record.imported.Leads", false},
+		{"import without a schema", &crmv1.RecordsImported{Envelope: env("org1")}, "", true},
 		{"delete", &crmv1.RecordDeleted{Envelope: env("org1"), Module: "Leads"}, "crm.v1.org1.record.deleted.Leads", false},
 		{"workflow", &crmv1.WorkflowRuleTriggered{Envelope: env("org1")}, "crm.v1.org1.workflow.triggered", false},
 		{"activity", &crmv1.ActivityCancelled{Envelope: env("o")}, "crm.v1.o.activity.cancelled", false},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"log/slog"
 	"sync"
 	"testing"
@@ -165,6 +166,21 @@ func upsert(org string, rec *crmv1.Record) bus.Published {
 	return bus.Published{Subject: topology.RecordUpserted(org, rec.GetModule()), Event: ev}
 }
 
+// imported is a batch of backfilled records of module, as crmctl import
+// publishes them.
+func imported(t testing.TB, org, module string, recs ...*crmv1.Record) bus.Published {
+	t.Helper()
+	ev := &crmv1.RecordsImported{Envelope: env(org), Schema: seedset.Schemas()[module]}
+	for _, r := range recs {
+		data, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Records = append(ev.Records, data)
+	}
+	return bus.Published{Subject: topology.RecordsImported(org, module), Event: ev}
+}
+
 func del(org, module, id string, version int64) bus.Published {
 	ev := &crmv1.RecordDeleted{Envelope: env(org), Module: module, RecordId: id, Version: version}
 	return bus.Published{Subject: topology.RecordDeleted(org, module), Event: ev}
@@ -297,7 +313,7 @@ func waitPersisted(t testing.TB, ns *localnats.Server) {
 	t.Helper()
 	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
 	testkit.Eventually(t, testkit.DefaultTimeout, func() bool {
-		for _, d := range []string{feed.DurableRecordsUpserted, feed.DurableRecordsDeleted, feed.DurableUsersUpserted, feed.DurableUsersDeactivate} {
+		for _, d := range []string{feed.DurableRecordsUpserted, feed.DurableRecordsDeleted, feed.DurableRecordsImported, feed.DurableUsersUpserted, feed.DurableUsersDeactivate} {
 			c, err := js.Consumer(testkit.Context(t), topology.StreamCRM, d)
 			if err != nil {
 				return false

@@ -244,6 +244,79 @@ func TestVersionsOutOfOrderAndDuplicates(t *testing.T) {
 	}
 }
 
+// TestImportedBatches: a batch of backfilled records is applied as their
+// upserts would be: versions win over the batch (a record the CRM changed
+// since, a seed record of the same version), the same batch again (a
+// redelivery past the duplicate window, another event id) changes nothing,
+// and a batch with a record of another module, or one that is no record,
+// is refused whole.
+func TestImportedBatches(t *testing.T) {
+	t.Parallel()
+	ns := testkit.NATS(t)
+	_, teamsAddr := startTeams(t)
+	b := publisher(t, ns)
+	in := startQuery(t, ns, teamsAddr)
+	seed(t, b)
+	waitSeeded(t, in)
+
+	deal := func(id string, v int64, name string) *crmv1.Record {
+		return &crmv1.Record{Module: "Deals", Id: id, Version: v, Fields: map[string]*crmv1.FieldValue{"Deal_Name": seedset.Text(name), "Amount": seedset.Number(1)}}
+	}
+	seeded := seedset.Records()["Deals"][0]
+	batch := []*crmv1.Record{
+		deal("i1", 1, "Import one"),
+		deal("i2", 1, "Import two"), // changed in the CRM before the batch lands
+		deal("i3", 4, "Import four"),
+		deal(seeded.GetId(), 1, "Import over a seed"),
+	}
+	items := []bus.Published{
+		upsert(seedset.Org, deal("i2", 2, "Changed two")),
+		imported(t, seedset.Org, "Deals", batch...),
+		imported(t, seedset.Org, "Deals", batch...),
+		imported(t, seedset.Org, "Deals", deal("bad1", 1, "Bad one"), &crmv1.Record{Module: "Leads", Id: "bad2", Version: 1}),
+	}
+	garbled := imported(t, seedset.Org, "Deals", deal("bad3", 1, "Bad three"))
+	garbled.Event.(*crmv1.RecordsImported).Records = append(garbled.Event.(*crmv1.RecordsImported).Records, []byte{0x0a, 0x7f}) // a string longer than itself
+	items = append(items, garbled)
+	for _, it := range items {
+		if _, err := b.Publish(testkit.Context(t), it.Subject, it.Event); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPersisted(t, ns)
+	marker := upsert(seedset.Org, deal("marker", 1, "Marker"))
+	if _, err := b.Publish(testkit.Context(t), marker.Subject, marker.Event); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, testkit.DefaultTimeout, func() bool { return getRecord(t, in, "Deals", "marker") != nil })
+
+	for id, want := range map[string]string{"i1": "Import one", "i2": "Changed two", "i3": "Import four", seeded.GetId(): seeded.GetFields()["Deal_Name"].GetText()} {
+		if got := getRecord(t, in, "Deals", id).GetFields()["Deal_Name"].GetText(); got != want {
+			t.Errorf("%s = %q, want %q", id, got, want)
+		}
+	}
+	for _, id := range []string{"bad1", "bad3"} {
+		if r := getRecord(t, in, "Deals", id); r != nil {
+			t.Errorf("a record of a refused batch was applied: %v", r)
+		}
+	}
+	if got := ids(t, run(t, in, userAda, "deals import")); !slices.Equal(got, []string{"i1", "i3"}) && !slices.Equal(got, []string{"i3", "i1"}) {
+		t.Errorf("deals import: %v", got)
+	}
+	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
+	st, err := js.Stream(testkit.Context(t), snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(29 + 4 + 4); info.State.Msgs != want { // 29 seed records, i1..i3, marker, a schema per module
+		t.Errorf("snapshot stream holds %d messages, want %d", info.State.Msgs, want)
+	}
+}
+
 // TestRestartRebuildsFromSnapshots stops the service and starts it again on
 // the same NATS with the CRM stream emptied: everything it answers then
 // comes from the snapshot streams, deletes included.

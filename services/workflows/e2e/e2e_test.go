@@ -20,6 +20,7 @@ import (
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	"github.com/crmslack/crmslack/libs/topology"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	integrationv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/integration/v1"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	workflowsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/workflows/v1"
@@ -335,4 +336,20 @@ func TestAReplicaLoadsTheActions(t *testing.T) {
 	if n := s.countOut(t); n != 1 {
 		t.Errorf("%d commands for one trigger with two replicas", n)
 	}
+}
+
+// TestAnImportTeachesTheSchema: a module's records backfilled by crmctl
+// import (one RecordsImported per batch) teach workflows its schema, as
+// its upserts would.
+func TestAnImportTeachesTheSchema(t *testing.T) {
+	s := startStack(t, options{})
+	rec, err := proto.Marshal(deal("d-1", "Imported"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publish(t, &crmv1.RecordsImported{Envelope: harness.Envelope(org, ""), Schema: dealSchema(), Records: [][]byte{rec}})
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		got, err := s.workflows.GetModuleSchema(testkit.Context(t), &workflowsv1.GetModuleSchemaRequest{OrgId: org, Module: "Deals"})
+		return err == nil && got.GetSchema().GetDisplayField() == dealSchema().GetDisplayField()
+	}, "workflows knows the Deals schema from an import")
 }

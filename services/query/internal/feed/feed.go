@@ -31,11 +31,13 @@ package feed
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -56,6 +58,7 @@ import (
 const (
 	DurableRecordsUpserted = "query-records-upserted"
 	DurableRecordsDeleted  = "query-records-deleted"
+	DurableRecordsImported = "query-records-imported"
 	DurableUsersUpserted   = "query-users-upserted"
 	DurableUsersDeactivate = "query-users-deactivated"
 )
@@ -69,10 +72,13 @@ const (
 //   - Concurrency 64 for record upserts: a backfill is a million of them,
 //     each write is a round trip or two that waits on JetStream rather than
 //     on a core, and writes are compare-and-set, so order does not matter.
-//     2 for the rest.
-//   - MaxAckPending 4096 for record upserts (1000, the default, for the
-//     rest) bounds events in flight per durable across replicas: enough to
-//     keep 64 writers busy while acks travel back.
+//     4 for imported batches: each handler has its batch's writes in
+//     flight at once (snapshot.Writer.PutAll), so a few batches keep the
+//     stream busy. 2 for the rest.
+//   - MaxAckPending 4096 for record upserts, 16 for imported batches (1000,
+//     the default, for the rest) bounds events in flight per durable across
+//     replicas: enough to keep the handlers busy while acks travel back; a
+//     batch is hundreds of records, so 16 is thousands.
 //
 // Duplicates: the CRM stream's 15-minute window drops a re-published
 // event; a redelivered one finds its version already stored and is acked.
@@ -92,6 +98,7 @@ func Specs() []bus.ConsumerSpec {
 	return []bus.ConsumerSpec{
 		spec(DurableRecordsUpserted, topology.RecordUpserted("*", "*"), 64, 4096),
 		spec(DurableRecordsDeleted, topology.RecordDeleted("*", "*"), 2, bus.DefaultMaxAckPending),
+		spec(DurableRecordsImported, topology.RecordsImported("*", "*"), 4, 16),
 		spec(DurableUsersUpserted, topology.CrmUser("*", "upserted"), 2, bus.DefaultMaxAckPending),
 		spec(DurableUsersDeactivate, topology.CrmUser("*", "deactivated"), 2, bus.DefaultMaxAckPending),
 	}
@@ -167,6 +174,124 @@ func (p *Persister) RecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted
 	}
 	p.count(snapshot.StreamRecords, wrote)
 	return nil
+}
+
+// RecordsImported persists a batch of backfilled records: each as the
+// RecordUpserted of it would be (the batch's envelope, the record, its
+// schema stored once under its hash), all written at once. Each record's
+// encoding is stored as it came, framed with the envelope's: only its
+// module, id and version are read, not its fields. A batch with any
+// invalid record is refused whole, before anything is written, and
+// dead-lettered with the first bad record named; a redelivered batch
+// finds its versions stored and writes nothing.
+func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImported) error {
+	org, module := ev.GetEnvelope().GetOrgId(), ev.GetSchema().GetModule()
+	if module == "" {
+		return bus.Permanent(fmt.Errorf("records imported without a schema: %w", projection.ErrInvalidEvent))
+	}
+	keys := make([]recordKey, len(ev.GetRecords()))
+	for i, rec := range ev.GetRecords() {
+		k, err := keyOf(rec)
+		switch {
+		case err != nil:
+			return bus.Permanent(fmt.Errorf("imported record %d of %d: %w: %w", i+1, len(ev.GetRecords()), err, projection.ErrInvalidEvent))
+		case k.id == "":
+			return bus.Permanent(fmt.Errorf("imported record %d of %d has no id: %w", i+1, len(ev.GetRecords()), projection.ErrInvalidEvent))
+		case k.module != module:
+			return bus.Permanent(fmt.Errorf("imported record %s is of module %q in a batch of %q: %w", k.id, k.module, module, projection.ErrInvalidEvent))
+		}
+		keys[i] = k
+	}
+	hash, err := p.schema(ctx, org, ev.GetSchema())
+	if err != nil {
+		return err
+	}
+	env, err := proto.Marshal(ev.GetEnvelope())
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("encoding the envelope: %w", err))
+	}
+	// No Nats-Msg-Id: a backfill's million ids would each sit in the
+	// stream's duplicate window for 15 minutes, and the blind write of a
+	// version-1 snapshot is refused anyway when its subject holds one (a
+	// redelivered batch), which PutAll then compares by version.
+	items := make([]snapshot.Item, len(keys))
+	withSchema := []snapshot.PutOption{snapshot.WithSchema(hash)}
+	for i, k := range keys {
+		rec := ev.GetRecords()[i]
+		// A RecordUpserted without its schema, as RecordUpserted stores it.
+		data := make([]byte, 0, 2*binary.MaxVarintLen64+2+len(env)+len(rec))
+		data = protowire.AppendTag(data, upsertedEnvelope, protowire.BytesType)
+		data = protowire.AppendBytes(data, env)
+		data = protowire.AppendTag(data, upsertedRecord, protowire.BytesType)
+		data = protowire.AppendBytes(data, rec)
+		items[i] = snapshot.Item{
+			Subject: snapshot.RecordSubject(org, module, k.id),
+			Version: k.version,
+			Type:    typeRecordUpserted,
+			Data:    data,
+			Opts:    withSchema,
+		}
+	}
+	wrote, err := p.records.PutAll(ctx, items)
+	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "written").Add(float64(wrote))
+	if err != nil {
+		return err
+	}
+	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "superseded").Add(float64(len(items) - wrote))
+	return nil
+}
+
+// recordKey is what the persister reads of an encoded crm.v1.Record.
+type recordKey struct {
+	module, id string
+	version    int64
+}
+
+// Field numbers of crm.v1.Record (records.proto).
+const recordModule, recordID, recordVersion = 1, 2, 3
+
+// keyOf reads a Record's module, id and version from its encoding (the
+// last of each, as decoding would), checking that the whole of it is
+// well-formed protobuf without decoding its fields.
+func keyOf(b []byte) (recordKey, error) {
+	var k recordKey
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case (num == recordModule || num == recordID) && typ == protowire.BytesType:
+			v, n := protowire.ConsumeString(b)
+			if n < 0 {
+				return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+			}
+			if !utf8.ValidString(v) {
+				return k, errors.New("a record's module or id is not UTF-8")
+			}
+			if num == recordModule {
+				k.module = v
+			} else {
+				k.id = v
+			}
+			b = b[n:]
+		case num == recordVersion && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+			}
+			k.version = int64(v)
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return k, fmt.Errorf("not a record: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
+	}
+	return k, nil
 }
 
 // schema stores the schema unless this persister did already, and returns
@@ -245,8 +370,9 @@ func Subscribe(ctx context.Context, b *bus.Bus, p *Persister) ([]*bus.Subscripti
 	err := errors.Join(
 		add(bus.Subscribe(ctx, b, specs[0], p.RecordUpserted)),
 		add(bus.Subscribe(ctx, b, specs[1], p.RecordDeleted)),
-		add(bus.Subscribe(ctx, b, specs[2], p.UserUpserted)),
-		add(bus.Subscribe(ctx, b, specs[3], p.UserDeactivated)),
+		add(bus.Subscribe(ctx, b, specs[2], p.RecordsImported)),
+		add(bus.Subscribe(ctx, b, specs[3], p.UserUpserted)),
+		add(bus.Subscribe(ctx, b, specs[4], p.UserDeactivated)),
 	)
 	if err != nil {
 		for _, s := range subs {

@@ -185,10 +185,6 @@ func WithTTL(d time.Duration) PutOption { return func(o *putOptions) { o.ttl = d
 // is, and it saves a round trip; if the subject holds anything, the write
 // is refused and Put reads and compares as for any other version.
 func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, ev proto.Message, opts ...PutOption) (bool, error) {
-	var o putOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
 	// Not deterministic: nothing compares snapshots' bytes (versions decide),
 	// and sorting a record's map of fields for every write is a tenth of
 	// the persister's CPU in a backfill.
@@ -196,48 +192,165 @@ func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, 
 	if err != nil {
 		return false, fmt.Errorf("snapshot: encoding %s: %w", subject, err)
 	}
-	typ := string(ev.ProtoReflect().Descriptor().FullName())
-	blind := version == 1
+	p := w.prepare(Item{Subject: subject, MsgID: msgID, Version: version, Type: string(ev.ProtoReflect().Descriptor().FullName()), Data: data, Opts: opts})
+	return w.put(ctx, p, version == 1)
+}
+
+// Item is one snapshot for [Writer.PutAll]: Put's arguments, the event
+// already encoded (Data, of protobuf type Type); with MsgID empty it is
+// published without a Nats-Msg-Id.
+type Item struct {
+	Subject, MsgID string
+	Version        int64
+	Type           string
+	Data           []byte
+	Opts           []PutOption
+}
+
+// putAllWindow bounds PutAll's publishes awaiting their acks, well under
+// the bus's limit of async publishes (4,096) with a few batches at once.
+const putAllWindow = 512
+
+// PutAll stores each item as Put would and reports how many it wrote. The
+// version-1 items (a backfill's) are published blind without waiting for
+// each ack: up to putAllWindow at a time, their acks collected, one round
+// trip for all of them instead of one each. One the stream refuses (the
+// subject already holds a message) is then compared and written as Put
+// does. Any other failure is returned once every ack is in: what was
+// written stays written, and doing the same items again is harmless.
+func (w *Writer) PutAll(ctx context.Context, items []Item) (int, error) {
+	wrote := 0
+	for len(items) > 0 {
+		n := min(len(items), putAllWindow)
+		k, err := w.putWindow(ctx, items[:n])
+		wrote += k
+		if err != nil {
+			return wrote, err
+		}
+		items = items[n:]
+	}
+	return wrote, nil
+}
+
+func (w *Writer) putWindow(ctx context.Context, items []Item) (int, error) {
+	type pending struct {
+		p prepared
+		f jetstream.PubAckFuture
+	}
+	var inFlight []pending
+	var later []prepared // not version 1, or refused blind: read and compare
+	wrote := 0
+	var errs []error
+	for _, it := range items {
+		p := w.prepare(it)
+		if it.Version != 1 {
+			later = append(later, p)
+			continue
+		}
+		f, err := w.js.PublishMsgAsync(p.msg(), p.opts(w.name, 0)...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("snapshot: writing %s: %w", it.Subject, err))
+			continue
+		}
+		inFlight = append(inFlight, pending{p, f})
+	}
+	for _, pf := range inFlight {
+		select {
+		case ack := <-pf.f.Ok():
+			if !ack.Duplicate {
+				wrote++
+			}
+		case err := <-pf.f.Err():
+			if wrongLast(err) {
+				later = append(later, pf.p)
+			} else {
+				errs = append(errs, fmt.Errorf("snapshot: writing %s: %w", pf.p.subject, err))
+			}
+		case <-ctx.Done():
+			return wrote, fmt.Errorf("snapshot: awaiting acks: %w", ctx.Err())
+		}
+	}
+	for _, p := range later {
+		ok, err := w.put(ctx, p, false)
+		if err != nil {
+			errs = append(errs, err)
+		} else if ok {
+			wrote++
+		}
+	}
+	return wrote, errors.Join(errs...)
+}
+
+// prepared is a snapshot encoded, ready to be published.
+type prepared struct {
+	subject, msgID, typ string
+	version             int64
+	data                []byte
+	o                   putOptions
+}
+
+func (w *Writer) prepare(it Item) prepared {
+	var o putOptions
+	for _, opt := range it.Opts {
+		opt(&o)
+	}
+	return prepared{subject: it.Subject, msgID: it.MsgID, typ: it.Type, version: it.Version, data: it.Data, o: o}
+}
+
+func (p prepared) msg() *nats.Msg {
+	m := &nats.Msg{Subject: p.subject, Data: p.data, Header: nats.Header{}}
+	if p.msgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, p.msgID)
+	}
+	m.Header.Set(bus.HeaderType, p.typ)
+	m.Header.Set(HeaderVersion, strconv.FormatInt(p.version, 10))
+	if p.o.schema != "" {
+		m.Header.Set(HeaderSchema, p.o.schema)
+	}
+	return m
+}
+
+// opts are the publish options expecting seq as the subject's last
+// sequence (0: no message on it).
+func (p prepared) opts(stream string, seq uint64) []jetstream.PublishOpt {
+	o := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithExpectStream(stream)}
+	if p.o.ttl > 0 {
+		o = append(o, jetstream.WithMsgTTL(p.o.ttl))
+	}
+	return o
+}
+
+// put is Put's read-compare-write loop; blind tries the first write as
+// the subject's first message without reading.
+func (w *Writer) put(ctx context.Context, p prepared, blind bool) (bool, error) {
 	for range maxCASAttempts {
 		var expect uint64
 		if !blind {
-			last, err := w.stream.GetLastMsgForSubject(ctx, subject)
+			last, err := w.stream.GetLastMsgForSubject(ctx, p.subject)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
 				// Nothing stored: expect sequence 0, "no message on the subject".
 			case err != nil:
-				return false, fmt.Errorf("snapshot: reading %s: %w", subject, err)
+				return false, fmt.Errorf("snapshot: reading %s: %w", p.subject, err)
 			default:
-				if v, perr := strconv.ParseInt(last.Header.Get(HeaderVersion), 10, 64); perr == nil && v >= version {
+				if v, perr := strconv.ParseInt(last.Header.Get(HeaderVersion), 10, 64); perr == nil && v >= p.version {
 					return false, nil
 				}
 				expect = last.Sequence
 			}
 		}
 		blind = false
-		m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-		m.Header.Set(jetstream.MsgIDHeader, msgID)
-		m.Header.Set(bus.HeaderType, typ)
-		m.Header.Set(HeaderVersion, strconv.FormatInt(version, 10))
-		if o.schema != "" {
-			m.Header.Set(HeaderSchema, o.schema)
-		}
-		popts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithExpectStream(w.name)}
-		if o.ttl > 0 {
-			popts = append(popts, jetstream.WithMsgTTL(o.ttl))
-		}
-		ack, err := w.js.PublishMsg(ctx, m, popts...)
+		ack, err := w.js.PublishMsg(ctx, p.msg(), p.opts(w.name, expect)...)
 		if err == nil {
 			return !ack.Duplicate, nil
 		}
 		if wrongLast(err) {
 			continue // another writer got there first: read again and compare
 		}
-		return false, fmt.Errorf("snapshot: writing %s: %w", subject, err)
+		return false, fmt.Errorf("snapshot: writing %s: %w", p.subject, err)
 	}
-	return false, fmt.Errorf("snapshot: writing %s: still contended after %d attempts", subject, maxCASAttempts)
+	return false, fmt.Errorf("snapshot: writing %s: still contended after %d attempts", p.subject, maxCASAttempts)
 }
-
 func wrongLast(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||

@@ -127,6 +127,18 @@ func (s *Service) HandleRecordUpserted(ctx context.Context, ev *crmv1.RecordUpse
 	return nil
 }
 
+// HandleRecordsImported keeps the schema of a batch of imported records,
+// as HandleRecordUpserted does an upsert's.
+func (s *Service) HandleRecordsImported(ctx context.Context, ev *crmv1.RecordsImported) error {
+	if err := s.ready(); err != nil {
+		return err
+	}
+	if sc := ev.GetSchema(); sc != nil && sc.GetModule() != "" && tokenOK(sc.GetModule()) {
+		return s.noteSchema(ctx, ev.GetEnvelope().GetOrgId(), sc)
+	}
+	return nil
+}
+
 // noteSchema stores a module's schema when it differs from the one known.
 func (s *Service) noteSchema(ctx context.Context, org string, sc *crmv1.ModuleSchema) error {
 	if cur, ok := s.model.Schema(org, sc.GetModule()); ok && proto.Equal(cur, sc) {

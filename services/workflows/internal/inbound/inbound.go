@@ -1,5 +1,5 @@
 // Package inbound is workflows' NATS side: the durable consumers of rule
-// firings, of module schemas (from record upserts), of team removals and
+// firings, of module schemas (from record upserts and imports), of team removals and
 // of the egress's outcomes. Each hands its event to the app layer and
 // follows libs/bus's handler contract.
 package inbound
@@ -21,6 +21,7 @@ import (
 const (
 	DurableTriggers    = "workflows-triggers"
 	DurableSchemas     = "workflows-schemas"
+	DurableImported    = "workflows-schemas-imported"
 	DurableTeamRemoved = "workflows-team-removed"
 	DurableSucceeded   = "workflows-delivery-succeeded"
 	DurableFailed      = "workflows-delivery-failed"
@@ -61,6 +62,20 @@ func SchemaSpec() bus.ConsumerSpec {
 	}
 }
 
+// ImportedSpec reads every batch of backfilled records (crmctl import) for
+// its schema, as SchemaSpec does upserts: a module known only from an
+// import is known here too. Nothing else of an import concerns workflows
+// (a backfill is no change in the CRM: rules fire on the CRM's own
+// WorkflowRuleTriggered). A batch is hundreds of records, so few arrive.
+func ImportedSpec() bus.ConsumerSpec {
+	spec := SchemaSpec()
+	spec.Durable = DurableImported
+	spec.FilterSubjects = []string{topology.RecordsImported("*", "*")}
+	spec.MaxAckPending = bus.DefaultMaxAckPending
+	spec.Concurrency = 1
+	return spec
+}
+
 // TeamRemovedSpec consumes team removals, one at a time (rare, and each
 // deletes several actions).
 func TeamRemovedSpec() bus.ConsumerSpec {
@@ -84,6 +99,7 @@ const outcomePending, outcomeConcurrency = 4096, 256
 func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service) ([]*bus.Subscription, error) {
 	subs, err := bus.SubscribeAll(ctx,
 		bus.Bind(b, SchemaSpec(), svc.HandleRecordUpserted),
+		bus.Bind(b, ImportedSpec(), svc.HandleRecordsImported),
 		bus.Bind(b, TriggerSpec(), svc.HandleTriggered),
 		bus.Bind(b, TeamRemovedSpec(), svc.HandleTeamRemoved),
 		bus.Bind(b, topology.OutcomeConsumer(DurableSucceeded, "succeeded", outcomePending, outcomeConcurrency), svc.HandleDeliverySucceeded),

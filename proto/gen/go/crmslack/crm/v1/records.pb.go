@@ -798,6 +798,79 @@ func (x *RecordDeleted) GetVersion() int64 {
 	return 0
 }
 
+// RecordsImported: a batch of records backfilled from a CRM export
+// (crmctl import), all of one module. One message carries many records so
+// that a backfill of millions pays the bus's per-message costs once per
+// batch. Each record is applied as a RecordUpserted of it would be:
+// versions decide, so a redelivered or re-imported batch changes nothing.
+// It is a backfill, not a change in the CRM: consumers that react to
+// changes (workflow rules, signals) do not read it.
+type RecordsImported struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_id is derived from the records' ids and versions, so importing
+	// the same rows again is dropped as a duplicate.
+	Envelope *v1.Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The module's field metadata, once for the whole batch.
+	Schema *ModuleSchema `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	// Each an encoded crm.v1.Record of schema's module (on the wire the
+	// same as a repeated Record): a consumer that stores records as they
+	// are, as the query service's snapshots do, never decodes their fields.
+	Records       [][]byte `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordsImported) Reset() {
+	*x = RecordsImported{}
+	mi := &file_crmslack_crm_v1_records_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordsImported) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordsImported) ProtoMessage() {}
+
+func (x *RecordsImported) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_crm_v1_records_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordsImported.ProtoReflect.Descriptor instead.
+func (*RecordsImported) Descriptor() ([]byte, []int) {
+	return file_crmslack_crm_v1_records_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RecordsImported) GetEnvelope() *v1.Envelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *RecordsImported) GetSchema() *ModuleSchema {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *RecordsImported) GetRecords() [][]byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_crmslack_crm_v1_records_proto protoreflect.FileDescriptor
 
 const file_crmslack_crm_v1_records_proto_rawDesc = "" +
@@ -854,7 +927,11 @@ const file_crmslack_crm_v1_records_proto_rawDesc = "" +
 	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x12\x16\n" +
 	"\x06module\x18\x02 \x01(\tR\x06module\x12\x1b\n" +
 	"\trecord_id\x18\x03 \x01(\tR\brecordId\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\x03R\aversion*\xc5\x03\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"\x9c\x01\n" +
+	"\x0fRecordsImported\x128\n" +
+	"\benvelope\x18\x01 \x01(\v2\x1c.crmslack.common.v1.EnvelopeR\benvelope\x125\n" +
+	"\x06schema\x18\x02 \x01(\v2\x1d.crmslack.crm.v1.ModuleSchemaR\x06schema\x12\x18\n" +
+	"\arecords\x18\x03 \x03(\fR\arecords*\xc5\x03\n" +
 	"\tFieldType\x12\x1a\n" +
 	"\x16FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16FIELD_TYPE_SINGLE_LINE\x10\x01\x12\x19\n" +
@@ -890,7 +967,7 @@ func file_crmslack_crm_v1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_crm_v1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_crmslack_crm_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_crmslack_crm_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_crmslack_crm_v1_records_proto_goTypes = []any{
 	(FieldType)(0),                // 0: crmslack.crm.v1.FieldType
 	(*FieldMeta)(nil),             // 1: crmslack.crm.v1.FieldMeta
@@ -901,30 +978,33 @@ var file_crmslack_crm_v1_records_proto_goTypes = []any{
 	(*Record)(nil),                // 6: crmslack.crm.v1.Record
 	(*RecordUpserted)(nil),        // 7: crmslack.crm.v1.RecordUpserted
 	(*RecordDeleted)(nil),         // 8: crmslack.crm.v1.RecordDeleted
-	nil,                           // 9: crmslack.crm.v1.Record.FieldsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*v1.CrmUserRef)(nil),         // 11: crmslack.common.v1.CrmUserRef
-	(*v1.Envelope)(nil),           // 12: crmslack.common.v1.Envelope
+	(*RecordsImported)(nil),       // 9: crmslack.crm.v1.RecordsImported
+	nil,                           // 10: crmslack.crm.v1.Record.FieldsEntry
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*v1.CrmUserRef)(nil),         // 12: crmslack.common.v1.CrmUserRef
+	(*v1.Envelope)(nil),           // 13: crmslack.common.v1.Envelope
 }
 var file_crmslack_crm_v1_records_proto_depIdxs = []int32{
 	0,  // 0: crmslack.crm.v1.FieldMeta.type:type_name -> crmslack.crm.v1.FieldType
 	1,  // 1: crmslack.crm.v1.ModuleSchema.fields:type_name -> crmslack.crm.v1.FieldMeta
-	10, // 2: crmslack.crm.v1.FieldValue.datetime:type_name -> google.protobuf.Timestamp
+	11, // 2: crmslack.crm.v1.FieldValue.datetime:type_name -> google.protobuf.Timestamp
 	4,  // 3: crmslack.crm.v1.FieldValue.multi:type_name -> crmslack.crm.v1.StringList
 	3,  // 4: crmslack.crm.v1.FieldValue.lookup:type_name -> crmslack.crm.v1.LookupValue
-	11, // 5: crmslack.crm.v1.Record.owner:type_name -> crmslack.common.v1.CrmUserRef
-	9,  // 6: crmslack.crm.v1.Record.fields:type_name -> crmslack.crm.v1.Record.FieldsEntry
-	10, // 7: crmslack.crm.v1.Record.modified_at:type_name -> google.protobuf.Timestamp
-	12, // 8: crmslack.crm.v1.RecordUpserted.envelope:type_name -> crmslack.common.v1.Envelope
+	12, // 5: crmslack.crm.v1.Record.owner:type_name -> crmslack.common.v1.CrmUserRef
+	10, // 6: crmslack.crm.v1.Record.fields:type_name -> crmslack.crm.v1.Record.FieldsEntry
+	11, // 7: crmslack.crm.v1.Record.modified_at:type_name -> google.protobuf.Timestamp
+	13, // 8: crmslack.crm.v1.RecordUpserted.envelope:type_name -> crmslack.common.v1.Envelope
 	6,  // 9: crmslack.crm.v1.RecordUpserted.record:type_name -> crmslack.crm.v1.Record
 	2,  // 10: crmslack.crm.v1.RecordUpserted.schema:type_name -> crmslack.crm.v1.ModuleSchema
-	12, // 11: crmslack.crm.v1.RecordDeleted.envelope:type_name -> crmslack.common.v1.Envelope
-	5,  // 12: crmslack.crm.v1.Record.FieldsEntry.value:type_name -> crmslack.crm.v1.FieldValue
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	13, // 11: crmslack.crm.v1.RecordDeleted.envelope:type_name -> crmslack.common.v1.Envelope
+	13, // 12: crmslack.crm.v1.RecordsImported.envelope:type_name -> crmslack.common.v1.Envelope
+	2,  // 13: crmslack.crm.v1.RecordsImported.schema:type_name -> crmslack.crm.v1.ModuleSchema
+	5,  // 14: crmslack.crm.v1.Record.FieldsEntry.value:type_name -> crmslack.crm.v1.FieldValue
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_crmslack_crm_v1_records_proto_init() }
@@ -947,7 +1027,7 @@ func file_crmslack_crm_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_crm_v1_records_proto_rawDesc), len(file_crmslack_crm_v1_records_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
