@@ -86,7 +86,8 @@ type Config struct {
 	SlackTimeout time.Duration
 	// AckWait is DELIVERY_ACK_WAIT: the command consumer's AckWait. A held
 	// command is kept alive once half of it has run (checked every sixth);
-	// after a crash, commands come back after it. Default 30s.
+	// after a crash, the next owner rewinds the consumer and commands come
+	// back at once (after it against a server that cannot). Default 30s.
 	AckWait time.Duration
 	// MaxDeliver is DELIVERY_MAX_DELIVER: deliveries of one command message
 	// (each restart hands held messages back) before the server gives up on
