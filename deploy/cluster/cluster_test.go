@@ -181,6 +181,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 			lastOf[kind] = m.Time
 		}
 	}
+	t.Logf("figures: takeover, the longest a conversation waited from the kill for its next post, by kind: %s", describeWaits(takeover(posts, killedAt, seen)))
 	t.Logf("figures: last post of each kind after the kill: %s", describeLast(lastOf, killedAt))
 	gaps := longestGap(posts, killedAt)
 	t.Logf("figures: %d events (%d posts) published in %s; all posted %s after the first publish: %.0f events/s end to end with the crash; %.0f posts/s before the kill",

@@ -109,6 +109,37 @@ func observer(t *testing.T, c *Cluster, user string) jetstream.JetStream {
 	return js
 }
 
+// takeover is, by kind of post, the longest any conversation waited from
+// at to its first post after it: a conversation whose work a killed
+// replica held waits for the survivor to take it, one a survivor served
+// waits only for its own pace. Posts already in (seen) do not count.
+func takeover(posts []slackstandin.Message, at time.Time, seen map[string]bool) map[string]time.Duration {
+	first := map[string]slackstandin.Message{}
+	for _, m := range posts {
+		if seen[marker(m)] || !m.Time.After(at) {
+			continue
+		}
+		if f, ok := first[m.Channel]; !ok || m.Time.Before(f.Time) {
+			first[m.Channel] = m
+		}
+	}
+	out := map[string]time.Duration{}
+	for _, m := range first {
+		kind := strings.SplitN(marker(m), " ", 2)[0]
+		out[kind] = max(out[kind], m.Time.Sub(at))
+	}
+	return out
+}
+
+func describeWaits(w map[string]time.Duration) string {
+	var parts []string
+	for kind, d := range w {
+		parts = append(parts, fmt.Sprintf("%q %s", kind, d.Round(time.Millisecond)))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
 // longestGap is the longest time without a post from at to the last post.
 func longestGap(posts []slackstandin.Message, at time.Time) time.Duration {
 	times := []time.Time{at}

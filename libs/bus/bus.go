@@ -46,6 +46,13 @@ const (
 
 const minReconnectWait = 100 * time.Millisecond
 
+// pingInterval and deadPings: a silent server is given up after about
+// 10–15 s; the cost is one PING/PONG per 5 s per connection.
+const (
+	pingInterval = 5 * time.Second
+	deadPings    = 2
+)
+
 // Config configures [Connect]. URL and Name are required.
 type Config struct {
 	// URL of the NATS server(s), comma-separated, e.g. nats://nats:4222.
@@ -199,6 +206,12 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		nats.MaxReconnects(-1), // forever: a service without its bus is useless, and exiting would not help
 		nats.CustomReconnectDelay(reconnectDelay(cfg.MaxReconnectWait)),
 		nats.DrainTimeout(cfg.DrainTimeout),
+		// A node that vanishes without closing the connection (its host
+		// lost, a network partition) is noticed after deadPings pings, not
+		// nats.go's 2 min × 2: the reconnect to a live node, and every
+		// request and pull waiting on it, would wait that long.
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(deadPings),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "error", err)

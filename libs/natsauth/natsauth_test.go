@@ -338,6 +338,24 @@ func TestEachServiceDoesWhatItsTableSays(t *testing.T) {
 					})
 				}
 			}
+			for _, st := range slices.Sorted(maps.Keys(n.Rewinds)) {
+				for _, d := range n.Rewinds[st] {
+					if d == "*" {
+						d = "any-consumer"
+					}
+					c.allowed(t, "rewind consumer "+st+"/"+d, func(ctx context.Context) error {
+						if _, err := c.js.CreateOrUpdateConsumer(ctx, st, jetstream.ConsumerConfig{Durable: d, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+							return err
+						}
+						s, err := c.js.Stream(ctx, st)
+						if err != nil {
+							return err
+						}
+						_, err = s.ResetConsumer(ctx, d)
+						return err
+					})
+				}
+			}
 			for _, st := range n.Reads {
 				c.allowed(t, "read stream "+st, func(ctx context.Context) error {
 					cons, err := c.js.OrderedConsumer(ctx, st, jetstream.OrderedConsumerConfig{})

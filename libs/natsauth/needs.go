@@ -28,6 +28,10 @@ type Needs struct {
 	// Deletes are consumers it removes, by stream (a layout it migrates
 	// from).
 	Deletes map[string][]string
+	// Rewinds are consumers it resets to their ack floor, by stream (a "*"
+	// as in Consumes): delivery hands a new partition owner what the dead
+	// one held at once.
+	Rewinds map[string][]string
 	// Reads are streams it reads whole: ordered consumers of any name,
 	// message and direct gets (its own snapshot streams).
 	Reads []string
@@ -90,6 +94,11 @@ func (n Needs) Allow() (pub, sub []string) {
 	for _, s := range slices.Sorted(maps.Keys(n.Deletes)) {
 		for _, d := range n.Deletes[s] {
 			pub = append(pub, api+"CONSUMER.INFO."+s+"."+d, api+"CONSUMER.DELETE."+s+"."+d)
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(n.Rewinds)) {
+		for _, d := range n.Rewinds[s] {
+			pub = append(pub, api+"STREAM.INFO."+s, api+"CONSUMER.RESET."+s+"."+d)
 		}
 	}
 	for _, s := range n.Reads {

@@ -50,6 +50,7 @@ var Table = map[string]Needs{
 			topology.StreamSlackOut:    {"delivery-commands"},
 			topology.StreamIntegration: {"delivery-audit-succeeded", "delivery-audit-failed"},
 		},
+		Rewinds:    map[string][]string{topology.StreamSlackOut: {"*"}},
 		Gets:       []string{deadLetterStream},
 		Owns:       []string{deliveryLedger, deliveryPartitions},
 		Watches:    []string{topology.BucketOrgAccess},

@@ -66,9 +66,12 @@ type Config struct {
 	// migration (docs/configuration.md). Default 8 (also when zero).
 	Partitions int
 	// LeaseTTL is DELIVERY_LEASE_TTL: how long a partition lease lives
-	// without renewal (renewed every third of it). A crashed replica's
-	// partitions are taken over after it, then their held commands after
-	// AckWait. Default 10s (also when zero).
+	// without renewal (renewed every quarter of it, a partition stopped
+	// after half of it without one). A crashed replica's partitions are
+	// taken over after it, with the commands it held (the new owner rewinds
+	// the consumer). Default 6s (also when zero): a takeover within seconds,
+	// and 3s of failed renewals, a NATS leader election's usual length,
+	// before a partition stops.
 	LeaseTTL time.Duration
 	// MaxAttempts is DELIVERY_MAX_ATTEMPTS: failed attempts (5xx, network)
 	// before a command fails with RETRIES_EXHAUSTED and is dead-lettered.
@@ -83,7 +86,8 @@ type Config struct {
 	SlackTimeout time.Duration
 	// AckWait is DELIVERY_ACK_WAIT: the command consumer's AckWait. A held
 	// command is kept alive once half of it has run (checked every sixth);
-	// after a crash, commands come back after it. Default 30s.
+	// after a crash, the next owner rewinds the consumer and commands come
+	// back at once (after it against a server that cannot). Default 30s.
 	AckWait time.Duration
 	// MaxDeliver is DELIVERY_MAX_DELIVER: deliveries of one command message
 	// (each restart hands held messages back) before the server gives up on
@@ -135,7 +139,7 @@ func (c Config) withDefaults() Config {
 }
 
 // defaultLeaseTTL is DELIVERY_LEASE_TTL's default.
-const defaultLeaseTTL = 10 * time.Second
+const defaultLeaseTTL = 6 * time.Second
 
 // vars are the service's own connection variables and their defaults.
 var vars = service.Vars{Prefix: "DELIVERY", Database: "delivery", GRPCAddr: "127.0.0.1:9102", OpsAddr: "127.0.0.1:9202"}

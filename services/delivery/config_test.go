@@ -23,7 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.GRPCAddr != "127.0.0.1:9102" || c.SlackAPIURL != "https://slack.com/api/" || c.ChannelRate != 1 || c.ChannelBurst != 3 ||
 		c.AckWait != 30*time.Second || c.Unconfirmed != "fail" || c.LedgerTTL != 7*24*time.Hour || c.ResponseURLHosts[0] != "hooks.slack.com" ||
-		c.Partitions != 8 || c.LeaseTTL != 10*time.Second {
+		c.Partitions != 8 || c.LeaseTTL != 6*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

@@ -331,6 +331,7 @@ func (s *worker) runPartition(ctx context.Context, k int) error {
 	if err != nil {
 		return fmt.Errorf("ensuring consumer %s: %w", partition.Durable(k), err)
 	}
+	s.reclaim(ctx, cons, k)
 	var moving sync.WaitGroup
 	defer moving.Wait()
 	if k == 0 {
@@ -358,6 +359,31 @@ func (s *worker) runPartition(ctx context.Context, k int) error {
 		return err
 	}
 	return dispatcher.Run(ctx, cons)
+}
+
+// reclaim hands back at once what a previous owner of partition k held.
+// This replica holds k's lease, so that owner has stopped (a crash, or its
+// lease lost and its worker fenced): rewinding the consumer to its ack
+// floor redelivers those commands now, in stream order, instead of after
+// their AckWait (the lanes' start-up gate). Commands above the floor that
+// were already settled come back too; the ledger recognises them and
+// nothing is posted again; a call the old owner may still be completing is
+// guarded by its ledger claim. A server without the reset API (before
+// 2.14) leaves the gate to wait.
+func (s *worker) reclaim(ctx context.Context, cons jetstream.Consumer, k int) {
+	info := cons.CachedInfo()
+	if info == nil || info.NumAckPending == 0 {
+		return
+	}
+	st, err := s.js.Stream(ctx, topology.StreamSlackOut)
+	if err == nil {
+		var r *jetstream.ConsumerResetResponse
+		if r, err = st.ResetConsumer(ctx, partition.Durable(k)); err == nil {
+			s.log.InfoContext(ctx, "commands a previous owner held redelivered now", "partition", k, "pending", info.NumAckPending, "from_seq", r.ResetSeq)
+			return
+		}
+	}
+	s.log.WarnContext(ctx, "rewinding the consumer failed; its pending commands come back after AckWait", "partition", k, "pending", info.NumAckPending, "err", err)
 }
 
 // decoded is a lane item's payload.

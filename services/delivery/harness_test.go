@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -141,6 +142,8 @@ type env struct {
 	out    *outcomes
 	// probesPosted counts probe messages awaitAccess got through.
 	probesPosted int
+	// ackWait is envOptions.ackWait.
+	ackWait time.Duration
 }
 
 type envOptions struct {
@@ -150,11 +153,13 @@ type envOptions struct {
 	// bench leaves out what only tests need and would be measured with the
 	// product: the shim in front of the stand-in and the outcome watcher.
 	bench bool
+	// ackWait is the commands' AckWait. Default 3s.
+	ackWait time.Duration
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t}
+	e := &env{t: t, ackWait: cmp.Or(o.ackWait, 3*time.Second)}
 	e.nats = testkit.NATS(t)
 	e.mongo = testkit.Mongo(t)
 
@@ -232,7 +237,7 @@ func (e *env) config() delivery.Config {
 		BackoffBase:      20 * time.Millisecond,
 		BackoffMax:       200 * time.Millisecond,
 		SlackTimeout:     2 * time.Second,
-		AckWait:          3 * time.Second,
+		AckWait:          e.ackWait,
 		MaxDeliver:       20,
 		LedgerTTL:        7 * 24 * time.Hour,
 		Unconfirmed:      "fail",

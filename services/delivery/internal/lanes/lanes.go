@@ -24,7 +24,9 @@
 // at a time consumes a consumer: the service runs one per partition of the
 // stream and hands a partition from replica to replica only through a lease
 // (see the partition package); a new owner's gate waits for what the old
-// one held.
+// one held. The service rewinds a partition's consumer to its ack floor
+// when it takes the lease, so those come back at once and the gate is the
+// fallback for a server that cannot rewind.
 package lanes
 
 import (

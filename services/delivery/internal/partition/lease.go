@@ -95,9 +95,9 @@ type Config struct {
 // it stamped after we sent it: the worker has at least TTL/2 to stop before
 // another replica can take the partition. A
 // replica that dies holds its lease until the TTL runs out; the next owner
-// then starts with the dead owner's messages pending, which the lanes'
-// start-up gate waits for (they come back after AckWait) before any lane
-// starts. Handover therefore never lets two replicas consume one partition,
+// then starts with the dead owner's messages pending: the service rewinds
+// the consumer so they come back at once, and the lanes' start-up gate
+// waits for them before any lane starts. Handover therefore never lets two replicas consume one partition,
 // and never lets a newer command of a channel overtake an older one.
 type Coordinator struct {
 	kv    jetstream.KeyValue
