@@ -163,3 +163,22 @@ func scaleSample(count, size int64) (float64, float64) {
 	scale := 1 / (1 - math.Exp(-avg/float64(rate)))
 	return float64(count) * scale, float64(size) * scale
 }
+
+// The bench's own allocations are the harness's: a window in which the
+// test itself allocates 64 MB must attribute nearly nothing to the egress.
+func TestEgressShareLeavesTheHarnessOut(t *testing.T) {
+	rate := runtime.MemProfileRate
+	runtime.MemProfileRate = egressProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = rate })
+	runtime.GC()
+	before := takeAllocs(t)
+	var keep [][]byte
+	for range 1024 {
+		keep = append(keep, make([]byte, 64<<10))
+	}
+	runtime.GC()
+	shareB, shareN := egressShare(before, takeAllocs(t))
+	if len(keep) != 1024 || shareB > 0.05 || shareN > 0.5 {
+		t.Errorf("egress share of the test's own allocations: %.3f of the bytes, %.3f of the objects; want ~0", shareB, shareN)
+	}
+}

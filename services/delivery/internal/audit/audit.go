@@ -120,6 +120,9 @@ func asTime(ts interface{ AsTime() time.Time }) time.Time {
 	return ts.AsTime().UTC().Truncate(time.Millisecond)
 }
 
+// InsertTimeout bounds a batch's insert: a wait for a row ends by then.
+const InsertTimeout = 30 * time.Second
+
 // Writer batches row inserts. Safe for concurrent use.
 type Writer struct {
 	coll     *mongo.Collection
@@ -191,7 +194,7 @@ func (w *Writer) flush(b *batch) {
 	b.timer.Stop()
 	w.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), InsertTimeout)
 	defer cancel()
 	err := w.insert(ctx, b.rows)
 	if err != nil {
