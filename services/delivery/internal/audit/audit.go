@@ -4,7 +4,7 @@
 // Rows are written by delivery's settler as it reports each outcome
 // (DeliverySucceeded, DeliveryFailed), in batches: Writer.Add puts the row
 // in the current batch, and the command is acknowledged only once the
-// batch's insert has stored it, so the store sees a few large inserts
+// batch's InsertMany has stored it, so the store sees a few large inserts
 // instead of one per post (~37k docs/s in batches on the embedded FerretDB,
 // against ~3k/s one by one). Rows are insert-only; the row id (RowID) is
 // the same for every report of one command, so a redelivered command's row
@@ -26,7 +26,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/store"
@@ -135,12 +134,10 @@ type Writer struct {
 	// last is the size of the last batch: the next one's rows are
 	// allocated at it, not grown to it by doubling.
 	last int
-	// rowBytes is the encoded size of the last batch's rows, per row.
-	rowBytes int
 }
 
 type batch struct {
-	rows  []Row
+	rows  []any
 	done  chan struct{}
 	err   error
 	timer *time.Timer
@@ -162,7 +159,7 @@ func (w *Writer) Add(r Row) (wait func(ctx context.Context) error) {
 	w.mu.Lock()
 	b := w.batch
 	if b == nil {
-		b = &batch{rows: make([]Row, 0, w.last), done: make(chan struct{})}
+		b = &batch{rows: make([]any, 0, w.last), done: make(chan struct{})}
 		w.batch = b
 		b.timer = time.AfterFunc(w.maxWait, func() { w.flush(b) })
 	}
@@ -196,7 +193,10 @@ func (w *Writer) flush(b *batch) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), InsertTimeout)
 	defer cancel()
-	err := w.insert(ctx, b.rows)
+	_, err := w.coll.InsertMany(ctx, b.rows, options.InsertMany().SetOrdered(false))
+	if err != nil && onlyDuplicates(err) {
+		err = nil // redelivered events: already written
+	}
 	if err != nil {
 		w.log.Warn("writing audit rows failed; the events will be redelivered", "rows", len(b.rows), "err", err)
 		b.err = fmt.Errorf("inserting %d audit rows: %w", len(b.rows), err)
@@ -204,96 +204,22 @@ func (w *Writer) flush(b *batch) {
 	close(b.done)
 }
 
-// insert stores rows with one unordered insert command, its documents
-// encoded by appendRow into one buffer: InsertMany encodes each row by
-// reflection and then reads each one's _id back through a 4 KB reader,
-// about 7 KB of allocations a row in all. A duplicate key (a redelivered
-// command's row) counts as written.
-func (w *Writer) insert(ctx context.Context, rows []Row) error {
-	w.mu.Lock()
-	per := max(w.rowBytes, 512)
-	w.mu.Unlock()
-	cmd := make([]byte, 0, 64+len(rows)*per*9/8)
-	doc, cmd := bsoncore.AppendDocumentStart(cmd)
-	cmd = bsoncore.AppendStringElement(cmd, "insert", w.coll.Name())
-	arr, cmd := bsoncore.AppendArrayElementStart(cmd, "documents")
-	var key []byte
-	for i, r := range rows {
-		key = strconv.AppendInt(key[:0], int64(i), 10)
-		cmd = appendRow(cmd, string(key), r)
-	}
-	cmd, _ = bsoncore.AppendArrayEnd(cmd, arr)
-	cmd = bsoncore.AppendBooleanElement(cmd, "ordered", false)
-	cmd, _ = bsoncore.AppendDocumentEnd(cmd, doc)
-	w.mu.Lock()
-	w.rowBytes = len(cmd) / len(rows)
-	w.mu.Unlock()
-
-	err := w.coll.Database().RunCommand(ctx, bson.Raw(cmd)).Err()
-	if err != nil && onlyDuplicates(err) {
-		return nil // redelivered commands' rows: already written
-	}
-	return err
-}
-
-// onlyDuplicates reports whether every write error of an unordered insert
-// is a duplicate key.
+// onlyDuplicates reports whether every write error of an unordered
+// InsertMany is a duplicate key.
 func onlyDuplicates(err error) bool {
-	var we mongo.WriteException
-	if !errors.As(err, &we) || we.WriteConcernError != nil || len(we.WriteErrors) == 0 {
-		return false
-	}
-	for _, e := range we.WriteErrors {
-		if e.Code != 11000 && e.Code != 11001 && e.Code != 12582 {
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) {
+		if bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
 			return false
 		}
-	}
-	return true
-}
-
-// appendRow appends r as the document element key, encoded as bson.Marshal
-// encodes a Row (TestAppendRowIsMarshal), without its reflection.
-func appendRow(dst []byte, key string, r Row) []byte {
-	doc, dst := bsoncore.AppendDocumentElementStart(dst, key)
-	dst = bsoncore.AppendStringElement(dst, "_id", r.ID)
-	dst = bsoncore.AppendStringElement(dst, "command_id", r.CommandID)
-	dst = bsoncore.AppendStringElement(dst, "idempotency_key", r.IdempotencyKey)
-	dst = bsoncore.AppendStringElement(dst, "org_id", r.OrgID)
-	dst = bsoncore.AppendStringElement(dst, "team_id", r.TeamID)
-	dst = appendNonEmpty(dst, "channel_id", r.ChannelID)
-	dst = appendNonEmpty(dst, "ts", r.TS)
-	dst = appendNonEmpty(dst, "permalink", r.Permalink)
-	if len(r.FileIDs) > 0 {
-		arr, d := bsoncore.AppendArrayElementStart(dst, "file_ids")
-		for i, id := range r.FileIDs {
-			d = bsoncore.AppendStringElement(d, strconv.Itoa(i), id)
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 && we.Code != 11001 && we.Code != 12582 {
+				return false
+			}
 		}
-		dst, _ = bsoncore.AppendArrayEnd(d, arr)
+		return true
 	}
-	dst = bsoncore.AppendInt32Element(dst, "status", r.Status)
-	if r.FailureCode != 0 {
-		dst = bsoncore.AppendInt32Element(dst, "failure_code", r.FailureCode)
-	}
-	dst = appendNonEmpty(dst, "reason", r.Reason)
-	dst = appendNonEmpty(dst, "origin", r.Origin)
-	dst = appendNonEmpty(dst, "kind", r.Kind)
-	dst = bsoncore.AppendInt64Element(dst, "attempts", int64(r.Attempts))
-	if r.Duplicate {
-		dst = bsoncore.AppendBooleanElement(dst, "duplicate", true)
-	}
-	if !r.RequestedAt.IsZero() {
-		dst = bsoncore.AppendDateTimeElement(dst, "requested_at", r.RequestedAt.UnixMilli())
-	}
-	dst = bsoncore.AppendDateTimeElement(dst, "completed_at", r.CompletedAt.UnixMilli())
-	dst, _ = bsoncore.AppendDocumentEnd(dst, doc)
-	return dst
-}
-
-func appendNonEmpty(dst []byte, key, val string) []byte {
-	if val == "" {
-		return dst
-	}
-	return bsoncore.AppendStringElement(dst, key, val)
+	return store.IsDuplicate(err)
 }
 
 // Query is a ListDeliveries request, checked.

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"log/slog"
 	"sync"
 	"testing"
@@ -92,29 +91,5 @@ func TestRowIDsIncreaseWithTheRequest(t *testing.T) {
 	}
 	if got := RowID(nil, "e1"); got != "0000000000000000-e1" {
 		t.Errorf("no request time: %q", got)
-	}
-}
-
-// The insert encodes rows by hand; they must read back as bson.Marshal's do.
-func TestAppendRowIsMarshal(t *testing.T) {
-	t.Parallel()
-	at := time.Unix(1700000000, 123e6).UTC()
-	for _, r := range []Row{
-		{ID: "0001-e1", CommandID: "c1", OrgID: "o1", TeamID: "T1", Status: 2, CompletedAt: at},
-		{
-			ID: "0001-e2", CommandID: "c2", IdempotencyKey: "k2", OrgID: "o1", TeamID: "T1", ChannelID: "C1", TS: "1.2",
-			Permalink: "https://x/p", FileIDs: []string{"F1", "F2"}, Status: 1, FailureCode: 7, Reason: "r", Origin: "o/p",
-			Kind: "post", Attempts: 3, Duplicate: true, RequestedAt: at.Add(-time.Second), CompletedAt: at,
-		},
-	} {
-		want, err := bson.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outer := appendRow(nil, "0", r)
-		// outer is one element: type byte, key "0\x00", then the document.
-		if got := outer[3:]; !bytes.Equal(got, want) {
-			t.Errorf("row %s:\n got %v\nwant %v", r.ID, bson.Raw(got), bson.Raw(want))
-		}
 	}
 }
