@@ -35,7 +35,8 @@ var benchSizes = []int{20_000, 100_000}
 // org per partition, so that replicas=2 splits the work in two halves (one
 // replica per four partitions, in this one process). Each run also reports
 // bytes and allocations per post (the whole process: stand-in, NATS and
-// FerretDB included), stream writes per post (every JetStream stream's
+// FerretDB included, and egress-B/post, egress-allocs/post: the share of
+// them that the egress process's own code made, see allocs_test.go), stream writes per post (every JetStream stream's
 // appends: ledger, outcomes, ...) and Slack calls per post.
 func BenchmarkSustainedPosts(b *testing.B) {
 	for _, replicas := range []int{1, 2} {
@@ -228,16 +229,21 @@ type measure struct {
 	writes  uint64
 	calls   int
 	mem     runtime.MemStats
+	allocs  allocSnapshot
 	retain0 uint64
 	cpu     time.Duration
 }
 
 func startMeasure(tb testing.TB, e *env) *measure {
 	tb.Helper()
+	// The heap profile samples one allocation in every 512 KB by default:
+	// a few thousand samples a run, too few to attribute per part.
+	runtime.MemProfileRate = egressProfileRate
 	m := &measure{e: e, posts: len(e.slack.Messages(slackstandin.MessageFilter{}))}
 	m.writes = streamWrites(tb, e.js)
 	m.calls = slackCalls(e.slack)
 	m.retain0 = liveHeap()
+	m.allocs = takeAllocs(tb)
 	runtime.ReadMemStats(&m.mem)
 	m.cpu = cpuTime()
 	return m
@@ -274,11 +280,16 @@ func (m *measure) report(b *testing.B, n int) {
 	b.ReportMetric(float64(cpuTime()-m.cpu)/float64(time.Microsecond)/float64(n), "cpu-us/post")
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.TotalAlloc-m.mem.TotalAlloc)/float64(n), "B/post")
-	b.ReportMetric(float64(after.Mallocs-m.mem.Mallocs)/float64(n), "allocs/post")
+	total, objects := float64(after.TotalAlloc-m.mem.TotalAlloc)/float64(n), float64(after.Mallocs-m.mem.Mallocs)/float64(n)
+	retained := max(float64(liveHeap())-float64(m.retain0), 0) / float64(n)
+	shareB, shareN := egressShare(m.allocs, takeAllocs(b))
+	b.ReportMetric(total, "B/post")
+	b.ReportMetric(objects, "allocs/post")
+	b.ReportMetric(total*shareB, "egress-B/post")
+	b.ReportMetric(objects*shareN, "egress-allocs/post")
 	b.ReportMetric(float64(slackCalls(m.e.slack)-m.calls)/float64(n), "slack-calls/post")
 	b.ReportMetric(float64(writes-m.writes)/float64(n), "stream-writes/post")
-	b.ReportMetric(max(float64(liveHeap())-float64(m.retain0), 0)/float64(n), "retained-B/post")
+	b.ReportMetric(retained, "retained-B/post")
 }
 
 // streamWrites sums the last sequence of every stream: messages appended.

@@ -318,13 +318,11 @@ func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, reason stri
 	return s.bus.DeadLetter(pctx, msg, topology.StreamSlackOut, md.Consumer, reason)
 }
 
-// rowTimeout bounds the wait for an audit row's batch insert.
-const rowTimeout = 30 * time.Second
-
+// waitRow waits for an audit row's batch insert, which the writer bounds
+// (audit.InsertTimeout): a context per row here cost a timer and a channel
+// per post and could end no sooner.
 func (s *settler) waitRow(wait func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), rowTimeout)
-	defer cancel()
-	return wait(ctx)
+	return wait(context.Background())
 }
 
 // auditRetryDelay is the pause before a command whose audit row could not

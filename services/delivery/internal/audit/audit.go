@@ -119,6 +119,9 @@ func asTime(ts interface{ AsTime() time.Time }) time.Time {
 	return ts.AsTime().UTC().Truncate(time.Millisecond)
 }
 
+// InsertTimeout bounds a batch's insert: a wait for a row ends by then.
+const InsertTimeout = 30 * time.Second
+
 // Writer batches row inserts. Safe for concurrent use.
 type Writer struct {
 	coll     *mongo.Collection
@@ -128,6 +131,9 @@ type Writer struct {
 
 	mu    sync.Mutex
 	batch *batch
+	// last is the size of the last batch: the next one's rows are
+	// allocated at it, not grown to it by doubling.
+	last int
 }
 
 type batch struct {
@@ -153,7 +159,7 @@ func (w *Writer) Add(r Row) (wait func(ctx context.Context) error) {
 	w.mu.Lock()
 	b := w.batch
 	if b == nil {
-		b = &batch{done: make(chan struct{})}
+		b = &batch{rows: make([]any, 0, w.last), done: make(chan struct{})}
 		w.batch = b
 		b.timer = time.AfterFunc(w.maxWait, func() { w.flush(b) })
 	}
@@ -181,10 +187,11 @@ func (w *Writer) flush(b *batch) {
 		return // already flushed
 	}
 	w.batch = nil
+	w.last = len(b.rows)
 	b.timer.Stop()
 	w.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), InsertTimeout)
 	defer cancel()
 	_, err := w.coll.InsertMany(ctx, b.rows, options.InsertMany().SetOrdered(false))
 	if err != nil && onlyDuplicates(err) {
