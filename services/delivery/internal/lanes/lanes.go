@@ -11,6 +11,18 @@
 // single channel may build, or that backlog would fill it and stall the
 // rest (see the service's DELIVERY_MAX_IN_FLIGHT).
 //
+// # Pulling no more than the lanes need
+//
+// Holding a message is not free: the server rewrites each consumer's
+// pending set about ten times a second, and every held message is heap
+// the collector marks, so a backlog pulled whole makes every post cost
+// more the deeper the backlog. The dispatcher therefore stops pulling
+// while Window messages that arrived less than Fresh ago wait in their
+// lanes, and pulls again as they start or age. A message that has waited
+// longer than Fresh (a lane held back by its rate limit or an outage) no
+// longer counts, so a slow channel's backlog is still pulled through to
+// the other channels behind it, Window per Fresh at the least.
+//
 // # Order across restarts
 //
 // Lanes are sorted by stream sequence. A graceful stop naks every held
@@ -52,7 +64,9 @@ type Item struct {
 	// Payload is what Decode returned.
 	Payload any
 
-	started bool // guarded by the dispatcher's mutex
+	started bool      // guarded by the dispatcher's mutex
+	fresh   bool      // counted in the dispatcher's waiting; guarded by its mutex
+	arrived time.Time // the first delivery to this process
 
 	d       *Dispatcher
 	mu      sync.Mutex
@@ -133,6 +147,11 @@ type Config struct {
 	AckWait time.Duration
 	// Prefetch is how many messages a pull asks for. Default 256.
 	Prefetch int
+	// Window and Fresh bound the pulling (see the package doc): no more
+	// messages are taken while Window of those that arrived less than
+	// Fresh ago wait in their lanes. Defaults 4 × Prefetch and 5s.
+	Window int
+	Fresh  time.Duration
 	// DrainTimeout bounds the wait for lanes to finish their current
 	// command when stopping. Default 30s.
 	DrainTimeout time.Duration
@@ -163,6 +182,12 @@ type Dispatcher struct {
 	gateSeq  uint64
 	gateWant int
 	gateSeen map[uint64]bool
+	// fresh is the messages that arrived less than Config.Fresh ago, in
+	// arrival order (some started since: pruned from the front), waiting
+	// how many of them have not started; room is signalled when one starts.
+	fresh   []*Item
+	waiting int
+	room    chan struct{}
 
 	heldGauge, lanesGauge prometheus.Gauge
 	gaugeVecs             []*prometheus.GaugeVec
@@ -179,6 +204,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 256
 	}
+	if cfg.Window <= 0 {
+		cfg.Window = 4 * cfg.Prefetch
+	}
+	if cfg.Fresh <= 0 {
+		cfg.Fresh = 5 * time.Second
+	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
@@ -191,6 +222,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, log: cfg.Logger,
 		held: map[uint64]*Item{}, lanes: map[string]*lane{}, gateSeen: map[uint64]bool{},
+		room: make(chan struct{}, 1),
 	}
 	held := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "crmslack", Subsystem: "delivery", Name: "held_messages",
@@ -243,19 +275,17 @@ func (d *Dispatcher) Run(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	d.mu.Unlock()
 
-	cc, err := cons.Consume(d.onMsg,
-		jetstream.PullMaxMessages(d.cfg.Prefetch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				d.log.Debug("consume heartbeat missed", "err", err)
-				return
-			}
-			d.log.Warn("consume error", "err", err)
-		}),
-	)
+	// An iterator rather than Consume: it pulls again only as messages
+	// are taken, so pausing the taking (waitRoom) pauses the pulling.
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(d.cfg.Prefetch))
 	if err != nil {
 		return fmt.Errorf("consuming: %w", err)
 	}
+	draining, pumped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(pumped)
+		d.pump(msgs, draining)
+	}()
 	hb := time.NewTicker(max(d.cfg.AckWait/6, 100*time.Millisecond))
 	defer hb.Stop()
 loop:
@@ -267,16 +297,87 @@ loop:
 			d.heartbeat()
 		}
 	}
-	return d.stop(cc)
+	return d.stop(msgs, draining, pumped)
+}
+
+// pump takes messages from the iterator until it is closed, each once
+// there is room for it.
+func (d *Dispatcher) pump(msgs jetstream.MessagesContext, draining <-chan struct{}) {
+	for {
+		d.waitRoom(draining)
+		msg, err := msgs.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
+		if err != nil {
+			d.log.Warn("consume error", "err", err)
+			continue
+		}
+		d.onMsg(msg)
+	}
+}
+
+// waitRoom returns once fewer than Window fresh messages wait, the
+// start-up gate is closed (it needs every message held before), or the
+// dispatcher is draining.
+func (d *Dispatcher) waitRoom(draining <-chan struct{}) {
+	for {
+		d.mu.Lock()
+		now := time.Now()
+		d.pruneLocked(now)
+		if d.waiting < d.cfg.Window || !d.gateOpen {
+			d.mu.Unlock()
+			return
+		}
+		aged := time.NewTimer(d.cfg.Fresh - now.Sub(d.fresh[0].arrived))
+		d.mu.Unlock()
+		select {
+		case <-d.room:
+		case <-aged.C:
+		case <-draining:
+			aged.Stop()
+			return
+		}
+		aged.Stop()
+	}
+}
+
+// pruneLocked drops from the front of fresh the messages started or older
+// than Fresh.
+func (d *Dispatcher) pruneLocked(now time.Time) {
+	for len(d.fresh) > 0 {
+		it := d.fresh[0]
+		if it.fresh && now.Sub(it.arrived) < d.cfg.Fresh {
+			return
+		}
+		d.unfreshLocked(it)
+		d.fresh[0] = nil
+		d.fresh = d.fresh[1:]
+	}
+}
+
+// unfreshLocked stops counting it as waiting.
+func (d *Dispatcher) unfreshLocked(it *Item) {
+	if !it.fresh {
+		return
+	}
+	it.fresh = false
+	d.waiting--
+	select {
+	case d.room <- struct{}{}:
+	default:
+	}
 }
 
 // stop is the graceful part of Run.
-func (d *Dispatcher) stop(cc jetstream.ConsumeContext) error {
-	cc.Drain()
+func (d *Dispatcher) stop(msgs jetstream.MessagesContext, draining chan struct{}, pumped <-chan struct{}) error {
+	close(draining)
+	msgs.Drain()
 	select {
-	case <-cc.Closed():
+	case <-pumped:
 	case <-time.After(5 * time.Second):
-		cc.Stop()
+		msgs.Stop()
+		<-pumped
 	}
 	d.mu.Lock()
 	d.stopping = true
@@ -391,11 +492,14 @@ func (d *Dispatcher) onMsg(msg jetstream.Msg) {
 		d.cfg.Reject(d.workCtx, msg, err)
 		return
 	}
-	it := &Item{d: d, msg: msg, touched: time.Now(), Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
+	now := time.Now()
+	it := &Item{d: d, msg: msg, touched: now, arrived: now, fresh: true, Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held[seq] = it
+	d.fresh = append(d.fresh, it)
+	d.waiting++
 	l := d.lanes[name]
 	if l == nil {
 		l = &lane{name: name}
@@ -449,6 +553,7 @@ func (d *Dispatcher) runLane(l *lane) {
 		}
 		it := l.queue[0]
 		it.started = true
+		d.unfreshLocked(it)
 		d.mu.Unlock()
 
 		settled := d.process(it)
