@@ -149,7 +149,7 @@ type Config struct {
 	Prefetch int
 	// Window and Fresh bound the pulling (see the package doc): no more
 	// messages are taken while Window of those that arrived less than
-	// Fresh ago wait in their lanes. Defaults 4 × Prefetch and 5s.
+	// Fresh ago wait in their lanes. Defaults 2 × Prefetch and 5s.
 	Window int
 	Fresh  time.Duration
 	// DrainTimeout bounds the wait for lanes to finish their current
@@ -205,7 +205,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Prefetch = 256
 	}
 	if cfg.Window <= 0 {
-		cfg.Window = 4 * cfg.Prefetch
+		cfg.Window = 2 * cfg.Prefetch
 	}
 	if cfg.Fresh <= 0 {
 		cfg.Fresh = 5 * time.Second
