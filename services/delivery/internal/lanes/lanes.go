@@ -49,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -275,16 +276,11 @@ func (d *Dispatcher) Run(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	d.mu.Unlock()
 
-	// An iterator rather than Consume: it pulls again only as messages
-	// are taken, so pausing the taking (waitRoom) pauses the pulling.
-	msgs, err := cons.Messages(jetstream.PullMaxMessages(d.cfg.Prefetch))
-	if err != nil {
-		return fmt.Errorf("consuming: %w", err)
-	}
-	draining, pumped := make(chan struct{}), make(chan struct{})
+	pumpCtx, stopPump := context.WithCancel(context.Background())
+	pumped := make(chan struct{})
 	go func() {
 		defer close(pumped)
-		d.pump(msgs, draining)
+		d.pump(pumpCtx, cons)
 	}()
 	hb := time.NewTicker(max(d.cfg.AckWait/6, 100*time.Millisecond))
 	defer hb.Stop()
@@ -297,46 +293,71 @@ loop:
 			d.heartbeat()
 		}
 	}
-	return d.stop(msgs, draining, pumped)
+	return d.stop(stopPump, pumped)
 }
 
-// pump takes messages from the iterator until it is closed, each once
-// there is room for it.
-func (d *Dispatcher) pump(msgs jetstream.MessagesContext, draining <-chan struct{}) {
+// fetchWait bounds one fetch: how long an idle consumer's pull waits.
+const fetchWait = 5 * time.Second
+
+// pump fetches messages until ctx ends, each fetch for no more than there
+// is room for. Fetches rather than Consume, whose pulls run ahead of the
+// taking: a message the server has delivered but the dispatcher not taken
+// would age towards its AckWait unheld and unrenewed.
+func (d *Dispatcher) pump(ctx context.Context, cons jetstream.Consumer) {
 	for {
-		d.waitRoom(draining)
-		msg, err := msgs.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		room := d.waitRoom(ctx.Done())
+		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			d.log.Warn("consume error", "err", err)
-			continue
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		batch, err := cons.Fetch(room, jetstream.FetchContext(fctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				d.onMsg(msg)
+			}
+			err = batch.Error()
 		}
-		d.onMsg(msg)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		default:
+			d.log.Warn("fetching commands failed", "err", err)
+			select { // not a busy loop while the server refuses
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }
 
-// waitRoom returns once fewer than Window fresh messages wait, the
-// start-up gate is closed (it needs every message held before), or the
-// dispatcher is draining.
-func (d *Dispatcher) waitRoom(draining <-chan struct{}) {
+// waitRoom returns how many messages the next fetch may take, at most
+// Prefetch, once fewer than Window fresh messages wait, or at once while
+// the start-up gate is closed (it needs every message held before) or the
+// pump is stopping (done).
+func (d *Dispatcher) waitRoom(done <-chan struct{}) int {
 	for {
 		d.mu.Lock()
 		now := time.Now()
 		d.pruneLocked(now)
-		if d.waiting < d.cfg.Window || !d.gateOpen {
+		if !d.gateOpen {
 			d.mu.Unlock()
-			return
+			return d.cfg.Prefetch
+		}
+		if room := d.cfg.Window - d.waiting; room > 0 {
+			d.mu.Unlock()
+			return min(room, d.cfg.Prefetch)
 		}
 		aged := time.NewTimer(d.cfg.Fresh - now.Sub(d.fresh[0].arrived))
 		d.mu.Unlock()
 		select {
 		case <-d.room:
 		case <-aged.C:
-		case <-draining:
+		case <-done:
 			aged.Stop()
-			return
+			return 1
 		}
 		aged.Stop()
 	}
@@ -370,15 +391,9 @@ func (d *Dispatcher) unfreshLocked(it *Item) {
 }
 
 // stop is the graceful part of Run.
-func (d *Dispatcher) stop(msgs jetstream.MessagesContext, draining chan struct{}, pumped <-chan struct{}) error {
-	close(draining)
-	msgs.Drain()
-	select {
-	case <-pumped:
-	case <-time.After(5 * time.Second):
-		msgs.Stop()
-		<-pumped
-	}
+func (d *Dispatcher) stop(stopPump context.CancelFunc, pumped <-chan struct{}) error {
+	stopPump()
+	<-pumped
 	d.mu.Lock()
 	d.stopping = true
 	d.mu.Unlock()

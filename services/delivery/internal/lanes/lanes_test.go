@@ -402,7 +402,7 @@ func TestKeptItemsStayHeldUntilReleased(t *testing.T) {
 
 // A backlog the lanes are working through is pulled a window at a time,
 // not whole: the server's pending set and the held messages stay bounded by
-// the window (plus one pull), however deep the backlog.
+// the window, however deep the backlog.
 func TestPullsNoMoreThanTheWindow(t *testing.T) {
 	t.Parallel()
 	js, cons := setup(t)
@@ -428,8 +428,8 @@ func TestPullsNoMoreThanTheWindow(t *testing.T) {
 	publish(t, js, "a", 500)
 	run(t, d, cons)
 	testkit.Eventually(t, 10*time.Second, func() bool { return d.Held() >= window }, "the window taken")
-	// One started and window waiting; the iterator's buffer holds at most
-	// one pull more.
+	// One started and window waiting; a fetch asks for no more than
+	// there is room for (the server's count allows one pull more).
 	if h := d.Held(); h > window+1 {
 		t.Fatalf("%d held, want at most %d", h, window+1)
 	}
