@@ -55,8 +55,10 @@ type Config struct {
 	// MaxInFlight is DELIVERY_MAX_IN_FLIGHT: commands held at once per
 	// partition (each partition consumer's MaxAckPending). One channel's
 	// backlog beyond it would hold up the rest of its partition, so keep it
-	// above the deepest backlog expected. Each held command costs its
-	// payload in memory. Default 20000.
+	// above the deepest backlog expected. It is a ceiling: the lanes pull
+	// a window at a time while they work through a backlog, and reach it
+	// only behind channels that cannot go on (internal/lanes). Each held
+	// command costs its payload in memory. Default 20000.
 	MaxInFlight int
 
 	// Partitions is DELIVERY_PARTITIONS: how many partitions SLACK_OUT's

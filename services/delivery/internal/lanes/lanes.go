@@ -11,6 +11,18 @@
 // single channel may build, or that backlog would fill it and stall the
 // rest (see the service's DELIVERY_MAX_IN_FLIGHT).
 //
+// # Pulling no more than the lanes need
+//
+// Holding a message is not free: the server rewrites each consumer's
+// pending set about ten times a second, and every held message is heap
+// the collector marks, so a backlog pulled whole makes every post cost
+// more the deeper the backlog. The dispatcher therefore stops pulling
+// while Window messages that arrived less than Fresh ago wait in their
+// lanes, and pulls again as they start or age. A message that has waited
+// longer than Fresh (a lane held back by its rate limit or an outage) no
+// longer counts, so a slow channel's backlog is still pulled through to
+// the other channels behind it, Window per Fresh at the least.
+//
 // # Order across restarts
 //
 // Lanes are sorted by stream sequence. A graceful stop naks every held
@@ -39,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,7 +67,9 @@ type Item struct {
 	// Payload is what Decode returned.
 	Payload any
 
-	started bool // guarded by the dispatcher's mutex
+	started bool      // guarded by the dispatcher's mutex
+	fresh   bool      // counted in the dispatcher's waiting; guarded by its mutex
+	arrived time.Time // the first delivery to this process
 
 	d       *Dispatcher
 	mu      sync.Mutex
@@ -135,6 +150,11 @@ type Config struct {
 	AckWait time.Duration
 	// Prefetch is how many messages a pull asks for. Default 256.
 	Prefetch int
+	// Window and Fresh bound the pulling (see the package doc): no more
+	// messages are taken while Window of those that arrived less than
+	// Fresh ago wait in their lanes. Defaults 2 × Prefetch and 5s.
+	Window int
+	Fresh  time.Duration
 	// DrainTimeout bounds the wait for lanes to finish their current
 	// command when stopping. Default 30s.
 	DrainTimeout time.Duration
@@ -165,6 +185,12 @@ type Dispatcher struct {
 	gateSeq  uint64
 	gateWant int
 	gateSeen map[uint64]bool
+	// fresh is the messages that arrived less than Config.Fresh ago, in
+	// arrival order (some started since: pruned from the front), waiting
+	// how many of them have not started; room is signalled when one starts.
+	fresh   []*Item
+	waiting int
+	room    chan struct{}
 
 	heldGauge, lanesGauge prometheus.Gauge
 	gaugeVecs             []*prometheus.GaugeVec
@@ -181,6 +207,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 256
 	}
+	if cfg.Window <= 0 {
+		cfg.Window = 2 * cfg.Prefetch
+	}
+	if cfg.Fresh <= 0 {
+		cfg.Fresh = 5 * time.Second
+	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
@@ -193,6 +225,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg: cfg, log: cfg.Logger,
 		held: map[uint64]*Item{}, lanes: map[string]*lane{}, gateSeen: map[uint64]bool{},
+		room: make(chan struct{}, 1),
 	}
 	held := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "crmslack", Subsystem: "delivery", Name: "held_messages",
@@ -245,19 +278,12 @@ func (d *Dispatcher) Run(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	d.mu.Unlock()
 
-	cc, err := cons.Consume(d.onMsg,
-		jetstream.PullMaxMessages(d.cfg.Prefetch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				d.log.Debug("consume heartbeat missed", "err", err)
-				return
-			}
-			d.log.Warn("consume error", "err", err)
-		}),
-	)
-	if err != nil {
-		return fmt.Errorf("consuming: %w", err)
-	}
+	pumpCtx, stopPump := context.WithCancel(context.Background())
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		d.pump(pumpCtx, cons)
+	}()
 	hb := time.NewTicker(max(d.cfg.AckWait/6, 100*time.Millisecond))
 	defer hb.Stop()
 loop:
@@ -269,17 +295,107 @@ loop:
 			d.heartbeat()
 		}
 	}
-	return d.stop(cc)
+	return d.stop(stopPump, pumped)
+}
+
+// fetchWait bounds one fetch: how long an idle consumer's pull waits.
+const fetchWait = 5 * time.Second
+
+// pump fetches messages until ctx ends, each fetch for no more than there
+// is room for. Fetches rather than Consume, whose pulls run ahead of the
+// taking: a message the server has delivered but the dispatcher not taken
+// would age towards its AckWait unheld and unrenewed.
+func (d *Dispatcher) pump(ctx context.Context, cons jetstream.Consumer) {
+	for {
+		room := d.waitRoom(ctx.Done())
+		if ctx.Err() != nil {
+			return
+		}
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		batch, err := cons.Fetch(room, jetstream.FetchContext(fctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				d.onMsg(msg)
+			}
+			err = batch.Error()
+		}
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		default:
+			d.log.Warn("fetching commands failed", "err", err)
+			select { // not a busy loop while the server refuses
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// waitRoom returns how many messages the next fetch may take, at most
+// Prefetch, once fewer than Window fresh messages wait, or at once while
+// the start-up gate is closed (it needs every message held before) or the
+// pump is stopping (done).
+func (d *Dispatcher) waitRoom(done <-chan struct{}) int {
+	for {
+		d.mu.Lock()
+		now := time.Now()
+		d.pruneLocked(now)
+		if !d.gateOpen {
+			d.mu.Unlock()
+			return d.cfg.Prefetch
+		}
+		if room := d.cfg.Window - d.waiting; room > 0 {
+			d.mu.Unlock()
+			return min(room, d.cfg.Prefetch)
+		}
+		aged := time.NewTimer(d.cfg.Fresh - now.Sub(d.fresh[0].arrived))
+		d.mu.Unlock()
+		select {
+		case <-d.room:
+		case <-aged.C:
+		case <-done:
+			aged.Stop()
+			return 1
+		}
+		aged.Stop()
+	}
+}
+
+// pruneLocked drops from the front of fresh the messages started or older
+// than Fresh.
+func (d *Dispatcher) pruneLocked(now time.Time) {
+	for len(d.fresh) > 0 {
+		it := d.fresh[0]
+		if it.fresh && now.Sub(it.arrived) < d.cfg.Fresh {
+			return
+		}
+		d.unfreshLocked(it)
+		d.fresh[0] = nil
+		d.fresh = d.fresh[1:]
+	}
+}
+
+// unfreshLocked stops counting it as waiting.
+func (d *Dispatcher) unfreshLocked(it *Item) {
+	if !it.fresh {
+		return
+	}
+	it.fresh = false
+	d.waiting--
+	select {
+	case d.room <- struct{}{}:
+	default:
+	}
 }
 
 // stop is the graceful part of Run.
-func (d *Dispatcher) stop(cc jetstream.ConsumeContext) error {
-	cc.Drain()
-	select {
-	case <-cc.Closed():
-	case <-time.After(5 * time.Second):
-		cc.Stop()
-	}
+func (d *Dispatcher) stop(stopPump context.CancelFunc, pumped <-chan struct{}) error {
+	stopPump()
+	<-pumped
 	d.mu.Lock()
 	d.stopping = true
 	d.mu.Unlock()
@@ -393,11 +509,14 @@ func (d *Dispatcher) onMsg(msg jetstream.Msg) {
 		d.cfg.Reject(d.workCtx, msg, err)
 		return
 	}
-	it := &Item{d: d, msg: msg, touched: time.Now(), Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
+	now := time.Now()
+	it := &Item{d: d, msg: msg, touched: now, arrived: now, fresh: true, Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.held[seq] = it
+	d.fresh = append(d.fresh, it)
+	d.waiting++
 	l := d.lanes[name]
 	if l == nil {
 		l = &lane{name: name}
@@ -451,6 +570,7 @@ func (d *Dispatcher) runLane(l *lane) {
 		}
 		it := l.queue[0]
 		it.started = true
+		d.unfreshLocked(it)
 		d.mu.Unlock()
 
 		settled := d.process(it)

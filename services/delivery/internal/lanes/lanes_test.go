@@ -399,3 +399,82 @@ func TestKeptItemsStayHeldUntilReleased(t *testing.T) {
 		t.Errorf("redelivered %d, ack pending %d: kept items must stay alive until acknowledged", info.NumRedelivered, info.NumAckPending)
 	}
 }
+
+// A backlog the lanes are working through is pulled a window at a time,
+// not whole: the server's pending set and the held messages stay bounded by
+// the window, however deep the backlog.
+func TestPullsNoMoreThanTheWindow(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t)
+	const window, prefetch = 50, 10
+	release := make(chan struct{})
+	d, err := New(Config{
+		AckWait: 2 * time.Second, Prefetch: prefetch, Window: window, Fresh: time.Hour,
+		Decode: decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return false
+			}
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "a", 500)
+	run(t, d, cons)
+	testkit.Eventually(t, 10*time.Second, func() bool { return d.Held() >= window }, "the window taken")
+	// One started and window waiting; a fetch asks for no more than
+	// there is room for (the server's count allows one pull more).
+	if h := d.Held(); h > window+1 {
+		t.Fatalf("%d held, want at most %d", h, window+1)
+	}
+	info, err := cons.Info(testkit.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := info.NumAckPending; p > window+1+prefetch {
+		t.Fatalf("%d pending on the server, want at most %d", p, window+1+prefetch)
+	}
+	close(release)
+	testkit.Eventually(t, 20*time.Second, func() bool { return d.Held() == 0 }, "backlog done")
+}
+
+// A lane that cannot go on does not hold up the lanes behind its backlog:
+// its messages stop counting against the window once older than Fresh, and
+// the dispatcher pulls through to the next lane.
+func TestStalledLaneBacklogIsPulledThrough(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t)
+	rec := newRecorder()
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	d, err := New(Config{
+		AckWait: 2 * time.Second, Prefetch: 10, Window: 20, Fresh: 50 * time.Millisecond,
+		Decode: decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			if it.Lane == "stuck" {
+				select {
+				case <-stuck:
+				case <-ctx.Done():
+				}
+				return false
+			}
+			rec.add(it.Lane, it.Payload.(string))
+			_ = it.Msg().Ack()
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "stuck", 300)
+	publish(t, js, "next", 1)
+	run(t, d, cons)
+	testkit.Eventually(t, 20*time.Second, func() bool { return rec.count("next") == 1 }, "the lane behind the stalled backlog carried out")
+}
