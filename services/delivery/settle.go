@@ -195,7 +195,7 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 	queued := false
 	if err == nil {
 		release := it.Keep()
-		if queued = s.enqueue(pendingAck{f: f, out: out, row: row, it: it, release: release, cmd: cmd, delivered: it.Delivered}); !queued {
+		if queued = s.enqueue(pendingAck{f: f, out: out, row: row, it: it, release: release, cmd: cmd, delivered: it.Delivered()}); !queued {
 			release()
 		}
 	}
@@ -213,7 +213,7 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 		}
 		if err := s.waitRow(row); err != nil {
 			s.log.WarnContext(ctx, "writing the audit row failed; the command is handed back", "command", cmd.ID, "err", err)
-			_ = msg.NakWithDelay(auditRetryDelay(it.Delivered))
+			_ = msg.NakWithDelay(auditRetryDelay(it.Delivered()))
 			return true
 		}
 		if err := msg.Ack(); err != nil {
@@ -232,7 +232,7 @@ func (s *settler) settle(ctx context.Context, it *lanes.Item, cmd *command.Comma
 func (s *settler) settleDeadLetter(ctx context.Context, it *lanes.Item, cmd *command.Command, out deliver.Outcome, subject string, ev bus.Event) bool {
 	msg := it.Msg()
 	if err := s.deadLetter(ctx, msg, out.Failure.Error()); err != nil {
-		delay := time.Duration(min(it.Delivered, 10)) * time.Second
+		delay := time.Duration(min(it.Delivered(), 10)) * time.Second
 		s.log.ErrorContext(ctx, "dead-lettering failed; the command is handed back for redelivery", "command", cmd.ID,
 			"retry_in", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
@@ -245,7 +245,7 @@ func (s *settler) settleDeadLetter(ctx context.Context, it *lanes.Item, cmd *com
 		// The dead letter and the outcome are stored (both de-duplicated):
 		// the redelivery only writes the row again.
 		s.log.WarnContext(ctx, "writing the audit row failed; the command is handed back", "command", cmd.ID, "err", err)
-		_ = msg.NakWithDelay(auditRetryDelay(it.Delivered))
+		_ = msg.NakWithDelay(auditRetryDelay(it.Delivered()))
 		return true
 	}
 	_ = msg.TermWithReason(bus.HeaderSafe(out.Failure.Error()))

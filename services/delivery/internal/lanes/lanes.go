@@ -60,8 +60,6 @@ import (
 type Item struct {
 	Seq  uint64
 	Lane string
-	// Delivered counts deliveries of the message (1 on the first).
-	Delivered uint64
 	// Stored is when the stream stored it (the command's enqueue time).
 	Stored time.Time
 	// Payload is what Decode returned.
@@ -71,11 +69,12 @@ type Item struct {
 	fresh   bool      // counted in the dispatcher's waiting; guarded by its mutex
 	arrived time.Time // the first delivery to this process
 
-	d       *Dispatcher
-	mu      sync.Mutex
-	msg     jetstream.Msg
-	touched time.Time // the last delivery or progress ack: AckWait runs from it
-	kept    bool      // settled by Process, acknowledged later (Keep)
+	d         *Dispatcher
+	mu        sync.Mutex
+	msg       jetstream.Msg
+	delivered uint64    // deliveries of the message, 1 on the first
+	touched   time.Time // the last delivery or progress ack: AckWait runs from it
+	kept      bool      // settled by Process, acknowledged later (Keep)
 }
 
 // Keep tells the dispatcher that Process settles the item asynchronously:
@@ -112,10 +111,18 @@ func (it *Item) Msg() jetstream.Msg {
 	return it.msg
 }
 
+// Delivered counts deliveries of the item's message, 1 on the first; a
+// redelivery raises it while the settler may be reading it.
+func (it *Item) Delivered() uint64 {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.delivered
+}
+
 func (it *Item) setMsg(m jetstream.Msg, delivered uint64) {
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	it.msg, it.Delivered, it.touched = m, delivered, time.Now()
+	it.msg, it.delivered, it.touched = m, delivered, time.Now()
 }
 
 // due returns the message if its AckWait has run for at least age since it
@@ -510,7 +517,7 @@ func (d *Dispatcher) onMsg(msg jetstream.Msg) {
 		return
 	}
 	now := time.Now()
-	it := &Item{d: d, msg: msg, touched: now, arrived: now, fresh: true, Seq: seq, Lane: name, Delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
+	it := &Item{d: d, msg: msg, touched: now, arrived: now, fresh: true, Seq: seq, Lane: name, delivered: md.NumDelivered, Stored: md.Timestamp, Payload: payload}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
