@@ -26,7 +26,7 @@ import (
 // Factor is the memory limit over the expected projection: the aim is a
 // transient of at most 1.5x the heap once rebuilt, and the limit is soft
 // and counts only the Go runtime's memory, hence the margin.
-const Factor = 1.25
+const Factor = 1.2
 
 // GCPercent is GOGC while rebuilding: the collector runs once the heap is
 // four times what the last collection left, until the limit takes over.
