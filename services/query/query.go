@@ -118,10 +118,11 @@ type Config struct {
 	// Now, not from the environment, is the clock. Default time.Now.
 	Now func() time.Time
 	// Rebuilding, not from the environment, is called as the rebuild from
-	// the snapshot streams starts, and what it returns once it is done:
-	// the process's main tunes the collector for the rebuild with it.
-	// Nil: nothing.
-	Rebuilding func() (done func())
+	// the snapshot streams starts, with the share of the records stream
+	// applied so far (0 to 1), and what it returns once it is done: the
+	// process's main bounds the rebuild's memory with it (package
+	// rebuildmem). Nil: nothing.
+	Rebuilding func(progress func() float64) (done func())
 }
 
 // Addrs are the bound listen addresses.
@@ -251,13 +252,9 @@ func build(cfg Config, rt *service.Runtime) error {
 // runProjection rebuilds memory from the snapshot streams, then starts the
 // persister and the late-answer consumer, calls onReady, and keeps
 // following until ctx ends.
-func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, live *consumers, rebuilding func() func(), onReady func()) error {
+func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *feed.Applier, lateHandler *late.Handler, live *consumers, rebuilding func(func() float64) func(), onReady func()) error {
 	js := b.JetStream()
 	start := time.Now()
-	rebuilt := func() {}
-	if rebuilding != nil {
-		rebuilt = rebuilding()
-	}
 	recordsW, err := snapshot.NewWriter(ctx, js, snapshot.StreamRecords)
 	if err != nil {
 		return err
@@ -266,6 +263,12 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 	recs, err := snapshot.FollowParallel(ctx, js, snapshot.StreamRecords, log, applier.PrepareRecord, applier.ApplyRecord)
 	if err != nil {
 		return err
+	}
+	rebuilt := func() {}
+	if rebuilding != nil {
+		// Once: at the end of the rebuild, or on the way out before it.
+		rebuilt = sync.OnceFunc(rebuilding(recs.Progress))
+		defer rebuilt()
 	}
 	stopCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), lifecycle.ShutdownTimeout)
@@ -288,7 +291,6 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 		select {
 		case <-f.CaughtUp():
 		case <-ctx.Done():
-			rebuilt()
 			return nil
 		}
 	}

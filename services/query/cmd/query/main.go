@@ -9,6 +9,7 @@ import (
 	"github.com/crmslack/crmslack/libs/envconfig"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/services/query"
+	"github.com/crmslack/crmslack/services/query/internal/rebuildmem"
 )
 
 // gcPercent is the query process's GOGC unless the environment sets one.
@@ -17,16 +18,6 @@ import (
 // 25 bounds the heap to 1.25× the projection for a few more, cheap,
 // collections (answers allocate little).
 const gcPercent = 25
-
-// rebuildGCPercent is GOGC while the projection is rebuilt at start-up:
-// the heap grows from nothing to the whole projection then, and at 25 the
-// collector would mark the growing heap every quarter of the way, spending
-// a third of the rebuild's CPU. Measured at a million records on 2 idle
-// cores: 50 was ready in 10.8 s with RSS peaking at 875 MB, 75 in 8.5 s at
-// 977 MB, 100 in 7.4 s at 1,066 MB (over 1 GB); 75 keeps the restart under
-// 10 s and the process under 1 GB. Once rebuilt, what the rebuild left over
-// is given back to the system and GOGC is as before.
-const rebuildGCPercent = 75
 
 // main is lifecycle.Main: configuration read and validated (exit 2 when
 // wrong), logs to stderr, Run until SIGINT or SIGTERM (exit 1 on failure,
@@ -39,13 +30,10 @@ func main() {
 	load := func(l *envconfig.Loader) query.Config {
 		cfg := query.ConfigFromEnv(l)
 		if !set {
-			cfg.Rebuilding = func() func() {
-				before := debug.SetGCPercent(rebuildGCPercent)
-				return func() {
-					debug.SetGCPercent(before)
-					debug.FreeOSMemory()
-				}
-			}
+			// The heap grows from nothing to the whole projection while
+			// rebuilding, which GOGC 25 would mark every quarter of the
+			// way; rebuildmem bounds it by a memory limit instead.
+			cfg.Rebuilding = rebuildmem.Start
 		}
 		return cfg
 	}

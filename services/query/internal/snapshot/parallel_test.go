@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,9 @@ func TestFollowParallelAppliesInStreamOrder(t *testing.T) {
 	var lastSeq uint64
 	last := map[string]int{}
 	var misordered []string
+	// progress is what f.Progress said as each replayed message was applied.
+	var following atomic.Pointer[snapshot.Following]
+	var progress []float64
 	f, err := snapshot.FollowParallel(ctx, js, snapshot.StreamRecords, testkit.Logger(t),
 		func(m snapshot.Msg) int {
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
@@ -80,15 +84,30 @@ func TestFollowParallelAppliesInStreamOrder(t *testing.T) {
 			}
 			lastSeq = m.Seq
 			last[m.Subject] = n
+			if f := following.Load(); f != nil && m.Seq <= target {
+				progress = append(progress, f.Progress())
+			}
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
+	following.Store(f)
 	defer func() { _ = f.Stop(ctx) }()
 	testkit.Closed(t, f.CaughtUp(), testkit.DefaultTimeout, "caught up")
 	mu.Lock()
 	if lastSeq != target || len(last) != subjects {
 		t.Fatalf("caught up with seq %d applied over %d subjects, want %d over %d", lastSeq, len(last), target, subjects)
+	}
+	// The replay is the stream's 20 messages: the k-th applied saw k-1 of
+	// them done (those before the pointer was stored saw nothing).
+	for i, p := range progress {
+		k := subjects - len(progress) + i
+		if want := float64(k) / subjects; p != want {
+			t.Errorf("progress as replayed message %d was applied: %v, want %v", k+1, p, want)
+		}
+	}
+	if p := f.Progress(); p != 1 {
+		t.Errorf("progress once caught up: %v, want 1", p)
 	}
 	mu.Unlock()
 
@@ -127,6 +146,9 @@ func TestFollowParallelStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Closed(t, f.CaughtUp(), time.Second, "an empty stream caught up at once")
+	if p := f.Progress(); p != 1 {
+		t.Errorf("progress on an empty stream: %v, want 1", p)
+	}
 	if err := f.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

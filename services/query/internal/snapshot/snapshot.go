@@ -374,6 +374,7 @@ type Msg struct {
 type Following struct {
 	cc       jetstream.ConsumeContext
 	target   uint64 // the stream's last sequence when following started
+	total    uint64 // and how many messages it held
 	caughtUp chan struct{}
 	once     sync.Once
 	applied  atomic.Uint64
@@ -387,6 +388,16 @@ func (f *Following) CaughtUp() <-chan struct{} { return f.caughtUp }
 
 // Applied counts messages handed to apply.
 func (f *Following) Applied() uint64 { return f.applied.Load() }
+
+// Progress is the share of the messages the stream held when following
+// started that have been applied, 0 to 1 (1 for an empty stream); a
+// rebuild's memory is extrapolated from it (package rebuildmem).
+func (f *Following) Progress() float64 {
+	if f.total == 0 {
+		return 1
+	}
+	return min(float64(f.applied.Load())/float64(f.total), 1)
+}
 
 // done counts a message of sequence seq applied.
 func (f *Following) done(seq uint64) {
@@ -454,7 +465,7 @@ func consume(ctx context.Context, js jetstream.JetStream, stream string, log *sl
 	if err != nil {
 		return fmt.Errorf("snapshot: stream %s info: %w", stream, err)
 	}
-	f.target = info.State.LastSeq
+	f.target, f.total = info.State.LastSeq, info.State.Msgs
 	if info.State.Msgs == 0 {
 		f.target = 0
 	}
