@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -297,7 +298,7 @@ func (c *Coordinator) renew(ctx context.Context) {
 		case err == nil:
 			l.rev, l.renewed = rev, sent
 			l.fence.Reset(time.Until(sent.Add(c.fence)))
-		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
 			c.loseLocked(l, "the lease changed hands or expired: "+err.Error())
 		default:
 			c.log.WarnContext(ctx, "renewing a partition lease failed; retrying", "partition", l.k, "err", err)
@@ -445,12 +446,33 @@ func (c *Coordinator) workerEnded(ctx context.Context, k int) {
 	c.mu.Unlock()
 	if release {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.every)
-		if err := c.kv.Delete(dctx, leaseKey(k), jetstream.LastRevision(l.rev)); err != nil {
+		if err := c.release(dctx, k, l.rev); err != nil {
 			c.log.WarnContext(ctx, "releasing a partition lease failed; it will expire", "partition", k, "err", err)
 		}
 		cancel()
 		c.log.InfoContext(ctx, "partition released", "partition", k)
 	}
+}
+
+// release deletes partition k's lease while it is still ours. A renewal
+// whose answer was lost (its ctx ended while it was on the wire) may have
+// moved the revision past rev, so a mismatch is checked once against the
+// owner stored, rather than leaving the lease to expire.
+func (c *Coordinator) release(ctx context.Context, k int, rev uint64) error {
+	err := c.kv.Delete(ctx, leaseKey(k), jetstream.LastRevision(rev))
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return err
+	}
+	e, gerr := c.kv.Get(ctx, leaseKey(k))
+	switch {
+	case errors.Is(gerr, jetstream.ErrKeyNotFound), errors.Is(gerr, jetstream.ErrKeyDeleted):
+		return nil
+	case gerr != nil:
+		return errors.Join(err, gerr)
+	case !bytes.Equal(e.Value(), c.value):
+		return nil // another replica's already
+	}
+	return c.kv.Delete(ctx, leaseKey(k), jetstream.LastRevision(e.Revision()))
 }
 
 // shutdown stops every worker, renewing their leases until they have, then

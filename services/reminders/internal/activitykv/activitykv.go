@@ -91,12 +91,12 @@ func (s *Store) Put(ctx context.Context, st *remindersv1.ActivityState, rev uint
 	} else {
 		_, err = s.kv.Update(ctx, k, data, rev)
 	}
-	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, jetstream.ErrKeyExists),
-		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+	// Create reports a taken key as ErrKeyExists, Update a moved revision as
+	// ErrKeyRevisionMismatch (which also covers replicated buckets' code).
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		return fmt.Errorf("activity %s changed concurrently: %w", k, app.ErrConflict)
 	default:
 		return fmt.Errorf("writing activity %s: %w", k, err)

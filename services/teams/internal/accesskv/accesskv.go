@@ -84,7 +84,8 @@ func (s *Store) Sync(ctx context.Context, org string, compute func(context.Conte
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) || attempt >= maxAttempts {
+		conflict := errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+		if !conflict || attempt >= maxAttempts {
 			return fmt.Errorf("writing access of org %s: %w", org, err)
 		}
 	}

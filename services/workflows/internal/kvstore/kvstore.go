@@ -106,8 +106,7 @@ func (s *Store) UpdateAction(ctx context.Context, a *action.Action, expected uin
 		return 0, fmt.Errorf("encoding action %s: %w", a.ID, err)
 	}
 	rev, err := s.kv.Update(ctx, key, b, expected)
-	var apiErr *jetstream.APIError
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, action.Errorf(action.ErrConflict, "action %s was changed meanwhile (revision %d is not the latest): read it again", a.ID, expected)
 	}
 	if err != nil {
