@@ -304,6 +304,33 @@ func shareButtons(t testing.TB) *card.Buttons {
 	return b
 }
 
+// deal is a deal record of the given id, version and name.
+func deal(id string, v int64, name string) *crmv1.Record {
+	return &crmv1.Record{Module: "Deals", Id: id, Version: v, Fields: map[string]*crmv1.FieldValue{"Deal_Name": seedset.Text(name), "Amount": seedset.Number(1)}}
+}
+
+// publishSettled publishes items and returns once in can search all of
+// them. The persister handles upserts many at a time and deletes and
+// imports on durables of their own, so the order it stores them in is not
+// the order of items (the end state is, whatever the order). Only once
+// every event is stored does a marker come after all of them in the
+// snapshot stream, which memory applies in order: once the marker is
+// searchable, so is the rest.
+func publishSettled(t testing.TB, b *bus.Bus, ns *localnats.Server, in *instance, items []bus.Published) {
+	t.Helper()
+	for _, it := range items {
+		if _, err := b.Publish(testkit.Context(t), it.Subject, it.Event); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPersisted(t, ns)
+	marker := upsert(seedset.Org, deal("marker", 1, "Marker"))
+	if _, err := b.Publish(testkit.Context(t), marker.Subject, marker.Event); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, testkit.DefaultTimeout, func() bool { return getRecord(t, in, "Deals", "marker") != nil })
+}
+
 // waitPersisted waits until the persister's durables on the CRM stream
 // have every event published so far handled and acknowledged, so every
 // one is stored in the snapshot streams. A marker published after that is

@@ -166,9 +166,6 @@ func TestVersionsOutOfOrderAndDuplicates(t *testing.T) {
 	seed(t, b)
 	waitSeeded(t, in)
 
-	deal := func(id string, v int64, name string) *crmv1.Record {
-		return &crmv1.Record{Module: "Deals", Id: id, Version: v, Fields: map[string]*crmv1.FieldValue{"Deal_Name": seedset.Text(name), "Amount": seedset.Number(1)}}
-	}
 	newer := upsert(seedset.Org, deal("x1", 3, "Omega three"))
 	items := []bus.Published{
 		newer,
@@ -187,22 +184,7 @@ func TestVersionsOutOfOrderAndDuplicates(t *testing.T) {
 		del(seedset.Org, "Deals", "x4", 2),
 		upsert(seedset.Org, deal("x4", 3, "Upsilon back")),
 	}
-	for _, it := range items {
-		if _, err := b.Publish(testkit.Context(t), it.Subject, it.Event); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The persister handles upserts 64 at a time and deletes on a durable
-	// of their own, so the order it stores them in is not the order above
-	// (the end state is, whatever the order). Only once every event is
-	// stored does a marker come after all of them in the snapshot stream,
-	// which memory applies in order: once it is searchable, so is the rest.
-	waitPersisted(t, ns)
-	marker := upsert(seedset.Org, deal("marker", 1, "Marker"))
-	if _, err := b.Publish(testkit.Context(t), marker.Subject, marker.Event); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, testkit.DefaultTimeout, func() bool { return getRecord(t, in, "Deals", "marker") != nil })
+	publishSettled(t, b, ns, in, items)
 	check := func(in *instance) {
 		t.Helper()
 		if r := getRecord(t, in, "Deals", "x1"); r.GetVersion() != 3 || r.GetFields()["Deal_Name"].GetText() != "Omega three" {
@@ -259,9 +241,6 @@ func TestImportedBatches(t *testing.T) {
 	seed(t, b)
 	waitSeeded(t, in)
 
-	deal := func(id string, v int64, name string) *crmv1.Record {
-		return &crmv1.Record{Module: "Deals", Id: id, Version: v, Fields: map[string]*crmv1.FieldValue{"Deal_Name": seedset.Text(name), "Amount": seedset.Number(1)}}
-	}
 	seeded := seedset.Records()["Deals"][0]
 	batch := []*crmv1.Record{
 		deal("i1", 1, "Import one"),
@@ -278,17 +257,7 @@ func TestImportedBatches(t *testing.T) {
 	garbled := imported(t, seedset.Org, "Deals", deal("bad3", 1, "Bad three"))
 	garbled.Event.(*crmv1.RecordsImported).Records = append(garbled.Event.(*crmv1.RecordsImported).Records, []byte{0x0a, 0x7f}) // a string longer than itself
 	items = append(items, garbled)
-	for _, it := range items {
-		if _, err := b.Publish(testkit.Context(t), it.Subject, it.Event); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitPersisted(t, ns)
-	marker := upsert(seedset.Org, deal("marker", 1, "Marker"))
-	if _, err := b.Publish(testkit.Context(t), marker.Subject, marker.Event); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, testkit.DefaultTimeout, func() bool { return getRecord(t, in, "Deals", "marker") != nil })
+	publishSettled(t, b, ns, in, items)
 
 	for id, want := range map[string]string{"i1": "Import one", "i2": "Changed two", "i3": "Import four", seeded.GetId(): seeded.GetFields()["Deal_Name"].GetText()} {
 		if got := getRecord(t, in, "Deals", id).GetFields()["Deal_Name"].GetText(); got != want {
