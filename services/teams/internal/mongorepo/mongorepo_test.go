@@ -70,6 +70,25 @@ func TestTeamRoundTripAndConflicts(t *testing.T) {
 	}
 }
 
+// savedTeam is a repository on its own database holding one installed
+// team, at version 1.
+func savedTeam(t *testing.T, db string) (*Repo, registry.Team) {
+	t.Helper()
+	r := New(testkit.Store(t, db).DB())
+	tm, _, err := registry.ApplyInstall(nil, registry.Install{
+		OrgID: "org1", By: registry.User{ID: "a1", Name: "Ada"},
+		Team:     registry.TeamInfo{TeamID: "T0ACME0001", Name: "Acme", BotUserID: "U0BOT1", Scopes: []string{"chat:write"}},
+		BotToken: sealing.Sealed{KeyID: "k1", Data: []byte{1}},
+	}, time.Now().UTC().Truncate(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SaveTeam(testkit.Context(t), &tm); err != nil {
+		t.Fatal(err)
+	}
+	return r, tm
+}
+
 // TestSaveIsACompareAndSet: of replicas saving the same version of a row at
 // once (a token refresh and a removal, say), exactly one wins and the
 // others get ErrConflict; the row is the winner's. A version-checked
@@ -77,21 +96,8 @@ func TestTeamRoundTripAndConflicts(t *testing.T) {
 // and writes by _id in two steps.
 func TestSaveIsACompareAndSet(t *testing.T) {
 	t.Parallel()
-	st := testkit.Store(t, "teams_cas")
 	ctx := testkit.Context(t)
-	r := New(st.DB())
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	tm, _, err := registry.ApplyInstall(nil, registry.Install{
-		OrgID: "org1", By: registry.User{ID: "a1", Name: "Ada"},
-		Team:     registry.TeamInfo{TeamID: "T0ACME0001", Name: "Acme", BotUserID: "U0BOT1", Scopes: []string{"chat:write"}},
-		BotToken: sealing.Sealed{KeyID: "k1", Data: []byte{1}},
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SaveTeam(ctx, &tm); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := savedTeam(t, "teams_cas")
 	const writers, rounds = 8, 10
 	for round := range rounds {
 		base, _, err := r.Team(ctx, "org1", "T0ACME0001")
@@ -143,21 +149,8 @@ func TestSaveIsACompareAndSet(t *testing.T) {
 // builds on it.
 func TestAClaimedVersionIsRead(t *testing.T) {
 	t.Parallel()
-	st := testkit.Store(t, "teams_claim")
 	ctx := testkit.Context(t)
-	r := New(st.DB())
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	tm, _, err := registry.ApplyInstall(nil, registry.Install{
-		OrgID: "org1", By: registry.User{ID: "a1", Name: "Ada"},
-		Team:     registry.TeamInfo{TeamID: "T0ACME0001", Name: "Acme", BotUserID: "U0BOT1", Scopes: []string{"chat:write"}},
-		BotToken: sealing.Sealed{KeyID: "k1", Data: []byte{1}},
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SaveTeam(ctx, &tm); err != nil {
-		t.Fatal(err)
-	}
+	r, tm := savedTeam(t, "teams_claim")
 	// The dead writer's claim of the next version: a new token, dirty.
 	next := tm
 	next.BotToken = sealing.Sealed{KeyID: "k1", Data: []byte{2}}
