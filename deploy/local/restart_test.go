@@ -68,25 +68,42 @@ func TestRestartKeepsWorking(t *testing.T) {
 }
 
 // startRunner runs the stack on environ until stop, which waits for a
-// clean exit.
+// clean exit. A run that ends before every service is ready fails the test
+// with its error and log, at once.
 func startRunner(t *testing.T, environ []string, ops map[string]string, out *syncBuffer) (endpoints, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan endpoints, 1)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, environ, out, ready) }()
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = run(ctx, environ, out, ready)
+	}()
 	var ep endpoints
 	select {
 	case ep = <-ready:
-	case err := <-done:
+	case <-done:
 		cancel()
-		t.Fatalf("run returned before ready: %v\n%s", err, out.String())
+		t.Fatalf("run returned before ready: %v\n%s", runErr, out.String())
 	case <-time.After(90 * time.Second):
 		cancel()
 		t.Fatalf("not ready within 90 s:\n%s", out.String())
 	}
-	for _, addr := range ops {
-		testkit.WaitReady(t, addr, time.Minute)
+	// Generous: make test starts several stacks and the cluster's processes
+	// at once on two cores.
+	for name, addr := range ops {
+		var last string
+		testkit.Eventually(t, 2*time.Minute, func() bool {
+			select {
+			case <-done:
+				t.Fatalf("run returned while %s was not ready: %v\n%s", name, runErr, out.String())
+			default:
+			}
+			var ok bool
+			ok, last = testkit.Readiness(addr)
+			return ok
+		}, "%s not ready at %s/readyz, which answered %s; the run's log:\n%s", name, addr, testkit.Lazy(func() string { return last }), out)
 	}
 	stopped := false
 	return ep, func() {
@@ -96,9 +113,9 @@ func startRunner(t *testing.T, environ []string, ops map[string]string, out *syn
 		stopped = true
 		cancel()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("run: %v", err)
+		case <-done:
+			if runErr != nil {
+				t.Fatalf("run: %v", runErr)
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatal("did not stop within 30 s")

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,17 +133,30 @@ func RandomKey(t testing.TB) string {
 // test after timeout.
 func WaitReady(t testing.TB, opsAddr string, timeout time.Duration) {
 	t.Helper()
-	Eventually(t, timeout, func() bool { return Ready(opsAddr) }, "%s/readyz answers 200", opsAddr)
+	var last string
+	Eventually(t, timeout, func() bool {
+		var ok bool
+		ok, last = Readiness(opsAddr)
+		return ok
+	}, "%s/readyz answers 200; its last answer: %s", opsAddr, Lazy(func() string { return last }))
 }
 
 // Ready reports whether http://opsAddr/readyz answers 200 now.
 func Ready(opsAddr string) bool {
+	ok, _ := Readiness(opsAddr)
+	return ok
+}
+
+// Readiness asks http://opsAddr/readyz and says whether it is ready and
+// what it answered.
+func Readiness(opsAddr string) (bool, string) {
 	resp, err := http.Get("http://" + opsAddr + "/readyz")
 	if err != nil {
-		return false
+		return false, err.Error()
 	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return resp.StatusCode == http.StatusOK, fmt.Sprintf("HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
 }
 
 // GRPCServer serves a test's fake of another service's gRPC API the way

@@ -198,6 +198,12 @@ func Closed[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string
 	}
 }
 
+// Lazy is a message argument of Eventually computed when the message is
+// printed, such as the last value a condition saw.
+type Lazy func() string
+
+func (l Lazy) String() string { return l() }
+
 func describe(msgAndArgs []any) string {
 	if len(msgAndArgs) == 0 {
 		return ""
