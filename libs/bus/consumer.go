@@ -273,7 +273,7 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 		handled:  make(map[string]prometheus.Counter),
 	}
 	s.log = b.log.With("stream", spec.Stream, "consumer", spec.Durable)
-	for _, o := range []string{OutcomeAck, OutcomeNak, OutcomePanic, OutcomeDLQ, OutcomeTerm} {
+	for _, o := range []string{OutcomeAck, OutcomeNak, OutcomePanic, OutcomeDLQ, OutcomeTerm, OutcomeRetryInPlace} {
 		s.handled[o] = b.metrics.handled.WithLabelValues(spec.Stream, spec.Durable, o)
 	}
 	s.duration = b.metrics.duration.WithLabelValues(spec.Stream, spec.Durable)
@@ -581,10 +581,8 @@ func (s *Subscription) handle(msg jetstream.Msg, received time.Time) {
 		}
 	}
 
-	hctx, release := newHandlerContext(ctx, d, received, s.budget)
 	start := time.Now()
-	err, panicked := s.run(hctx, ev, d)
-	release()
+	err, panicked := s.runRetryingUnavailable(ctx, ev, d, received)
 	s.duration.Observe(time.Since(start).Seconds())
 
 	switch {
@@ -614,6 +612,45 @@ func (s *Subscription) handle(msg jetstream.Msg, received time.Time) {
 		s.log.WarnContext(ctx, "handler failed; will retry", "subject", d.info.Subject, "stream_seq", d.info.StreamSeq,
 			"delivery", d.info.NumDelivered, "max_deliver", s.spec.MaxDeliver, "retry_in", delay, "error", err)
 		s.handled[outcome].Inc()
+	}
+}
+
+// unavailableRetryDelay is the pause before re-running a handler that failed
+// because the bus or store was unavailable (a JetStream leader election, a
+// reconnect): short, flat and jittered, since such an outage lasts seconds.
+const unavailableRetryDelay = 500 * time.Millisecond
+
+// runRetryingUnavailable runs the handler and, while it fails with an
+// [Unavailable] error, re-runs it in place after unavailableRetryDelay,
+// restarting AckWait with InProgress each time. Retrying within the same
+// delivery, rather than nak'ing, keeps the retries off the back-off schedule
+// and off the server's delivery count, so an outage never dead-letters a
+// message. It stops when the subscription stops or the progress signal fails
+// (the message is then settled by the last error as usual).
+func (s *Subscription) runRetryingUnavailable(ctx context.Context, ev Event, d *delivery, received time.Time) (error, bool) {
+	for {
+		hctx, release := newHandlerContext(ctx, d, received, s.budget)
+		err, panicked := s.run(hctx, ev, d)
+		expired := hctx.Err() != nil // the handler's own budget ran out, or the subscription stopped
+		release()
+		if panicked || expired || !Unavailable(err) {
+			return err, panicked
+		}
+		delay := unavailableRetryDelay + rand.N(unavailableRetryDelay/5+1)
+		s.log.WarnContext(ctx, "bus or store unavailable; retrying the handler in place", "subject", d.info.Subject,
+			"stream_seq", d.info.StreamSeq, "retry_in", delay, "error", err)
+		s.handled[OutcomeRetryInPlace].Inc()
+		select {
+		case <-time.After(delay):
+		case <-s.stopping:
+			return err, false
+		case <-ctx.Done():
+			return err, false
+		}
+		if perr := d.msg.InProgress(); perr != nil {
+			return err, false
+		}
+		received = time.Now()
 	}
 }
 

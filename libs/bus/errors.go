@@ -1,9 +1,14 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 var (
@@ -73,4 +78,26 @@ func retryDelay(err error) (time.Duration, bool) {
 		return ra.after, true
 	}
 	return 0, false
+}
+
+// Unavailable reports whether err means the bus or store cannot be reached
+// right now (a request not answered in time, no responders while JetStream
+// elects a leader, JetStream answering 503, the connection closed or
+// reconnecting) rather than that the work failed. A handler failing with such
+// an error is re-run in place within seconds, without counting a delivery.
+func Unavailable(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil, IsPermanent(err):
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrDisconnected):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code == http.StatusServiceUnavailable
+	}
+	return false
 }

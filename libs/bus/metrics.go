@@ -15,6 +15,9 @@ const (
 	OutcomePanic = "panic" // handler panicked: redelivered after a delay
 	OutcomeDLQ   = "dlq"   // dead-lettered and terminated
 	OutcomeTerm  = "term"  // terminated without dead-lettering (ConsumerSpec.DisableDeadLetter)
+	// OutcomeRetryInPlace: the bus or store was unavailable; the handler is
+	// re-run within the same delivery.
+	OutcomeRetryInPlace = "retry_in_place"
 )
 
 type metrics struct {
