@@ -36,6 +36,12 @@
 //     with a delay (NakWithDelay) taken from [ConsumerSpec.BackOff] by delivery
 //     number, plus up to 20 % jitter, or from the error itself when it was
 //     made with [RetryAfter] (e.g. a Slack rate limit's Retry-After).
+//   - an error that means the bus or store is unavailable right now
+//     ([Unavailable]: a timeout, no responders while JetStream elects a
+//     leader, a 503, a reconnect) re-runs the handler in place every ~0.5 s,
+//     restarting AckWait with InProgress, until it passes, fails otherwise or
+//     its time budget runs out: an outage neither climbs the back-off nor
+//     counts a delivery, so it never dead-letters a message.
 //   - an error made with [Permanent], a payload that cannot be decoded (or
 //     whose Crmslack-Type is not the handler's type, or whose envelope has no
 //     event_id or org_id), and a failure of the last allowed delivery
