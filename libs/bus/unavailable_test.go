@@ -9,9 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
+	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
 // An unavailability error is retried in place: more failures than
