@@ -75,8 +75,9 @@ func head(s []string) []string { return s[:min(len(s), 20)] }
 
 // checkOrder: in each conversation, the posts of each target are in the
 // order of their commands on SLACK_OUT (delivery's promise, across replicas
-// and crashes).
-func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
+// and crashes). It returns when each marker's first command was stored on
+// SLACK_OUT, which splits a post's wait into its producer's and delivery's.
+func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) map[string]time.Time {
 	t.Helper()
 	js := observer(t, c, identity.Delivery)
 	ctx := testkit.Context(t)
@@ -90,6 +91,7 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 	}
 	seq := map[string]uint64{}  // marker → its first command's stream sequence
 	lane := map[string]string{} // marker → its command's target, as addressed
+	stored := map[string]time.Time{}
 	for n := info.State.FirstSeq; n <= info.State.LastSeq; n++ {
 		var msg *jetstream.RawStreamMsg
 		testkit.Eventually(t, 30*time.Second, func() bool {
@@ -105,7 +107,7 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 		}
 		if mk := marker(slackstandin.Message{Text: pm.GetText(), Blocks: pm.GetBlocksJson()}); mk != "" {
 			if _, ok := seq[mk]; !ok {
-				seq[mk], lane[mk] = n, pm.GetTarget().String()
+				seq[mk], lane[mk], stored[mk] = n, pm.GetTarget().String(), msg.Time
 			}
 		}
 	}
@@ -126,4 +128,5 @@ func checkOrder(t *testing.T, c *Cluster, posts []slackstandin.Message) {
 			}
 		}
 	}
+	return stored
 }

@@ -162,7 +162,7 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 		}
 	}
 	checkExactlyOnce(t, w, posts)
-	checkOrder(t, c, posts)
+	stored := checkOrder(t, c, posts)
 
 	// Takeover: the work the killed replicas held is done by the survivors;
 	// the last post of what was published before the kill says when.
@@ -183,6 +183,9 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 	}
 	t.Logf("figures: takeover, the longest a conversation waited from the kill for its next post, by kind: %s", describeWaits(takeover(posts, killedAt, seen)))
 	t.Logf("figures: last post of each kind after the kill: %s", describeLast(lastOf, killedAt))
+	producer, delivery := stages(posts, killedAt, stored)
+	t.Logf("figures: of the posts after the kill, the latest command stored on SLACK_OUT, by kind: %s; the longest from its command (or the kill) to its post: %s",
+		describeWaits(producer), describeWaits(delivery))
 	gaps := longestGap(posts, killedAt)
 	t.Logf("figures: %d events (%d posts) published in %s; all posted %s after the first publish: %.0f events/s end to end with the crash; %.0f posts/s before the kill",
 		n, want, published.Sub(t0).Round(time.Millisecond), done.Sub(t0).Round(time.Millisecond), float64(n)/done.Sub(t0).Seconds(),

@@ -131,6 +131,31 @@ func takeover(posts []slackstandin.Message, at time.Time, seen map[string]bool) 
 	return out
 }
 
+// stages is, by kind of post, the longest of the posts made after at, split
+// where its command was stored on SLACK_OUT: from at (or the event, if
+// later published) to the command is its producer's share, from the
+// command (or at) to the post delivery's.
+func stages(posts []slackstandin.Message, at time.Time, stored map[string]time.Time) (producer, delivery map[string]time.Duration) {
+	producer, delivery = map[string]time.Duration{}, map[string]time.Duration{}
+	for _, m := range posts {
+		cmd, ok := stored[marker(m)]
+		if !ok || !m.Time.After(at) {
+			continue
+		}
+		kind := strings.SplitN(marker(m), " ", 2)[0]
+		producer[kind] = max(producer[kind], cmd.Sub(at))
+		delivery[kind] = max(delivery[kind], m.Time.Sub(later(cmd, at)))
+	}
+	return producer, delivery
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func describeWaits(w map[string]time.Duration) string {
 	var parts []string
 	for kind, d := range w {

@@ -1,10 +1,6 @@
 package deliver
 
-import (
-	"context"
-
-	"github.com/crmslack/crmslack/services/delivery/internal/pacing"
-)
+import "context"
 
 // ephemeralPoster posts an ephemeral message (chat.postEphemeral), claimed; one in doubt follows the Unconfirmed policy: it leaves no trace to look for.
 type ephemeralPoster struct{ *Deliverer }
@@ -22,6 +18,11 @@ func (d ephemeralPoster) execute(ctx context.Context, r *run) (Outcome, error) {
 	if r.done {
 		return r.outcome, d.finishSimple(ctx, r)
 	}
+	// Paced before the claim, as a post is (post.go).
+	k := d.methodKey(cmd.Team, "chat.postEphemeral")
+	if err := d.pacer.Wait(ctx, k); err != nil {
+		return Outcome{}, err
+	}
 	settled, inDoubt, err := d.claim(ctx, r, r.channel)
 	if err != nil {
 		return Outcome{}, err
@@ -35,9 +36,8 @@ func (d ephemeralPoster) execute(ctx context.Context, r *run) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
-	k := d.methodKey(cmd.Team, "chat.postEphemeral")
 	var ts string
-	err = d.call(ctx, "chat.postEphemeral", []pacing.Key{k}, k, func(cctx context.Context) error {
+	err = d.call(ctx, "chat.postEphemeral", nil, k, func(cctx context.Context) error {
 		var err error
 		ts, err = d.slack.PostEphemeral(cctx, token, em.GetChannelId(), em.GetSlackUserId(), r.content)
 		return err

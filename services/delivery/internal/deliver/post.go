@@ -29,6 +29,17 @@ func (d poster) execute(ctx context.Context, r *run) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	keys := []pacing.Key{d.channelKey(cmd.Team, r.channel)}
+	if l, ok := d.cfg.Limits.Methods["chat.postMessage"]; ok {
+		keys = append(keys, pacing.Key{Name: "m/" + cmd.Team + "/chat.postMessage", Limit: l})
+	}
+	// The channel's pace is waited out before the claim, not after it: a
+	// claim is what a crash leaves in doubt, and every paced lane would
+	// otherwise hold one through its wait (each looked up in history, at
+	// conversations.history's tier, after a crash).
+	if err := d.pacer.Wait(ctx, keys...); err != nil {
+		return Outcome{}, err
+	}
 	settled, inDoubt, err := d.claim(ctx, r, r.channel)
 	if err != nil {
 		return Outcome{}, err
@@ -66,12 +77,8 @@ func (d poster) execute(ctx context.Context, r *run) (Outcome, error) {
 		}
 	}
 
-	keys := []pacing.Key{d.channelKey(cmd.Team, r.channel)}
-	if l, ok := d.cfg.Limits.Methods["chat.postMessage"]; ok {
-		keys = append(keys, pacing.Key{Name: "m/" + cmd.Team + "/chat.postMessage", Limit: l})
-	}
 	var channel, ts string
-	err = d.call(ctx, "chat.postMessage", keys, keys[0], func(cctx context.Context) error {
+	err = d.call(ctx, "chat.postMessage", nil, keys[0], func(cctx context.Context) error {
 		var err error
 		channel, ts, err = d.slack.PostMessage(cctx, token, Post{
 			Channel: r.channel, Content: r.content, ThreadTS: pm.GetThreadTs(), UnfurlLinks: pm.GetUnfurlLinks(), Marker: r.key,
