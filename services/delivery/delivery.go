@@ -368,22 +368,44 @@ func (s *worker) runPartition(ctx context.Context, k int) error {
 // their AckWait (the lanes' start-up gate). Commands above the floor that
 // were already settled come back too; the ledger recognises them and
 // nothing is posted again; a call the old owner may still be completing is
-// guarded by its ledger claim. A server without the reset API (before
-// 2.14) leaves the gate to wait.
+// guarded by its ledger claim. While JetStream cannot answer (the
+// consumer's leader died with the old owner's node and is being elected),
+// the rewind is retried for up to an AckWait, after which the commands come
+// back by themselves. A server without the reset API (before 2.14) leaves
+// the gate to wait.
 func (s *worker) reclaim(ctx context.Context, cons jetstream.Consumer, k int) {
 	info := cons.CachedInfo()
 	if info == nil || info.NumAckPending == 0 {
 		return
 	}
-	st, err := s.js.Stream(ctx, topology.StreamSlackOut)
-	if err == nil {
-		var r *jetstream.ConsumerResetResponse
-		if r, err = st.ResetConsumer(ctx, partition.Durable(k)); err == nil {
+	giveUp := time.Now().Add(s.cfg.AckWait)
+	for {
+		r, err := s.rewind(ctx, k)
+		if err == nil {
 			s.log.InfoContext(ctx, "commands a previous owner held redelivered now", "partition", k, "pending", info.NumAckPending, "from_seq", r.ResetSeq)
 			return
 		}
+		if !bus.Unavailable(err) || time.Now().After(giveUp) {
+			s.log.WarnContext(ctx, "rewinding the consumer failed; its pending commands come back after AckWait", "partition", k, "pending", info.NumAckPending, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reclaimRetry):
+		}
 	}
-	s.log.WarnContext(ctx, "rewinding the consumer failed; its pending commands come back after AckWait", "partition", k, "pending", info.NumAckPending, "err", err)
+}
+
+// reclaimRetry is the pause between rewinds while JetStream is unavailable.
+const reclaimRetry = 500 * time.Millisecond
+
+func (s *worker) rewind(ctx context.Context, k int) (*jetstream.ConsumerResetResponse, error) {
+	st, err := s.js.Stream(ctx, topology.StreamSlackOut)
+	if err != nil {
+		return nil, err
+	}
+	return st.ResetConsumer(ctx, partition.Durable(k))
 }
 
 // decoded is a lane item's payload.
