@@ -28,10 +28,14 @@ type Handler[T Event] func(ctx context.Context, ev T) error
 
 // Defaults for zero-valued [ConsumerSpec] fields.
 const (
-	// DefaultAckWait: handlers get about 27 s (AckWait minus 10 %) before
-	// their ctx ends and the server would redeliver. Long enough for a Slack
+	// DefaultAckWait: a replica keeps every message it holds alive (see
+	// pump.go), so AckWait is how long a killed replica's messages wait
+	// before another replica gets them.
+	DefaultAckWait = 10 * time.Second
+	// DefaultHandlerTimeout: a handler's ctx ends 27 s after it starts
+	// (the budget handlers were written against). Long enough for a Slack
 	// call that waits out a short rate limit; longer work calls InProgress.
-	DefaultAckWait = 30 * time.Second
+	DefaultHandlerTimeout = 27 * time.Second
 	// DefaultMaxDeliver with DefaultBackOff retries for about an hour (1 s,
 	// 2 s, 5 s, ... then every 5 min) before dead-lettering: a dependency
 	// outage of up to an hour heals by itself, a poison message does not
@@ -44,9 +48,8 @@ const (
 	DefaultMaxAckPending = 1000
 	// DefaultConcurrency: one handler at a time per replica, in stream order.
 	DefaultConcurrency = 1
-	// DefaultPrefetchPerWorker is how many messages a replica buffers per
-	// concurrent handler. A buffered message's AckWait is already running,
-	// so Prefetch × handler time must stay well under AckWait.
+	// DefaultPrefetchPerWorker is how many messages a replica holds per
+	// concurrent handler (kept alive while they wait).
 	DefaultPrefetchPerWorker = 64
 	// MinAckWait is the shortest AckWait accepted.
 	MinAckWait = time.Second
@@ -74,10 +77,14 @@ type ConsumerSpec struct {
 	// FilterSubjects restricts the consumer to these subjects (wildcards
 	// allowed). Empty means the whole stream.
 	FilterSubjects []string
-	// AckWait is how long the server waits for an ack before redelivering.
-	// Default DefaultAckWait; at least MinAckWait. The handler's ctx ends
-	// 10 % earlier.
+	// AckWait is how long the server waits for an ack, or a progress
+	// signal, before redelivering: the replica renews every message it holds
+	// once half of it has run, so it bounds how long a killed replica's
+	// messages wait. Default DefaultAckWait; at least MinAckWait.
 	AckWait time.Duration
+	// HandlerTimeout is how long a handler's ctx lives (InProgress extends
+	// it). Default DefaultHandlerTimeout.
+	HandlerTimeout time.Duration
 	// MaxDeliver bounds deliveries of one message; the failure of delivery
 	// MaxDeliver dead-letters it. Default DefaultMaxDeliver; must be > 0
 	// (unbounded redelivery is refused).
@@ -122,6 +129,9 @@ func (s ConsumerSpec) Validate() error {
 	if s.AckWait != 0 && s.AckWait < MinAckWait {
 		return fmt.Errorf("%w: consumer %s: AckWait %s is below the minimum %s", ErrInvalidConfig, s.Durable, s.AckWait, MinAckWait)
 	}
+	if s.HandlerTimeout < 0 {
+		return fmt.Errorf("%w: consumer %s: HandlerTimeout %s is negative", ErrInvalidConfig, s.Durable, s.HandlerTimeout)
+	}
 	if s.MaxDeliver < 0 {
 		return fmt.Errorf("%w: consumer %s: MaxDeliver %d: deliveries must be bounded (> 0, or 0 for the default %d)",
 			ErrInvalidConfig, s.Durable, s.MaxDeliver, DefaultMaxDeliver)
@@ -149,6 +159,9 @@ func (s ConsumerSpec) Validate() error {
 func (s ConsumerSpec) withDefaults() ConsumerSpec {
 	if s.AckWait == 0 {
 		s.AckWait = DefaultAckWait
+	}
+	if s.HandlerTimeout == 0 {
+		s.HandlerTimeout = DefaultHandlerTimeout
 	}
 	if s.MaxDeliver == 0 {
 		s.MaxDeliver = DefaultMaxDeliver
@@ -187,23 +200,6 @@ func (s ConsumerSpec) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Pull requests are short-lived and heartbeated, so that a consumer whose
-// pull requests the server no longer holds (seen under load: the server
-// reports no waiting pulls while the client believes some are pending) re-pulls
-// after 2 × pullHeartbeat instead of the library default of 30 s. The cost is
-// one small request per pullExpiry and one heartbeat per second per idle
-// replica.
-const (
-	pullExpiry    = 5 * time.Second
-	pullHeartbeat = time.Second
-)
-
-// handlerBudget is how long a handler's ctx lives: AckWait minus a margin
-// for settling the message (at least 100 ms, 10 % of AckWait).
-func handlerBudget(ackWait time.Duration) time.Duration {
-	return ackWait - max(ackWait/10, 100*time.Millisecond)
-}
-
 // Subscription is a running consumer; see [Subscribe].
 type Subscription struct {
 	b        *Bus
@@ -220,12 +216,17 @@ type Subscription struct {
 
 	runCtx    context.Context // parent of handler contexts; cancelled when Stop gives up
 	cancelRun context.CancelFunc
-	ccMu      sync.Mutex // guards cc, swapped when the consumer is re-created
-	cc        jetstream.ConsumeContext
+	pumpCtx   context.Context // the fetches'; cancelled by Stop
+	stopPump  context.CancelFunc
+	ccMu      sync.Mutex // guards cons, swapped when the consumer is re-created
+	cons      jetstream.Consumer
+	holder    *holder
+	fetchErr  atomic.Bool            // the last fetch failed
 	unhealthy atomic.Pointer[string] // why the consumer is not receiving; nil when it is
 	kick      chan struct{}          // asks the watchdog to check now
 	advisory  *nats.Subscription
-	work      chan queued // nil when Concurrency == 1
+	work      chan queued // fetched messages for the workers; never fuller than the holder's limit
+	pumped    chan struct{}
 	workers   sync.WaitGroup
 	abandon   atomic.Bool
 	stopOnce  sync.Once
@@ -234,8 +235,8 @@ type Subscription struct {
 }
 
 type queued struct {
-	msg      jetstream.Msg
-	received time.Time
+	msg  jetstream.Msg
+	held *held
 }
 
 // Subscribe creates or updates the durable consumer spec on its stream and
@@ -266,7 +267,7 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 		typeName: string(mt.Descriptor().FullName()),
 		newEvent: func() Event { return mt.New().Interface().(T) },
 		call:     func(ctx context.Context, ev Event) error { return h(ctx, ev.(T)) },
-		budget:   handlerBudget(spec.AckWait),
+		budget:   spec.HandlerTimeout,
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
@@ -308,15 +309,16 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 
 func (s *Subscription) start(cons jetstream.Consumer) error {
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
-	if s.spec.Concurrency > 1 {
-		s.work = make(chan queued)
-		for range s.spec.Concurrency {
-			s.workers.Go(func() {
-				for q := range s.work {
-					s.handle(q.msg, q.received)
-				}
-			})
-		}
+	s.pumpCtx, s.stopPump = context.WithCancel(context.Background())
+	s.holder = newHolder(s.spec.Prefetch, s.spec.AckWait)
+	s.work = make(chan queued, s.spec.Prefetch)
+	s.pumped = make(chan struct{})
+	for range s.spec.Concurrency {
+		s.workers.Go(func() {
+			for q := range s.work {
+				s.handle(q)
+			}
+		})
 	}
 	if s.stream != nil {
 		adv, err := s.b.nc.Subscribe(maxDeliveriesSubject(s.spec.Stream, s.spec.Durable), s.onMaxDeliveries)
@@ -326,46 +328,12 @@ func (s *Subscription) start(cons jetstream.Consumer) error {
 		}
 		s.advisory = adv
 	}
-	cc, err := s.consume(cons)
-	if err != nil {
-		if s.advisory != nil {
-			_ = s.advisory.Unsubscribe()
-		}
-		s.stopWorkers()
-		return err
-	}
-	s.cc = cc
+	s.cons = cons
+	go s.pump()
+	go s.keepAlive()
 	go s.lifecycle()
 	go s.watch()
 	return nil
-}
-
-func (s *Subscription) consume(cons jetstream.Consumer) (jetstream.ConsumeContext, error) {
-	cc, err := cons.Consume(s.onMsg,
-		jetstream.PullMaxMessages(s.spec.Prefetch),
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			switch {
-			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-				s.setUnhealthy("consumer deleted on the server: " + err.Error())
-				s.log.Error("consumer deleted on the server; re-creating it", "error", err)
-				s.check()
-			case errors.Is(err, jetstream.ErrNoHeartbeat):
-				// The server does not answer our pulls: stalled until the
-				// watchdog finds the consumer there and serving again.
-				s.setUnhealthy("no heartbeat from the server for the consumer's pulls")
-				s.log.Warn("consumer stalled: no heartbeat", "error", err)
-				s.check()
-			default:
-				s.log.Warn("consume error", "error", err)
-			}
-		}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("bus: consuming %s/%s: %w", s.spec.Stream, s.spec.Durable, err)
-	}
-	return cc, nil
 }
 
 // Healthy reports whether the durable consumer exists on the server and is
@@ -434,63 +402,36 @@ func (s *Subscription) verify(recreate bool) (missing bool) {
 		s.reconsume(cons)
 	case err != nil:
 		s.setUnhealthy("cannot check the consumer on the server: " + err.Error())
+	case s.fetchErr.Load():
+		// Its fetches fail although it is there: the pump says why.
 	default:
-		s.ccMu.Lock()
-		ended := isClosed(s.cc.Closed())
-		s.ccMu.Unlock()
-		if ended { // the library gave up on it (after a deletion it saw)
-			s.reconsume(cons)
-			return false
-		}
 		s.unhealthy.Store(nil)
 	}
 	return false
 }
 
-// reconsume replaces the consume context with one on cons, unless the
-// subscription is stopping.
+// reconsume makes the pump fetch from cons, the re-created consumer.
 func (s *Subscription) reconsume(cons jetstream.Consumer) {
 	s.ccMu.Lock()
-	defer s.ccMu.Unlock()
-	if isClosed(s.stopping) {
-		return
-	}
-	s.cc.Stop()
-	cc, err := s.consume(cons)
-	if err != nil {
-		s.setUnhealthy(err.Error())
-		s.log.Error("consuming the re-created consumer failed; retrying", "error", err)
-		return
-	}
-	s.cc = cc
+	s.cons = cons
+	s.ccMu.Unlock()
+	s.fetchErr.Store(false)
 	s.unhealthy.Store(nil)
 }
 
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
 func (s *Subscription) stopWorkers() {
-	if s.work != nil {
-		close(s.work)
-	}
+	s.stopPump()
+	close(s.work)
 	s.workers.Wait()
 	s.cancelRun()
 }
 
-// lifecycle finishes the subscription once Stop started draining: all
-// buffered messages handled, workers done, acks flushed to the server.
+// lifecycle finishes the subscription once Stop started draining: the
+// last fetch ended, every held message handled, workers done, acks flushed
+// to the server.
 func (s *Subscription) lifecycle() {
 	<-s.stopping
-	s.ccMu.Lock()
-	cc := s.cc
-	s.ccMu.Unlock()
-	<-cc.Closed()
+	<-s.pumped
 	s.stopWorkers()
 	if err := s.b.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("flushing acks at stop", "error", err)
@@ -510,10 +451,8 @@ func (s *Subscription) Stop(ctx context.Context) error {
 		if s.advisory != nil {
 			_ = s.advisory.Unsubscribe()
 		}
-		s.ccMu.Lock()
-		s.cc.Drain()
 		close(s.stopping)
-		s.ccMu.Unlock()
+		s.stopPump()
 	})
 	defer s.b.removeSub(s)
 	select {
@@ -527,25 +466,14 @@ func (s *Subscription) Stop(ctx context.Context) error {
 	}
 }
 
-// onMsg is the Consume callback; it runs on one goroutine per subscription.
-func (s *Subscription) onMsg(msg jetstream.Msg) {
-	received := time.Now()
+// handle handles one fetched message and settles it.
+func (s *Subscription) handle(q queued) {
+	defer s.holder.release(q.held)
+	msg := q.msg
 	if s.abandon.Load() {
 		_ = msg.Nak() // Stop gave up: hand the message to another replica now
 		return
 	}
-	if s.work == nil {
-		s.handle(msg, received)
-		return
-	}
-	select {
-	case s.work <- queued{msg, received}:
-	case <-s.runCtx.Done():
-		_ = msg.Nak()
-	}
-}
-
-func (s *Subscription) handle(msg jetstream.Msg, received time.Time) {
 	md, err := msg.Metadata()
 	if err != nil { // not a JetStream delivery; cannot happen on a pull consumer
 		s.log.Error("message without JetStream metadata", "subject", msg.Subject(), "error", err)
@@ -557,7 +485,10 @@ func (s *Subscription) handle(msg jetstream.Msg, received time.Time) {
 	if tc, err := tracectx.Parse(hdr.Get(HeaderTraceparent)); err == nil {
 		ctx = tracectx.WithTrace(ctx, tc.WithState(hdr.Get(HeaderTracestate)).Child())
 	}
-	d := &delivery{msg: msg, info: Info{
+	d := &delivery{msg: msg, progressed: func() {
+		now := time.Now()
+		s.holder.progressed(q.held, now, now.Add(s.budget))
+	}, info: Info{
 		Subject:      msg.Subject(),
 		Stream:       md.Stream,
 		Consumer:     md.Consumer,
@@ -582,7 +513,8 @@ func (s *Subscription) handle(msg jetstream.Msg, received time.Time) {
 	}
 
 	start := time.Now()
-	err, panicked := s.runRetryingUnavailable(ctx, ev, d, received)
+	s.holder.started(q.held, start.Add(s.budget))
+	err, panicked := s.runRetryingUnavailable(ctx, ev, d, start)
 	s.duration.Observe(time.Since(start).Seconds())
 
 	switch {
@@ -650,6 +582,7 @@ func (s *Subscription) runRetryingUnavailable(ctx context.Context, ev Event, d *
 		if perr := d.msg.InProgress(); perr != nil {
 			return err, false
 		}
+		d.progressed()
 		received = time.Now()
 	}
 }

@@ -33,9 +33,10 @@ type deliveryKey struct{}
 
 // delivery is what a handler's ctx knows about its message.
 type delivery struct {
-	info Info
-	msg  jetstream.Msg
-	hctx *handlerCtx
+	info       Info
+	msg        jetstream.Msg
+	hctx       *handlerCtx
+	progressed func() // an InProgress was sent: the keep-alive may wait
 }
 
 // MessageInfo returns the metadata of the message being handled, when ctx
@@ -50,8 +51,9 @@ func MessageInfo(ctx context.Context) (Info, bool) {
 
 // InProgress tells the server the handler of ctx's message is still working,
 // which restarts the consumer's AckWait, and extends ctx's deadline by the
-// same budget. Call it from a handler that may run longer than AckWait (a
-// backfill page, a rate-limited Slack call); it returns [ErrNotHandling]
+// handler timeout. Call it from a handler that may run longer than its
+// [ConsumerSpec.HandlerTimeout] (a backfill page, a rate-limited Slack call;
+// the message itself is kept alive anyway); it returns [ErrNotHandling]
 // for a context that is not a handler's.
 func InProgress(ctx context.Context) error {
 	d, ok := ctx.Value(deliveryKey{}).(*delivery)
@@ -61,6 +63,7 @@ func InProgress(ctx context.Context) error {
 	if err := d.msg.InProgress(); err != nil {
 		return fmt.Errorf("bus: signalling progress on %s seq %d: %w", d.info.Stream, d.info.StreamSeq, err)
 	}
+	d.progressed()
 	d.hctx.extend()
 	return nil
 }

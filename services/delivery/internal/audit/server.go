@@ -127,8 +127,8 @@ func ConsumerSpec(durable, outcome string, concurrency int) bus.ConsumerSpec {
 		// batch worth its insert.
 		Concurrency:   concurrency,
 		MaxAckPending: concurrency * 8,
-		// A batch insert takes well under a second; 30s is a hung store.
-		AckWait:    30 * time.Second,
+		// A batch insert takes well under a second; the default handler
+		// time (27 s) is a hung store.
 		MaxDeliver: auditMaxDeliver,
 		BackOff:    auditBackOff,
 	}

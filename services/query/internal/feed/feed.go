@@ -64,8 +64,9 @@ const (
 )
 
 // Specs returns the persister's consumers. Settings, each chosen:
-//   - AckWait 30 s (the default): a write is two round trips to JetStream;
-//     30 s only matters when JetStream itself is struggling.
+//   - the default AckWait and handler time (27 s): a write is two round
+//     trips to JetStream; the handler time only matters when JetStream
+//     itself is struggling.
 //   - MaxDeliver 20 with the default back-off (about an hour): a JetStream
 //     hiccup heals by itself; an event that fails that long is
 //     dead-lettered rather than retried for ever.
@@ -88,7 +89,6 @@ func Specs() []bus.ConsumerSpec {
 			Stream:         topology.StreamCRM,
 			Durable:        durable,
 			FilterSubjects: []string{filter},
-			AckWait:        30 * time.Second,
 			MaxDeliver:     bus.DefaultMaxDeliver,
 			BackOff:        bus.DefaultBackOff(),
 			MaxAckPending:  maxAckPending,

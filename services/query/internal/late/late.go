@@ -55,8 +55,9 @@ const MaxAge = 25 * time.Minute
 const Producer = "query"
 
 // Spec is the consumer. Settings, each chosen:
-//   - AckWait 30 s: an answer takes milliseconds; only a slow team
-//     registry (its calls are bounded at 1.5 s) makes it longer.
+//   - the default AckWait and handler time: an answer takes milliseconds;
+//     only a slow team registry (its calls are bounded at 1.5 s) makes it
+//     longer.
 //   - MaxDeliver 10 with back-off 1 s … 2 min: about 5 minutes of retries
 //     while the team registry or JetStream recovers, well inside the
 //     response_url's 30 minutes; then dead-lettered.
@@ -68,7 +69,6 @@ func Spec() bus.ConsumerSpec {
 		Stream:         topology.StreamSlackIn,
 		Durable:        Durable,
 		FilterSubjects: []string{topology.SlackCommand("*")},
-		AckWait:        30 * time.Second,
 		MaxDeliver:     10,
 		BackOff:        []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute},
 		MaxAckPending:  256,

@@ -28,8 +28,8 @@ const (
 
 // RequestSpec is the consumer of shares asked for through the bus. A
 // handler reads a record from the query service, a directory from the
-// team registry and may render a chart: 60 s of AckWait covers a cold
-// directory read. Ten deliveries with the default back-off retry for
+// team registry and may render a chart: 54 s of handler time covers a
+// cold directory read. Ten deliveries with the default back-off retry for
 // about two minutes, after which a request is too old to share anyway
 // (app.Config.RequestMaxAge refuses it). Four at a time: chart rendering
 // is CPU-bound and the service shares two cores with others.
@@ -38,7 +38,7 @@ func RequestSpec(durable, kind string) bus.ConsumerSpec {
 		Stream:         topology.StreamCRM,
 		Durable:        durable,
 		FilterSubjects: []string{topology.ShareRequested("*", kind)},
-		AckWait:        60 * time.Second,
+		HandlerTimeout: 54 * time.Second,
 		MaxDeliver:     10,
 		BackOff:        []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second},
 		MaxAckPending:  256,

@@ -23,14 +23,13 @@ const Durable = "teams-slack-events"
 // Spec is the consumer. Events are rare (installs and uninstalls), so one
 // handler at a time in stream order keeps an uninstall and a reinstall of
 // one team in order. Handling is a few small Mongo writes and a publish:
-// 30 s AckWait is ample; 20 deliveries with the default back-off ride out
+// the default handler time is ample; 20 deliveries with the default back-off ride out
 // an hour-long outage of Mongo or the bus.
 func Spec() bus.ConsumerSpec {
 	return bus.ConsumerSpec{
 		Stream:         topology.StreamSlackIn,
 		Durable:        Durable,
 		FilterSubjects: []string{"slack.in.v1.*.event.>"},
-		AckWait:        30 * time.Second,
 		MaxDeliver:     20,
 		BackOff:        bus.DefaultBackOff(),
 		MaxAckPending:  100,

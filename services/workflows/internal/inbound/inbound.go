@@ -7,7 +7,6 @@ package inbound
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -29,7 +28,8 @@ const (
 
 // TriggerSpec consumes rule firings: the hot path. A handler renders in
 // memory (tens of microseconds) and then waits: for the stream's acks and
-// for the history writer's next batched insert. 30 s of AckWait is ample.
+// for the history writer's next batched insert. The default handler time
+// (27 s) is ample.
 // 512 handlers at a time, mostly waiting, fill the writer's batches (an
 // insert of 500 documents costs FerretDB little more than one of 50).
 // The default retry schedule (about an hour) rides out a bus or database
@@ -39,7 +39,6 @@ func TriggerSpec() bus.ConsumerSpec {
 		Stream:         topology.StreamCRM,
 		Durable:        DurableTriggers,
 		FilterSubjects: []string{topology.WorkflowTriggered("*")},
-		AckWait:        30 * time.Second,
 		MaxDeliver:     bus.DefaultMaxDeliver,
 		BackOff:        bus.DefaultBackOff(),
 		MaxAckPending:  4096,
@@ -54,7 +53,6 @@ func SchemaSpec() bus.ConsumerSpec {
 		Stream:         topology.StreamCRM,
 		Durable:        DurableSchemas,
 		FilterSubjects: []string{topology.RecordUpserted("*", "*")},
-		AckWait:        30 * time.Second,
 		MaxDeliver:     bus.DefaultMaxDeliver,
 		BackOff:        bus.DefaultBackOff(),
 		MaxAckPending:  4096,
@@ -83,7 +81,6 @@ func TeamRemovedSpec() bus.ConsumerSpec {
 		Stream:         topology.StreamIntegration,
 		Durable:        DurableTeamRemoved,
 		FilterSubjects: []string{topology.Team("*", "removed")},
-		AckWait:        30 * time.Second,
 		MaxDeliver:     bus.DefaultMaxDeliver,
 		BackOff:        bus.DefaultBackOff(),
 		MaxAckPending:  100,
