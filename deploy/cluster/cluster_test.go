@@ -181,7 +181,8 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 			lastOf[kind] = m.Time
 		}
 	}
-	t.Logf("figures: takeover, the longest a conversation waited from the kill for its next post, by kind: %s", describeWaits(takeover(posts, killedAt, seen)))
+	waits := takeover(posts, killedAt, seen)
+	t.Logf("figures: takeover, the longest a conversation waited from the kill for its next post, by kind: %s", describeWaits(waits))
 	t.Logf("figures: last post of each kind after the kill: %s", describeLast(lastOf, killedAt))
 	producer, delivery := stages(posts, killedAt, stored)
 	t.Logf("figures: of the posts after the kill, the latest command stored on SLACK_OUT, by kind: %s; the longest from its command (or the kill) to its post: %s",
@@ -191,4 +192,32 @@ func TestClusterExactlyOnceThroughCrashes(t *testing.T) {
 		n, want, published.Sub(t0).Round(time.Millisecond), done.Sub(t0).Round(time.Millisecond), float64(n)/done.Sub(t0).Seconds(),
 		float64(len(before))/killedAt.Sub(t0).Seconds())
 	t.Logf("figures: takeover: the longest pause in posting after the kill was %s; the last post was %s after the kill", gaps.Round(time.Millisecond), last.Sub(killedAt).Round(time.Millisecond))
+
+	// The survivors take the work within seconds: a killed producer's
+	// messages come back after their AckWait (10 s), a killed delivery's
+	// partitions are rewound as they are taken over, and nothing waits for
+	// a history lookup but the posts in flight. Reminders are due
+	// reminderLead after their activity was published.
+	for kind, w := range waits {
+		if w > takeoverLimit {
+			t.Errorf("a %q conversation waited %s after the kill for its next post; want at most %s", kind, w.Round(time.Millisecond), takeoverLimit)
+		}
+	}
+	for kind, d := range delivery {
+		if d > takeoverLimit {
+			t.Errorf("a %q post came %s after its command (or the kill); want at most %s", kind, d.Round(time.Millisecond), takeoverLimit)
+		}
+	}
+	for kind, d := range producer {
+		if kind == "Demo" {
+			d -= reminderLead
+		}
+		if d > takeoverLimit {
+			t.Errorf("a %q command was stored on SLACK_OUT %s after the kill; want at most %s", kind, d.Round(time.Millisecond), takeoverLimit)
+		}
+	}
 }
+
+// takeoverLimit is the longest the test lets any part of the work wait for
+// the survivors after the kill.
+const takeoverLimit = 30 * time.Second
