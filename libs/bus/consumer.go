@@ -218,9 +218,7 @@ type Subscription struct {
 	cancelRun context.CancelFunc
 	pumpCtx   context.Context // the fetches'; cancelled by Stop
 	stopPump  context.CancelFunc
-	ccMu      sync.Mutex // guards cons, swapped when the consumer is re-created
-	cons      jetstream.Consumer
-	holder    *holder
+	fetcher   *Fetcher
 	fetchErr  atomic.Bool            // the last fetch failed
 	unhealthy atomic.Pointer[string] // why the consumer is not receiving; nil when it is
 	kick      chan struct{}          // asks the watchdog to check now
@@ -234,10 +232,7 @@ type Subscription struct {
 	done      chan struct{}
 }
 
-type queued struct {
-	msg  jetstream.Msg
-	held *held
-}
+type queued struct{ held *Held }
 
 // Subscribe creates or updates the durable consumer spec on its stream and
 // starts handling its messages with h, until [Subscription.Stop] or
@@ -310,7 +305,7 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 func (s *Subscription) start(cons jetstream.Consumer) error {
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	s.pumpCtx, s.stopPump = context.WithCancel(context.Background())
-	s.holder = newHolder(s.spec.Prefetch, s.spec.AckWait)
+	s.fetcher = NewFetcher(cons, s.spec.Prefetch, s.spec.AckWait)
 	s.work = make(chan queued, s.spec.Prefetch)
 	s.pumped = make(chan struct{})
 	for range s.spec.Concurrency {
@@ -328,9 +323,8 @@ func (s *Subscription) start(cons jetstream.Consumer) error {
 		}
 		s.advisory = adv
 	}
-	s.cons = cons
 	go s.pump()
-	go s.keepAlive()
+	go s.fetcher.KeepAlive(s.done)
 	go s.lifecycle()
 	go s.watch()
 	return nil
@@ -412,9 +406,7 @@ func (s *Subscription) verify(recreate bool) (missing bool) {
 
 // reconsume makes the pump fetch from cons, the re-created consumer.
 func (s *Subscription) reconsume(cons jetstream.Consumer) {
-	s.ccMu.Lock()
-	s.cons = cons
-	s.ccMu.Unlock()
+	s.fetcher.SetConsumer(cons)
 	s.fetchErr.Store(false)
 	s.unhealthy.Store(nil)
 }
@@ -468,8 +460,8 @@ func (s *Subscription) Stop(ctx context.Context) error {
 
 // handle handles one fetched message and settles it.
 func (s *Subscription) handle(q queued) {
-	defer s.holder.release(q.held)
-	msg := q.msg
+	defer s.fetcher.Release(q.held)
+	msg := q.held.Msg
 	if s.abandon.Load() {
 		_ = msg.Nak() // Stop gave up: hand the message to another replica now
 		return
@@ -485,10 +477,7 @@ func (s *Subscription) handle(q queued) {
 	if tc, err := tracectx.Parse(hdr.Get(HeaderTraceparent)); err == nil {
 		ctx = tracectx.WithTrace(ctx, tc.WithState(hdr.Get(HeaderTracestate)).Child())
 	}
-	d := &delivery{msg: msg, progressed: func() {
-		now := time.Now()
-		s.holder.progressed(q.held, now, now.Add(s.budget))
-	}, info: Info{
+	d := &delivery{msg: msg, progressed: func() { s.fetcher.Progressed(q.held, time.Now().Add(s.budget)) }, info: Info{
 		Subject:      msg.Subject(),
 		Stream:       md.Stream,
 		Consumer:     md.Consumer,
@@ -513,7 +502,7 @@ func (s *Subscription) handle(q queued) {
 	}
 
 	start := time.Now()
-	s.holder.started(q.held, start.Add(s.budget))
+	s.fetcher.Started(q.held, start.Add(s.budget))
 	err, panicked := s.runRetryingUnavailable(ctx, ev, d, start)
 	s.duration.Observe(time.Since(start).Seconds())
 

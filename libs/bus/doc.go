@@ -60,9 +60,16 @@
 //
 // The handler's ctx carries the trace context from the message (a child span
 // of the publisher's), the message's metadata ([MessageInfo]) and a deadline
-// shortly before the consumer's AckWait runs out; a handler that needs longer
-// calls [InProgress], which resets the server's ack timer and extends the
-// deadline by the same budget.
+// [ConsumerSpec.HandlerTimeout] after it started; a handler that needs
+// longer calls [InProgress], which resets the server's ack timer and extends
+// the deadline by the same budget.
+//
+// A replica fetches only as many messages as it has room for and keeps each
+// one it holds alive (InProgress once half its AckWait has run) while it
+// waits for a handler and while its handler runs, up to the handler's
+// deadline. So AckWait (10 s by default) is no budget for handlers: it is how
+// long the messages of a replica that died wait before another replica gets
+// them.
 //
 // With [ConsumerSpec.Concurrency] > 1 a replica runs that many handlers at
 // once, and messages are no longer handled in stream order. Ordering across

@@ -20,24 +20,28 @@ import (
 // AckWait only bounds how long a dead replica's messages wait.
 const (
 	// fetchWait is how long one fetch waits for messages on the server; an
-	// idle replica asks again at this pace, and a stopping one stops within it.
+	// idle replica asks again at this pace.
 	fetchWait = time.Second
 	// fetchRetry is the pause after a fetch the server refused.
 	fetchRetry = time.Second
 )
 
-// holder counts and tracks what a replica holds.
-type holder struct {
+// Fetcher pulls one durable consumer's messages for a replica: no more at
+// once than Limit, each held (and kept alive) until it is released. [Subscribe]
+// uses one; a consumer with its own dispatching (lanes by key) uses one too.
+type Fetcher struct {
 	limit   int
 	ackWait time.Duration
 
 	mu   sync.Mutex
-	msgs map[*held]struct{}
-	room chan struct{} // signalled when a held message is settled
+	cons jetstream.Consumer
+	msgs map[*Held]struct{}
+	room chan struct{} // signalled when a held message is released
 }
 
-type held struct {
-	msg     jetstream.Msg
+// Held is a message a [Fetcher] holds until [Fetcher.Release].
+type Held struct {
+	Msg     jetstream.Msg
 	touched time.Time // its delivery or last InProgress: AckWait runs from it
 	// until is when its handler's time runs out (zero while it waits): a
 	// handler hung past it, ignoring its ctx, is no longer kept alive, so
@@ -45,59 +49,132 @@ type held struct {
 	until time.Time
 }
 
-func newHolder(limit int, ackWait time.Duration) *holder {
-	return &holder{limit: limit, ackWait: ackWait, msgs: make(map[*held]struct{}, limit), room: make(chan struct{}, 1)}
+// NewFetcher returns a fetcher of cons holding at most limit messages of a
+// consumer whose AckWait is ackWait.
+func NewFetcher(cons jetstream.Consumer, limit int, ackWait time.Duration) *Fetcher {
+	return &Fetcher{limit: max(limit, 1), ackWait: ackWait, cons: cons, msgs: make(map[*Held]struct{}, limit), room: make(chan struct{}, 1)}
 }
 
-func (h *holder) hold(m jetstream.Msg, now time.Time) *held {
-	x := &held{msg: m, touched: now}
-	h.mu.Lock()
-	h.msgs[x] = struct{}{}
-	h.mu.Unlock()
-	return x
+// SetConsumer makes the next fetches use cons (a re-created consumer).
+func (f *Fetcher) SetConsumer(cons jetstream.Consumer) {
+	f.mu.Lock()
+	f.cons = cons
+	f.mu.Unlock()
 }
 
-// release forgets x once it is settled.
-func (h *holder) release(x *held) {
-	h.mu.Lock()
-	delete(h.msgs, x)
-	h.mu.Unlock()
+// Run fetches until ctx ends, handing each message to deliver in order; a
+// message waiting behind a deliver that blocks is held and kept alive
+// meanwhile. report is told each fetch's error, nil when it succeeded. Cancelling ctx cancels the fetch in flight, and the server
+// delivers nothing more to it.
+func (f *Fetcher) Run(ctx context.Context, deliver func(*Held), report func(error)) {
+	for {
+		room := f.waitRoom(ctx.Done())
+		if room == 0 || ctx.Err() != nil {
+			return
+		}
+		f.mu.Lock()
+		cons := f.cons
+		f.mu.Unlock()
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		batch, err := cons.Fetch(room, jetstream.FetchContext(fctx))
+		if err == nil {
+			// Each message is held as it arrives, even while deliver blocks
+			// on an earlier one (the channel has room for the whole fetch).
+			arrived := make(chan *Held, room)
+			go func() {
+				defer close(arrived)
+				for msg := range batch.Messages() {
+					arrived <- f.hold(msg, time.Now())
+				}
+			}()
+			for h := range arrived {
+				deliver(h)
+			}
+			err = batch.Error()
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+			report(nil)
+			continue
+		}
+		report(err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(fetchRetry):
+		}
+	}
+}
+
+// KeepAlive renews the held messages whose AckWait is half gone until done
+// is closed. It runs beside Run and outlives it while held messages drain.
+func (f *Fetcher) KeepAlive(done <-chan struct{}) {
+	t := time.NewTicker(max(f.ackWait/5, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			for _, m := range f.due(now) {
+				_ = m.InProgress() // a failure leaves the message to its AckWait, as before
+			}
+		}
+	}
+}
+
+func (f *Fetcher) hold(m jetstream.Msg, now time.Time) *Held {
+	h := &Held{Msg: m, touched: now}
+	f.mu.Lock()
+	f.msgs[h] = struct{}{}
+	f.mu.Unlock()
+	return h
+}
+
+// Release forgets h once its message is settled.
+func (f *Fetcher) Release(h *Held) {
+	f.mu.Lock()
+	delete(f.msgs, h)
+	f.mu.Unlock()
 	select {
-	case h.room <- struct{}{}:
+	case f.room <- struct{}{}:
 	default:
 	}
 }
 
-func (h *holder) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.msgs)
+// Started records that h's handler runs until at the latest.
+func (f *Fetcher) Started(h *Held, until time.Time) {
+	f.mu.Lock()
+	h.until = until
+	f.mu.Unlock()
 }
 
-// started records that x's handler runs until at the latest.
-func (h *holder) started(x *held, until time.Time) {
-	h.mu.Lock()
-	x.until = until
-	h.mu.Unlock()
-}
-
-// progressed records an InProgress sent for x at now by its handler, whose
+// Progressed records an InProgress sent for h by its handler, whose
 // deadline moved to until.
-func (h *holder) progressed(x *held, now, until time.Time) {
-	h.mu.Lock()
-	x.touched, x.until = now, until
-	h.mu.Unlock()
+func (f *Fetcher) Progressed(h *Held, until time.Time) {
+	f.mu.Lock()
+	h.touched, h.until = time.Now(), until
+	f.mu.Unlock()
+}
+
+func (f *Fetcher) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.msgs)
 }
 
 // due returns the held messages whose AckWait is half gone, marked renewed.
-func (h *holder) due(now time.Time) []jetstream.Msg {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+func (f *Fetcher) due(now time.Time) []jetstream.Msg {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var out []jetstream.Msg
-	for x := range h.msgs {
-		if now.Sub(x.touched) >= h.ackWait/2 && (x.until.IsZero() || now.Before(x.until)) {
-			x.touched = now
-			out = append(out, x.msg)
+	for h := range f.msgs {
+		if now.Sub(h.touched) >= f.ackWait/2 && (h.until.IsZero() || now.Before(h.until)) {
+			h.touched = now
+			out = append(out, h.Msg)
 		}
 	}
 	return out
@@ -105,98 +182,43 @@ func (h *holder) due(now time.Time) []jetstream.Msg {
 
 // waitRoom returns how many messages the next fetch may bring: it waits
 // while more than half the limit is held, so fetches are not one message
-// each, and returns 0 once stopping is closed.
-func (h *holder) waitRoom(stopping <-chan struct{}) int {
+// each, and returns 0 once done is closed.
+func (f *Fetcher) waitRoom(done <-chan struct{}) int {
 	for {
-		if n := h.count(); n <= h.limit/2 {
-			return h.limit - n
+		if n := f.count(); n <= f.limit/2 {
+			return f.limit - n
 		}
 		select {
-		case <-h.room:
-		case <-stopping:
+		case <-f.room:
+		case <-done:
 			return 0
 		}
 	}
 }
 
-// pump fetches messages into the work queue until the subscription stops.
+// pump fetches the subscription's messages into its work queue until Stop.
 func (s *Subscription) pump() {
 	defer close(s.pumped)
-	for {
-		select {
-		case <-s.stopping:
-			return
-		default:
-		}
-		room := s.holder.waitRoom(s.stopping)
-		if room == 0 {
-			return
-		}
-		s.ccMu.Lock()
-		cons := s.cons
-		s.ccMu.Unlock()
-		// Stop cancels the fetch: the server delivers no more to a request
-		// whose inbox is gone, where a nak'ed message would otherwise come
-		// straight back to the stopping replica.
-		fctx, cancel := context.WithTimeout(s.pumpCtx, fetchWait)
-		batch, err := cons.Fetch(room, jetstream.FetchContext(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				s.work <- queued{msg: msg, held: s.holder.hold(msg, time.Now())}
-			}
-			err = batch.Error()
-		}
-		cancel()
-		if s.pumpCtx.Err() != nil {
-			return
-		}
-		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
-			s.fetched()
-			continue
-		}
-		s.fetchFailed(err)
-		select {
-		case <-s.stopping:
-			return
-		case <-time.After(fetchRetry):
-		}
-	}
+	s.fetcher.Run(s.pumpCtx, func(h *Held) { s.work <- queued{h} }, s.fetchReport)
 }
 
-// fetched clears a stall the last failed fetch reported.
-func (s *Subscription) fetched() {
-	if s.fetchErr.Swap(false) {
-		s.unhealthy.Store(nil)
+// fetchReport keeps readiness in step with the fetches: a failure makes the
+// subscription unhealthy (and asks the watchdog to look), the next success
+// clears it.
+func (s *Subscription) fetchReport(err error) {
+	if err == nil {
+		if s.fetchErr.Swap(false) {
+			s.unhealthy.Store(nil)
+		}
+		return
 	}
-}
-
-func (s *Subscription) fetchFailed(err error) {
 	s.fetchErr.Store(true)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.setUnhealthy("consumer deleted on the server: " + err.Error())
 		s.log.Error("consumer deleted on the server; re-creating it", "error", err)
-		s.check()
-	default:
+	} else {
 		s.setUnhealthy("fetching from the consumer failed: " + err.Error())
 		s.log.Warn("fetching messages failed", "error", err)
-		s.check()
 	}
-}
-
-// keepAlive renews the held messages whose AckWait is half gone, until the
-// subscription is done.
-func (s *Subscription) keepAlive() {
-	t := time.NewTicker(max(s.spec.AckWait/5, 100*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case now := <-t.C:
-			for _, m := range s.holder.due(now) {
-				_ = m.InProgress() // a failure leaves the message to its AckWait, as before
-			}
-		}
-	}
+	s.check()
 }

@@ -70,8 +70,8 @@ func TestConsumerSpecExplicit(t *testing.T) {
 	t.Parallel()
 	for _, o := range []string{"succeeded", "failed"} {
 		s := ConsumerSpec("d", o, 16)
-		if s.MaxDeliver <= 0 || len(s.BackOff) == 0 || s.AckWait <= 0 || s.MaxAckPending <= 0 {
-			t.Errorf("%s: MaxDeliver %d, BackOff %v, AckWait %s, MaxAckPending %d: every one must be set", o, s.MaxDeliver, s.BackOff, s.AckWait, s.MaxAckPending)
+		if s.MaxDeliver <= 0 || len(s.BackOff) == 0 || s.MaxAckPending <= 0 {
+			t.Errorf("%s: MaxDeliver %d, BackOff %v, MaxAckPending %d: every one must be set", o, s.MaxDeliver, s.BackOff, s.MaxAckPending)
 		}
 		if err := s.Validate(); err != nil {
 			t.Errorf("%s: %v", o, err)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,13 +31,13 @@ func Subscribe(ctx context.Context, b *bus.Bus, svc *app.Service, lanesN int, re
 		}
 		return nil, err
 	}
-	// AckWait leaves room for a slow directory read; MaxAckPending holds
-	// every lane's buffer.
+	// The default handler time (27 s) leaves room for a slow directory
+	// read; MaxAckPending holds every lane's buffer.
 	signals, err := lanes.Start(ctx, b, lanes.Config{
 		Spec: bus.ConsumerSpec{
 			Stream: topology.StreamCRM, Durable: topology.DurableSignals,
 			FilterSubjects: []string{topology.SalesSignals},
-			AckWait:        30 * time.Second, MaxDeliver: bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
+			MaxDeliver:     bus.DefaultMaxDeliver, BackOff: bus.DefaultBackOff(),
 			MaxAckPending: 4096,
 		},
 		Lanes: lanesN,

@@ -20,6 +20,7 @@
 package lanes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,17 +70,20 @@ type Consumer struct {
 	log      *slog.Logger
 	outcomes *prometheus.CounterVec
 
-	lanes    []chan item
-	cc       jetstream.ConsumeContext
-	stopping chan struct{}
-	stopOnce sync.Once
-	running  sync.WaitGroup
-	decode   func(m jetstream.Msg) (key string, call func(context.Context) error, err error)
+	lanes     []chan item
+	fetcher   *bus.Fetcher
+	stopFetch context.CancelFunc
+	fetched   chan struct{} // closed when the fetcher has stopped
+	settled   chan struct{} // closed when every lane is done: the keep-alive stops
+	stopping  chan struct{}
+	stopOnce  sync.Once
+	running   sync.WaitGroup
+	decode    func(m jetstream.Msg) (key string, call func(context.Context) error, err error)
 }
 
 // item is a decoded message on its way through a lane.
 type item struct {
-	m    jetstream.Msg
+	h    *bus.Held
 	call func(context.Context) error
 }
 
@@ -116,7 +120,7 @@ func Start[T bus.Event](ctx context.Context, b *bus.Bus, cfg Config, reg prometh
 	}
 	c := &Consumer{
 		b: b, spec: cfg.Spec, retry: cfg.Retry, backoff: backoff,
-		budget: cc.AckWait - max(cc.AckWait/10, 100*time.Millisecond),
+		budget: cmp.Or(cfg.Spec.HandlerTimeout, bus.DefaultHandlerTimeout),
 		log:    log.With("stream", cfg.Spec.Stream, "consumer", cc.Durable), outcomes: outcomes,
 		lanes: make([]chan item, cfg.Lanes), stopping: make(chan struct{}),
 	}
@@ -141,34 +145,40 @@ func Start[T bus.Event](ctx context.Context, b *bus.Bus, cfg Config, reg prometh
 		c.lanes[i] = make(chan item, 64)
 		c.running.Go(func() { c.lane(c.lanes[i]) })
 	}
-	c.cc, err = cons.Consume(c.dispatch,
-		jetstream.PullMaxMessages(min(cc.MaxAckPending, 64*cfg.Lanes)),
-		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			c.log.Warn("consuming", "err", err)
-		}))
-	if err != nil {
-		c.stopOnce.Do(func() { close(c.stopping) })
-		c.running.Wait()
-		return nil, fmt.Errorf("consuming %s: %w", cc.Durable, err)
-	}
+	// Held messages are kept alive while they wait in a lane (bus.Fetcher),
+	// so AckWait only bounds how long a killed replica's signals wait.
+	c.fetcher = bus.NewFetcher(cons, min(cc.MaxAckPending, 64*cfg.Lanes), cc.AckWait)
+	c.fetched, c.settled = make(chan struct{}), make(chan struct{})
+	var fctx context.Context
+	fctx, c.stopFetch = context.WithCancel(context.Background())
+	go func() {
+		defer close(c.fetched)
+		c.fetcher.Run(fctx, c.dispatch, func(err error) {
+			if err != nil {
+				c.log.Warn("fetching signals failed", "err", err)
+			}
+		})
+	}()
+	go c.fetcher.KeepAlive(c.settled)
 	c.log.Info("consumer started", "type", typeName, "lanes", cfg.Lanes, "ack_wait", cc.AckWait, "max_deliver", cc.MaxDeliver)
 	return c, nil
 }
 
-// dispatch runs on the consumer's one callback goroutine, in stream order.
-func (c *Consumer) dispatch(m jetstream.Msg) {
-	key, call, err := c.decode(m)
+// dispatch runs on the fetcher's goroutine, in stream order.
+func (c *Consumer) dispatch(held *bus.Held) {
+	key, call, err := c.decode(held.Msg)
 	if err != nil {
-		c.deadLetter(context.Background(), m, bus.Permanent(err))
+		c.deadLetter(context.Background(), held.Msg, bus.Permanent(err))
+		c.fetcher.Release(held)
 		return
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
 	select {
-	case c.lanes[h.Sum32()%uint32(len(c.lanes))] <- item{m, call}:
+	case c.lanes[h.Sum32()%uint32(len(c.lanes))] <- item{held, call}:
 	case <-c.stopping:
-		_ = m.Nak()
+		_ = held.Msg.Nak()
+		c.fetcher.Release(held)
 	}
 }
 
@@ -176,12 +186,13 @@ func (c *Consumer) lane(in <-chan item) {
 	for {
 		select {
 		case it := <-in:
-			c.process(it.m, it.call)
+			c.process(it.h, it.call)
 		case <-c.stopping:
 			for {
 				select {
 				case it := <-in:
-					_ = it.m.Nak() // redelivered first, in order, to whoever consumes next
+					_ = it.h.Msg.Nak() // redelivered first, in order, to whoever consumes next
+					c.fetcher.Release(it.h)
 				default:
 					return
 				}
@@ -190,9 +201,12 @@ func (c *Consumer) lane(in <-chan item) {
 	}
 }
 
-func (c *Consumer) process(m jetstream.Msg, call func(context.Context) error) {
+func (c *Consumer) process(h *bus.Held, call func(context.Context) error) {
+	defer c.fetcher.Release(h)
+	m := h.Msg
 	md, _ := m.Metadata()
 	for attempt := 0; ; attempt++ {
+		c.fetcher.Started(h, time.Now().Add(c.budget))
 		err := c.call(m, call)
 		if err == nil {
 			if aerr := m.Ack(); aerr != nil {
@@ -218,7 +232,9 @@ func (c *Consumer) process(m jetstream.Msg, call func(context.Context) error) {
 			return
 		}
 		c.outcomes.WithLabelValues(OutcomeRetry).Inc()
-		_ = m.InProgress()
+		if m.InProgress() == nil {
+			c.fetcher.Progressed(h, time.Now().Add(c.budget))
+		}
 		select {
 		case <-time.After(c.retry[attempt]):
 		case <-c.stopping:
@@ -228,8 +244,8 @@ func (c *Consumer) process(m jetstream.Msg, call func(context.Context) error) {
 	}
 }
 
-// call runs the handler with the message's trace and a deadline before
-// AckWait, recovering a panic as a temporary error.
+// call runs the handler with the message's trace and its handler timeout,
+// recovering a panic as a temporary error.
 func (c *Consumer) call(m jetstream.Msg, call func(context.Context) error) (err error) {
 	ctx := context.Background()
 	if tc, perr := tracectx.Parse(m.Headers().Get(bus.HeaderTraceparent)); perr == nil {
@@ -264,11 +280,15 @@ func (c *Consumer) deadLetter(ctx context.Context, m jetstream.Msg, cause error)
 // naks what the lanes still hold, and waits (bounded by ctx).
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() {
-		c.cc.Stop()
+		c.stopFetch()
 		close(c.stopping)
+		go func() {
+			<-c.fetched
+			c.running.Wait()
+			close(c.settled)
+		}()
 	})
-	done := make(chan struct{})
-	go func() { c.running.Wait(); close(done) }()
+	done := c.settled
 	select {
 	case <-done:
 		return nil
