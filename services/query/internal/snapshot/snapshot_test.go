@@ -86,10 +86,10 @@ func TestPutOnlyMovesForward(t *testing.T) {
 }
 
 // TestLateVersionOneNeverOverwritesDelete: a record's version-1 upsert
-// (written blind, see Put), its version-2 delete (with a TTL, as the
-// persister writes tombstones) and a late version-1 upsert, written at the
-// same time in every round: the tombstone is what stays, whether the late
-// upsert's msg id is caught by the duplicate window or not.
+// (written blind, see Put), its version-2 delete and a late version-1
+// upsert, written at the same time in every round: the tombstone is what
+// stays, whether the late upsert's msg id is caught by the duplicate
+// window or not.
 func TestLateVersionOneNeverOverwritesDelete(t *testing.T) {
 	t.Parallel()
 	js, w := streams(t)
@@ -115,7 +115,7 @@ func TestLateVersionOneNeverOverwritesDelete(t *testing.T) {
 				case 0:
 					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 1), 1, up)
 				case 1:
-					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 2), 2, del, snapshot.WithTTL(time.Hour))
+					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 2), 2, del)
 				case 2:
 					_, err = w.Put(ctx, subj, lateID, 1, up)
 				}
