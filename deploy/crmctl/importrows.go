@@ -19,7 +19,6 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -102,19 +101,19 @@ type row struct {
 	Data    []byte
 }
 
-// keep adds a valid record read on line to rows, encoded, unless an
-// earlier line (in ids, by record id) has its id: then, or if it cannot be
-// encoded, the line is one of errs.
-func keep(rows []row, errs []rowError, ids map[string]int, line int, rec *crmv1.Record) ([]row, []rowError) {
+// keep adds a valid record read on line to rows, encoded (in scratch,
+// then copied to its size), unless an earlier line (in ids, by record id)
+// has its id: then, or if it cannot be encoded, the line is one of errs.
+func keep(rows []row, errs []rowError, ids map[string]int, scratch *[]byte, line int, rec *crmv1.Record) ([]row, []rowError) {
 	if first, dup := ids[rec.GetId()]; dup {
 		return rows, append(errs, rowError{Line: line, Msg: fmt.Sprintf("record id %q already on line %d", rec.GetId(), first)})
 	}
-	data, err := proto.Marshal(rec)
-	if err != nil {
+	var err error
+	if *scratch, err = appendRecord((*scratch)[:0], rec); err != nil {
 		return rows, append(errs, rowError{Line: line, Msg: "encoding: " + err.Error()})
 	}
 	ids[rec.GetId()] = line
-	return append(rows, row{Line: line, ID: rec.GetId(), Version: rec.GetVersion(), Data: data}), errs
+	return append(rows, row{Line: line, ID: rec.GetId(), Version: rec.GetVersion(), Data: bytes.Clone(*scratch)}), errs
 }
 
 // csvColumns maps a CSV header to the schema: for each column the field it
@@ -376,6 +375,7 @@ func readCSV(r io.Reader, comma rune, schema *crmv1.ModuleSchema, ignoreUnknown 
 	var rows []row
 	var errs []rowError
 	ids := map[string]int{}
+	var scratch []byte
 	for {
 		cells, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -399,7 +399,7 @@ func readCSV(r io.Reader, comma rune, schema *crmv1.ModuleSchema, ignoreUnknown 
 			errs = append(errs, rowError{Line: line, Msg: strings.ReplaceAll(err.Error(), "\n", "; ")})
 			continue
 		}
-		rows, errs = keep(rows, errs, ids, line, rec)
+		rows, errs = keep(rows, errs, ids, &scratch, line, rec)
 	}
 	return rows, cols, errs
 }
@@ -420,6 +420,7 @@ func readNDJSON(r io.Reader, schema *crmv1.ModuleSchema, ignoreUnknown bool, def
 	var rows []row
 	var errs []rowError
 	ids := map[string]int{}
+	var scratch []byte
 	for line := 1; sc.Scan(); line++ {
 		data := bytes.TrimSpace(sc.Bytes())
 		if len(data) == 0 {
@@ -471,7 +472,7 @@ func readNDJSON(r io.Reader, schema *crmv1.ModuleSchema, ignoreUnknown bool, def
 			continue
 		}
 		completeDisplayName(rec, schema)
-		rows, errs = keep(rows, errs, ids, line, rec)
+		rows, errs = keep(rows, errs, ids, &scratch, line, rec)
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, rowError{Msg: err.Error() + "; nothing after this point was read"})
