@@ -392,7 +392,8 @@ type Applier struct {
 }
 
 // compactEvery is how often memory's tombstones older than
-// snapshot.TombstoneTTL are dropped, as the stream drops its own.
+// snapshot.TombstoneTTL are dropped (the stream keeps its own, which a
+// rebuild replays).
 const compactEvery = time.Hour
 
 func (a *Applier) outcome(stream string, changed bool, err error, m snapshot.Msg) {
