@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -210,4 +211,34 @@ func jetstreamToken(s string) (string, error) {
 		return "", fmt.Errorf("empty")
 	}
 	return s, nil
+}
+
+// TestPutImportWritesABatchOnce: a batch is written under its event id
+// once; the same batch again (a redelivery, the same rows imported again)
+// writes nothing.
+func TestPutImportWritesABatchOnce(t *testing.T) {
+	t.Parallel()
+	js, w := streams(t)
+	ctx := testkit.Context(t)
+	for i, want := range []bool{true, false} {
+		wrote, err := w.PutImport(ctx, "o", "Deals", "crmctl-import-1", "hash", []byte("batch"))
+		if err != nil || wrote != want {
+			t.Fatalf("write %d: wrote %v, %v; want %v", i+1, wrote, err, want)
+		}
+	}
+	st, err := js.Stream(ctx, snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, snapshot.ImportSubject("o", "Deals", "crmctl-import-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 || m.Header.Get(snapshot.HeaderSchema) != "hash" || m.Header.Get(bus.HeaderType) != snapshot.TypeImported {
+		t.Errorf("%d messages; the batch's headers %v", info.State.Msgs, m.Header)
+	}
 }
