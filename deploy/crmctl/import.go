@@ -15,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/topology"
@@ -35,7 +34,7 @@ func importEventID(org, module string, rows []row) string {
 	h := sha256.New()
 	h.Write([]byte(org + "\x00" + module))
 	for _, r := range rows {
-		h.Write([]byte("\x00" + r.Record.GetId() + "\x00" + strconv.FormatInt(r.Record.GetVersion(), 10)))
+		h.Write([]byte("\x00" + r.ID + "\x00" + strconv.FormatInt(r.Version, 10)))
 	}
 	return "crmctl-import-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -136,11 +135,10 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return fmt.Errorf("%s: no records", name)
 	}
 
-	// Each batch's event is made as it is published, not all of them
-	// first: a million records held twice would only feed the collector.
-	// They all go to the module's one subject.
+	// Each batch's event is made as it is published, of the rows'
+	// encodings. They all go to the module's one subject.
 	occurred := timestamppb.Now()
-	eventOf := func(rs []row) (*crmv1.RecordsImported, error) {
+	eventOf := func(rs []row) *crmv1.RecordsImported {
 		ev := &crmv1.RecordsImported{
 			Envelope: &commonv1.Envelope{
 				EventId: importEventID(*org, *module, rs), OrgId: *org,
@@ -150,13 +148,9 @@ func importCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 			Records: make([][]byte, len(rs)),
 		}
 		for i, rw := range rs {
-			data, err := proto.Marshal(rw.Record)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: encoding: %w", rw.Line, err)
-			}
-			ev.Records[i] = data
+			ev.Records[i] = rw.Data
 		}
-		return ev, nil
+		return ev
 	}
 	subject := topology.RecordsImported(*org, *module)
 	if *dryRun {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -57,7 +56,7 @@ func batches(rows []row) []batch {
 	var out []batch
 	from, size := 0, 0
 	for i, rw := range rows {
-		n := proto.Size(rw.Record) + 8 // the field's tag and length
+		n := len(rw.Data) + 8 // the field's tag and length
 		if i > from && (i-from == importBatch || size+n > importBatchBytes) {
 			out = append(out, batch{from, i})
 			from, size = i, 0
@@ -75,7 +74,7 @@ func batches(rows []row) []batch {
 // awaiting acks, collecting every ack; a failed batch stops the import:
 // what is in flight is still collected, so the answer says exactly which
 // rows were stored and which failed, by line.
-func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func([]row) (*crmv1.RecordsImported, error), rows []row, prog *progress) importResult {
+func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func([]row) *crmv1.RecordsImported, rows []row, prog *progress) importResult {
 	var res importResult
 	bs := batches(rows)
 	// The publishes awaiting their acks, oldest first, in a ring: batch i's
@@ -110,11 +109,7 @@ func publishImport(ctx context.Context, b *bus.Bus, subject string, eventOf func
 			oldest++
 		}
 		res.tried = bt.to
-		ev, err := eventOf(rows[bt.from:bt.to])
-		var f jetstream.PubAckFuture
-		if err == nil {
-			f, err = b.PublishAsync(ctx, subject, ev)
-		}
+		f, err := b.PublishAsync(ctx, subject, eventOf(rows[bt.from:bt.to]))
 		if err != nil {
 			res.fail(rows, bt, err)
 			break

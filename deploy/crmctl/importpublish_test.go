@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/crmslack/crmslack/libs/testkit"
-	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
 // TestImportNamesTheRowThatFailed: a row NATS refuses (past its largest
@@ -43,7 +42,7 @@ func TestImportNamesTheRowThatFailed(t *testing.T) {
 func TestBatches(t *testing.T) {
 	t.Parallel()
 	rec := func(size int) row {
-		return row{Record: &crmv1.Record{Id: "r", Module: "Leads", Url: strings.Repeat("u", size)}}
+		return row{ID: "r", Version: 1, Data: make([]byte, size)}
 	}
 	many := make([]row, 2*importBatch+1)
 	for i := range many {

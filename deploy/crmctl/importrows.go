@@ -89,10 +89,31 @@ func (e rowError) Error() string {
 	return e.Msg
 }
 
-// row is a parsed, valid input row.
+// row is a parsed, valid input row: its record's id, version and
+// encoding. Every row is held until the whole file is known valid, so a
+// row is kept encoded, not as a crm.v1.Record: a million messages with a
+// map of fields each would be marked again by every collection of the
+// import (and sized, then encoded, once more to be published).
 type row struct {
-	Line   int
-	Record *crmv1.Record
+	Line    int
+	ID      string
+	Version int64
+	Data    []byte
+}
+
+// keep adds a valid record read on line to rows, encoded (in scratch,
+// then copied to its size), unless an earlier line (in ids, by record id)
+// has its id: then, or if it cannot be encoded, the line is one of errs.
+func keep(rows []row, errs []rowError, ids map[string]int, scratch *[]byte, line int, rec *crmv1.Record) ([]row, []rowError) {
+	if first, dup := ids[rec.GetId()]; dup {
+		return rows, append(errs, rowError{Line: line, Msg: fmt.Sprintf("record id %q already on line %d", rec.GetId(), first)})
+	}
+	var err error
+	if *scratch, err = appendRecord((*scratch)[:0], rec); err != nil {
+		return rows, append(errs, rowError{Line: line, Msg: "encoding: " + err.Error()})
+	}
+	ids[rec.GetId()] = line
+	return append(rows, row{Line: line, ID: rec.GetId(), Version: rec.GetVersion(), Data: bytes.Clone(*scratch)}), errs
 }
 
 // csvColumns maps a CSV header to the schema: for each column the field it
@@ -354,6 +375,7 @@ func readCSV(r io.Reader, comma rune, schema *crmv1.ModuleSchema, ignoreUnknown 
 	var rows []row
 	var errs []rowError
 	ids := map[string]int{}
+	var scratch []byte
 	for {
 		cells, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -377,12 +399,7 @@ func readCSV(r io.Reader, comma rune, schema *crmv1.ModuleSchema, ignoreUnknown 
 			errs = append(errs, rowError{Line: line, Msg: strings.ReplaceAll(err.Error(), "\n", "; ")})
 			continue
 		}
-		if first, dup := ids[rec.GetId()]; dup {
-			errs = append(errs, rowError{Line: line, Msg: fmt.Sprintf("record id %q already on line %d", rec.GetId(), first)})
-			continue
-		}
-		ids[rec.GetId()] = line
-		rows = append(rows, row{Line: line, Record: rec})
+		rows, errs = keep(rows, errs, ids, &scratch, line, rec)
 	}
 	return rows, cols, errs
 }
@@ -403,6 +420,7 @@ func readNDJSON(r io.Reader, schema *crmv1.ModuleSchema, ignoreUnknown bool, def
 	var rows []row
 	var errs []rowError
 	ids := map[string]int{}
+	var scratch []byte
 	for line := 1; sc.Scan(); line++ {
 		data := bytes.TrimSpace(sc.Bytes())
 		if len(data) == 0 {
@@ -453,13 +471,8 @@ func readNDJSON(r io.Reader, schema *crmv1.ModuleSchema, ignoreUnknown bool, def
 			errs = append(errs, rowError{Line: line, Msg: strings.Join(problems, "; ")})
 			continue
 		}
-		if first, dup := ids[rec.GetId()]; dup {
-			errs = append(errs, rowError{Line: line, Msg: fmt.Sprintf("record id %q already on line %d", rec.GetId(), first)})
-			continue
-		}
-		ids[rec.GetId()] = line
 		completeDisplayName(rec, schema)
-		rows = append(rows, row{Line: line, Record: rec})
+		rows, errs = keep(rows, errs, ids, &scratch, line, rec)
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, rowError{Msg: err.Error() + "; nothing after this point was read"})

@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -231,7 +232,7 @@ func TestVersionsOutOfOrderAndDuplicates(t *testing.T) {
 // since, a seed record of the same version), the same batch again (a
 // redelivery past the duplicate window, another event id) changes nothing,
 // and a batch with a record of another module, or one that is no record,
-// is refused whole.
+// is refused whole. Each batch is stored as one snapshot.
 func TestImportedBatches(t *testing.T) {
 	t.Parallel()
 	ns := testkit.NATS(t)
@@ -281,8 +282,16 @@ func TestImportedBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := uint64(29 + 4 + 4); info.State.Msgs != want { // 29 seed records, i1..i3, marker, a schema per module
+	// Each batch is one message; only the record the CRM changed has its own.
+	if want := uint64(29 + 2 + 1 + 1 + 4); info.State.Msgs != want { // 29 seed records, the batch twice, i2, marker, a schema per module
 		t.Errorf("snapshot stream holds %d messages, want %d", info.State.Msgs, want)
+	}
+	first := items[1].Event.(*crmv1.RecordsImported).GetEnvelope().GetEventId()
+	if _, err := st.GetLastMsgForSubject(testkit.Context(t), snapshot.ImportSubject(seedset.Org, "Deals", first)); err != nil {
+		t.Errorf("the batch is not stored under its event id: %v", err)
+	}
+	if _, err := st.GetLastMsgForSubject(testkit.Context(t), snapshot.RecordSubject(seedset.Org, "Deals", "i1")); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("an imported record has a snapshot of its own: %v", err)
 	}
 }
 
@@ -302,13 +311,18 @@ func TestRestartRebuildsFromSnapshots(t *testing.T) {
 		del(seedset.Org, "Accounts", "account-04", 2),
 		upsert(seedset.Org, &crmv1.Record{Module: "Deals", Id: "deal-03", Version: 2, Fields: map[string]*crmv1.FieldValue{
 			"Deal_Name": seedset.Text("Gamma pilot, renamed"), "Amount": seedset.Number(5000)}}),
+		// An imported batch and the delete of one of its records, persisted
+		// in either order: the tombstone wins, and stays (a batch is never
+		// replaced, so a tombstone that expired would let the record back).
+		imported(t, seedset.Org, "Deals", deal("imp-1", 1, "Imported one"), deal("imp-2", 1, "Imported two")),
+		del(seedset.Org, "Deals", "imp-2", 2),
 	}
 	if err := b.PublishBatch(testkit.Context(t), items); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, testkit.DefaultTimeout, func() bool {
 		return getRecord(t, first, "Leads", "lead-01") == nil && getRecord(t, first, "Accounts", "account-04") == nil &&
-			getRecord(t, first, "Deals", "deal-03").GetVersion() == 2
+			getRecord(t, first, "Deals", "deal-03").GetVersion() == 2 && getRecord(t, first, "Deals", "imp-1") != nil
 	})
 	// Every event stored before the stop (the users' too, which the checks
 	// above do not see), so the rebuild has them all.
@@ -317,6 +331,17 @@ func TestRestartRebuildsFromSnapshots(t *testing.T) {
 
 	// Empty the CRM stream: a rebuild that read it could not find anything.
 	js := testkit.JetStream(t, testkit.NATSConn(t, ns))
+	records, err := js.Stream(testkit.Context(t), snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tomb, err := records.GetLastMsgForSubject(testkit.Context(t), snapshot.RecordSubject(seedset.Org, "Deals", "imp-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl := tomb.Header.Get(jetstream.MsgTTLHeader); ttl != "" {
+		t.Errorf("a tombstone expires (Nats-TTL %s): an imported batch would bring its record back", ttl)
+	}
 	crm, err := js.Stream(testkit.Context(t), topology.StreamCRM)
 	if err != nil {
 		t.Fatal(err)
@@ -335,6 +360,7 @@ func TestRestartRebuildsFromSnapshots(t *testing.T) {
 		{"accounts [email] contains [onc]", []string{"account-03", "account-01"}},
 		{"deals renamed", []string{"deal-03"}},
 		{"contacts [email opt out] is [true]", []string{"contact-01", "contact-03"}},
+		{"deals imported", []string{"imp-1"}},
 	} {
 		if got := ids(t, run(t, second, userAda, ex.text)); !slices.Equal(got, ex.want) {
 			t.Errorf("after restart, %q = %v, want %v", ex.text, got, ex.want)

@@ -31,7 +31,6 @@ package feed
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,9 +72,8 @@ const (
 //   - Concurrency 64 for record upserts: a backfill is a million of them,
 //     each write is a round trip or two that waits on JetStream rather than
 //     on a core, and writes are compare-and-set, so order does not matter.
-//     4 for imported batches: each handler has its batch's writes in
-//     flight at once (snapshot.Writer.PutAll), so a few batches keep the
-//     stream busy. 2 for the rest.
+//     4 for imported batches: each is one write of hundreds of records, so
+//     a few at once keep the stream busy. 2 for the rest.
 //   - MaxAckPending 4096 for record upserts, 16 for imported batches (1000,
 //     the default, for the rest) bounds events in flight per durable across
 //     replicas: enough to keep the handlers busy while acks travel back; a
@@ -176,20 +174,23 @@ func (p *Persister) RecordUpserted(ctx context.Context, ev *crmv1.RecordUpserted
 	return nil
 }
 
-// RecordsImported persists a batch of backfilled records: each as the
-// RecordUpserted of it would be (the batch's envelope, the record, its
-// schema stored once under its hash), all written at once. Each record's
-// encoding is stored as it came, framed with the envelope's: only its
-// module, id and version are read, not its fields. A batch with any
-// invalid record is refused whole, before anything is written, and
-// dead-lettered with the first bad record named; a redelivered batch
-// finds its versions stored and writes nothing.
+// RecordsImported persists a batch of backfilled records as one snapshot
+// (snapshot.Writer.PutImport): the batch without its schema, which is
+// stored once under its hash. Each record is checked to be a well-formed
+// record of the batch's module with an id (only its module, id and version
+// are read, not its fields); a batch with any invalid record is refused
+// whole, before anything is written, and dead-lettered with the first bad
+// record named. Versions are compared when a replica applies the records,
+// not here: a redelivered batch, or the same rows imported again, has the
+// same event id and writes nothing.
 func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImported) error {
-	org, module := ev.GetEnvelope().GetOrgId(), ev.GetSchema().GetModule()
-	if module == "" {
+	org, module, eventID := ev.GetEnvelope().GetOrgId(), ev.GetSchema().GetModule(), ev.GetEnvelope().GetEventId()
+	switch {
+	case module == "":
 		return bus.Permanent(fmt.Errorf("records imported without a schema: %w", projection.ErrInvalidEvent))
+	case eventID == "":
+		return bus.Permanent(fmt.Errorf("records imported without an event id: %w", projection.ErrInvalidEvent))
 	}
-	keys := make([]recordKey, len(ev.GetRecords()))
 	for i, rec := range ev.GetRecords() {
 		k, err := keyOf(rec)
 		switch {
@@ -200,48 +201,28 @@ func (p *Persister) RecordsImported(ctx context.Context, ev *crmv1.RecordsImport
 		case k.module != module:
 			return bus.Permanent(fmt.Errorf("imported record %s is of module %q in a batch of %q: %w", k.id, k.module, module, projection.ErrInvalidEvent))
 		}
-		keys[i] = k
 	}
 	hash, err := p.schema(ctx, org, ev.GetSchema())
 	if err != nil {
 		return err
 	}
-	env, err := proto.Marshal(ev.GetEnvelope())
+	data, err := proto.Marshal(&crmv1.RecordsImported{Envelope: ev.GetEnvelope(), Records: ev.GetRecords()})
 	if err != nil {
-		return bus.Permanent(fmt.Errorf("encoding the envelope: %w", err))
+		return bus.Permanent(fmt.Errorf("encoding the batch: %w", err))
 	}
-	// No Nats-Msg-Id: a backfill's million ids would each sit in the
-	// stream's duplicate window for 15 minutes, and the blind write of a
-	// version-1 snapshot is refused anyway when its subject holds one (a
-	// redelivered batch), which PutAll then compares by version.
-	items := make([]snapshot.Item, len(keys))
-	withSchema := []snapshot.PutOption{snapshot.WithSchema(hash)}
-	for i, k := range keys {
-		rec := ev.GetRecords()[i]
-		// A RecordUpserted without its schema, as RecordUpserted stores it.
-		data := make([]byte, 0, 2*binary.MaxVarintLen64+2+len(env)+len(rec))
-		data = protowire.AppendTag(data, upsertedEnvelope, protowire.BytesType)
-		data = protowire.AppendBytes(data, env)
-		data = protowire.AppendTag(data, upsertedRecord, protowire.BytesType)
-		data = protowire.AppendBytes(data, rec)
-		items[i] = snapshot.Item{
-			Subject: snapshot.RecordSubject(org, module, k.id),
-			Version: k.version,
-			Type:    typeRecordUpserted,
-			Data:    data,
-			Opts:    withSchema,
-		}
-	}
-	wrote, err := p.records.PutAll(ctx, items)
-	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "written").Add(float64(wrote))
+	wrote, err := p.records.PutImport(ctx, org, module, eventID, hash, data)
 	if err != nil {
 		return err
 	}
-	p.metrics.written.WithLabelValues(snapshot.StreamRecords, "superseded").Add(float64(len(items) - wrote))
+	outcome := "superseded"
+	if wrote {
+		outcome = "written"
+	}
+	p.metrics.written.WithLabelValues(snapshot.StreamRecords, outcome).Add(float64(len(ev.GetRecords())))
 	return nil
 }
 
-// recordKey is what the persister reads of an encoded crm.v1.Record.
+// recordKey is what the persister checks of an encoded crm.v1.Record.
 type recordKey struct {
 	module, id string
 	version    int64
@@ -312,14 +293,16 @@ func (p *Persister) schema(ctx context.Context, org string, s *crmv1.ModuleSchem
 	return hash, nil
 }
 
-// RecordDeleted persists a delete as the record's tombstone.
+// RecordDeleted persists a delete as the record's tombstone, kept for
+// ever: an imported batch holding an older version of the record is never
+// replaced, and would bring it back on a rebuild once the tombstone had
+// gone.
 func (p *Persister) RecordDeleted(ctx context.Context, ev *crmv1.RecordDeleted) error {
 	org, module, id := ev.GetEnvelope().GetOrgId(), ev.GetModule(), ev.GetRecordId()
 	if module == "" || id == "" {
 		return bus.Permanent(fmt.Errorf("record deleted without module or id: %w", projection.ErrInvalidEvent))
 	}
-	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, module, id), snapshot.RecordMsgID(org, module, id, ev.GetVersion()), ev.GetVersion(), ev,
-		snapshot.WithTTL(snapshot.TombstoneTTL))
+	wrote, err := p.records.Put(ctx, snapshot.RecordSubject(org, module, id), snapshot.RecordMsgID(org, module, id, ev.GetVersion()), ev.GetVersion(), ev)
 	if err != nil {
 		return err
 	}
@@ -409,7 +392,8 @@ type Applier struct {
 }
 
 // compactEvery is how often memory's tombstones older than
-// snapshot.TombstoneTTL are dropped, as the stream drops its own.
+// snapshot.TombstoneTTL are dropped (the stream keeps its own, which a
+// rebuild replays).
 const compactEvery = time.Hour
 
 func (a *Applier) outcome(stream string, changed bool, err error, m snapshot.Msg) {
@@ -453,6 +437,9 @@ type Prepared struct {
 	// its envelope decoded for the org, its record parsed.
 	org    string
 	parsed *projection.Parsed
+	// An imported batch stored without its schema: its envelope decoded
+	// for the org, each of its records parsed (nil: not a record).
+	batch []*projection.Parsed
 	// An upsert stored any other way, decoded whole.
 	upserted *crmv1.RecordUpserted
 	deleted  *crmv1.RecordDeleted
@@ -468,6 +455,8 @@ func (a *Applier) PrepareRecord(m snapshot.Msg) Prepared {
 	switch m.Type {
 	case typeRecordUpserted:
 		return prepareUpserted(m)
+	case snapshot.TypeImported:
+		return prepareImported(m)
 	case snapshot.TypeSchema:
 		hash, ok := snapshot.SchemaHashOf(m.Subject)
 		if !ok {
@@ -504,11 +493,34 @@ func prepareUpserted(m snapshot.Msg) Prepared {
 	return Prepared{org: envelope.GetOrgId(), parsed: p}
 }
 
+// prepareImported parses an imported batch's records from their
+// encodings; one that is not a record is left nil (and counted invalid),
+// the others still apply.
+func prepareImported(m snapshot.Msg) Prepared {
+	env, recs, ok := splitImported(m.Data)
+	if !ok || m.Schema == "" {
+		return Prepared{err: fmt.Errorf("an imported batch on %s not as the persister writes it", m.Subject)}
+	}
+	envelope := &commonv1.Envelope{}
+	if err := proto.Unmarshal(env, envelope); err != nil {
+		return Prepared{err: fmt.Errorf("decoding the envelope of %s: %w", m.Type, err)}
+	}
+	batch := make([]*projection.Parsed, len(recs))
+	for i, rec := range recs {
+		batch[i], _ = projection.ParseEncoded(rec)
+	}
+	return Prepared{org: envelope.GetOrgId(), batch: batch}
+}
+
 // ApplyRecord applies a snapshot PrepareRecord decoded. It is called from
 // one goroutine, in stream order.
 func (a *Applier) ApplyRecord(m snapshot.Msg, p Prepared) {
-	changed, err := a.applyRecord(m, p)
-	a.outcome(snapshot.StreamRecords, changed, err, m)
+	if p.batch != nil {
+		a.applyImported(m, p)
+	} else {
+		changed, err := a.applyRecord(m, p)
+		a.outcome(snapshot.StreamRecords, changed, err, m)
+	}
 	if now := time.Now(); now.Sub(a.compacted) > compactEvery {
 		if a.compacted.IsZero() { // at start: the replayed ones were stamped just now
 			a.compacted = now
@@ -550,6 +562,47 @@ func (a *Applier) applyRecord(m snapshot.Msg, p Prepared) (bool, error) {
 	}
 }
 
+// applyImported applies each record of an imported batch as its own
+// snapshot would be: by version, each counted.
+func (a *Applier) applyImported(m snapshot.Msg, p Prepared) {
+	for i, parsed := range p.batch {
+		if parsed == nil {
+			a.outcome(snapshot.StreamRecords, false, fmt.Errorf("imported record %d of %d: %w", i+1, len(p.batch), projection.ErrInvalidEvent), m)
+			continue
+		}
+		schema, err := a.schema(p.org, parsed.Module(), m.Schema)
+		changed := false
+		if err == nil {
+			changed, err = a.Records.ApplyParsed(p.org, schema, parsed)
+		}
+		a.outcome(snapshot.StreamRecords, changed, err, m)
+	}
+}
+
+// Field numbers of crm.v1.RecordsImported (records.proto).
+const importedEnvelope, importedSchema, importedRecords = 1, 2, 3
+
+// splitImported finds, in an encoded RecordsImported, its envelope's and
+// its records' encodings; false when it holds a schema or two envelopes,
+// or is not an encoding at all.
+func splitImported(data []byte) (env []byte, recs [][]byte, ok bool) {
+	ok = lengthDelimited(data, func(num protowire.Number, v []byte) bool {
+		switch num {
+		case importedEnvelope:
+			if env != nil {
+				return false
+			}
+			env = v
+		case importedRecords:
+			recs = append(recs, v)
+		case importedSchema:
+			return false
+		}
+		return true
+	})
+	return env, recs, ok && env != nil
+}
+
 // Field numbers of crm.v1.RecordUpserted (records.proto).
 const upsertedEnvelope, upsertedRecord, upsertedSchema = 1, 2, 3
 
@@ -557,31 +610,50 @@ const upsertedEnvelope, upsertedRecord, upsertedSchema = 1, 2, 3
 // its record's encodings; false when it holds a schema, or either of them
 // twice (which decoding merges), or is not an encoding at all.
 func splitUpserted(data []byte) (env, rec []byte, ok bool) {
+	ok = lengthDelimited(data, func(num protowire.Number, v []byte) bool {
+		switch num {
+		case upsertedEnvelope:
+			if env != nil {
+				return false
+			}
+			env = v
+		case upsertedRecord:
+			if rec != nil {
+				return false
+			}
+			rec = v
+		case upsertedSchema:
+			return false
+		}
+		return true
+	})
+	return env, rec, ok && env != nil && rec != nil
+}
+
+// lengthDelimited hands visit each length-delimited field of an encoding
+// (its number and bytes), skipping the others; false when the encoding is
+// malformed or visit returned false.
+func lengthDelimited(data []byte, visit func(num protowire.Number, v []byte) bool) bool {
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
 		if n < 0 {
-			return nil, nil, false
+			return false
 		}
 		data = data[n:]
-		if typ == protowire.BytesType && (num == upsertedEnvelope || num == upsertedRecord || num == upsertedSchema) {
+		if typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(data)
-			if n < 0 || num == upsertedSchema || (num == upsertedEnvelope && env != nil) || (num == upsertedRecord && rec != nil) {
-				return nil, nil, false
-			}
-			if num == upsertedEnvelope {
-				env = v
-			} else {
-				rec = v
+			if n < 0 || !visit(num, v) {
+				return false
 			}
 			data = data[n:]
 			continue
 		}
 		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
-			return nil, nil, false
+			return false
 		}
 		data = data[n:]
 	}
-	return env, rec, env != nil && rec != nil
+	return true
 }
 
 // keepSchema remembers a schema for the records that name it by hash.

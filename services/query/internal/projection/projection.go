@@ -175,7 +175,7 @@ func (s *Store) ApplyUpserted(ev *crmv1.RecordUpserted) (bool, error) {
 		return false, fmt.Errorf("record %s/%s: %w: %w", rec.GetModule(), rec.GetId(), ErrInvalidEvent, err)
 	}
 	v := views.Get().(*recView)
-	defer views.Put(v)
+	defer putView(v)
 	viewOf(rec, v)
 	return s.apply(org, v, schema, raw), nil
 }
@@ -211,7 +211,7 @@ func ParseEncoded(raw []byte) (*Parsed, error) {
 		// Not as parseRecord expects: decode it as anything else.
 		rec := &crmv1.Record{}
 		if err := proto.Unmarshal(raw, rec); err != nil {
-			views.Put(v)
+			putView(v)
 			return nil, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 		}
 		viewOf(rec, v)
@@ -222,7 +222,7 @@ func ParseEncoded(raw []byte) (*Parsed, error) {
 // ApplyParsed is [Store.ApplyEncoded] for a record parsed already, of org
 // with its module's schema. p is spent: apply it once.
 func (s *Store) ApplyParsed(org string, schema *crmv1.ModuleSchema, p *Parsed) (bool, error) {
-	defer views.Put(p.v)
+	defer putView(p.v)
 	if err := checkView(org, p.v, schema); err != nil {
 		return false, err
 	}
@@ -231,6 +231,14 @@ func (s *Store) ApplyParsed(org string, schema *crmv1.ModuleSchema, p *Parsed) (
 
 // views are build's input, reused.
 var views = sync.Pool{New: func() any { return &recView{} }}
+
+// putView returns v to views viewing nothing: a view waiting in the pool
+// must not keep the message it viewed (an imported batch's is hundreds of
+// records) from the collector.
+func putView(v *recView) {
+	v.reset()
+	views.Put(v)
+}
 
 func checkView(org string, v *recView, schema *crmv1.ModuleSchema) error {
 	switch {

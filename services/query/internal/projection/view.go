@@ -59,6 +59,7 @@ func (v *recView) field(name string) *fieldView {
 // reset empties v for reuse, keeping its memory.
 func (v *recView) reset() {
 	for i := range v.fields {
+		clear(v.fields[i].multi)
 		v.fields[i] = fieldView{multi: v.fields[i].multi[:0]}
 	}
 	*v = recView{fields: v.fields[:0]}

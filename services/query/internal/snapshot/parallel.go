@@ -16,9 +16,16 @@ import (
 // most, nothing next to a rebuilt projection's heap.
 const InFlight = 1024
 
-// batchSize messages go from stage to stage together: a hand-off (two
-// channel sends, a wake-up) per message cost more than decoding it.
-const batchSize = 64
+// batchSize messages, or fewer making batchBytes, go from stage to stage
+// together: a hand-off (two channel sends, a wake-up) per message cost
+// more than decoding it. An imported batch (hundreds of records, a
+// hundred KB and more) goes on its own: what prepare makes of a record is
+// a few times its size, so batches of them would hold a hundred thousand
+// records between the stages, not a thousand.
+const (
+	batchSize  = 64
+	batchBytes = 64 << 10
+)
 
 // flushEvery bounds how long a message waits for its batch to fill once
 // the consumer has said more are pending, in case they never come (a
@@ -32,8 +39,9 @@ const flushEvery = 5 * time.Millisecond
 // so a later snapshot of a subject is applied after an earlier one exactly
 // as with Follow. CaughtUp closes once apply has returned for the stream's
 // last message as of the start, so every message before it is applied too.
-// At most [InFlight] messages are between the consumer and apply; when
-// apply falls behind, the consumer waits. Messages travel in batches; one
+// At most [InFlight] messages, or InFlight/batchSize imported batches,
+// are between the consumer and apply; when apply falls behind, the
+// consumer waits. Messages travel in batches; one
 // with none pending behind it goes at once, so a live update waits for no
 // batch.
 func FollowParallel[T any](ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, prepare func(Msg) T, apply func(Msg, T)) (*Following, error) {
@@ -75,8 +83,9 @@ type pipeline[T any] struct {
 	once        sync.Once
 	batches     sync.Pool
 
-	mu      sync.Mutex // guards filling, shared by hand and flushIdle
+	mu      sync.Mutex // guards filling and its size, shared by hand and flushIdle
 	filling *batch[T]
+	size    int // bytes of filling's messages
 }
 
 // batch is up to batchSize messages on their way, reused.
@@ -97,7 +106,8 @@ func (p *pipeline[T]) hand(m jetstream.Msg) {
 		p.filling = p.batches.Get().(*batch[T])
 	}
 	p.filling.msgs = append(p.filling.msgs, msg)
-	if len(p.filling.msgs) >= batchSize || pending == 0 {
+	p.size += len(msg.Data)
+	if len(p.filling.msgs) >= batchSize || p.size >= batchBytes || pending == 0 {
 		p.flush()
 	}
 }
@@ -123,7 +133,7 @@ func (p *pipeline[T]) flushIdle() {
 // flush sends the batch being filled; p.mu is held.
 func (p *pipeline[T]) flush() {
 	b := p.filling
-	p.filling = nil
+	p.filling, p.size = nil, 0
 	// order first: apply waits on batches in the order they were handed.
 	select {
 	case p.order <- b:

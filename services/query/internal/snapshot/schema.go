@@ -17,11 +17,14 @@ import (
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
 )
 
-// TombstoneTTL is how long a delete's tombstone is kept, in the stream and
-// in memory. A tombstone keeps an older upsert of a deleted record out;
-// such an upsert can only come from an event still in the CRM stream (kept
-// 7 days) or a re-run of an old import, so a month covers every redelivery
-// with room to spare, and then the space is given back.
+// TombstoneTTL is how long a delete's tombstone is kept in memory after it
+// was applied (in the stream, tombstones are kept for ever: see the
+// package's imported batches; those written before batches existed expire
+// after it there too). A tombstone keeps an older upsert of a deleted
+// record out; once applied, such an upsert can only come from an event
+// still in the CRM stream (kept 7 days) or a re-run of an old import, so
+// a month covers every redelivery with room to spare, and a rebuild
+// replays the stream's tombstones, which keep out any batch it replays.
 const TombstoneTTL = 30 * 24 * time.Hour
 
 // SchemaSubject is where a module's schema with that hash lives: a
@@ -94,3 +97,32 @@ func SchemaHashOf(subject string) (hash string, ok bool) {
 	}
 	return parts[5], true
 }
+
+// ImportSubject is where an imported batch of a module lives, by its event
+// id: a sixth token, as a schema's, so it never meets a record's subject.
+func ImportSubject(org, module, eventID string) string {
+	return recordsRoot + "." + Token(org) + "." + Token(module) + ".import." + Token(eventID)
+}
+
+// PutImport stores an imported batch (an encoded crm.v1.RecordsImported
+// without its schema, which hash names) under its event id unless it is
+// there already, and reports whether it wrote. A redelivered batch, or the
+// same rows imported again, has the same event id and writes nothing.
+func (w *Writer) PutImport(ctx context.Context, org, module, eventID, hash string, data []byte) (bool, error) {
+	subject := ImportSubject(org, module, eventID)
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, "import/"+org+"/"+module+"/"+eventID)
+	m.Header.Set(bus.HeaderType, TypeImported)
+	m.Header.Set(HeaderSchema, hash)
+	ack, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithExpectStream(w.name))
+	switch {
+	case wrongLast(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("snapshot: writing %s: %w", subject, err)
+	}
+	return !ack.Duplicate, nil
+}
+
+// TypeImported is the Crmslack-Type of an imported batch.
+var TypeImported = string((&crmv1.RecordsImported{}).ProtoReflect().Descriptor().FullName())

@@ -7,12 +7,13 @@
 //
 //	QUERY_RECORDS  query.records.<org>.<module>.<record>   last RecordUpserted (without its schema), or RecordDeleted as a tombstone
 //	               query.records.<org>.<module>.schema.<hash>  a ModuleSchema those upserts name by hash
+//	               query.records.<org>.<module>.import.<event>  an imported batch, RecordsImported (without its schema)
 //	QUERY_USERS    query.users.<org>.<user>                last CrmUserUpserted, or CrmUserDeactivated
 //
 // Each message is the event itself (protobuf, type in Crmslack-Type), with
 // its version in Crmslack-Version, so replaying a stream is re-applying the
-// events that made the state, and deletes survive a restart as tombstones
-// (for TombstoneTTL, then the server removes them). A record upsert is
+// events that made the state, and deletes survive a restart as tombstones.
+// A record upsert is
 // stored without its module's schema, which every CRM event carries and
 // which is the same for a whole module: the schema is stored once, under
 // its hash (Crmslack-Schema), so a snapshot is the size of its record and
@@ -28,6 +29,20 @@
 // arrive in and however many replicas write. The Nats-Msg-Id is
 // org/module/id/version (org/id/version for users), so a re-published
 // snapshot inside the duplicate window is dropped before the check.
+//
+// # Imported batches: one message for hundreds of records
+//
+// A backfill's batch is stored whole, as one message ([Writer.PutImport]),
+// not as a snapshot per record: the bus's per-message costs (storing,
+// acknowledging, delivering to every replica, replaying) are then paid per
+// batch. Its records are not compared with what the stream holds: a
+// reader applies each by version, as it applies a record's own snapshot,
+// so whichever of a batch and a record's own snapshot holds the higher
+// version wins, in any order. A batch is never replaced, so it can hold a
+// record older than the record's own snapshot, or than its tombstone:
+// that is why tombstones are kept for ever (a version-1 batch outlives any
+// horizon), where those written before batches existed expire after
+// TombstoneTTL.
 //
 // # Reading: replay, then follow
 //
@@ -96,7 +111,8 @@ func StreamConfigs(replicas int, storage jetstream.StorageType) []jetstream.Stre
 			Replicas:          replicas,
 			Duplicates:        topology.DuplicateWindow,
 			AllowDirect:       true,
-			// Tombstones expire (see TombstoneTTL).
+			// Tombstones written before import chunks carry a TTL (see
+			// TombstoneTTL); a stream's AllowMsgTTL cannot be turned off.
 			AllowMsgTTL: true,
 		}
 	}
@@ -167,15 +183,11 @@ type PutOption func(*putOptions)
 
 type putOptions struct {
 	schema string
-	ttl    time.Duration
 }
 
 // WithSchema names, in the Crmslack-Schema header, the schema snapshot
 // (see [Writer.PutSchema]) the event was stripped of.
 func WithSchema(hash string) PutOption { return func(o *putOptions) { o.schema = hash } }
-
-// WithTTL has the server remove the message after d (a tombstone's horizon).
-func WithTTL(d time.Duration) PutOption { return func(o *putOptions) { o.ttl = d } }
 
 // Put stores ev on subject unless the subject already holds version or a
 // newer one. It reports whether it wrote.
@@ -192,93 +204,12 @@ func (w *Writer) Put(ctx context.Context, subject, msgID string, version int64, 
 	if err != nil {
 		return false, fmt.Errorf("snapshot: encoding %s: %w", subject, err)
 	}
-	p := w.prepare(Item{Subject: subject, MsgID: msgID, Version: version, Type: string(ev.ProtoReflect().Descriptor().FullName()), Data: data, Opts: opts})
+	var o putOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := prepared{subject: subject, msgID: msgID, typ: string(ev.ProtoReflect().Descriptor().FullName()), version: version, data: data, o: o}
 	return w.put(ctx, p, version == 1)
-}
-
-// Item is one snapshot for [Writer.PutAll]: Put's arguments, the event
-// already encoded (Data, of protobuf type Type); with MsgID empty it is
-// published without a Nats-Msg-Id.
-type Item struct {
-	Subject, MsgID string
-	Version        int64
-	Type           string
-	Data           []byte
-	Opts           []PutOption
-}
-
-// putAllWindow bounds PutAll's publishes awaiting their acks, well under
-// the bus's limit of async publishes (4,096) with a few batches at once.
-const putAllWindow = 512
-
-// PutAll stores each item as Put would and reports how many it wrote. The
-// version-1 items (a backfill's) are published blind without waiting for
-// each ack: up to putAllWindow at a time, their acks collected, one round
-// trip for all of them instead of one each. One the stream refuses (the
-// subject already holds a message) is then compared and written as Put
-// does. Any other failure is returned once every ack is in: what was
-// written stays written, and doing the same items again is harmless.
-func (w *Writer) PutAll(ctx context.Context, items []Item) (int, error) {
-	wrote := 0
-	for len(items) > 0 {
-		n := min(len(items), putAllWindow)
-		k, err := w.putWindow(ctx, items[:n])
-		wrote += k
-		if err != nil {
-			return wrote, err
-		}
-		items = items[n:]
-	}
-	return wrote, nil
-}
-
-func (w *Writer) putWindow(ctx context.Context, items []Item) (int, error) {
-	type pending struct {
-		p prepared
-		f jetstream.PubAckFuture
-	}
-	var inFlight []pending
-	var later []prepared // not version 1, or refused blind: read and compare
-	wrote := 0
-	var errs []error
-	for _, it := range items {
-		p := w.prepare(it)
-		if it.Version != 1 {
-			later = append(later, p)
-			continue
-		}
-		f, err := w.js.PublishMsgAsync(p.msg(), p.opts(w.name, 0)...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("snapshot: writing %s: %w", it.Subject, err))
-			continue
-		}
-		inFlight = append(inFlight, pending{p, f})
-	}
-	for _, pf := range inFlight {
-		select {
-		case ack := <-pf.f.Ok():
-			if !ack.Duplicate {
-				wrote++
-			}
-		case err := <-pf.f.Err():
-			if wrongLast(err) {
-				later = append(later, pf.p)
-			} else {
-				errs = append(errs, fmt.Errorf("snapshot: writing %s: %w", pf.p.subject, err))
-			}
-		case <-ctx.Done():
-			return wrote, fmt.Errorf("snapshot: awaiting acks: %w", ctx.Err())
-		}
-	}
-	for _, p := range later {
-		ok, err := w.put(ctx, p, false)
-		if err != nil {
-			errs = append(errs, err)
-		} else if ok {
-			wrote++
-		}
-	}
-	return wrote, errors.Join(errs...)
 }
 
 // prepared is a snapshot encoded, ready to be published.
@@ -287,14 +218,6 @@ type prepared struct {
 	version             int64
 	data                []byte
 	o                   putOptions
-}
-
-func (w *Writer) prepare(it Item) prepared {
-	var o putOptions
-	for _, opt := range it.Opts {
-		opt(&o)
-	}
-	return prepared{subject: it.Subject, msgID: it.MsgID, typ: it.Type, version: it.Version, data: it.Data, o: o}
 }
 
 func (p prepared) msg() *nats.Msg {
@@ -313,11 +236,7 @@ func (p prepared) msg() *nats.Msg {
 // opts are the publish options expecting seq as the subject's last
 // sequence (0: no message on it).
 func (p prepared) opts(stream string, seq uint64) []jetstream.PublishOpt {
-	o := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithExpectStream(stream)}
-	if p.o.ttl > 0 {
-		o = append(o, jetstream.WithMsgTTL(p.o.ttl))
-	}
-	return o
+	return []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithExpectStream(stream)}
 }
 
 // put is Put's read-compare-write loop; blind tries the first write as
@@ -454,6 +373,10 @@ func toMsg(m jetstream.Msg, stream string, log *slog.Logger) (Msg, uint64, bool)
 	return Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream}, md.NumPending, true
 }
 
+// pullBytes bounds what a consumer buffers ahead of apply: a message count
+// would let a thousand imported batches (up to a MiB each) pile up.
+const pullBytes = 4 << 20
+
 // consume starts f's ordered consumer on stream, calling handle for each
 // message on one goroutine.
 func consume(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger, f *Following, handle func(jetstream.Msg)) error {
@@ -484,7 +407,7 @@ func consume(ctx context.Context, js jetstream.JetStream, stream string, log *sl
 	if f.target == 0 {
 		f.once.Do(func() { close(f.caughtUp) })
 	}
-	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(1000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	cc, err := cons.Consume(handle, jetstream.PullMaxBytes(pullBytes), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Warn("following snapshots", "stream", stream, "err", err)
 	}))
 	if err != nil {

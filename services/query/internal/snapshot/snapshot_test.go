@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
 	crmv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/crm/v1"
@@ -86,10 +87,10 @@ func TestPutOnlyMovesForward(t *testing.T) {
 }
 
 // TestLateVersionOneNeverOverwritesDelete: a record's version-1 upsert
-// (written blind, see Put), its version-2 delete (with a TTL, as the
-// persister writes tombstones) and a late version-1 upsert, written at the
-// same time in every round: the tombstone is what stays, whether the late
-// upsert's msg id is caught by the duplicate window or not.
+// (written blind, see Put), its version-2 delete and a late version-1
+// upsert, written at the same time in every round: the tombstone is what
+// stays, whether the late upsert's msg id is caught by the duplicate
+// window or not.
 func TestLateVersionOneNeverOverwritesDelete(t *testing.T) {
 	t.Parallel()
 	js, w := streams(t)
@@ -115,7 +116,7 @@ func TestLateVersionOneNeverOverwritesDelete(t *testing.T) {
 				case 0:
 					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 1), 1, up)
 				case 1:
-					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 2), 2, del, snapshot.WithTTL(time.Hour))
+					_, err = w.Put(ctx, subj, snapshot.RecordMsgID("o", "Deals", id, 2), 2, del)
 				case 2:
 					_, err = w.Put(ctx, subj, lateID, 1, up)
 				}
@@ -210,4 +211,34 @@ func jetstreamToken(s string) (string, error) {
 		return "", fmt.Errorf("empty")
 	}
 	return s, nil
+}
+
+// TestPutImportWritesABatchOnce: a batch is written under its event id
+// once; the same batch again (a redelivery, the same rows imported again)
+// writes nothing.
+func TestPutImportWritesABatchOnce(t *testing.T) {
+	t.Parallel()
+	js, w := streams(t)
+	ctx := testkit.Context(t)
+	for i, want := range []bool{true, false} {
+		wrote, err := w.PutImport(ctx, "o", "Deals", "crmctl-import-1", "hash", []byte("batch"))
+		if err != nil || wrote != want {
+			t.Fatalf("write %d: wrote %v, %v; want %v", i+1, wrote, err, want)
+		}
+	}
+	st, err := js.Stream(ctx, snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, snapshot.ImportSubject("o", "Deals", "crmctl-import-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 || m.Header.Get(snapshot.HeaderSchema) != "hash" || m.Header.Get(bus.HeaderType) != snapshot.TypeImported {
+		t.Errorf("%d messages; the batch's headers %v", info.State.Msgs, m.Header)
+	}
 }
