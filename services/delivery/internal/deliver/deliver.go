@@ -269,7 +269,12 @@ type run struct {
 	authRetried bool
 	attempts    int
 	rateLimited int
+	unavailable int // attempts the ledger could not be reached for (not counted in attempts)
 }
+
+// unavailableRetry is the pause before repeating an attempt the ledger was
+// out of reach for.
+const unavailableRetry = 500 * time.Millisecond
 
 // retryAfter asks the loop to wait d and try again, without counting an
 // attempt (a claim in flight elsewhere).
@@ -331,6 +336,15 @@ func (d *Deliverer) Deliver(ctx context.Context, cmd *command.Command) (Outcome,
 				return d.giveUp(r, failure.Wrap(failure.Auth, err, "Slack refused the bot token of team %s and the registry has no new one", cmd.Team)), nil
 			}
 			d.metrics.tokenRefreshes.Inc()
+		case errors.Is(err, ErrUnavailable):
+			// Not the command's failure: retried in place, as libs/bus
+			// retries its handlers, however long the election lasts.
+			if r.unavailable++; r.unavailable == 1 {
+				d.log.WarnContext(ctx, "ledger unavailable; retrying in place", "command", cmd.ID, "err", err)
+			}
+			if sleep(ctx, unavailableRetry) != nil {
+				return Outcome{}, ErrStopped
+			}
 		default:
 			r.attempts++
 			if r.attempts >= d.cfg.MaxAttempts {

@@ -220,3 +220,9 @@ func LedgerKey(org, idempotencyKey string) string {
 // ErrLedgerConflict is returned by Ledger.Update and Ledger.Release when
 // the entry changed since it was read.
 var ErrLedgerConflict = errors.New("ledger entry changed since it was read")
+
+// ErrUnavailable marks a port's error as its store being out of reach for
+// the moment (a JetStream leader election, a reconnect): nothing was done,
+// and Deliver repeats the attempt shortly without counting it against
+// MaxAttempts.
+var ErrUnavailable = errors.New("unavailable for the moment")

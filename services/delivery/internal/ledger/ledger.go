@@ -32,6 +32,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,9 +123,9 @@ func (l *Ledger) UpdateAsync(_ context.Context, key string, rec Record, revision
 				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 				return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
 			}
-			return 0, fmt.Errorf("updating %s: %w", key, err)
+			return 0, markUnavailable(fmt.Errorf("updating %s: %w", key, err))
 		case <-t.C:
-			return 0, fmt.Errorf("updating %s: no ack within %s", key, asyncAckTimeout)
+			return 0, markUnavailable(fmt.Errorf("updating %s: no ack within %s: %w", key, asyncAckTimeout, context.DeadlineExceeded))
 		}
 	}, nil
 }
@@ -161,7 +162,7 @@ func (l *Ledger) Claim(ctx context.Context, key string, rec Record) (Entry, bool
 			return Entry{LedgerRecord: rec, Revision: rev}, true, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return Entry{}, false, fmt.Errorf("claiming %s: %w", key, err)
+			return Entry{}, false, markUnavailable(fmt.Errorf("claiming %s: %w", key, err))
 		}
 		e, err := l.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -182,7 +183,7 @@ func (l *Ledger) Get(ctx context.Context, key string) (Entry, error) {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return Entry{}, err
 		}
-		return Entry{}, fmt.Errorf("reading %s: %w", key, err)
+		return Entry{}, markUnavailable(fmt.Errorf("reading %s: %w", key, err))
 	}
 	var rec Record
 	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
@@ -203,7 +204,7 @@ func (l *Ledger) Update(ctx context.Context, key string, rec Record, revision ui
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
 		}
-		return 0, fmt.Errorf("updating %s: %w", key, err)
+		return 0, markUnavailable(fmt.Errorf("updating %s: %w", key, err))
 	}
 	return rev, nil
 }
@@ -215,7 +216,17 @@ func (l *Ledger) Release(ctx context.Context, key string, revision uint64) error
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("releasing %s at revision %d: %w", key, revision, ErrConflict)
 		}
-		return fmt.Errorf("releasing %s: %w", key, err)
+		return markUnavailable(fmt.Errorf("releasing %s: %w", key, err))
 	}
 	return nil
+}
+
+// markUnavailable marks err as deliver.ErrUnavailable when it says JetStream
+// could not be reached for the moment (bus.Unavailable), so the core
+// retries in place instead of spending one of the command's attempts.
+func markUnavailable(err error) error {
+	if bus.Unavailable(err) {
+		return fmt.Errorf("%w: %w", deliver.ErrUnavailable, err)
+	}
+	return err
 }

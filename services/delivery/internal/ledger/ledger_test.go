@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/services/delivery/internal/deliver"
 )
 
 func newLedger(t *testing.T) *Ledger {
@@ -101,5 +103,28 @@ func TestKeyScopesByOrg(t *testing.T) {
 	}
 	if Key("o1", "a\x00b") == Key("o1\x00a", "b") {
 		t.Fatal("org and key must not run into each other")
+	}
+}
+
+// TestOutOfReachIsUnavailable: with JetStream out of reach, the ledger's
+// errors say so (deliver.ErrUnavailable), and the core retries them in
+// place rather than spending the command's attempts.
+func TestOutOfReachIsUnavailable(t *testing.T) {
+	t.Parallel()
+	srv := testkit.NATS(t)
+	js := testkit.JetStream(t, testkit.NATSConn(t, srv))
+	kv, err := Ensure(testkit.Context(t), js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(js, kv)
+	srv.Shutdown()
+	ctx, cancel := context.WithTimeout(testkit.Context(t), time.Second)
+	defer cancel()
+	if _, _, err := l.Claim(ctx, Key("org", "k"), Record{State: Claimed, CommandID: "c1", Owner: "a"}); !errors.Is(err, deliver.ErrUnavailable) {
+		t.Fatalf("claim with the server down: %v; want deliver.ErrUnavailable", err)
+	}
+	if _, err := l.Update(ctx, Key("org", "k"), Record{State: Done}, 1); !errors.Is(err, deliver.ErrUnavailable) {
+		t.Fatalf("update with the server down: %v; want deliver.ErrUnavailable", err)
 	}
 }
