@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -85,4 +86,32 @@ func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestBucketCreationOutlastsAnOutage: a bucket's creation waits out a
+// server down for longer than one request's own timeout (nats.go's 5 s),
+// as a stream's does, instead of failing the service's start.
+func TestBucketCreationOutlastsAnOutage(t *testing.T) {
+	t.Parallel()
+	srv := testkit.NATS(t)
+	nc := testkit.NATSConn(t, srv)
+	js := testkit.JetStream(t, nc)
+	srv.Shutdown()
+	done := make(chan error, 1)
+	go func() {
+		_, err := bus.BindKeyValue(context.Background(), js, jetstream.KeyValueConfig{Bucket: "outage"})
+		done <- err
+	}()
+	time.Sleep(6 * time.Second) // the outage: longer than a request's own timeout
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("BindKeyValue after the server came back: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("BindKeyValue did not return after the server came back")
+	}
 }

@@ -284,7 +284,7 @@ func Subscribe[T Event](ctx context.Context, b *Bus, spec ConsumerSpec, h Handle
 		}
 		s.stream = st
 	}
-	cons, err := createWithRetry(ctx, b, "consumer "+spec.Durable+" on "+spec.Stream, func(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := createWithRetry(ctx, b.retrying(), "consumer "+spec.Durable+" on "+spec.Stream, func(ctx context.Context) (jetstream.Consumer, error) {
 		return b.js.CreateOrUpdateConsumer(ctx, spec.Stream, spec.ConsumerConfig())
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ func (b *Bus) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jet
 	if err == nil && configured(cfg, s.CachedInfo().Config) {
 		return s, nil
 	}
-	s, err = createWithRetry(ctx, b, "stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+	s, err = createWithRetry(ctx, b.retrying(), "stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
 		return b.js.CreateOrUpdateStream(ctx, cfg)
 	})
 	if err != nil {

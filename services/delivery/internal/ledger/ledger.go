@@ -75,7 +75,7 @@ func Config(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
 
 // Ensure creates or updates the bucket.
 func Ensure(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, Config(ttl, replicas))
+	kv, err := bus.BindKeyValue(ctx, js, Config(ttl, replicas))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", Bucket, err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -54,7 +56,7 @@ func BucketConfig(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
 
 // EnsureBucket creates or updates the bucket.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(ttl, replicas))
+	kv, err := bus.BindKeyValue(ctx, js, BucketConfig(ttl, replicas))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", Bucket, err)
 	}

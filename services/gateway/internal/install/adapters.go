@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/slack-go/slack"
 )
 
@@ -27,7 +29,7 @@ type NonceStore struct{ kv jetstream.KeyValue }
 
 // EnsureNonceStore creates or updates the bucket.
 func EnsureNonceStore(ctx context.Context, js jetstream.JetStream, replicas int) (*NonceStore, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.BindKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      NonceBucket,
 		Description: "Used OAuth install tickets and states (single use)",
 		History:     1,

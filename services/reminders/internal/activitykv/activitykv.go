@@ -13,6 +13,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/bus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/topology"
@@ -38,7 +40,7 @@ type Store struct{ kv jetstream.KeyValue }
 
 // Ensure creates or updates the bucket and binds it.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, storage jetstream.StorageType) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, Config(replicas, storage))
+	kv, err := bus.BindKeyValue(ctx, js, Config(replicas, storage))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", topology.BucketReminderActivities, err)
 	}
@@ -121,7 +123,7 @@ type Index struct{ kv jetstream.KeyValue }
 
 // EnsureIndex creates or updates the bucket and binds it.
 func EnsureIndex(ctx context.Context, js jetstream.JetStream, replicas int, storage jetstream.StorageType) (*Index, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, IndexConfig(replicas, storage))
+	kv, err := bus.BindKeyValue(ctx, js, IndexConfig(replicas, storage))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", topology.BucketReminderPeople, err)
 	}

@@ -76,7 +76,7 @@ type Store struct {
 
 // New binds the store; the bucket is created or updated.
 func New(ctx context.Context, db *mongo.Database, js jetstream.JetStream, replicas int, storage jetstream.StorageType) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(replicas, storage))
+	kv, err := bus.BindKeyValue(ctx, js, BucketConfig(replicas, storage))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", topology.BucketReminderPreferences, err)
 	}

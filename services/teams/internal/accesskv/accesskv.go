@@ -15,6 +15,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/crmslack/crmslack/libs/bus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/orgaccess"
@@ -27,7 +29,7 @@ import (
 
 // Ensure creates or updates the bucket.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, orgaccess.BucketConfig(replicas, jetstream.FileStorage))
+	kv, err := bus.BindKeyValue(ctx, js, orgaccess.BucketConfig(replicas, jetstream.FileStorage))
 	if err != nil {
 		return nil, fmt.Errorf("ensuring bucket %s: %w", topology.BucketOrgAccess, err)
 	}
