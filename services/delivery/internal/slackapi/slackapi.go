@@ -269,8 +269,10 @@ func (c *Client) PostMessage(ctx context.Context, token string, m Post) (channel
 // postBody is m as chat.postMessage's JSON arguments.
 func postBody(m Post) ([]byte, error) {
 	type metadata struct {
-		EventType    string            `json:"event_type"`
-		EventPayload map[string]string `json:"event_payload"`
+		EventType    string `json:"event_type"`
+		EventPayload struct {
+			Marker string `json:"delivery_key"` // MarkerField
+		} `json:"event_payload"`
 	}
 	args := struct {
 		Channel     string          `json:"channel"`
@@ -290,7 +292,8 @@ func postBody(m Post) ([]byte, error) {
 		}
 	}
 	if m.Marker != "" {
-		args.Metadata = &metadata{EventType: MarkerEventType, EventPayload: map[string]string{MarkerField: m.Marker}}
+		args.Metadata = &metadata{EventType: MarkerEventType}
+		args.Metadata.EventPayload.Marker = m.Marker
 	}
 	return json.Marshal(args)
 }
@@ -327,7 +330,14 @@ func (c *Client) postJSON(ctx context.Context, token, method string, body []byte
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	req.Header["Content-Type"] = jsonContentType
 	req.Header["Authorization"] = []string{"Bearer " + token}
-	resp, err := c.hc.Do(req)
+	// The transport itself: http.Client.Do copies the request's headers for
+	// redirects on every call, and the Web API does not redirect (a client
+	// following one would repeat a post as a GET).
+	rt := c.hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return err
 	}
