@@ -144,10 +144,10 @@ func parseArgs(r *http.Request) (args, error) {
 	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		a.bearer = strings.TrimSpace(v)
 	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := mediaType(r.Header.Get("Content-Type"))
 	switch {
 	case r.Method == http.MethodPost && ct == "application/json":
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody))
+		body, err := readBody(r)
 		if err != nil {
 			return a, errCode("request_timeout")
 		}
@@ -173,6 +173,31 @@ func parseArgs(r *http.Request) (args, error) {
 	return a, nil
 }
 
+// mediaType is the Content-Type's media type, lower case ("" when it does
+// not parse). The two forms JSON callers send are recognised without
+// mime.ParseMediaType, which makes a map of the parameters on every call.
+func mediaType(v string) string {
+	switch v {
+	case "application/json", "application/json; charset=utf-8":
+		return "application/json"
+	}
+	ct, _, _ := mime.ParseMediaType(v)
+	return ct
+}
+
+// readBody reads a JSON body of up to maxAPIBody bytes, into a buffer of
+// its Content-Length when it has one (io.ReadAll grows one by doubling).
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= maxAPIBody {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, maxAPIBody))
+}
+
 // token is the token the caller sent. A JSON body's token field does not
 // count: Slack only reads the header for JSON.
 func (a args) token() string {
@@ -189,7 +214,7 @@ func (a args) token() string {
 func (a args) get(name string) string {
 	if raw, ok := a.json[name]; ok {
 		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if isJSONString(raw) && json.Unmarshal(raw, &s) == nil {
 			return s
 		}
 		if string(raw) == "null" {
@@ -205,7 +230,7 @@ func (a args) get(name string) string {
 func (a args) doc(name string) []byte {
 	if raw, ok := a.json[name]; ok {
 		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if isJSONString(raw) && json.Unmarshal(raw, &s) == nil {
 			return []byte(s)
 		}
 		if string(raw) == "null" {
@@ -218,6 +243,11 @@ func (a args) doc(name string) []byte {
 	}
 	return nil
 }
+
+// isJSONString says whether raw (a value of a JSON body, so valid JSON
+// without leading space) is a string: decoding anything else into one
+// only made an error to throw away, on every post's metadata.
+func isJSONString(raw json.RawMessage) bool { return len(raw) > 0 && raw[0] == '"' }
 
 func (a args) bool(name string) bool {
 	switch strings.ToLower(a.get(name)) {

@@ -69,7 +69,7 @@ func (s *Server) conversationsHistory(c *call) (obj, error) {
 	}
 	includeMeta := c.args.bool("include_all_metadata")
 
-	var page []obj
+	var page []*message
 	next := ""
 	h := s.st.history[ch.id]
 	for i := len(h) - 1; i >= 0; i-- { // newest first
@@ -91,8 +91,8 @@ func (s *Server) conversationsHistory(c *call) (obj, error) {
 			break
 		}
 		m := s.historyObj(c, p)
-		if includeMeta && p.metadata != nil {
-			m["metadata"] = p.metadata
+		if includeMeta {
+			m.Metadata = p.metadata
 		}
 		page = append(page, m)
 	}
@@ -111,13 +111,12 @@ func (s *Server) conversationsHistory(c *call) (obj, error) {
 }
 
 // historyObj is a message as conversations.history shows it.
-func (s *Server) historyObj(c *call, p *posted) obj {
+func (s *Server) historyObj(c *call, p *posted) *message {
 	m := s.messageObj(c.team, p)
 	if p.fileID != "" {
 		if u := s.uploads[p.fileID]; u != nil && u.file != nil {
-			m["files"] = []obj{s.fileObj(c.team, u.file)}
-			m["upload"] = true
-			m["display_as_bot"] = false
+			asBot := false
+			m.Files, m.Upload, m.DisplayAsBot = []obj{s.fileObj(c.team, u.file)}, true, &asBot
 		}
 	}
 	return m

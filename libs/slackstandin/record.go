@@ -226,6 +226,11 @@ func (s *Server) notifyLocked() {
 
 func (s *Server) recordLocked(m Message) {
 	m.Time = s.now()
+	if len(s.messages) == cap(s.messages) {
+		// Double: append grows a long slice by a quarter at a time, which
+		// allocated the record about five times over while it grew.
+		s.messages = slices.Grow(s.messages, max(len(s.messages), 256))
+	}
 	s.messages = append(s.messages, m)
 	for w := range s.waiters {
 		if w.filter.match(m) {

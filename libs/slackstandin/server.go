@@ -442,9 +442,14 @@ func (e *rateLimitedError) retryAfterSeconds() int {
 	return max(secs, 1)
 }
 
-// writeJSON writes a JSON answer; Slack always sets a charset.
+// jsonContentType is every JSON answer's Content-Type, one slice for all
+// (net/http copies the header when it writes it); Slack always sets a
+// charset.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// writeJSON writes a JSON answer.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -582,7 +582,14 @@ func (s *shim) post(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	form, _ := url.ParseQuery(string(body))
+	// Delivery posts JSON; a form is read too, for any other caller.
+	var args struct {
+		Channel string `json:"channel"`
+	}
+	if json.Unmarshal(body, &args) != nil {
+		form, _ := url.ParseQuery(string(body))
+		args.Channel = form.Get("channel")
+	}
 	rec := httptest.NewRecorder()
 	s.next.ServeHTTP(rec, r)
 	var answer struct {
@@ -597,8 +604,7 @@ func (s *shim) post(w http.ResponseWriter, r *http.Request) {
 		pr.retryAfter = time.Duration(secs) * time.Second
 	}
 	s.mu.Lock()
-	ch := form.Get("channel")
-	s.requests[ch] = append(s.requests[ch], pr)
+	s.requests[args.Channel] = append(s.requests[args.Channel], pr)
 	if answer.OK {
 		s.posts[answer.Channel]++
 	}

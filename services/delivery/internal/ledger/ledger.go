@@ -104,26 +104,38 @@ func (l *Ledger) UpdateAsync(_ context.Context, key string, rec Record, revision
 	if err != nil {
 		return nil, fmt.Errorf("encoding ledger record: %w", err)
 	}
-	m := nats.NewMsg("$KV." + Bucket + "." + key)
-	m.Data = data
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(revision, 10))
+	m := &nats.Msg{Subject: "$KV." + Bucket + "." + key, Data: data, Header: nats.Header{
+		jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(revision, 10)},
+	}}
 	f, err := l.js.PublishMsgAsync(m)
 	if err != nil {
 		return nil, fmt.Errorf("updating %s: %w", key, err)
 	}
+	failed := func(err error) (uint64, error) {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
+		}
+		return 0, markUnavailable(fmt.Errorf("updating %s: %w", key, err))
+	}
 	return func() (uint64, error) {
+		// The settler waits after the outcome's own ack, by when this one
+		// is nearly always in: no timer for that case.
+		select {
+		case ack := <-f.Ok():
+			return ack.Sequence, nil
+		case err := <-f.Err():
+			return failed(err)
+		default:
+		}
 		t := time.NewTimer(asyncAckTimeout)
 		defer t.Stop()
 		select {
 		case ack := <-f.Ok():
 			return ack.Sequence, nil
 		case err := <-f.Err():
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-				return 0, fmt.Errorf("updating %s at revision %d: %w", key, revision, ErrConflict)
-			}
-			return 0, markUnavailable(fmt.Errorf("updating %s: %w", key, err))
+			return failed(err)
 		case <-t.C:
 			return 0, markUnavailable(fmt.Errorf("updating %s: no ack within %s: %w", key, asyncAckTimeout, context.DeadlineExceeded))
 		}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -231,28 +232,150 @@ const MarkerEventType = "crmslack_delivery"
 const MarkerField = "delivery_key"
 
 // PostMessage posts m and returns the channel and ts Slack assigned.
+//
+// It is the one call made per post, so it is made here rather than through
+// slack-go: a JSON body (which chat.postMessage takes with the token in the
+// Authorization header) carries the command's blocks as they are, where
+// slack-go decodes them into its Block types and encodes them again into a
+// form, and the reply is read into the three fields used, where slack-go
+// decodes the whole message by reflection. Its failures are slack-go's
+// error types, so classify treats them the same.
 func (c *Client) PostMessage(ctx context.Context, token string, m Post) (channel, ts string, err error) {
-	opts, err := options(m.Content)
+	const method = "chat.postMessage"
+	body, err := postBody(m)
 	if err != nil {
-		return "", "", &Error{Method: "chat.postMessage", Kind: KindRefused, Code: "invalid_blocks", Err: err}
+		return "", "", &Error{Method: method, Kind: KindRefused, Code: "invalid_blocks", Err: err}
 	}
-	if m.ThreadTS != "" {
-		opts = append(opts, slack.MsgOptionTS(m.ThreadTS))
+	var reply struct {
+		OK               bool   `json:"ok"`
+		Error            string `json:"error"`
+		Channel          string `json:"channel"`
+		TS               string `json:"ts"`
+		ResponseMetadata struct {
+			Messages []string `json:"messages"`
+		} `json:"response_metadata"`
 	}
-	if m.UnfurlLinks {
-		opts = append(opts, slack.MsgOptionEnableLinkUnfurl())
-	} else {
-		opts = append(opts, slack.MsgOptionDisableLinkUnfurl())
+	if err := c.postJSON(ctx, token, method, body, &reply); err != nil {
+		return "", "", classify(method, err, false)
+	}
+	if !reply.OK {
+		se := slack.SlackErrorResponse{Err: reply.Error}
+		se.ResponseMetadata.Messages = reply.ResponseMetadata.Messages
+		return "", "", classify(method, se, false)
+	}
+	return reply.Channel, reply.TS, nil
+}
+
+// postBody is m as chat.postMessage's JSON arguments.
+func postBody(m Post) ([]byte, error) {
+	type metadata struct {
+		EventType    string `json:"event_type"`
+		EventPayload struct {
+			Marker string `json:"delivery_key"` // MarkerField
+		} `json:"event_payload"`
+	}
+	args := struct {
+		Channel     string          `json:"channel"`
+		Text        string          `json:"text"`
+		Blocks      json.RawMessage `json:"blocks,omitempty"`
+		ThreadTS    string          `json:"thread_ts,omitempty"`
+		UnfurlLinks bool            `json:"unfurl_links"`
+		Metadata    *metadata       `json:"metadata,omitempty"`
+	}{Channel: m.Channel, Text: m.Content.Text, ThreadTS: m.ThreadTS, UnfurlLinks: m.UnfurlLinks}
+	if len(m.Content.Blocks) > 0 {
+		n, err := checkBlocks(m.Content.Blocks)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			args.Blocks = m.Content.Blocks
+		}
 	}
 	if m.Marker != "" {
-		opts = append(opts, slack.MsgOptionMetadata(slack.SlackMetadata{
-			EventType:    MarkerEventType,
-			EventPayload: map[string]any{MarkerField: m.Marker},
-		}))
+		args.Metadata = &metadata{EventType: MarkerEventType}
+		args.Metadata.EventPayload.Marker = m.Marker
 	}
-	channel, ts, err = c.api(token).PostMessageContext(ctx, m.Channel, opts...)
-	return channel, ts, classify("chat.postMessage", err, false)
+	return json.Marshal(args)
 }
+
+// checkBlocks refuses what slack-go's BlockFromJSON refuses (the other
+// methods' path): anything but an array of objects that each have a type.
+// It returns the number of blocks.
+func checkBlocks(raw json.RawMessage) (int, error) {
+	var blocks []struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &blocks); err != nil {
+		return 0, fmt.Errorf("blocks: %w", err)
+	}
+	for i, b := range blocks {
+		if b.Type == "" {
+			return 0, fmt.Errorf("blocks: block %d has no type", i)
+		}
+	}
+	return len(blocks), nil
+}
+
+// postJSON POSTs body to the Web API method and decodes the reply into
+// reply, answering failures below the API as slack-go does: a 429 with
+// Retry-After is a *slack.RateLimitedError, any other status but 200 a
+// slack.StatusCodeError.
+func (c *Client) postJSON(ctx context.Context, token, method string, body []byte, reply any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.apiURL+method, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	// As slack-go does: the transport may send the body again on a kept-alive
+	// connection that turned out closed before anything was written.
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Header["Content-Type"] = jsonContentType
+	req.Header["Authorization"] = []string{"Bearer " + token}
+	// The transport itself: http.Client.Do copies the request's headers for
+	// redirects on every call, and the Web API does not redirect (a client
+	// following one would repeat a post as a GET).
+	rt := c.hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+		secs, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 64)
+		if err != nil {
+			return fmt.Errorf("reading Retry-After: %w", err)
+		}
+		return &slack.RateLimitedError{RetryAfter: time.Duration(secs) * time.Second}
+	}
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is kept
+		return slack.StatusCodeError{Code: resp.StatusCode, Status: resp.Status}
+	}
+	buf := replyBuffers.Get().(*bytes.Buffer)
+	defer replyBuffers.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxReply)); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(buf.Bytes(), reply); err != nil {
+		return fmt.Errorf("decoding %s reply: %w", method, err)
+	}
+	return nil
+}
+
+// jsonContentType is shared by every request (the transport only reads it);
+// Slack asks for the charset.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// maxReply bounds a reply read: chat.postMessage echoes the message, whose
+// blocks may be up to Slack's limits.
+const maxReply = 4 << 20
+
+// replyBuffers hold replies while they are decoded: a post's reply is read
+// whole (one buffer per post, grown each time, was the largest part of it).
+var replyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // UpdateMessage replaces the content of the app's message ts in channel.
 // Repeating it is harmless.

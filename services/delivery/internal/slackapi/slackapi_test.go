@@ -2,10 +2,12 @@ package slackapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -119,5 +121,82 @@ func TestRespondErrors(t *testing.T) {
 	var e *Error
 	if err := c.Respond(context.Background(), srv.URL+"/commands/slow", Response{Text: "x"}); !errors.As(err, &e) || e.RetryAfter != 4*time.Second {
 		t.Errorf("Retry-After not read: %v", err)
+	}
+}
+
+func TestPostMessage(t *testing.T) {
+	t.Parallel()
+	var got struct {
+		auth, contentType string
+		body              map[string]any
+	}
+	answers := map[string]func(w http.ResponseWriter){
+		"C1": func(w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1700000000.000100","message":{"text":"hi","blocks":[]}}`))
+		},
+		"C2": func(w http.ResponseWriter) {
+			_, _ = w.Write([]byte(`{"ok":false,"error":"channel_not_found","response_metadata":{"messages":["[ERROR] no"]}}`))
+		},
+		"C3": func(w http.ResponseWriter) { w.Header().Set("Retry-After", "7"); w.WriteHeader(429) },
+		"C4": func(w http.ResponseWriter) { w.WriteHeader(503) },
+		"C5": func(w http.ResponseWriter) { _, _ = w.Write([]byte(`{"ok":false,"error":"ratelimited"}`)) },
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/chat.postMessage" {
+			t.Errorf("path %s", r.URL.Path)
+		}
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("body: %v", err)
+		}
+		if body["channel"] == "C1" {
+			got.auth, got.contentType, got.body = r.Header.Get("Authorization"), r.Header.Get("Content-Type"), body
+		}
+		answers[body["channel"].(string)](w)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL+"/api/", srv.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(ch string) (string, string, error) {
+		return c.PostMessage(context.Background(), "xoxb-1", Post{
+			Channel: ch, Content: Content{Text: "hi", Blocks: json.RawMessage(`[{"type":"section","text":{"type":"mrkdwn","text":"hi"}}]`)},
+			ThreadTS: "1.2", Marker: "k1",
+		})
+	}
+	channel, ts, err := post("C1")
+	if err != nil || channel != "C1" || ts != "1700000000.000100" {
+		t.Fatalf("post: %q %q %v", channel, ts, err)
+	}
+	if got.auth != "Bearer xoxb-1" || got.contentType != "application/json; charset=utf-8" {
+		t.Errorf("headers: %q %q", got.auth, got.contentType)
+	}
+	want := map[string]any{
+		"channel": "C1", "text": "hi", "thread_ts": "1.2", "unfurl_links": false,
+		"blocks":   []any{map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "hi"}}},
+		"metadata": map[string]any{"event_type": MarkerEventType, "event_payload": map[string]any{MarkerField: "k1"}},
+	}
+	if !reflect.DeepEqual(got.body, want) {
+		t.Errorf("body %v, want %v", got.body, want)
+	}
+	var e *Error
+	if _, _, err := post("C2"); !errors.As(err, &e) || e.Kind != KindNotFound || e.Code != "channel_not_found" || e.Detail != "[ERROR] no" {
+		t.Errorf("channel_not_found: %#v", err)
+	}
+	if _, _, err := post("C3"); !errors.As(err, &e) || e.Kind != KindRateLimited || e.RetryAfter != 7*time.Second {
+		t.Errorf("429: %#v", err)
+	}
+	if _, _, err := post("C4"); KindOf(err) != KindTemporary {
+		t.Errorf("503: %v", err)
+	}
+	if _, _, err := post("C5"); KindOf(err) != KindRateLimited {
+		t.Errorf("ratelimited: %v", err)
+	}
+	for _, blocks := range []string{`{"type":"section"}`, `[{"text":"no type"}]`, `[`} {
+		_, _, err := c.PostMessage(context.Background(), "xoxb-1", Post{Channel: "C1", Content: Content{Blocks: json.RawMessage(blocks)}})
+		if !errors.As(err, &e) || e.Code != "invalid_blocks" {
+			t.Errorf("blocks %s: %v", blocks, err)
+		}
 	}
 }
