@@ -151,8 +151,9 @@ func (b *Bus) newMsg(ctx context.Context, subject string, ev Event) (*nats.Msg, 
 	if !ok {
 		tc = tracectx.New()
 	}
+	traceparent := tc.Traceparent()
 	if env.GetTrace().GetTraceparent() == "" {
-		env.Trace = &commonv1.TraceContext{Traceparent: tc.Traceparent(), Tracestate: tc.State}
+		env.Trace = &commonv1.TraceContext{Traceparent: traceparent, Tracestate: tc.State}
 	}
 
 	data, err := proto.Marshal(ev)
@@ -162,7 +163,7 @@ func (b *Bus) newMsg(ctx context.Context, subject string, ev Event) (*nats.Msg, 
 	h := nats.Header{
 		HeaderMsgID:       []string{env.GetEventId()},
 		HeaderType:        []string{typ},
-		HeaderTraceparent: []string{tc.Traceparent()},
+		HeaderTraceparent: []string{traceparent},
 	}
 	if tc.State != "" {
 		h[HeaderTracestate] = []string{tc.State}

@@ -180,8 +180,10 @@ func checkSubject(subject string, wildcards bool) error {
 	if !utf8.ValidString(subject) {
 		return fmt.Errorf("%w: subject %q is not valid UTF-8", ErrInvalidSubject, subject)
 	}
-	tokens := strings.Split(subject, ".")
-	for i, tok := range tokens {
+	// Token by token without splitting: every publish checks its subject.
+	for rest, last := subject, false; !last; {
+		tok, after, found := strings.Cut(rest, ".")
+		rest, last = after, !found
 		switch {
 		case tok == "":
 			return fmt.Errorf("%w: subject %q has an empty token", ErrInvalidSubject, subject)
@@ -191,7 +193,7 @@ func checkSubject(subject string, wildcards bool) error {
 			if !wildcards {
 				return fmt.Errorf("%w: subject %q has a wildcard; publish on a literal subject", ErrInvalidSubject, subject)
 			}
-			if tok == ">" && i != len(tokens)-1 {
+			if tok == ">" && !last {
 				return fmt.Errorf("%w: subject %q has '>' before its last token", ErrInvalidSubject, subject)
 			}
 		case strings.ContainsAny(tok, "*>"):
