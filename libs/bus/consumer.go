@@ -223,7 +223,7 @@ type Subscription struct {
 	unhealthy atomic.Pointer[string] // why the consumer is not receiving; nil when it is
 	kick      chan struct{}          // asks the watchdog to check now
 	advisory  *nats.Subscription
-	work      chan queued // fetched messages for the workers; never fuller than the holder's limit
+	work      chan queued // fetched messages for the workers; never fuller than the fetcher's limit
 	pumped    chan struct{}
 	workers   sync.WaitGroup
 	abandon   atomic.Bool
