@@ -296,6 +296,19 @@ func runProjection(ctx context.Context, b *bus.Bus, log *slog.Logger, applier *f
 	}
 	rebuilt()
 	log.InfoContext(ctx, "projection rebuilt from snapshots", "records", recs.Applied(), "users", usrs.Applied(), "ms", time.Since(start).Milliseconds())
+	// Tombstones an earlier build wrote with a TTL are made permanent, as
+	// this build writes them: an imported batch is kept for ever and must
+	// not outlive the delete that superseded it.
+	keeping := make(chan struct{})
+	defer func() { <-keeping }()
+	go func() {
+		defer close(keeping)
+		if n, err := applier.KeepTombstones(ctx, recordsW); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "keeping the tombstones of an earlier build failed; the next start tries again", "kept", n, "err", err)
+		} else if n > 0 {
+			log.InfoContext(ctx, "tombstones of an earlier build kept for ever", "kept", n)
+		}
+	}()
 
 	usersW, err := snapshot.NewWriter(ctx, js, snapshot.StreamUsers)
 	if err != nil {

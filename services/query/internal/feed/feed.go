@@ -389,6 +389,38 @@ type Applier struct {
 	schemas map[string]*crmv1.ModuleSchema
 	// compacted is when tombstones were last compacted.
 	compacted time.Time
+
+	// expiring are the tombstones applied that carry a TTL (written by an
+	// earlier build), for KeepTombstones.
+	expiringMu sync.Mutex
+	expiring   []expiringTombstone
+}
+
+type expiringTombstone struct {
+	subject string
+	seq     uint64
+}
+
+// KeepTombstones rewrites without their TTL the tombstones with one that
+// were applied so far (see snapshot.Writer.KeepForever), and reports how
+// many it rewrote. Every replica may run it: a rewrite expects the
+// tombstone still last on its subject, so the second finds it moved on.
+func (a *Applier) KeepTombstones(ctx context.Context, w *snapshot.Writer) (int, error) {
+	a.expiringMu.Lock()
+	todo := a.expiring
+	a.expiring = nil
+	a.expiringMu.Unlock()
+	kept := 0
+	for _, t := range todo {
+		ok, err := w.KeepForever(ctx, t.subject, t.seq)
+		if err != nil {
+			return kept, err
+		}
+		if ok {
+			kept++
+		}
+	}
+	return kept, nil
 }
 
 // compactEvery is how often memory's tombstones older than
@@ -553,6 +585,11 @@ func (a *Applier) applyRecord(m snapshot.Msg, p Prepared) (bool, error) {
 		}
 		return a.Records.ApplyUpserted(ev)
 	case p.deleted != nil:
+		if m.Expires {
+			a.expiringMu.Lock()
+			a.expiring = append(a.expiring, expiringTombstone{m.Subject, m.Seq})
+			a.expiringMu.Unlock()
+		}
 		return a.Records.ApplyDeleted(p.deleted)
 	case p.schema != nil:
 		a.keepSchema(p.schemaHash, p.schema)

@@ -270,6 +270,39 @@ func (w *Writer) put(ctx context.Context, p prepared, blind bool) (bool, error) 
 	}
 	return false, fmt.Errorf("snapshot: writing %s: still contended after %d attempts", p.subject, maxCASAttempts)
 }
+
+// KeepForever rewrites the message at seq, the last on its subject, without
+// its Nats-TTL, so that it stays: a tombstone written with a TTL by an
+// earlier build would otherwise expire and let an imported batch (kept for
+// ever) bring its record back at a rebuild. It reports false, writing
+// nothing, when the subject has moved on since seq.
+func (w *Writer) KeepForever(ctx context.Context, subject string, seq uint64) (bool, error) {
+	raw, err := w.stream.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil // expired, or replaced, meanwhile
+	case err != nil:
+		return false, fmt.Errorf("snapshot: reading %s seq %d: %w", subject, seq, err)
+	case raw.Subject != subject:
+		return false, fmt.Errorf("snapshot: seq %d is on %s, not %s", seq, raw.Subject, subject)
+	}
+	m := &nats.Msg{Subject: subject, Data: raw.Data, Header: nats.Header{}}
+	for k, v := range raw.Header {
+		// Not the TTL; nor the message id, which the stream would drop as
+		// the original's duplicate within its window.
+		if k != jetstream.MsgTTLHeader && k != jetstream.MsgIDHeader {
+			m.Header[k] = v
+		}
+	}
+	if _, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithExpectStream(w.name)); err != nil {
+		if wrongLast(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("snapshot: rewriting %s: %w", subject, err)
+	}
+	return true, nil
+}
+
 func wrongLast(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
@@ -287,6 +320,9 @@ type Msg struct {
 	Schema string
 	// Seq is the stream sequence.
 	Seq uint64
+	// Expires is set when the message carries a Nats-TTL: a tombstone
+	// written before tombstones were kept for ever (see [Writer.KeepForever]).
+	Expires bool
 }
 
 // Following is a running [Follow] or [FollowParallel].
@@ -370,7 +406,8 @@ func toMsg(m jetstream.Msg, stream string, log *slog.Logger) (Msg, uint64, bool)
 		return Msg{}, 0, false
 	}
 	h := m.Headers()
-	return Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream}, md.NumPending, true
+	return Msg{Subject: m.Subject(), Type: h.Get(bus.HeaderType), Data: m.Data(), Schema: h.Get(HeaderSchema), Seq: md.Sequence.Stream,
+		Expires: h.Get(jetstream.MsgTTLHeader) != ""}, md.NumPending, true
 }
 
 // pullBytes bounds what a consumer buffers ahead of apply: a message count

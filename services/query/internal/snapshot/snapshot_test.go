@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -240,5 +242,56 @@ func TestPutImportWritesABatchOnce(t *testing.T) {
 	}
 	if info.State.Msgs != 1 || m.Header.Get(snapshot.HeaderSchema) != "hash" || m.Header.Get(bus.HeaderType) != snapshot.TypeImported {
 		t.Errorf("%d messages; the batch's headers %v", info.State.Msgs, m.Header)
+	}
+}
+
+// TestKeepForeverDropsATombstonesTTL: a tombstone an earlier build wrote
+// with a TTL is followed as expiring and rewritten without it, the same
+// snapshot otherwise; a rewrite of a subject that moved on writes nothing.
+func TestKeepForeverDropsATombstonesTTL(t *testing.T) {
+	t.Parallel()
+	js, w := streams(t)
+	ctx := testkit.Context(t)
+	subj := snapshot.RecordSubject("o", "Deals", "d1")
+	data, err := proto.Marshal(deleted(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
+	old.Header.Set(bus.HeaderType, string(proto.MessageName(deleted(3))))
+	old.Header.Set(snapshot.HeaderVersion, "3")
+	old.Header.Set(jetstream.MsgIDHeader, snapshot.RecordMsgID("o", "Deals", "d1", 3))
+	ack, err := js.PublishMsg(ctx, old, jetstream.WithMsgTTL(30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got := make(chan snapshot.Msg, 1)
+	f, err := snapshot.Follow(ctx, js, snapshot.StreamRecords, testkit.Logger(t), func(m snapshot.Msg) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Stop(testkit.Context(t)) })
+	if m := <-got; !m.Expires || m.Seq != ack.Sequence {
+		t.Fatalf("followed %+v; want the tombstone at %d, expiring", m, ack.Sequence)
+	}
+
+	if kept, err := w.KeepForever(ctx, subj, ack.Sequence); err != nil || !kept {
+		t.Fatalf("KeepForever: %v, %v", kept, err)
+	}
+	st, err := js.Stream(ctx, snapshot.StreamRecords)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := st.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Header.Get(jetstream.MsgTTLHeader) != "" || string(last.Data) != string(data) ||
+		last.Header.Get(snapshot.HeaderVersion) != "3" || last.Header.Get(bus.HeaderType) != old.Header.Get(bus.HeaderType) {
+		t.Fatalf("rewritten: %v %x; want the tombstone without its TTL", last.Header, last.Data)
+	}
+	if kept, err := w.KeepForever(ctx, subj, ack.Sequence); err != nil || kept {
+		t.Fatalf("a second KeepForever of the old sequence: %v, %v; want nothing written", kept, err)
 	}
 }
