@@ -166,6 +166,10 @@ func scaleSample(count, size int64) (float64, float64) {
 
 // The bench's own allocations are the harness's: a window in which the
 // test itself allocates 64 MB must attribute nearly nothing to the egress.
+// Checked on the bytes: a small object the profile samples stands for
+// hundreds (its scale), so a few allocations of some goroutine still
+// winding down (a fetch, a keep-alive) can weigh more than the test's
+// 1,024 objects in the share of objects, and did under CI's load.
 func TestEgressShareLeavesTheHarnessOut(t *testing.T) {
 	rate := runtime.MemProfileRate
 	runtime.MemProfileRate = egressProfileRate
@@ -178,7 +182,7 @@ func TestEgressShareLeavesTheHarnessOut(t *testing.T) {
 	}
 	runtime.GC()
 	shareB, shareN := egressShare(before, takeAllocs(t))
-	if len(keep) != 1024 || shareB > 0.05 || shareN > 0.5 {
-		t.Errorf("egress share of the test's own allocations: %.3f of the bytes, %.3f of the objects; want ~0", shareB, shareN)
+	if len(keep) != 1024 || shareB > 0.05 {
+		t.Errorf("egress share of the test's own allocations: %.3f of the bytes (%.3f of the objects); want ~0", shareB, shareN)
 	}
 }
