@@ -4,7 +4,7 @@
 // Rows are written by delivery's settler as it reports each outcome
 // (DeliverySucceeded, DeliveryFailed), in batches: Writer.Add puts the row
 // in the current batch, and the command is acknowledged only once the
-// batch's InsertMany has stored it, so the store sees a few large inserts
+// batch's insert (store.InsertAll) has stored it, so the store sees a few large inserts
 // instead of one per post (~37k docs/s in batches on the embedded FerretDB,
 // against ~3k/s one by one). Rows are insert-only; the row id (RowID) is
 // the same for every report of one command, so a redelivered command's row
@@ -193,50 +193,12 @@ func (w *Writer) flush(b *batch) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), InsertTimeout)
 	defer cancel()
-	err := w.insert(ctx, b.rows)
+	err := store.InsertAll(ctx, w.coll, b.rows)
 	if err != nil {
 		w.log.Warn("writing audit rows failed; the events will be redelivered", "rows", len(b.rows), "err", err)
 		b.err = fmt.Errorf("inserting %d audit rows: %w", len(b.rows), err)
 	}
 	close(b.done)
-}
-
-// insertChunk bounds the rows of one insert command, well inside
-// MongoDB's 16 MB command (a row is at most a few KB).
-const insertChunk = 1000
-
-// insert stores rows with unordered insert commands, a duplicate key
-// counting as already written (a redelivered event). Not InsertMany: it
-// decodes every row's _id back to return the ids, with a 4 KB reader per
-// row (a sixth of a post's allocations), and nothing here needs them.
-func (w *Writer) insert(ctx context.Context, rows []Row) error {
-	for len(rows) > 0 {
-		n := min(len(rows), insertChunk)
-		err := w.coll.Database().RunCommand(ctx, bson.D{
-			{Key: "insert", Value: w.coll.Name()}, {Key: "documents", Value: rows[:n]}, {Key: "ordered", Value: false},
-		}).Err()
-		if err != nil && !onlyDuplicates(err) {
-			return err
-		}
-		rows = rows[n:]
-	}
-	return nil
-}
-
-// onlyDuplicates reports whether every write error of an unordered insert
-// is a duplicate key (the driver reports a reply's write errors as a
-// WriteException).
-func onlyDuplicates(err error) bool {
-	var we mongo.WriteException
-	if !errors.As(err, &we) || we.WriteConcernError != nil || len(we.WriteErrors) == 0 {
-		return store.IsDuplicate(err)
-	}
-	for _, e := range we.WriteErrors {
-		if e.Code != 11000 && e.Code != 11001 && e.Code != 12582 {
-			return false
-		}
-	}
-	return true
 }
 
 // Query is a ListDeliveries request, checked.

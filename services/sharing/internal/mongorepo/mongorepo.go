@@ -136,29 +136,10 @@ func (r *Repo) AddOutcomes(ctx context.Context, outs ...share.Outcome) error {
 		docs[i] = outcomeDoc{ID: o.ID, ShareID: o.ShareID, CommandID: o.CommandID, Delivered: o.Delivered, Unsent: o.Unsent,
 			Reason: o.Reason, Channel: o.Channel, At: o.At.UTC()}
 	}
-	_, err := r.outcomes.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err != nil && !onlyDuplicates(err) {
+	if err := store.InsertAll(ctx, r.outcomes, docs); err != nil {
 		return fmt.Errorf("inserting %d share outcomes: %w", len(outs), err)
 	}
 	return nil
-}
-
-// onlyDuplicates reports whether every write error of a bulk insert is a
-// duplicate key.
-func onlyDuplicates(err error) bool {
-	var bwe mongo.BulkWriteException
-	if errors.As(err, &bwe) {
-		if bwe.WriteConcernError != nil {
-			return false
-		}
-		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 {
-				return false
-			}
-		}
-		return true
-	}
-	return store.IsDuplicate(err)
 }
 
 // List returns an org's shares, newest first.

@@ -4,13 +4,12 @@
 // (a replayed event inserts nothing new), joined when read. Firings arrive
 // thousands a second and FerretDB inserts about 3,000 documents a second
 // one by one but over 30,000 in batches, so Record queues and a few writers
-// each insert whatever has queued in one InsertMany (group commit: no
+// each insert whatever has queued in one store.InsertAll (group commit: no
 // timer, a lone entry is written at once).
 package history
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -28,7 +27,7 @@ import (
 // Collection is the history's collection.
 const Collection = "action_history"
 
-// MaxBatch bounds one InsertMany.
+// MaxBatch bounds one batched insert.
 const MaxBatch = 1000
 
 // Indexes serve production MongoDB's reads: an action's or a rule's
@@ -141,20 +140,10 @@ func (r *Repo) write(ctx context.Context) {
 
 // insert writes docs unordered; duplicates (a replay) are not errors.
 func (r *Repo) insert(ctx context.Context, docs []any) error {
-	_, err := r.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err == nil {
-		return nil
+	if err := store.InsertAll(ctx, r.coll, docs); err != nil {
+		return fmt.Errorf("inserting history: %w", err)
 	}
-	var bwe mongo.BulkWriteException
-	if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
-		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 {
-				return fmt.Errorf("inserting history: %w", err)
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("inserting history: %w", err)
+	return nil
 }
 
 // List returns an action's or a rule's entries: the newest firings (up to
