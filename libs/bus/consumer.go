@@ -477,7 +477,7 @@ func (s *Subscription) handle(q queued) {
 	if tc, err := tracectx.Parse(hdr.Get(HeaderTraceparent)); err == nil {
 		ctx = tracectx.WithTrace(ctx, tc.WithState(hdr.Get(HeaderTracestate)).Child())
 	}
-	d := &delivery{msg: msg, progressed: func() { s.fetcher.Progressed(q.held, time.Now().Add(s.budget)) }, info: Info{
+	d := &delivery{msg: msg, sub: s, held: q.held, info: Info{
 		Subject:      msg.Subject(),
 		Stream:       md.Stream,
 		Consumer:     md.Consumer,

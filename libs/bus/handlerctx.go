@@ -33,10 +33,17 @@ type deliveryKey struct{}
 
 // delivery is what a handler's ctx knows about its message.
 type delivery struct {
-	info       Info
-	msg        jetstream.Msg
-	hctx       *handlerCtx
-	progressed func() // an InProgress was sent: the keep-alive may wait
+	info Info
+	msg  jetstream.Msg
+	hctx *handlerCtx
+	sub  *Subscription
+	held *Held
+}
+
+// progressed records that an InProgress was sent: the keep-alive may wait,
+// and the handler's deadline moved on.
+func (d *delivery) progressed() {
+	d.sub.fetcher.Progressed(d.held, time.Now().Add(d.sub.budget))
 }
 
 // MessageInfo returns the metadata of the message being handled, when ctx
