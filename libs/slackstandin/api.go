@@ -57,6 +57,11 @@ type call struct {
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if acceptsGzip(r) {
+		gz := newGzipResponse(w)
+		defer gz.Close()
+		w = gz
+	}
 	name := r.PathValue("method")
 	m, ok := methods[name]
 	if !ok {

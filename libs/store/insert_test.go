@@ -41,4 +41,30 @@ func TestInsertAll(t *testing.T) {
 	if err := store.InsertAll(ctx, c, []bson.D{{{Key: "_id", Value: bson.A{1, 2}}}}); err == nil {
 		t.Fatal("an array _id was accepted; want the write error")
 	}
+
+	// Documents encoded by the caller go as they are; a malformed one
+	// fails the call before anything is sent.
+	var raws []bson.Raw
+	for _, r := range rows(1700, 1710) {
+		b, err := bson.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, b)
+	}
+	if err := store.InsertAll(ctx, c, raws); err != nil {
+		t.Fatal(err)
+	}
+	var got row
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "r1705"}}).Decode(&got); err != nil || got.N != 1705 {
+		t.Fatalf("r1705 read back as %+v, %v", got, err)
+	}
+	bad := append(bson.Raw{}, raws[0]...)
+	bad[len(bad)-1] = 7 // no terminating zero
+	if err := store.InsertAll(ctx, c, []bson.Raw{raws[1], bad}); err == nil {
+		t.Fatal("a malformed document was accepted")
+	}
+	if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 1710 {
+		t.Fatalf("%d documents, %v; want 1,710", n, err)
+	}
 }

@@ -3,7 +3,6 @@ package delivery_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -76,70 +75,95 @@ func BenchmarkSustainedPosts(b *testing.B) {
 func BenchmarkPostLatency(b *testing.B) {
 	for _, rate := range []int{2_500, 5_000} {
 		n := 10 * rate // ten seconds of posts
-		b.Run(fmt.Sprintf("rate=%d/posts=%d", rate, n), func(b *testing.B) {
-			e := newEnv(b, envOptions{bench: true})
-			w := newWorkload(b, e)
-			e.start(benchConfig(e))
-			w.warm(b)
-			for range b.N {
-				prefix := "P" + strconv.Itoa(rate) + " "
-				cmds := w.commands(n, strings.TrimSpace(prefix))
-				m := startMeasure(b, e)
-				sent := make([]time.Time, n)
-				var rss rssSampler
-				rss.start()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-				defer cancel()
-				published := time.Now()
-				// Publish in slices of 5 ms, each asynchronously, so the
-				// offered rate holds however long one publish takes. Each
-				// tick publishes what is due by then (rate × elapsed, not a
-				// whole number per slice: 12.5 at 2,500/s), and a tick missed
-				// while a publish ran is caught up by the next.
-				const slice = 5 * time.Millisecond
-				tick := time.NewTicker(slice)
-				for i := 0; i < n; {
-					<-tick.C
-					due := min(int(time.Since(published)*time.Duration(rate)/time.Second), n)
-					if due <= i {
-						continue
-					}
-					items := make([]bus.Published, 0, due-i)
-					now := time.Now()
-					for j := i; j < due; j++ {
-						sent[j] = now
-						items = append(items, bus.Published{Subject: subjectOf(cmds[j]), Event: cmds[j]})
-					}
-					if err := e.bus.PublishBatch(ctx, items); err != nil {
-						b.Fatal(err)
-					}
-					i = due
-				}
-				tick.Stop()
-				// What was offered: below the rate when publishing falls behind.
-				offered := float64(n) / time.Since(published).Seconds()
-				m.waitPosted(b, n)
-				steady := rss.stop()
-				b.StopTimer()
-				m.report(b, n)
-				lat := make([]time.Duration, 0, n)
-				for _, msg := range e.slack.Messages(slackstandin.MessageFilter{Kind: slackstandin.KindMessage}) {
-					idx, ok := strings.CutPrefix(msg.Text, prefix)
-					if !ok {
-						continue
-					}
-					i, _ := strconv.Atoi(idx)
-					lat = append(lat, msg.Time.Sub(sent[i]))
-				}
-				slices.Sort(lat)
-				b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-				b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
-				b.ReportMetric(offered, "offered/s")
-				b.ReportMetric(steady, "rss-steady-MB")
-				b.ReportMetric(rssMB(), "rss-drained-MB")
-				b.StartTimer()
+		b.Run(fmt.Sprintf("rate=%d/posts=%d", rate, n), func(b *testing.B) { postLatency(b, rate, n, false) })
+	}
+}
+
+// postLatency offers n posts at rate to delivery, in the bench's process or
+// (ownProcess) in a process of its own, whose usage it then reports instead
+// of the bench process's (see BenchmarkSustainedPostsOwnProcess).
+func postLatency(b *testing.B, rate, n int, ownProcess bool) {
+	e := newEnv(b, envOptions{bench: true})
+	w := newWorkload(b, e)
+	var c *child
+	if ownProcess {
+		c = e.startUsageChild(b)
+	} else {
+		e.start(benchConfig(e))
+	}
+	w.warm(b)
+	for range b.N {
+		prefix := "P" + strconv.Itoa(rate) + " "
+		cmds := w.commands(n, strings.TrimSpace(prefix))
+		m := startMeasure(b, e)
+		var u0 usage
+		rss := &rssSampler{}
+		if c != nil {
+			u0 = c.usage(b)
+			rss = c.sampleRSS()
+		} else {
+			rss.start()
+		}
+		sent := make([]time.Time, n)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		published := time.Now()
+		// Publish in slices of 5 ms, each asynchronously, so the
+		// offered rate holds however long one publish takes. Each
+		// tick publishes what is due by then (rate × elapsed, not a
+		// whole number per slice: 12.5 at 2,500/s), and a tick missed
+		// while a publish ran is caught up by the next.
+		const slice = 5 * time.Millisecond
+		tick := time.NewTicker(slice)
+		for i := 0; i < n; {
+			<-tick.C
+			due := min(int(time.Since(published)*time.Duration(rate)/time.Second), n)
+			if due <= i {
+				continue
 			}
-		})
+			items := make([]bus.Published, 0, due-i)
+			now := time.Now()
+			for j := i; j < due; j++ {
+				sent[j] = now
+				items = append(items, bus.Published{Subject: subjectOf(cmds[j]), Event: cmds[j]})
+			}
+			if err := e.bus.PublishBatch(ctx, items); err != nil {
+				b.Fatal(err)
+			}
+			i = due
+		}
+		tick.Stop()
+		// What was offered: below the rate when publishing falls behind.
+		offered := float64(n) / time.Since(published).Seconds()
+		m.waitPosted(b, n)
+		steady := rss.stop()
+		b.StopTimer()
+		var drained float64
+		if c != nil {
+			m.settled(b)
+			u1 := c.usage(b)
+			u1.report(b, u0, n)
+			drained = float64(u1.RSS) / (1 << 20)
+		} else {
+			m.report(b, n)
+			drained = rssMB()
+		}
+		lat := make([]time.Duration, 0, n)
+		for _, msg := range e.slack.Messages(slackstandin.MessageFilter{Kind: slackstandin.KindMessage}) {
+			idx, ok := strings.CutPrefix(msg.Text, prefix)
+			if !ok {
+				continue
+			}
+			i, _ := strconv.Atoi(idx)
+			lat = append(lat, msg.Time.Sub(sent[i]))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+		b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+		b.ReportMetric(offered, "offered/s")
+		b.ReportMetric(steady, "rss-steady-MB")
+		b.ReportMetric(drained, "rss-drained-MB")
+		b.StartTimer()
 	}
 }
 
@@ -229,6 +253,22 @@ func (w *workload) warm(tb testing.TB) {
 	m.waitPosted(tb, len(w.channels))
 }
 
+// settled waits until the streams stop growing and returns their writes:
+// outcomes and audit rows trail the posts by a few milliseconds.
+func (m *measure) settled(tb testing.TB) uint64 {
+	tb.Helper()
+	var writes, prev uint64
+	for range 50 {
+		writes = streamWrites(tb, m.e.js)
+		if writes == prev {
+			break
+		}
+		prev = writes
+		time.Sleep(100 * time.Millisecond)
+	}
+	return writes
+}
+
 // measure is one run's counters.
 type measure struct {
 	e       *env
@@ -270,18 +310,7 @@ func (m *measure) waitPosted(tb testing.TB, n int) {
 // startMeasure. Stream writes and retained heap are read once the outcomes
 // are settled (outcomes are published after the post).
 func (m *measure) report(b *testing.B, n int) {
-	// Outcomes and audit rows trail the posts by a few milliseconds: the
-	// figures are read once the streams stop growing.
-	var writes uint64
-	prev := uint64(0)
-	for range 50 {
-		writes = streamWrites(b, m.e.js)
-		if writes == prev {
-			break
-		}
-		prev = writes
-		time.Sleep(100 * time.Millisecond)
-	}
+	writes := m.settled(b)
 	// CPU time per post does not depend on what else the machine runs:
 	// 2 cores / cpu-us/post is the rate two idle cores would carry.
 	b.ReportMetric(float64(cpuTime()-m.cpu)/float64(time.Microsecond)/float64(n), "cpu-us/post")
@@ -338,14 +367,19 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// rssSampler records the highest resident set size seen while it runs.
+// rssSampler records the highest resident set size (MB) seen while it
+// runs: of this process, or of the one whose /proc/<pid>/status is status.
 type rssSampler struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	peak float64
+	status string
+	done   chan struct{}
+	wg     sync.WaitGroup
+	peak   float64
 }
 
 func (r *rssSampler) start() {
+	if r.status == "" {
+		r.status = "/proc/self/status"
+	}
 	r.done = make(chan struct{})
 	r.wg.Go(func() {
 		t := time.NewTicker(100 * time.Millisecond)
@@ -355,7 +389,7 @@ func (r *rssSampler) start() {
 			case <-r.done:
 				return
 			case <-t.C:
-				r.peak = max(r.peak, rssMB())
+				r.peak = max(r.peak, statusRSS(r.status))
 			}
 		}
 	})
@@ -368,19 +402,7 @@ func (r *rssSampler) stop() float64 {
 }
 
 // rssMB reads the process's resident set size (Linux).
-func rssMB() float64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
+func rssMB() float64 { return statusRSS("/proc/self/status") }
 
 // spreadOrgs returns one org id per partition: orgs whose commands to team
 // fall in partitions 0 to P-1.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/services/delivery"
 )
 
 // TestKilledMidBatch kills a delivery process with SIGKILL in the middle of
@@ -103,7 +104,13 @@ func TestKilledMidBatch(t *testing.T) {
 // TestMain) on e's NATS, MongoDB, Slack and registry.
 func (e *env) startChild(t *testing.T) *exec.Cmd {
 	t.Helper()
-	cfg := e.config()
+	return e.startChildWith(t, e.config())
+}
+
+// startChildWith starts delivery as a separate process with cfg and the
+// extra environment variables.
+func (e *env) startChildWith(t testing.TB, cfg delivery.Config, extra ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), cfg.Files.Environ()...),
 		childEnv+"=1",
@@ -122,6 +129,7 @@ func (e *env) startChild(t *testing.T) *exec.Cmd {
 		"DELIVERY_PARTITIONS="+strconv.Itoa(cfg.Partitions),
 		"DELIVERY_LEASE_TTL="+cfg.LeaseTTL.String(),
 	)
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stderr = tbWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -212,9 +212,14 @@ type LedgerEntry struct {
 // idempotency keys are arbitrary strings and KV keys are not, and because
 // the key also travels in the Slack message's metadata as its marker.
 func LedgerKey(org, idempotencyKey string) string {
-	// Length-prefixed, so no (org, key) pair can spell another.
-	sum := sha256.Sum256([]byte(strconv.Itoa(len(org)) + ":" + org + idempotencyKey))
-	return "k" + hex.EncodeToString(sum[:20])
+	// Length-prefixed, so no (org, key) pair can spell another. Built in
+	// a stack buffer: the key is made for every command.
+	var buf [256]byte
+	in := strconv.AppendInt(buf[:0], int64(len(org)), 10)
+	in = append(append(append(in, ':'), org...), idempotencyKey...)
+	sum := sha256.Sum256(in)
+	out := append(buf[:0], 'k')
+	return string(hex.AppendEncode(out, sum[:20]))
 }
 
 // ErrLedgerConflict is returned by Ledger.Update and Ledger.Release when

@@ -18,7 +18,8 @@
 // the collector marks, so a backlog pulled whole makes every post cost
 // more the deeper the backlog. The dispatcher therefore stops pulling
 // while Window messages that arrived less than Fresh ago wait in their
-// lanes, and pulls again as they start or age. A message that has waited
+// lanes, and pulls again once a quarter of them have started or aged (one
+// pull for each freed place would be a pull per post). A message that has waited
 // longer than Fresh (a lane held back by its rate limit or an outage) no
 // longer counts, so a slow channel's backlog is still pulled through to
 // the other channels behind it, Window per Fresh at the least.
@@ -343,10 +344,20 @@ func (d *Dispatcher) pump(ctx context.Context, cons jetstream.Consumer) {
 }
 
 // waitRoom returns how many messages the next fetch may take, at most
-// Prefetch, once fewer than Window fresh messages wait, or at once while
-// the start-up gate is closed (it needs every message held before) or the
-// pump is stopping (done).
+// Prefetch, once a quarter of the Window is free of fresh messages (or at
+// once while the start-up gate is closed: it needs every message held
+// before; or 1 when the pump is stopping: done). Not as soon as one place
+// is free: with a backlog a place frees as each post starts, and fetching
+// each message on its own cost a pull request, its timers and its reply
+// subscription per post (~1 KB, the egress's largest share after HTTP).
 func (d *Dispatcher) waitRoom(done <-chan struct{}) int {
+	least := max(1, min(d.cfg.Prefetch, d.cfg.Window/4))
+	var aged *time.Timer // one for the call: the loop turns once per started post
+	defer func() {
+		if aged != nil {
+			aged.Stop()
+		}
+	}()
 	for {
 		d.mu.Lock()
 		now := time.Now()
@@ -355,20 +366,23 @@ func (d *Dispatcher) waitRoom(done <-chan struct{}) int {
 			d.mu.Unlock()
 			return d.cfg.Prefetch
 		}
-		if room := d.cfg.Window - d.waiting; room > 0 {
+		if room := d.cfg.Window - d.waiting; room >= least {
 			d.mu.Unlock()
 			return min(room, d.cfg.Prefetch)
 		}
-		aged := time.NewTimer(d.cfg.Fresh - now.Sub(d.fresh[0].arrived))
+		wait := d.cfg.Fresh - now.Sub(d.fresh[0].arrived)
 		d.mu.Unlock()
+		if aged == nil {
+			aged = time.NewTimer(wait)
+		} else {
+			aged.Reset(wait) // Go 1.23 timers: no stale tick after Reset
+		}
 		select {
 		case <-d.room:
 		case <-aged.C:
 		case <-done:
-			aged.Stop()
 			return 1
 		}
-		aged.Stop()
 	}
 }
 

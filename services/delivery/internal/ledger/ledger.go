@@ -100,9 +100,9 @@ const asyncAckTimeout = 10 * time.Second
 // stream subject directly ($KV.<bucket>.<key>, as KV Update does) with the
 // same compare-and-set header.
 func (l *Ledger) UpdateAsync(_ context.Context, key string, rec Record, revision uint64) (func() (uint64, error), error) {
-	data, err := json.Marshal(rec)
+	data, err := encode(&rec)
 	if err != nil {
-		return nil, fmt.Errorf("encoding ledger record: %w", err)
+		return nil, err
 	}
 	m := &nats.Msg{Subject: "$KV." + Bucket + "." + key, Data: data, Header: nats.Header{
 		jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(revision, 10)},
@@ -155,9 +155,9 @@ var createOnly = nats.Header{jetstream.ExpectedLastSubjSeqHeader: []string{"0"}}
 // created true; if the key is taken it returns the existing entry with
 // created false.
 func (l *Ledger) Claim(ctx context.Context, key string, rec Record) (Entry, bool, error) {
-	data, err := json.Marshal(rec)
+	data, err := encode(&rec)
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("encoding ledger record: %w", err)
+		return Entry{}, false, err
 	}
 	// The usual case, a key never written, is one create-only append to
 	// the bucket's stream (what KV Create sends first, without its key
@@ -207,9 +207,9 @@ func (l *Ledger) Get(ctx context.Context, key string) (Entry, error) {
 // Update replaces the entry read at revision with rec and returns the new
 // revision, or ErrConflict when the entry moved on.
 func (l *Ledger) Update(ctx context.Context, key string, rec Record, revision uint64) (uint64, error) {
-	data, err := json.Marshal(rec)
+	data, err := encode(&rec)
 	if err != nil {
-		return 0, fmt.Errorf("encoding ledger record: %w", err)
+		return 0, err
 	}
 	rev, err := l.kv.Update(ctx, key, data, revision)
 	if err != nil {

@@ -173,11 +173,15 @@ func New(apiURL string, hc *http.Client, respondHosts []string) (*Client, error)
 }
 
 // NewHTTPClient returns an HTTP client whose connection pool fits conns
-// concurrent calls to one host (Go's default keeps only two idle).
+// concurrent calls to one host (Go's default keeps only two idle), and that
+// does not ask for compressed replies: Slack gzips a reply when asked, and
+// decoding one cost ~4.4 KB and ~30 µs of CPU a post against the stand-in
+// (a reply is ~1 KB).
 func NewHTTPClient(conns int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = conns * 2
 	t.MaxIdleConnsPerHost = conns
+	t.DisableCompression = true
 	return &http.Client{Transport: t}
 }
 

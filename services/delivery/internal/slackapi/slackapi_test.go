@@ -200,3 +200,26 @@ func TestPostMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestRepliesAskedUncompressed: the client delivery runs with does not ask
+// Slack for gzip (which Slack, and the stand-in, would then send), and so
+// never decodes a compressed reply.
+func TestRepliesAskedUncompressed(t *testing.T) {
+	t.Parallel()
+	accept := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accept <- r.Header.Get("Accept-Encoding")
+		_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1700000000.000100"}`))
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL+"/api/", NewHTTPClient(4), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.PostMessage(context.Background(), "xoxb-1", Post{Channel: "C1", Content: Content{Text: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-accept; got != "" {
+		t.Fatalf("the request said Accept-Encoding %q", got)
+	}
+}
