@@ -11,44 +11,89 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/services/delivery/internal/partition"
 )
 
-// BenchmarkSustainedPostsOwnProcess is BenchmarkSustainedPosts/replicas=1
-// with delivery in a process of its own, as it runs in production, beside
+// BenchmarkSustainedPostsOwnProcess is BenchmarkSustainedPosts with each
+// delivery replica in a process of its own, as it runs in production, beside
 // the bench's process (NATS, FerretDB, the Slack stand-in and the team
 // registry stand-in). What delivery allocates, its CPU time and its resident
-// memory are read from that process itself (runtime.MemStats, getrusage,
-// /proc), not attributed by profile: delivery-B/post, delivery-allocs/post,
-// delivery-cpu-us/post, and delivery-rss-peak-MB (highest while the run
-// goes) and delivery-rss-drained-MB (once every outcome is settled).
+// memory are read from its processes themselves (runtime.MemStats,
+// getrusage, /proc), not attributed by profile: delivery-B/post,
+// delivery-allocs/post and delivery-cpu-us/post (all replicas together),
+// delivery-rss-peak-MB (the highest of one replica while the run goes) and
+// delivery-rss-drained-MB (the largest replica once every outcome is
+// settled).
 func BenchmarkSustainedPostsOwnProcess(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("posts=%d", n), func(b *testing.B) {
-			e := newEnv(b, envOptions{bench: true})
-			w := newWorkload(b, e)
-			c := e.startUsageChild(b)
-			w.warm(b)
-			for range b.N {
-				cmds := w.commands(n, "B")
-				m := startMeasure(b, e)
-				u0 := c.usage(b)
-				rss := c.sampleRSS()
-				start := time.Now()
-				e.publish(cmds...)
-				m.waitPosted(b, n)
-				el := time.Since(start)
-				b.StopTimer()
-				m.settled(b)
-				peak := rss.stop()
-				u1 := c.usage(b)
-				b.ReportMetric(float64(n)/el.Seconds(), "posts/s")
-				u1.report(b, u0, n)
-				b.ReportMetric(max(peak, float64(u1.RSS)/(1<<20)), "delivery-rss-peak-MB")
-				b.ReportMetric(float64(u1.RSS)/(1<<20), "delivery-rss-drained-MB")
-				b.StartTimer()
-			}
-		})
+	for _, replicas := range []int{1, 2} {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("replicas=%d/posts=%d", replicas, n), func(b *testing.B) {
+				e := newEnv(b, envOptions{bench: true})
+				w := newWorkload(b, e)
+				var cs []*child
+				for range replicas {
+					cs = append(cs, e.startUsageChild(b))
+				}
+				e.waitSplit(b, replicas)
+				w.warm(b)
+				for range b.N {
+					cmds := w.commands(n, "B")
+					m := startMeasure(b, e)
+					var u0 usage
+					var rss []*rssSampler
+					for _, c := range cs {
+						u0 = u0.plus(c.usage(b))
+						rss = append(rss, c.sampleRSS())
+					}
+					start := time.Now()
+					e.publish(cmds...)
+					m.waitPosted(b, n)
+					el := time.Since(start)
+					b.StopTimer()
+					m.settled(b)
+					var u1 usage
+					var peak, drained float64
+					for i, c := range cs {
+						u := c.usage(b)
+						u1 = u1.plus(u)
+						drained = max(drained, float64(u.RSS)/(1<<20))
+						peak = max(peak, rss[i].stop(), drained)
+					}
+					b.ReportMetric(float64(n)/el.Seconds(), "posts/s")
+					u1.report(b, u0, n)
+					b.ReportMetric(peak, "delivery-rss-peak-MB")
+					b.ReportMetric(drained, "delivery-rss-drained-MB")
+					b.StartTimer()
+				}
+			})
+		}
 	}
+}
+
+// waitSplit waits until the partitions are split evenly between replicas
+// instances.
+func (e *env) waitSplit(tb testing.TB, replicas int) {
+	tb.Helper()
+	testkit.Eventually(tb, 30*time.Second, func() bool {
+		if _, err := e.js.KeyValue(testkit.Context(tb), partition.Bucket); err != nil {
+			return false // the replicas have not made it yet
+		}
+		per := map[string]int{}
+		for _, inst := range e.owners(tb) {
+			per[inst]++
+		}
+		if len(per) != replicas {
+			return false
+		}
+		for _, k := range per {
+			if k != testPartitions/replicas {
+				return false
+			}
+		}
+		return true
+	}, "the partitions are split between %d replicas", replicas)
 }
 
 // BenchmarkPostLatencyOwnProcess is BenchmarkPostLatency with delivery in a
@@ -68,6 +113,11 @@ func (e *env) startUsageChild(tb testing.TB) *child {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "usage")
 	return &child{cmd: e.startChildWith(tb, benchConfig(e), usageEnv+"="+path), path: path}
+}
+
+// plus is u and v together (RSS: the larger).
+func (u usage) plus(v usage) usage {
+	return usage{Seq: v.Seq, TotalAlloc: u.TotalAlloc + v.TotalAlloc, Mallocs: u.Mallocs + v.Mallocs, CPU: u.CPU + v.CPU, RSS: max(u.RSS, v.RSS)}
 }
 
 // report adds the delivery process's figures per post since u0 over n posts.
