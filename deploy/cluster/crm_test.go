@@ -43,7 +43,7 @@ var admin = &teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "crm-alice", Name: "A
 // install connects Acme's workspace to the org as an admin does.
 func install(t *testing.T, c *Cluster) {
 	t.Helper()
-	harness.InstallThroughGateway(t, testkit.CRMConn(t, c.PKI(), c.Addr(identity.Teams)), org, acme, admin)
+	harness.InstallThroughGateway(t, testkit.CRMConn(t, c.PKI(), identity.Teams, c.Addr(identity.Teams)), org, acme, admin)
 }
 
 // crm publishes as the org's CRM does: its own NATS user, which may publish
@@ -167,7 +167,7 @@ func actions(t *testing.T, c *Cluster, b *bus.Bus) {
 	if err := publish(ctx, b, []bus.Event{&crmv1.RecordUpserted{Envelope: envelope("seed-deal"), Record: deal("seed", 1), Schema: dealSchema()}}); err != nil {
 		t.Fatal(err)
 	}
-	wf := workflowsv1.NewWorkflowActionsServiceClient(testkit.CRMConn(t, c.PKI(), c.Addr(identity.Workflows)))
+	wf := workflowsv1.NewWorkflowActionsServiceClient(testkit.CRMConn(t, c.PKI(), identity.Workflows, c.Addr(identity.Workflows)))
 	testkit.Eventually(t, time.Minute, func() bool {
 		_, err := wf.CreateAction(ctx, &workflowsv1.CreateActionRequest{OrgId: org, Caller: admin, Spec: &workflowsv1.ActionSpec{
 			RuleId: "probe", Module: "Deals", Template: "#{Deals.NoSuchField}", TeamId: acme,
@@ -265,7 +265,7 @@ func dueSoon(evs []bus.Event) {
 // in the CRM.
 func enableReminders(t *testing.T, c *Cluster) {
 	t.Helper()
-	prefs := remindersv1.NewReminderPreferencesServiceClient(testkit.CRMConn(t, c.PKI(), c.Addr(identity.Reminders)))
+	prefs := remindersv1.NewReminderPreferencesServiceClient(testkit.CRMConn(t, c.PKI(), identity.Reminders, c.Addr(identity.Reminders)))
 	for k := range loadUsers {
 		if _, err := prefs.SetPreferences(testkit.Context(t), &remindersv1.SetPreferencesRequest{OrgId: org,
 			User: &commonv1.CrmUserRef{Id: "crm-" + loadUser(k), Email: loadEmail(k)}, Enabled: true, TeamId: acme, TimeZone: "Europe/Paris"}); err != nil {

@@ -113,14 +113,14 @@ func callCmd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if *as == identity.CRM {
 		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(dir).Interceptor()))
 	}
-	cc, err := rpc.Dial(target, id, dialOpts...)
+	full := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
+	cc, err := rpc.Dial(target, rpc.ServerOf(full), id, dialOpts...)
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	full := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
 	if err := cc.Invoke(ctx, full, in, out, callOpts...); err != nil {
 		return err
 	}

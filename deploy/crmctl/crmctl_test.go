@@ -180,7 +180,7 @@ func TestCallInvokesAnyMethodWithJSON(t *testing.T) {
 	t.Parallel()
 	// Served as the registry is (mutual TLS, the table, CRM credentials);
 	// crmctl signs the CRM's credential with the development keys.
-	addr := testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, registry{}) })
+	addr := testkit.GRPCServer(t, identity.Teams, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, registry{}) })
 	call := func(args ...string) []string { return append([]string{"call", "-pki", testkit.PKI(t).Path()}, args...) }
 
 	var out, errb bytes.Buffer

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/crmslack/crmslack/libs/devpki"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
 	commonv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/common/v1"
@@ -236,7 +237,7 @@ func slashThroughStandin(t *testing.T, ep endpoints, teamsAddr string, out *sync
 	if err != nil {
 		t.Fatal(err)
 	}
-	harness.InstallThroughGateway(t, testkit.CRMConn(t, pki, teamsAddr), "acme", "T0ACME0001",
+	harness.InstallThroughGateway(t, testkit.CRMConn(t, pki, identity.Teams, teamsAddr), "acme", "T0ACME0001",
 		&teamsv1.Caller{User: &commonv1.CrmUserRef{Id: "u1", Name: "Ada"}, IsAdmin: true})
 
 	type answer struct {

@@ -23,6 +23,9 @@ const (
 	// credential (libs/crmauth) for the org they concern; on NATS it logs in
 	// as one user per org (natsauth.CRMUser).
 	CRM = "crm"
+	// NATS is the NATS servers' identity: a client connects only to a
+	// server that proves it (libs/trust).
+	NATS = "nats"
 )
 
 // Services are the services with a NATS user (libs/natsauth), in start

@@ -227,10 +227,11 @@ func (id *Identity) ServerConfig() *tls.Config {
 	}
 }
 
-// ClientConfig is the TLS configuration of a client: it presents the current
-// certificate and accepts a server only with a certificate signed by the
-// current CA carrying a crmslack identity.
-func (id *Identity) ClientConfig() *tls.Config {
+// ClientConfig is the TLS configuration of a client of server: it presents
+// the current certificate and accepts the server only with a certificate
+// signed by the current CA carrying server's identity, so that no other
+// part holding a certificate of the CA can stand in for it at its address.
+func (id *Identity) ClientConfig(server string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -241,8 +242,14 @@ func (id *Identity) ClientConfig() *tls.Config {
 		// identity rather than hostname.
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyPeerCertificate
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := id.verify(raw, x509.ExtKeyUsageServerAuth)
-			return err
+			name, err := id.verify(raw, x509.ExtKeyUsageServerAuth)
+			if err != nil {
+				return err
+			}
+			if name != server {
+				return fmt.Errorf("mtls: the server is %q, not the %q this client connects to", name, server)
+			}
+			return nil
 		},
 	}
 }

@@ -119,10 +119,10 @@ func TestEveryMethodOnlyItsCallers(t *testing.T) {
 	ctx := testkit.Context(t)
 	conns := map[string]*grpc.ClientConn{}
 	for _, name := range identities {
-		conns[name] = testkit.DialAs(t, pki, name, addr)
+		conns[name] = testkit.DialAs(t, pki, name, "server", addr)
 	}
 	// A client of another CA: its certificate is refused at the handshake.
-	other := testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, addr)
+	other := testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, "server", addr)
 	admin := testkit.CRMCall(t, pki, "o1", "ann@o1.example", crmauth.RoleAdmin)
 
 	for _, svc := range services {
@@ -169,7 +169,7 @@ func TestNoClientCertificateIsRefused(t *testing.T) {
 	pki := testkit.PKI(t)
 	addr := serveAll(t, pki, nil)
 	id := testkit.Identity(t, pki, identity.Delivery)
-	cfg := id.ClientConfig()
+	cfg := id.ClientConfig("server")
 	cfg.GetClientCertificate = nil
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
@@ -292,7 +292,7 @@ func TestCRMCredential(t *testing.T) {
 		{"valid, caller agrees", &teamsv1.RemoveTeamRequest{OrgId: "o1", TeamId: "T1", Caller: &teamsv1.Caller{User: ann, IsAdmin: true}}, []grpc.CallOption{valid}, codes.OK},
 	}
 	for _, as := range []string{identity.CRM, identity.Console} {
-		client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, as, lis.Addr().String()))
+		client := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, pki, as, identity.Teams, lis.Addr().String()))
 		for _, c := range cases {
 			_, err := client.RemoveTeam(ctx, proto.Clone(c.req).(*teamsv1.RemoveTeamRequest), c.opts...)
 			if got := status.Code(err); got != c.want {
@@ -337,4 +337,26 @@ func longLived(t *testing.T, key ed25519.PrivateKey) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestServerOfEveryMethod: every crmslack method of the authorization table
+// is served by a named identity, the one its proto package is named for.
+func TestServerOfEveryMethod(t *testing.T) {
+	t.Parallel()
+	known := map[string]bool{identity.Teams: true, identity.Delivery: true, identity.Query: true, identity.Reminders: true,
+		identity.Sharing: true, identity.Signals: true, identity.Workflows: true}
+	for method := range rpc.Callers {
+		if strings.HasPrefix(method, "/grpc.") { // health, reflection: served by every service
+			if got := rpc.ServerOf(method); got != "" {
+				t.Errorf("ServerOf(%s) = %q, want none", method, got)
+			}
+			continue
+		}
+		if got := rpc.ServerOf(method); !known[got] {
+			t.Errorf("ServerOf(%s) = %q, not a service", method, got)
+		}
+	}
+	if got := rpc.ServerOf(teamsv1.TeamRegistryService_GetTeam_FullMethodName); got != identity.Teams {
+		t.Errorf("GetTeam is served by %q", got)
+	}
 }

@@ -213,14 +213,19 @@ func (e *Error) Unwrap() error { return e.Err }
 // GRPCCode reports the code.
 func (e *Error) GRPCCode() codes.Code { return e.Code }
 
-// Dial connects to a service over mutual TLS as id. target is host:port or
-// any gRPC target; the connection carries trace context to the server.
-func Dial(target string, id *mtls.Identity, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+// Dial connects to service (its identity, libs/identity) over mutual TLS as
+// id: a server at target proving another identity is refused. target is
+// host:port or any gRPC target; the connection carries trace context to the
+// server.
+func Dial(target, service string, id *mtls.Identity, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if id == nil {
 		return nil, fmt.Errorf("dialing %s: no TLS identity (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE)", target)
 	}
+	if service == "" {
+		return nil, fmt.Errorf("dialing %s: no service named to expect there", target)
+	}
 	opts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig())),
+		grpc.WithTransportCredentials(credentials.NewTLS(id.ClientConfig(service))),
 		grpc.WithChainUnaryInterceptor(clientInterceptor),
 	}, opts...)
 	cc, err := grpc.NewClient(target, opts...)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,7 +31,13 @@ func testIdentity(t *testing.T) *mtls.Identity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := d.Trust("gateway")
+	return identityOf(t, d, "gateway")
+}
+
+// identityOf is name's identity from d.
+func identityOf(t *testing.T, d *devpki.Dir, name string) *mtls.Identity {
+	t.Helper()
+	f, err := d.Trust(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +112,7 @@ func serve(t *testing.T, p *probe) healthpb.HealthClient {
 	}
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
-	cc, err := Dial(lis.Addr().String(), id)
+	cc, err := Dial(lis.Addr().String(), "gateway", id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +169,7 @@ func TestServerPartStopsGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Part("grpc", lis).Run(ctx) }()
-	cc, err := Dial(lis.Addr().String(), id)
+	cc, err := Dial(lis.Addr().String(), "gateway", id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +181,49 @@ func TestServerPartStopsGracefully(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDialPinsTheServer: a client dialing one service refuses a server that
+// proves another identity of the same CA (a stolen service key cannot stand
+// in for the team registry), accepts the one it named, and will not dial
+// without naming one.
+func TestDialPinsTheServer(t *testing.T) {
+	t.Parallel()
+	d, err := devpki.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := identityOf(t, d, "query") // not the team registry
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(server.ServerConfig())))
+	healthpb.RegisterHealthServer(s, &probe{traceID: make(chan string, 1)})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	client := identityOf(t, d, "delivery")
+	for _, c := range []struct {
+		expect string
+		ok     bool
+	}{{"teams", false}, {"query", true}} {
+		cc, err := Dial(lis.Addr().String(), c.expect, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		_ = cc.Close()
+		if c.ok && err != nil {
+			t.Fatalf("expecting %s: %v", c.expect, err)
+		}
+		if !c.ok && (status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "this client connects to")) {
+			t.Fatalf("expecting %s, a query server answered: %v", c.expect, err)
+		}
+	}
+	if _, err := Dial(lis.Addr().String(), "", client); err == nil {
+		t.Fatal("dialed without naming the service")
 	}
 }

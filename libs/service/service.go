@@ -392,10 +392,11 @@ func (rt *Runtime) Identity() *mtls.Identity { return rt.identity }
 func (rt *Runtime) NATSLogin() []nats.Option { return rt.natsLogin }
 
 // Dial connects to another service's gRPC API (through libs/rpc, over
-// mutual TLS as this service) and closes the connection on the way out.
-// variable names the target's setting in errors.
-func (rt *Runtime) Dial(variable, target string) (*grpc.ClientConn, error) {
-	cc, err := rpc.Dial(target, rt.identity)
+// mutual TLS as this service, accepting only a server that proves it is
+// service) and closes the connection on the way out. variable names the
+// target's setting in errors.
+func (rt *Runtime) Dial(variable, target, service string) (*grpc.ClientConn, error) {
+	cc, err := rpc.Dial(target, service, rt.identity)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", variable, err)
 	}

@@ -157,7 +157,7 @@ func TestRunWiresServesAndClosesInReverse(t *testing.T) {
 		t.Fatalf("web = %q", body)
 	}
 	// gRPC is served over mutual TLS: a peer of the same CA gets an answer.
-	health := healthpb.NewHealthClient(testkit.DialAs(t, pki, "gateway", b[service.ListenerGRPC]))
+	health := healthpb.NewHealthClient(testkit.DialAs(t, pki, "gateway", identity.Query, b[service.ListenerGRPC]))
 	if _, err := health.Check(testkit.Context(t), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("health over mutual TLS: %v", err)
 	}

@@ -162,12 +162,13 @@ func Readiness(opsAddr string) (bool, string) {
 // GRPCServer serves a test's fake of another service's gRPC API the way
 // services serve theirs (libs/rpc: mutual TLS with the test's PKI, the
 // authorization table, CRM credentials), on a kernel-chosen loopback port,
-// stopped at cleanup; it returns the address. register adds the fakes.
+// stopped at cleanup; it returns the address. It proves identity name (the
+// service it fakes: its clients accept no other). register adds the fakes.
 // Clients reach it with AllowedConn, DialAs or CRMConn on PKI(t).
-func GRPCServer(t testing.TB, register func(*grpc.Server)) string {
+func GRPCServer(t testing.TB, name string, register func(*grpc.Server)) string {
 	t.Helper()
 	lis := Listener(t)
-	files := TrustFiles(t, PKI(t), "fake")
+	files := TrustFiles(t, PKI(t), name)
 	id, err := files.Identity()
 	if err != nil {
 		t.Fatalf("testkit: %v", err)

@@ -107,11 +107,11 @@ func Identity(t testing.TB, pki *devpki.Dir, name string) *mtls.Identity {
 	return id
 }
 
-// DialAs connects to target over mutual TLS as identity name (a service, or
-// identity.CRM for the CRM), closed at cleanup.
-func DialAs(t testing.TB, pki *devpki.Dir, name, target string, opts ...grpc.DialOption) *grpc.ClientConn {
+// DialAs connects to server (its identity) at target over mutual TLS as
+// identity name (a service, or identity.CRM for the CRM), closed at cleanup.
+func DialAs(t testing.TB, pki *devpki.Dir, name, server, target string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	cc, err := rpc.Dial(target, Identity(t, pki, name), opts...)
+	cc, err := rpc.Dial(target, server, Identity(t, pki, name), opts...)
 	if err != nil {
 		t.Fatalf("testkit: %v", err)
 	}
@@ -144,12 +144,12 @@ func CRMCall(t testing.TB, pki *devpki.Dir, org, email, role string) grpc.CallOp
 	return grpc.PerRPCCredentials(crmauth.Bearer(CRMToken(t, pki, org, email, role)))
 }
 
-// CRMConn connects to target as the CRM, each call carrying a credential
-// signed for its request's org and acting user (devpki.CRMSigner), as the
-// CRM's connector would; closed at cleanup.
-func CRMConn(t testing.TB, pki *devpki.Dir, target string) *grpc.ClientConn {
+// CRMConn connects to server (its identity) at target as the CRM, each call
+// carrying a credential signed for its request's org and acting user
+// (devpki.CRMSigner), as the CRM's connector would; closed at cleanup.
+func CRMConn(t testing.TB, pki *devpki.Dir, server, target string) *grpc.ClientConn {
 	t.Helper()
-	return DialAs(t, pki, identity.CRM, target, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(pki).Interceptor()))
+	return DialAs(t, pki, identity.CRM, server, target, grpc.WithChainUnaryInterceptor(devpki.NewCRMSigner(pki).Interceptor()))
 }
 
 // AllowedConn connects to target and makes each call as a caller the
@@ -186,11 +186,15 @@ func (a *allowedConn) conn(method string) (*grpc.ClientConn, error) {
 	if cc, ok := a.conns[name]; ok {
 		return cc, nil
 	}
+	server := rpc.ServerOf(method)
+	if server == "" {
+		return nil, fmt.Errorf("testkit: %s is served by every service; dial one with DialAs", method)
+	}
 	var cc *grpc.ClientConn
 	if name == identity.CRM {
-		cc = CRMConn(a.t, a.pki, a.target)
+		cc = CRMConn(a.t, a.pki, server, a.target)
 	} else {
-		cc = DialAs(a.t, a.pki, name, a.target)
+		cc = DialAs(a.t, a.pki, name, server, a.target)
 	}
 	a.conns[name] = cc
 	return cc, nil

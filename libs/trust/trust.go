@@ -144,7 +144,7 @@ func (f Files) Environ() []string {
 // connection to fall back to (docs/security.md).
 func NATSTLS(id *mtls.Identity) nats.Option {
 	return func(o *nats.Options) error {
-		o.TLSConfig = id.ClientConfig()
+		o.TLSConfig = id.ClientConfig(identity.NATS)
 		o.Secure = true
 		return nil
 	}

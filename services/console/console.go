@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/trust"
 	deliveryv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1"
@@ -151,11 +152,12 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 
 	// Every connection sends the session's credential with each call.
 	conns := map[string]session.Conn{}
-	for _, d := range []struct{ variable, target string }{
-		{"TEAMS_ADDR", cfg.TeamsAddr}, {"WORKFLOWS_ADDR", cfg.WorkflowsAddr}, {"SIGNALS_ADDR", cfg.SignalsAddr},
-		{"REMINDERS_ADDR", cfg.RemindersAddr}, {"DELIVERY_ADDR", cfg.DeliveryAddr}, {"SHARING_ADDR", cfg.SharingAddr},
+	for _, d := range []struct{ variable, target, service string }{
+		{"TEAMS_ADDR", cfg.TeamsAddr, identity.Teams}, {"WORKFLOWS_ADDR", cfg.WorkflowsAddr, identity.Workflows},
+		{"SIGNALS_ADDR", cfg.SignalsAddr, identity.Signals}, {"REMINDERS_ADDR", cfg.RemindersAddr, identity.Reminders},
+		{"DELIVERY_ADDR", cfg.DeliveryAddr, identity.Delivery}, {"SHARING_ADDR", cfg.SharingAddr, identity.Sharing},
 	} {
-		cc, err := rt.Dial(d.variable, d.target)
+		cc, err := rt.Dial(d.variable, d.target, d.service)
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -153,7 +154,7 @@ func build(ctx context.Context, cfg Config, owner string, rt *service.Runtime) e
 	if err != nil {
 		return err
 	}
-	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
+	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr, identity.Teams)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/topology"
@@ -361,7 +362,7 @@ func TestAuditTrail(t *testing.T) {
 	e.out.wait(t, 20*time.Second, append(ids, other.GetEnvelope().GetEventId())...)
 
 	// The CRM asks, with an admin credential of the org each request names.
-	client := deliveryv1.NewDeliveryAuditServiceClient(testkit.CRMConn(t, e.pki, r.addrs.GRPC))
+	client := deliveryv1.NewDeliveryAuditServiceClient(testkit.CRMConn(t, e.pki, identity.Delivery, r.addrs.GRPC))
 	ctx := testkit.Context(t)
 	list := func(req *deliveryv1.ListDeliveriesRequest) []*deliveryv1.Delivery {
 		t.Helper()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/installticket"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/responseurl"
@@ -236,7 +237,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	if err != nil {
 		return err
 	}
-	cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
+	cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr, identity.Teams)
 	if err != nil {
 		return err
 	}
@@ -255,7 +256,7 @@ func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 		Commands: splitList(cfg.QueryCommands), AnswerBudget: cfg.AnswerBudget,
 	}
 	if cfg.QueryAddr != "" {
-		qc, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr)
+		qc, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr, identity.Query)
 		if err != nil {
 			return err
 		}

@@ -83,7 +83,7 @@ func startTeams(t testing.TB) (*fakeTeams, string) {
 		},
 		orgs: map[string][]string{team: {seedset.Org}},
 	}
-	return f, testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, f) })
+	return f, testkit.GRPCServer(t, identity.Teams, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, f) })
 }
 
 // instance is one running query service.

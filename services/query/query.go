@@ -55,6 +55,7 @@ import (
 	"github.com/crmslack/crmslack/libs/bus"
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/lifecycle"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
@@ -196,7 +197,7 @@ func build(cfg Config, rt *service.Runtime) error {
 	}
 	directory, teams := cfg.Directory, app.TeamOrgs(nil)
 	if cfg.TeamsAddr != "" {
-		cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
+		cc, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr, identity.Teams)
 		if err != nil {
 			return err
 		}

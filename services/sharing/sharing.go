@@ -25,6 +25,7 @@ import (
 
 	"github.com/crmslack/crmslack/libs/card"
 	"github.com/crmslack/crmslack/libs/envconfig"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/orgaccess"
 	"github.com/crmslack/crmslack/libs/service"
 	"github.com/crmslack/crmslack/libs/signed"
@@ -124,11 +125,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regis
 // build wires the sharing core on the store, the bus and its two clients.
 func build(ctx context.Context, cfg Config, rt *service.Runtime) error {
 	log, b := rt.Log(), rt.Bus
-	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr)
+	teamsConn, err := rt.Dial("TEAMS_ADDR", cfg.TeamsAddr, identity.Teams)
 	if err != nil {
 		return err
 	}
-	queryConn, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr)
+	queryConn, err := rt.Dial("QUERY_ADDR", cfg.QueryAddr, identity.Query)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/crmslack/crmslack/libs/bus"
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/slackstandin"
 	"github.com/crmslack/crmslack/libs/testkit"
 	"github.com/crmslack/crmslack/libs/testkit/harness"
@@ -304,7 +305,7 @@ type benchTeamsServer struct {
 func benchTeams(b *testing.B, std *slackstandin.Server) *benchTeamsServer {
 	b.Helper()
 	f := &benchTeamsServer{std: std}
-	f.addr = testkit.GRPCServer(b, func(gs *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(gs, f) })
+	f.addr = testkit.GRPCServer(b, identity.Teams, func(gs *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(gs, f) })
 	return f
 }
 

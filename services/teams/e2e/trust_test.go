@@ -26,7 +26,7 @@ func TestBotTokensOnlyToDelivery(t *testing.T) {
 	install(t, s, org, acme, "Acme Corp")
 	req := &teamsv1.GetBotTokenRequest{OrgId: org, TeamId: acme}
 	for _, name := range []string{identity.Gateway, identity.Query, identity.Sharing, identity.Teams, identity.CRM, "stranger"} {
-		c := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, name, s.teamsAddr))
+		c := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, name, identity.Teams, s.teamsAddr))
 		var opts []grpc.CallOption
 		if name == identity.CRM {
 			opts = append(opts, testkit.CRMCall(t, s.pki, org, "ada@acme.example", crmauth.RoleAdmin))
@@ -36,11 +36,11 @@ func TestBotTokensOnlyToDelivery(t *testing.T) {
 		}
 	}
 	// A certificate of another CA does not get past the handshake.
-	other := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, s.teamsAddr))
+	other := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, testkit.OtherPKI(t), identity.Delivery, identity.Teams, s.teamsAddr))
 	if _, err := other.GetBotToken(ctx, req); status.Code(err) != codes.Unavailable {
 		t.Errorf("GetBotToken with another CA's delivery certificate: %v, want Unavailable", err)
 	}
-	delivery := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, identity.Delivery, s.teamsAddr))
+	delivery := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, identity.Delivery, identity.Teams, s.teamsAddr))
 	if tok, err := delivery.GetBotToken(ctx, req); err != nil || !strings.HasPrefix(tok.GetBotToken(), "xoxb-") {
 		t.Fatalf("GetBotToken as delivery: %v", err)
 	}
@@ -56,7 +56,7 @@ func TestAdminCallsNeedTheOrgsCredential(t *testing.T) {
 	if err := s.pki.EnsureCRMOrgs(org, "globex-crm"); err != nil {
 		t.Fatal(err)
 	}
-	crm := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, identity.CRM, s.teamsAddr))
+	crm := teamsv1.NewTeamRegistryServiceClient(testkit.DialAs(t, s.pki, identity.CRM, identity.Teams, s.teamsAddr))
 	key := func(o string) ed25519.PrivateKey {
 		k, err := crmauth.ReadPrivateKey(s.pki.CRMKeyFile(o))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/crmslack/crmslack/libs/identity"
 	"github.com/crmslack/crmslack/libs/testkit"
 	teamsv1 "github.com/crmslack/crmslack/proto/gen/go/crmslack/teams/v1"
 	"github.com/crmslack/crmslack/services/query/internal/app"
@@ -58,7 +59,7 @@ func (r *registry) count() int {
 func TestCachesAnswers(t *testing.T) {
 	t.Parallel()
 	reg := &registry{}
-	cc := testkit.Dial(t, testkit.GRPCServer(t, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, reg) }))
+	cc := testkit.Dial(t, testkit.GRPCServer(t, identity.Teams, func(s *grpc.Server) { teamsv1.RegisterTeamRegistryServiceServer(s, reg) }))
 
 	now := time.Unix(1_800_000_000, 0)
 	var mu sync.Mutex

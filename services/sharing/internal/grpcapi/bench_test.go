@@ -116,7 +116,7 @@ func benchmarkShareRecord(b *testing.B, withLog bool) {
 	go func() { _ = gs.Serve(lis) }()
 	b.Cleanup(gs.Stop)
 	// The CRM's calls, each with a credential of the sharer, as in production.
-	client := sharingv1.NewSharingServiceClient(testkit.CRMConn(b, pki, lis.Addr().String()))
+	client := sharingv1.NewSharingServiceClient(testkit.CRMConn(b, pki, identity.Sharing, lis.Addr().String()))
 	req := &sharingv1.ShareRecordRequest{
 		OrgId: "o1", Sharer: &commonv1.CrmUserRef{Id: "crm-ann", Name: "Ann", Email: "ann@acme.test"},
 		Module: "Deals", RecordId: "d1", Message: "Can someone call them?", TeamId: "T0ACME0001",
