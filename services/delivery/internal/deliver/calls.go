@@ -23,6 +23,21 @@ func (d *Deliverer) channelKey(team, channel string) pacing.Key {
 // a call once started is finished even while delivery stops. A 429 pauses
 // pauseKey for its Retry-After.
 func (d *Deliverer) call(ctx context.Context, method string, keys []pacing.Key, pauseKey pacing.Key, fn func(ctx context.Context) error) error {
+	return d.callAfter(ctx, method, keys, pauseKey, nil, fn)
+}
+
+// claimedCall is call for the call r's claim guards. Another instance takes
+// a claim over as gone once Lease has run since it was made, so the call
+// may start only while the lease still has room for all of it (ClaimedAt +
+// Lease − SlackTimeout); a claim that aged past that in the waits (the
+// pace of other keys, a free slot) is first renewed, by compare-and-set.
+func (d *Deliverer) claimedCall(ctx context.Context, r *run, method string, keys []pacing.Key, pauseKey pacing.Key, fn func(ctx context.Context) error) error {
+	return d.callAfter(ctx, method, keys, pauseKey, func() error { return d.renewAged(ctx, r) }, fn)
+}
+
+// callAfter is call, running before (when set) once the waits are over; an
+// error from it ends the call before it is made.
+func (d *Deliverer) callAfter(ctx context.Context, method string, keys []pacing.Key, pauseKey pacing.Key, before func() error, fn func(ctx context.Context) error) error {
 	if err := d.pacer.Wait(ctx, keys...); err != nil {
 		return err
 	}
@@ -32,6 +47,11 @@ func (d *Deliverer) call(ctx context.Context, method string, keys []pacing.Key, 
 		return ctx.Err()
 	}
 	defer func() { <-d.sem }()
+	if before != nil {
+		if err := before(); err != nil {
+			return err
+		}
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.SlackTimeout)
 	defer cancel()
 	err := fn(cctx)

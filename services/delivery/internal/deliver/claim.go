@@ -54,6 +54,33 @@ func (d *Deliverer) claim(ctx context.Context, r *run, channel string) (settled 
 	return nil, true, nil
 }
 
+// renewAged renews r's claim (its ClaimedAt, by compare-and-set on the
+// revision) when a call started now could outlast its lease. If the entry
+// changed, another instance took it over as gone: r is no longer its owner,
+// and the attempt starts again from the claim.
+func (d *Deliverer) renewAged(ctx context.Context, r *run) error {
+	now := d.cfg.Now()
+	if now.Before(r.entry.ClaimedAt.Add(d.cfg.Lease - d.cfg.SlackTimeout)) {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rec := r.entry.LedgerRecord
+	rec.ClaimedAt = now
+	rev, err := d.ledger.Update(lctx, r.key, rec, r.entry.Revision)
+	if err != nil {
+		if errors.Is(err, ErrLedgerConflict) {
+			r.ours, r.ambiguous = false, false
+			d.releaseInflight(r)
+			return &retryAfter{d: 50 * time.Millisecond, reason: "the claim was taken over while waiting to call Slack"}
+		}
+		return err
+	}
+	d.metrics.renewedClaims.Inc()
+	r.entry = LedgerEntry{LedgerRecord: rec, Revision: rev}
+	return nil
+}
+
 // takeOver makes an in-doubt entry this run's claim, once the earlier
 // attempt is known not to have taken effect.
 func (d *Deliverer) takeOver(ctx context.Context, r *run, rec LedgerRecord) error {
@@ -138,7 +165,7 @@ func (d *Deliverer) finishSimple(ctx context.Context, r *run) error {
 	return d.record(ctx, r, rec)
 }
 
-// slackTS renders t as a Slack timestamp, for history's oldest bound.
+// slackTS renders t as a Slack timestamp, for history's bounds.
 func slackTS(t time.Time) string {
 	us := t.UnixMicro()
 	return strconv.FormatInt(us/1e6, 10) + "." + fmt.Sprintf("%06d", us%1e6)
@@ -148,12 +175,16 @@ func slackTS(t time.Time) string {
 // ours may disagree.
 const clockSkew = 2 * time.Minute
 
-// findPosted searches channel's history since the claim for a message
-// carrying r's marker. It returns the message's ts, or "" when there is
+// findPosted searches channel's history around the claim for a message
+// carrying r's marker: from the claim to the end of its lease (a claimed
+// call starts only while the lease has room for it, claimedCall), widened by
+// clockSkew each side, so the channel's newer posts do not push the marker
+// past the pages read. It returns the message's ts, or "" when there is
 // none; an error of kind unsupported, refused or not found means history
 // cannot tell.
 func (d *Deliverer) findPosted(ctx context.Context, r *run, token, channel string) (string, error) {
 	oldest := slackTS(r.entry.ClaimedAt.Add(-clockSkew))
+	latest := slackTS(r.entry.ClaimedAt.Add(d.cfg.Lease + clockSkew))
 	k := d.methodKey(r.cmd.Team, "conversations.history")
 	cursor := ""
 	for range d.cfg.HistoryPages {
@@ -161,7 +192,7 @@ func (d *Deliverer) findPosted(ctx context.Context, r *run, token, channel strin
 		var next string
 		err := d.call(ctx, "conversations.history", []pacing.Key{k}, k, func(ctx context.Context) error {
 			var err error
-			msgs, next, err = d.slack.History(ctx, token, channel, oldest, cursor)
+			msgs, next, err = d.slack.History(ctx, token, channel, oldest, latest, cursor)
 			return err
 		})
 		if err != nil {
@@ -178,7 +209,7 @@ func (d *Deliverer) findPosted(ctx context.Context, r *run, token, channel strin
 		cursor = next
 	}
 	return "", &SlackError{Method: "conversations.history", Kind: KindRefused, Code: "too_much_history",
-		Detail: fmt.Sprintf("more than %d pages since the claim", d.cfg.HistoryPages)}
+		Detail: fmt.Sprintf("more than %d pages around the claim", d.cfg.HistoryPages)}
 }
 
 // cannotTell reports whether a history error means "history cannot answer"

@@ -37,7 +37,7 @@ func (d ephemeralPoster) execute(ctx context.Context, r *run) (Outcome, error) {
 		}
 	}
 	var ts string
-	err = d.call(ctx, "chat.postEphemeral", nil, k, func(cctx context.Context) error {
+	err = d.claimedCall(ctx, r, "chat.postEphemeral", nil, k, func(cctx context.Context) error {
 		var err error
 		ts, err = d.slack.PostEphemeral(cctx, token, em.GetChannelId(), em.GetSlackUserId(), r.content)
 		return err

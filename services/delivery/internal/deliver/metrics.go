@@ -11,6 +11,7 @@ type Metrics struct {
 	calls          *prometheus.CounterVec
 	reconciled     *prometheus.CounterVec
 	tokenRefreshes prometheus.Counter
+	renewedClaims  prometheus.Counter
 }
 
 // NewMetrics registers the collectors with reg (nil: unregistered).
@@ -28,6 +29,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "crmslack", Subsystem: "delivery", Name: "token_refreshes_total",
 			Help: "Bot tokens refreshed after Slack refused one.",
 		}),
+		renewedClaims: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "crmslack", Subsystem: "delivery", Name: "claims_renewed_total",
+			Help: "Ledger claims renewed before their call because the waits left their lease too little room for it.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -40,6 +45,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.tokenRefreshes, err = register(reg, m.tokenRefreshes); err != nil {
+		return nil, err
+	}
+	if m.renewedClaims, err = register(reg, m.renewedClaims); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -22,7 +22,7 @@ type Slack interface {
 	PostEphemeral(ctx context.Context, token, channel, user string, content Content) (string, error)
 	LookupByEmail(ctx context.Context, token, email string) (string, error)
 	OpenDM(ctx context.Context, token, user string) (string, error)
-	History(ctx context.Context, token, channel, oldest, cursor string) ([]HistoryMessage, string, error)
+	History(ctx context.Context, token, channel, oldest, latest, cursor string) ([]HistoryMessage, string, error)
 	Permalink(ctx context.Context, token, channel, ts string) (string, error)
 	GetUploadURL(ctx context.Context, token, filename string, size int) (uploadURL, fileID string, err error)
 	Upload(ctx context.Context, token, uploadURL, filename string, content []byte) error

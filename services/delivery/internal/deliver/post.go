@@ -78,7 +78,7 @@ func (d poster) execute(ctx context.Context, r *run) (Outcome, error) {
 	}
 
 	var channel, ts string
-	err = d.call(ctx, "chat.postMessage", nil, keys[0], func(cctx context.Context) error {
+	err = d.claimedCall(ctx, r, "chat.postMessage", nil, keys[0], func(cctx context.Context) error {
 		var err error
 		channel, ts, err = d.slack.PostMessage(cctx, token, Post{
 			Channel: r.channel, Content: r.content, ThreadTS: pm.GetThreadTs(), UnfurlLinks: pm.GetUnfurlLinks(), Marker: r.key,

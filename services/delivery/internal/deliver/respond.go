@@ -95,7 +95,7 @@ func (d responder) execute(ctx context.Context, r *run) (Outcome, error) {
 	case "RESPONSE_TYPE_EPHEMERAL":
 		resp.ResponseType = "ephemeral"
 	}
-	err = d.call(ctx, "response_url", nil, pacing.Key{Name: "u/" + rm.GetResponseUrl()}, func(cctx context.Context) error {
+	err = d.claimedCall(ctx, r, "response_url", nil, pacing.Key{Name: "u/" + rm.GetResponseUrl()}, func(cctx context.Context) error {
 		return d.slack.Respond(cctx, rm.GetResponseUrl(), resp)
 	})
 	if err != nil {

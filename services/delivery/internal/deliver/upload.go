@@ -91,7 +91,7 @@ func (d uploader) execute(ctx context.Context, r *run) (Outcome, error) {
 	if title == "" {
 		title = uf.GetFilename()
 	}
-	err = d.call(ctx, "files.completeUploadExternal", keys, keys[0], func(cctx context.Context) error {
+	err = d.claimedCall(ctx, r, "files.completeUploadExternal", keys, keys[0], func(cctx context.Context) error {
 		return d.slack.CompleteUpload(cctx, token, fileID, title, r.channels, r.content.Text)
 	})
 	var se *SlackError

@@ -423,12 +423,12 @@ func (c *Client) OpenDM(ctx context.Context, token, user string) (channelID stri
 	return ch.ID, nil
 }
 
-// History returns one page of channel's messages newer than oldest (a
-// Slack ts), newest first, with their metadata, and the cursor of the next
-// page ("" at the end).
-func (c *Client) History(ctx context.Context, token, channel, oldest, cursor string) ([]HistoryMessage, string, error) {
+// History returns one page of channel's messages between oldest and latest
+// (Slack ts, both included), newest first, with their metadata, and the
+// cursor of the next page ("" at the end).
+func (c *Client) History(ctx context.Context, token, channel, oldest, latest, cursor string) ([]HistoryMessage, string, error) {
 	resp, err := c.api(token).GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
-		ChannelID: channel, Oldest: oldest, Cursor: cursor, Limit: 200, IncludeAllMetadata: true,
+		ChannelID: channel, Oldest: oldest, Latest: latest, Inclusive: true, Cursor: cursor, Limit: 200, IncludeAllMetadata: true,
 	})
 	if err != nil {
 		return nil, "", classify("conversations.history", err, true)
