@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -91,6 +92,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		teamID = c.team.ws.ID
 	}
 	s.cfg.Logger.Info("slack api call", "method", name, "team", teamID, "outcome", outcome)
+	// The headers Slack sets on every Web API reply besides the content's:
+	// its request id, the token's scopes and those the method accepts.
+	s.reqs++
+	h := w.Header()
+	h["X-Slack-Req-Id"] = []string{fmt.Sprintf("%032x", s.reqs)}
+	if c.tok != nil {
+		h["X-Oauth-Scopes"] = []string{strings.Join(c.tok.scopes, ",")}
+	}
+	if m.scope != "" {
+		h["X-Accepted-Oauth-Scopes"] = []string{m.scope}
+	}
 	writeAPIResult(w, resp, err)
 }
 

@@ -179,6 +179,7 @@ type Server struct {
 	faults    map[string]*fault
 	latency   map[string]time.Duration
 	stats     Stats
+	reqs      uint64        // Web API calls answered: X-Slack-Req-Id
 	changed   chan struct{} // closed and replaced whenever an upload is completed
 	waiters   map[*messageWaiter]struct{}
 	baseURL   string

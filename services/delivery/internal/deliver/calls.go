@@ -23,7 +23,7 @@ func (d *Deliverer) channelKey(team, channel string) pacing.Key {
 // a call once started is finished even while delivery stops. A 429 pauses
 // pauseKey for its Retry-After.
 func (d *Deliverer) call(ctx context.Context, method string, keys []pacing.Key, pauseKey pacing.Key, fn func(ctx context.Context) error) error {
-	return d.callAfter(ctx, method, keys, pauseKey, nil, fn)
+	return d.callFor(ctx, nil, method, keys, pauseKey, fn)
 }
 
 // claimedCall is call for the call r's claim guards. Another instance takes
@@ -32,12 +32,13 @@ func (d *Deliverer) call(ctx context.Context, method string, keys []pacing.Key, 
 // Lease − SlackTimeout); a claim that aged past that in the waits (the
 // pace of other keys, a free slot) is first renewed, by compare-and-set.
 func (d *Deliverer) claimedCall(ctx context.Context, r *run, method string, keys []pacing.Key, pauseKey pacing.Key, fn func(ctx context.Context) error) error {
-	return d.callAfter(ctx, method, keys, pauseKey, func() error { return d.renewAged(ctx, r) }, fn)
+	return d.callFor(ctx, r, method, keys, pauseKey, fn)
 }
 
-// callAfter is call, running before (when set) once the waits are over; an
-// error from it ends the call before it is made.
-func (d *Deliverer) callAfter(ctx context.Context, method string, keys []pacing.Key, pauseKey pacing.Key, before func() error, fn func(ctx context.Context) error) error {
+// callFor is call, for claimed (nil: a call no claim guards): once the
+// waits are over, its claim is renewed if it aged (renewAged), and an error
+// renewing ends the call before it is made.
+func (d *Deliverer) callFor(ctx context.Context, claimed *run, method string, keys []pacing.Key, pauseKey pacing.Key, fn func(ctx context.Context) error) error {
 	if err := d.pacer.Wait(ctx, keys...); err != nil {
 		return err
 	}
@@ -47,8 +48,8 @@ func (d *Deliverer) callAfter(ctx context.Context, method string, keys []pacing.
 		return ctx.Err()
 	}
 	defer func() { <-d.sem }()
-	if before != nil {
-		if err := before(); err != nil {
+	if claimed != nil {
+		if err := d.renewAged(ctx, claimed); err != nil {
 			return err
 		}
 	}
