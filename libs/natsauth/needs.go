@@ -38,6 +38,9 @@ type Needs struct {
 	// Gets are streams it reads single messages of, by sequence (the dead
 	// letters delivery lists and replays).
 	Gets []string
+	// Removes are streams it deletes single messages from, by sequence (the
+	// dead letters delivery discards).
+	Removes []string
 	// Owns are the key-value buckets it writes (and reads, watches, purges).
 	Owns []string
 	// Watches are buckets it only reads and watches. It may create one
@@ -106,6 +109,9 @@ func (n Needs) Allow() (pub, sub []string) {
 	}
 	for _, s := range n.Gets {
 		pub = append(pub, api+"STREAM.INFO."+s, api+"STREAM.MSG.GET."+s)
+	}
+	for _, s := range n.Removes {
+		pub = append(pub, api+"STREAM.INFO."+s, api+"STREAM.MSG.DELETE."+s)
 	}
 	for _, b := range n.Owns {
 		ensure("KV_" + b)

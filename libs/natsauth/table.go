@@ -52,6 +52,7 @@ var Table = map[string]Needs{
 		},
 		Rewinds:    map[string][]string{topology.StreamSlackOut: {"*"}},
 		Gets:       []string{deadLetterStream},
+		Removes:    []string{deadLetterStream},
 		Owns:       []string{deliveryLedger, deliveryPartitions},
 		Watches:    []string{topology.BucketOrgAccess},
 		Advisories: []string{topology.StreamSlackOut},

@@ -82,8 +82,9 @@ var Callers = map[string]Rule{
 	// Delivery's audit trail.
 	deliveryv1.DeliveryAuditService_ListDeliveries_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
 	// Its dead letters: what it gave up on, and sending one back.
-	deliveryv1.DeadLetterService_ListDeadLetters_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
-	deliveryv1.DeadLetterService_ReplayDeadLetter_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
+	deliveryv1.DeadLetterService_ListDeadLetters_FullMethodName:   {CRM: CRMAdmin, ForCRM: console},
+	deliveryv1.DeadLetterService_ReplayDeadLetter_FullMethodName:  {CRM: CRMAdmin, ForCRM: console},
+	deliveryv1.DeadLetterService_DiscardDeadLetter_FullMethodName: {CRM: CRMAdmin, ForCRM: console},
 
 	// Every authenticated peer may ask a server's health and read its
 	// schema (the schema is public: it is in the repository).

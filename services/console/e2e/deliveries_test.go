@@ -62,4 +62,39 @@ func testDeliveries(t *testing.T, s *stack, b *browser) {
 		http.StatusConflict, "already replayed")
 	must(t, "a dead letter that is not there", b.post("/deliveries/dead-letters/999999/replay", url.Values{"csrf": {b.csrf("/deliveries")}}),
 		http.StatusNotFound, "no dead letter 999999")
+
+	// Another post the egress gives up on, discarded: its dead letter is
+	// gone from the listing, and it is not posted.
+	s.standin.InjectFailures("chat.postMessage", 2, http.StatusServiceUnavailable)
+	cmd = &slackv1.PostMessage{Envelope: harness.Envelope(consoleOrg, ""), TeamId: acme, Text: "discarded from the console",
+		Target: &slackv1.Target{Kind: &slackv1.Target_ChannelId{ChannelId: acmeSales}}, Origin: &slackv1.Origin{Service: "e2e", Purpose: "dead letter"}}
+	if _, err := s.bus.Publish(testkit.Context(t), topology.SlackOut(consoleOrg, acme, "post"), cmd); err != nil {
+		t.Fatal(err)
+	}
+	var discard string
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		for _, row := range deadRowRE.FindAllStringSubmatch(b.get("/deliveries").Body, -1) {
+			if row[1] != seq {
+				discard = row[1]
+			}
+		}
+		return discard != ""
+	}, "the second dead letter never showed")
+	a = b.post("/deliveries/dead-letters/"+discard+"/discard", url.Values{"csrf": {b.csrf("/deliveries")}})
+	if a.Code != http.StatusSeeOther {
+		t.Fatalf("discard: %d:\n%s", a.Code, a.Body)
+	}
+	after := b.get(a.Location)
+	must(t, "after the discard", after, http.StatusOK, "Lettre morte supprimée")
+	if strings.Contains(after.Body, `data-testid="dead-letter-row-`+discard+`"`) {
+		t.Fatalf("dead letter %s still listed after its discard", discard)
+	}
+	must(t, "the same dead letter discarded again", b.post("/deliveries/dead-letters/"+discard+"/discard", url.Values{"csrf": {b.csrf("/deliveries")}}),
+		http.StatusNotFound, "no dead letter "+discard)
+	msgs, _ := s.standin.WaitForMessages(testkit.Context(t), 0, slackstandin.MessageFilter{Team: acme, Channel: acmeSales})
+	for _, m := range msgs {
+		if m.Text == "discarded from the console" {
+			t.Fatal("the discarded command was posted")
+		}
+	}
 }

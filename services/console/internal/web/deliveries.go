@@ -79,14 +79,31 @@ func (h *handler) deliveriesPage(w http.ResponseWriter, r *http.Request, s *sess
 
 // replay sends a dead letter back to the egress.
 func (h *handler) replay(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	h.deadLetterAction(w, r, s, "Renvoyer une lettre morte", "replayed", func(seq uint64) error {
+		_, err := h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq})
+		return err
+	})
+}
+
+// discard removes a dead letter for good.
+func (h *handler) discard(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	h.deadLetterAction(w, r, s, "Supprimer une lettre morte", "discarded", func(seq uint64) error {
+		_, err := h.DeadLetters.DiscardDeadLetter(r.Context(), &deliveryv1.DiscardDeadLetterRequest{Sequence: seq})
+		return err
+	})
+}
+
+// deadLetterAction runs do on the dead letter the path names and answers
+// with the listing and its confirmation ok, or the error.
+func (h *handler) deadLetterAction(w http.ResponseWriter, r *http.Request, s *session.Session, title, ok string, do func(seq uint64) error) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {
-		h.render(w, r, http.StatusBadRequest, "error", page{Title: "Renvoyer", Error: "Lettre morte inconnue."}, s)
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: title, Error: "Lettre morte inconnue."}, s)
 		return
 	}
-	if _, err := h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq}); err != nil {
-		h.fail(w, r, s, "Renvoyer une lettre morte", err)
+	if err := do(seq); err != nil {
+		h.fail(w, r, s, title, err)
 		return
 	}
-	http.Redirect(w, r, "/deliveries?ok=replayed", http.StatusSeeOther)
+	http.Redirect(w, r, "/deliveries?ok="+ok, http.StatusSeeOther)
 }

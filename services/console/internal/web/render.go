@@ -87,6 +87,7 @@ var flashes = map[string]string{
 	"team-saved":     "Équipe par défaut enregistrée.",
 	"reminders":      "Préférences de rappel enregistrées.",
 	"replayed":       "Lettre morte renvoyée à l'envoi.",
+	"discarded":      "Lettre morte supprimée.",
 }
 
 // apiError is a failed call in words, and the HTTP status to answer with.

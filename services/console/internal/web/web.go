@@ -128,6 +128,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("POST /reminders", h.saveReminders)
 	auth("GET /deliveries", h.deliveriesPage)
 	auth("POST /deliveries/dead-letters/{seq}/replay", h.replay)
+	auth("POST /deliveries/dead-letters/{seq}/discard", h.discard)
 }
 
 // securityHeaders keeps the pages to their own origin: no framing, no

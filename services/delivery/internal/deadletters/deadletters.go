@@ -1,6 +1,6 @@
 // Package deadletters is the egress's dead-letter API (DeadLetterService):
 // the SLACK_OUT commands its consumers gave up on, as libs/bus stored them
-// in the DLQ stream, listed per org, and one sent back to SLACK_OUT.
+// in the DLQ stream, listed per org, one sent back to SLACK_OUT or removed.
 package deadletters
 
 import (
@@ -111,28 +111,9 @@ func letter(m *jetstream.RawStreamMsg, c command) *deliveryv1.DeadLetter {
 }
 
 func (s *Server) ReplayDeadLetter(ctx context.Context, req *deliveryv1.ReplayDeadLetterRequest) (*deliveryv1.ReplayDeadLetterResponse, error) {
-	if req.GetOrgId() == "" || req.GetSequence() == 0 {
-		return nil, fault.Errorf(fault.Invalid, "org_id and sequence are required")
-	}
-	st, err := s.js.Stream(ctx, bus.DeadLetterStream)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fault.Errorf(fault.Unavailable, "reading the dead letters: %v", err)
-	}
-	var m *jetstream.RawStreamMsg
-	if err == nil {
-		m, err = st.GetMsg(ctx, req.GetSequence())
-	}
-	var c command
-	ok := false
-	if err == nil {
-		c, ok = commandOf(m)
-	}
-	switch {
-	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, fault.Errorf(fault.Unavailable, "reading dead letter %d: %v", req.GetSequence(), err)
-	case !ok || c.org != req.GetOrgId():
-		// Another org's dead letter is "not found", as one that never was.
-		return nil, fault.Errorf(fault.NotFound, "org %s has no dead letter %d", req.GetOrgId(), req.GetSequence())
+	_, m, c, err := s.find(ctx, req.GetOrgId(), req.GetSequence())
+	if err != nil {
+		return nil, err
 	}
 	// The command's own headers; not the dead letter's, nor the server's
 	// (Nats-Msg-Id, Nats-Expected-Stream of the dead-letter publish, …).
@@ -154,4 +135,49 @@ func (s *Server) ReplayDeadLetter(ctx context.Context, req *deliveryv1.ReplayDea
 		return nil, fault.Errorf(fault.Exists, "dead letter %d was already replayed a moment ago", m.Sequence)
 	}
 	return &deliveryv1.ReplayDeadLetterResponse{Subject: c.subject}, nil
+}
+
+func (s *Server) DiscardDeadLetter(ctx context.Context, req *deliveryv1.DiscardDeadLetterRequest) (*deliveryv1.DiscardDeadLetterResponse, error) {
+	st, m, _, err := s.find(ctx, req.GetOrgId(), req.GetSequence())
+	if err != nil {
+		return nil, err
+	}
+	err = st.DeleteMsg(ctx, m.Sequence)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found"):
+		// Discarded by another click between the read and the delete
+		// (nats.go keeps the server's reason as text only).
+		return nil, fault.Errorf(fault.NotFound, "org %s has no dead letter %d", req.GetOrgId(), req.GetSequence())
+	case err != nil:
+		return nil, fault.Errorf(fault.Unavailable, "discarding dead letter %d: %v", m.Sequence, err)
+	}
+	return &deliveryv1.DiscardDeadLetterResponse{}, nil
+}
+
+// find reads org's dead letter seq; another org's is "not found", as one
+// that never was.
+func (s *Server) find(ctx context.Context, org string, seq uint64) (jetstream.Stream, *jetstream.RawStreamMsg, command, error) {
+	if org == "" || seq == 0 {
+		return nil, nil, command{}, fault.Errorf(fault.Invalid, "org_id and sequence are required")
+	}
+	st, err := s.js.Stream(ctx, bus.DeadLetterStream)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil, command{}, fault.Errorf(fault.Unavailable, "reading the dead letters: %v", err)
+	}
+	var m *jetstream.RawStreamMsg
+	if err == nil {
+		m, err = st.GetMsg(ctx, seq)
+	}
+	var c command
+	ok := false
+	if err == nil {
+		c, ok = commandOf(m)
+	}
+	switch {
+	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil, command{}, fault.Errorf(fault.Unavailable, "reading dead letter %d: %v", seq, err)
+	case !ok || c.org != org:
+		return nil, nil, command{}, fault.Errorf(fault.NotFound, "org %s has no dead letter %d", org, seq)
+	}
+	return st, m, c, nil
 }

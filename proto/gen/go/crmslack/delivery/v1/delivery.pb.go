@@ -665,6 +665,94 @@ func (x *ReplayDeadLetterResponse) GetSubject() string {
 	return ""
 }
 
+type DiscardDeadLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrgId         string                 `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardDeadLetterRequest) Reset() {
+	*x = DiscardDeadLetterRequest{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardDeadLetterRequest) ProtoMessage() {}
+
+func (x *DiscardDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*DiscardDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DiscardDeadLetterRequest) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *DiscardDeadLetterRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+type DiscardDeadLetterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardDeadLetterResponse) Reset() {
+	*x = DiscardDeadLetterResponse{}
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardDeadLetterResponse) ProtoMessage() {}
+
+func (x *DiscardDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_crmslack_delivery_v1_delivery_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*DiscardDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_crmslack_delivery_v1_delivery_proto_rawDescGZIP(), []int{9}
+}
+
 var File_crmslack_delivery_v1_delivery_proto protoreflect.FileDescriptor
 
 const file_crmslack_delivery_v1_delivery_proto_rawDesc = "" +
@@ -724,16 +812,21 @@ const file_crmslack_delivery_v1_delivery_proto_rawDesc = "" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"4\n" +
 	"\x18ReplayDeadLetterResponse\x12\x18\n" +
-	"\asubject\x18\x01 \x01(\tR\asubject*l\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\"M\n" +
+	"\x18DiscardDeadLetterRequest\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\x1b\n" +
+	"\x19DiscardDeadLetterResponse*l\n" +
 	"\x0eDeliveryStatus\x12\x1f\n" +
 	"\x1bDELIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19DELIVERY_STATUS_SUCCEEDED\x10\x01\x12\x1a\n" +
 	"\x16DELIVERY_STATUS_FAILED\x10\x022\x83\x01\n" +
 	"\x14DeliveryAuditService\x12k\n" +
-	"\x0eListDeliveries\x12+.crmslack.delivery.v1.ListDeliveriesRequest\x1a,.crmslack.delivery.v1.ListDeliveriesResponse2\xf6\x01\n" +
+	"\x0eListDeliveries\x12+.crmslack.delivery.v1.ListDeliveriesRequest\x1a,.crmslack.delivery.v1.ListDeliveriesResponse2\xec\x02\n" +
 	"\x11DeadLetterService\x12n\n" +
 	"\x0fListDeadLetters\x12,.crmslack.delivery.v1.ListDeadLettersRequest\x1a-.crmslack.delivery.v1.ListDeadLettersResponse\x12q\n" +
-	"\x10ReplayDeadLetter\x12-.crmslack.delivery.v1.ReplayDeadLetterRequest\x1a..crmslack.delivery.v1.ReplayDeadLetterResponseB\xe6\x01\n" +
+	"\x10ReplayDeadLetter\x12-.crmslack.delivery.v1.ReplayDeadLetterRequest\x1a..crmslack.delivery.v1.ReplayDeadLetterResponse\x12t\n" +
+	"\x11DiscardDeadLetter\x12..crmslack.delivery.v1.DiscardDeadLetterRequest\x1a/.crmslack.delivery.v1.DiscardDeadLetterResponseB\xe6\x01\n" +
 	"\x18com.crmslack.delivery.v1B\rDeliveryProtoP\x01ZIgithub.com/crmslack/crmslack/proto/gen/go/crmslack/delivery/v1;deliveryv1\xa2\x02\x03CDX\xaa\x02\x14Crmslack.Delivery.V1\xca\x02\x14Crmslack\\Delivery\\V1\xe2\x02 Crmslack\\Delivery\\V1\\GPBMetadata\xea\x02\x16Crmslack::Delivery::V1b\x06proto3"
 
 var (
@@ -749,39 +842,43 @@ func file_crmslack_delivery_v1_delivery_proto_rawDescGZIP() []byte {
 }
 
 var file_crmslack_delivery_v1_delivery_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_crmslack_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_crmslack_delivery_v1_delivery_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_crmslack_delivery_v1_delivery_proto_goTypes = []any{
-	(DeliveryStatus)(0),              // 0: crmslack.delivery.v1.DeliveryStatus
-	(*Delivery)(nil),                 // 1: crmslack.delivery.v1.Delivery
-	(*ListDeliveriesRequest)(nil),    // 2: crmslack.delivery.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),   // 3: crmslack.delivery.v1.ListDeliveriesResponse
-	(*DeadLetter)(nil),               // 4: crmslack.delivery.v1.DeadLetter
-	(*ListDeadLettersRequest)(nil),   // 5: crmslack.delivery.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),  // 6: crmslack.delivery.v1.ListDeadLettersResponse
-	(*ReplayDeadLetterRequest)(nil),  // 7: crmslack.delivery.v1.ReplayDeadLetterRequest
-	(*ReplayDeadLetterResponse)(nil), // 8: crmslack.delivery.v1.ReplayDeadLetterResponse
-	(v1.DeliveryFailureCode)(0),      // 9: crmslack.integration.v1.DeliveryFailureCode
-	(*timestamppb.Timestamp)(nil),    // 10: google.protobuf.Timestamp
+	(DeliveryStatus)(0),               // 0: crmslack.delivery.v1.DeliveryStatus
+	(*Delivery)(nil),                  // 1: crmslack.delivery.v1.Delivery
+	(*ListDeliveriesRequest)(nil),     // 2: crmslack.delivery.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),    // 3: crmslack.delivery.v1.ListDeliveriesResponse
+	(*DeadLetter)(nil),                // 4: crmslack.delivery.v1.DeadLetter
+	(*ListDeadLettersRequest)(nil),    // 5: crmslack.delivery.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),   // 6: crmslack.delivery.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),   // 7: crmslack.delivery.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil),  // 8: crmslack.delivery.v1.ReplayDeadLetterResponse
+	(*DiscardDeadLetterRequest)(nil),  // 9: crmslack.delivery.v1.DiscardDeadLetterRequest
+	(*DiscardDeadLetterResponse)(nil), // 10: crmslack.delivery.v1.DiscardDeadLetterResponse
+	(v1.DeliveryFailureCode)(0),       // 11: crmslack.integration.v1.DeliveryFailureCode
+	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
 }
 var file_crmslack_delivery_v1_delivery_proto_depIdxs = []int32{
 	0,  // 0: crmslack.delivery.v1.Delivery.status:type_name -> crmslack.delivery.v1.DeliveryStatus
-	9,  // 1: crmslack.delivery.v1.Delivery.failure_code:type_name -> crmslack.integration.v1.DeliveryFailureCode
-	10, // 2: crmslack.delivery.v1.Delivery.requested_at:type_name -> google.protobuf.Timestamp
-	10, // 3: crmslack.delivery.v1.Delivery.completed_at:type_name -> google.protobuf.Timestamp
-	10, // 4: crmslack.delivery.v1.ListDeliveriesRequest.from:type_name -> google.protobuf.Timestamp
-	10, // 5: crmslack.delivery.v1.ListDeliveriesRequest.to:type_name -> google.protobuf.Timestamp
+	11, // 1: crmslack.delivery.v1.Delivery.failure_code:type_name -> crmslack.integration.v1.DeliveryFailureCode
+	12, // 2: crmslack.delivery.v1.Delivery.requested_at:type_name -> google.protobuf.Timestamp
+	12, // 3: crmslack.delivery.v1.Delivery.completed_at:type_name -> google.protobuf.Timestamp
+	12, // 4: crmslack.delivery.v1.ListDeliveriesRequest.from:type_name -> google.protobuf.Timestamp
+	12, // 5: crmslack.delivery.v1.ListDeliveriesRequest.to:type_name -> google.protobuf.Timestamp
 	0,  // 6: crmslack.delivery.v1.ListDeliveriesRequest.status:type_name -> crmslack.delivery.v1.DeliveryStatus
 	1,  // 7: crmslack.delivery.v1.ListDeliveriesResponse.deliveries:type_name -> crmslack.delivery.v1.Delivery
-	10, // 8: crmslack.delivery.v1.DeadLetter.dead_lettered_at:type_name -> google.protobuf.Timestamp
+	12, // 8: crmslack.delivery.v1.DeadLetter.dead_lettered_at:type_name -> google.protobuf.Timestamp
 	4,  // 9: crmslack.delivery.v1.ListDeadLettersResponse.dead_letters:type_name -> crmslack.delivery.v1.DeadLetter
 	2,  // 10: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:input_type -> crmslack.delivery.v1.ListDeliveriesRequest
 	5,  // 11: crmslack.delivery.v1.DeadLetterService.ListDeadLetters:input_type -> crmslack.delivery.v1.ListDeadLettersRequest
 	7,  // 12: crmslack.delivery.v1.DeadLetterService.ReplayDeadLetter:input_type -> crmslack.delivery.v1.ReplayDeadLetterRequest
-	3,  // 13: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:output_type -> crmslack.delivery.v1.ListDeliveriesResponse
-	6,  // 14: crmslack.delivery.v1.DeadLetterService.ListDeadLetters:output_type -> crmslack.delivery.v1.ListDeadLettersResponse
-	8,  // 15: crmslack.delivery.v1.DeadLetterService.ReplayDeadLetter:output_type -> crmslack.delivery.v1.ReplayDeadLetterResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
+	9,  // 13: crmslack.delivery.v1.DeadLetterService.DiscardDeadLetter:input_type -> crmslack.delivery.v1.DiscardDeadLetterRequest
+	3,  // 14: crmslack.delivery.v1.DeliveryAuditService.ListDeliveries:output_type -> crmslack.delivery.v1.ListDeliveriesResponse
+	6,  // 15: crmslack.delivery.v1.DeadLetterService.ListDeadLetters:output_type -> crmslack.delivery.v1.ListDeadLettersResponse
+	8,  // 16: crmslack.delivery.v1.DeadLetterService.ReplayDeadLetter:output_type -> crmslack.delivery.v1.ReplayDeadLetterResponse
+	10, // 17: crmslack.delivery.v1.DeadLetterService.DiscardDeadLetter:output_type -> crmslack.delivery.v1.DiscardDeadLetterResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -798,7 +895,7 @@ func file_crmslack_delivery_v1_delivery_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_crmslack_delivery_v1_delivery_proto_rawDesc), len(file_crmslack_delivery_v1_delivery_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -125,8 +125,9 @@ var DeliveryAuditService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	DeadLetterService_ListDeadLetters_FullMethodName  = "/crmslack.delivery.v1.DeadLetterService/ListDeadLetters"
-	DeadLetterService_ReplayDeadLetter_FullMethodName = "/crmslack.delivery.v1.DeadLetterService/ReplayDeadLetter"
+	DeadLetterService_ListDeadLetters_FullMethodName   = "/crmslack.delivery.v1.DeadLetterService/ListDeadLetters"
+	DeadLetterService_ReplayDeadLetter_FullMethodName  = "/crmslack.delivery.v1.DeadLetterService/ReplayDeadLetter"
+	DeadLetterService_DiscardDeadLetter_FullMethodName = "/crmslack.delivery.v1.DeadLetterService/DiscardDeadLetter"
 )
 
 // DeadLetterServiceClient is the client API for DeadLetterService service.
@@ -142,6 +143,9 @@ type DeadLetterServiceClient interface {
 	// its original subject: the egress delivers it like any command (its
 	// idempotency key still guards against a second post).
 	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
+	// DiscardDeadLetter removes a dead letter from the DLQ stream for good:
+	// the command is neither replayed nor listed again.
+	DiscardDeadLetter(ctx context.Context, in *DiscardDeadLetterRequest, opts ...grpc.CallOption) (*DiscardDeadLetterResponse, error)
 }
 
 type deadLetterServiceClient struct {
@@ -172,6 +176,16 @@ func (c *deadLetterServiceClient) ReplayDeadLetter(ctx context.Context, in *Repl
 	return out, nil
 }
 
+func (c *deadLetterServiceClient) DiscardDeadLetter(ctx context.Context, in *DiscardDeadLetterRequest, opts ...grpc.CallOption) (*DiscardDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscardDeadLetterResponse)
+	err := c.cc.Invoke(ctx, DeadLetterService_DiscardDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeadLetterServiceServer is the server API for DeadLetterService service.
 // All implementations must embed UnimplementedDeadLetterServiceServer
 // for forward compatibility.
@@ -185,6 +199,9 @@ type DeadLetterServiceServer interface {
 	// its original subject: the egress delivers it like any command (its
 	// idempotency key still guards against a second post).
 	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
+	// DiscardDeadLetter removes a dead letter from the DLQ stream for good:
+	// the command is neither replayed nor listed again.
+	DiscardDeadLetter(context.Context, *DiscardDeadLetterRequest) (*DiscardDeadLetterResponse, error)
 	mustEmbedUnimplementedDeadLetterServiceServer()
 }
 
@@ -200,6 +217,9 @@ func (UnimplementedDeadLetterServiceServer) ListDeadLetters(context.Context, *Li
 }
 func (UnimplementedDeadLetterServiceServer) ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetter not implemented")
+}
+func (UnimplementedDeadLetterServiceServer) DiscardDeadLetter(context.Context, *DiscardDeadLetterRequest) (*DiscardDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiscardDeadLetter not implemented")
 }
 func (UnimplementedDeadLetterServiceServer) mustEmbedUnimplementedDeadLetterServiceServer() {}
 func (UnimplementedDeadLetterServiceServer) testEmbeddedByValue()                           {}
@@ -258,6 +278,24 @@ func _DeadLetterService_ReplayDeadLetter_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeadLetterService_DiscardDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscardDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeadLetterServiceServer).DiscardDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeadLetterService_DiscardDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeadLetterServiceServer).DiscardDeadLetter(ctx, req.(*DiscardDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeadLetterService_ServiceDesc is the grpc.ServiceDesc for DeadLetterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -272,6 +310,10 @@ var DeadLetterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayDeadLetter",
 			Handler:    _DeadLetterService_ReplayDeadLetter_Handler,
+		},
+		{
+			MethodName: "DiscardDeadLetter",
+			Handler:    _DeadLetterService_DiscardDeadLetter_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
