@@ -97,4 +97,58 @@ func testDeliveries(t *testing.T, s *stack, b *browser) {
 			t.Fatal("the discarded command was posted")
 		}
 	}
+
+	testBulkDeadLetters(t, s, b, seq)
+}
+
+// testBulkDeadLetters: the dead letters a page showed are replayed or
+// discarded at once; a failure among them is named, the others done.
+func testBulkDeadLetters(t *testing.T, s *stack, b *browser, replayed string) {
+	s.standin.InjectFailures("chat.postMessage", 4, http.StatusServiceUnavailable)
+	for _, text := range []string{"bulk one", "bulk two"} {
+		cmd := &slackv1.PostMessage{Envelope: harness.Envelope(consoleOrg, ""), TeamId: acme, Text: text,
+			Target: &slackv1.Target{Kind: &slackv1.Target_ChannelId{ChannelId: acmeSales}}, Origin: &slackv1.Origin{Service: "e2e", Purpose: "bulk"}}
+		if _, err := s.bus.Publish(testkit.Context(t), topology.SlackOut(consoleOrg, acme, "post"), cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fresh []string
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		fresh = fresh[:0]
+		for _, row := range deadRowRE.FindAllStringSubmatch(b.get("/deliveries").Body, -1) {
+			if row[1] != replayed {
+				fresh = append(fresh, row[1])
+			}
+		}
+		return len(fresh) == 2
+	}, "the two dead letters never showed")
+	must(t, "the bulk buttons", b.get("/deliveries"), http.StatusOK, `data-testid="dead-letters-replay-all">Renvoyer toutes (3)`)
+
+	form := url.Values{"csrf": {b.csrf("/deliveries")}, "action": {"replay"}, "seq": fresh}
+	if a := b.post("/deliveries/dead-letters", form); a.Code != http.StatusSeeOther {
+		t.Fatalf("bulk replay: %d:\n%s", a.Code, a.Body)
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		msgs, _ := s.standin.WaitForMessages(testkit.Context(t), 0, slackstandin.MessageFilter{Team: acme, Channel: acmeSales})
+		n := 0
+		for _, m := range msgs {
+			if strings.HasPrefix(m.Text, "bulk ") {
+				n++
+			}
+		}
+		return n == 2
+	}, "the bulk-replayed posts never reached Slack")
+	must(t, "a bulk replay with one just replayed", b.post("/deliveries/dead-letters",
+		url.Values{"csrf": {b.csrf("/deliveries")}, "action": {"replay"}, "seq": {replayed}}),
+		http.StatusConflict, "1 sur 1 en échec", replayed+" : ")
+
+	all := append([]string{replayed}, fresh...)
+	form = url.Values{"csrf": {b.csrf("/deliveries")}, "action": {"discard"}, "seq": all}
+	a := b.post("/deliveries/dead-letters", form)
+	if a.Code != http.StatusSeeOther {
+		t.Fatalf("bulk discard: %d:\n%s", a.Code, a.Body)
+	}
+	must(t, "after the bulk discard", b.get(a.Location), http.StatusOK, "Lettres mortes supprimées", `data-testid="dead-letters-empty"`)
+	must(t, "an unknown action", b.post("/deliveries/dead-letters", url.Values{"csrf": {b.csrf("/deliveries")}, "action": {"x"}, "seq": all}),
+		http.StatusBadRequest, "Action inconnue")
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,4 +107,55 @@ func (h *handler) deadLetterAction(w http.ResponseWriter, r *http.Request, s *se
 		return
 	}
 	http.Redirect(w, r, "/deliveries?ok="+ok, http.StatusSeeOther)
+}
+
+// bulkLimit bounds the dead letters one bulk action takes: a listing's
+// largest page.
+const bulkLimit = 500
+
+// bulkActions are the bulk actions on dead letters: their page title and
+// confirmation.
+var bulkActions = map[string]struct{ title, ok string }{
+	"replay":  {"Renvoyer les lettres mortes", "replayed-all"},
+	"discard": {"Supprimer les lettres mortes", "discarded-all"},
+}
+
+// bulk replays or discards (action) the dead letters the page showed, the
+// seq fields of its form: what the admin saw, not what arrived since. It
+// goes on past a failure and names every one that failed.
+func (h *handler) bulk(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	action := r.PostForm.Get("action")
+	a, known := bulkActions[action]
+	if !known {
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: "Lettres mortes", Error: "Action inconnue."}, s)
+		return
+	}
+	seqs := r.PostForm["seq"]
+	if len(seqs) == 0 || len(seqs) > bulkLimit {
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: a.title, Error: fmt.Sprintf("Entre 1 et %d lettres mortes à la fois.", bulkLimit)}, s)
+		return
+	}
+	var failed []string
+	for _, v := range seqs {
+		seq, err := strconv.ParseUint(v, 10, 64)
+		switch {
+		case err != nil:
+			failed = append(failed, v+" : numéro inconnu")
+			continue
+		case action == "replay":
+			_, err = h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq})
+		default:
+			_, err = h.DeadLetters.DiscardDeadLetter(r.Context(), &deliveryv1.DiscardDeadLetterRequest{Sequence: seq})
+		}
+		if err != nil {
+			_, msg := apiError(err)
+			failed = append(failed, v+" : "+msg)
+		}
+	}
+	if len(failed) > 0 {
+		h.render(w, r, http.StatusConflict, "error", page{Title: a.title,
+			Error: fmt.Sprintf("%d sur %d en échec — %s", len(failed), len(seqs), strings.Join(failed, " ; "))}, s)
+		return
+	}
+	http.Redirect(w, r, "/deliveries?ok="+a.ok, http.StatusSeeOther)
 }

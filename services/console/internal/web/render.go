@@ -88,6 +88,8 @@ var flashes = map[string]string{
 	"reminders":      "Préférences de rappel enregistrées.",
 	"replayed":       "Lettre morte renvoyée à l'envoi.",
 	"discarded":      "Lettre morte supprimée.",
+	"replayed-all":   "Lettres mortes renvoyées à l'envoi.",
+	"discarded-all":  "Lettres mortes supprimées.",
 }
 
 // apiError is a failed call in words, and the HTTP status to answer with.

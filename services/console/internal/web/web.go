@@ -129,6 +129,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("GET /deliveries", h.deliveriesPage)
 	auth("POST /deliveries/dead-letters/{seq}/replay", h.replay)
 	auth("POST /deliveries/dead-letters/{seq}/discard", h.discard)
+	auth("POST /deliveries/dead-letters", h.bulk)
 }
 
 // securityHeaders keeps the pages to their own origin: no framing, no
