@@ -18,8 +18,9 @@
 // the collector marks, so a backlog pulled whole makes every post cost
 // more the deeper the backlog. The dispatcher therefore stops pulling
 // while Window messages that arrived less than Fresh ago wait in their
-// lanes, and pulls again once a quarter of them have started or aged (one
-// pull for each freed place would be a pull per post). A message that has waited
+// lanes, and pulls again once a quarter of them have started or aged, or
+// what has freed within 20 ms (one pull for each freed place would be a
+// pull per post). A message that has waited
 // longer than Fresh (a lane held back by its rate limit or an outage) no
 // longer counts, so a slow channel's backlog is still pulled through to
 // the other channels behind it, Window per Fresh at the least.
@@ -344,18 +345,22 @@ func (d *Dispatcher) pump(ctx context.Context, cons jetstream.Consumer) {
 }
 
 // waitRoom returns how many messages the next fetch may take, at most
-// Prefetch, once a quarter of the Window is free of fresh messages (or at
+// Prefetch, once a quarter of the Window is free of fresh messages, or
+// whatever is free once some place has been free for gatherWait (or at
 // once while the start-up gate is closed: it needs every message held
 // before; or 1 when the pump is stopping: done). Not as soon as one place
 // is free: with a backlog a place frees as each post starts, and fetching
 // each message on its own cost a pull request, its timers and its reply
-// subscription per post (~1 KB, the egress's largest share after HTTP).
+// subscription per post (~0.5 KB). Not until a quarter is free either: at
+// Slack's pace a quarter of the window frees in seconds, and a command
+// behind it waited that long.
 func (d *Dispatcher) waitRoom(done <-chan struct{}) int {
 	least := max(1, min(d.cfg.Prefetch, d.cfg.Window/4))
-	var aged *time.Timer // one for the call: the loop turns once per started post
+	var gathered time.Time // when gathering room began: some was free, not enough
+	var timer *time.Timer  // one for the call: the loop turns once per started post
 	defer func() {
-		if aged != nil {
-			aged.Stop()
+		if timer != nil {
+			timer.Stop()
 		}
 	}()
 	for {
@@ -366,25 +371,36 @@ func (d *Dispatcher) waitRoom(done <-chan struct{}) int {
 			d.mu.Unlock()
 			return d.cfg.Prefetch
 		}
-		if room := d.cfg.Window - d.waiting; room >= least {
+		room := d.cfg.Window - d.waiting
+		if room > 0 && gathered.IsZero() {
+			gathered = now
+		}
+		if room >= least || (room > 0 && now.Sub(gathered) >= gatherWait) {
 			d.mu.Unlock()
 			return min(room, d.cfg.Prefetch)
 		}
-		wait := d.cfg.Fresh - now.Sub(d.fresh[0].arrived)
+		wait := d.cfg.Fresh - now.Sub(d.fresh[0].arrived) // the oldest fresh one ages
+		if room > 0 {
+			wait = min(wait, gatherWait-now.Sub(gathered))
+		}
 		d.mu.Unlock()
-		if aged == nil {
-			aged = time.NewTimer(wait)
+		if timer == nil {
+			timer = time.NewTimer(wait)
 		} else {
-			aged.Reset(wait) // Go 1.23 timers: no stale tick after Reset
+			timer.Reset(wait) // Go 1.23 timers: no stale tick after Reset
 		}
 		select {
 		case <-d.room:
-		case <-aged.C:
+		case <-timer.C:
 		case <-done:
 			return 1
 		}
 	}
 }
+
+// gatherWait bounds how long free places are gathered into one fetch: the
+// most a command waits for its fetch because of it.
+const gatherWait = 20 * time.Millisecond
 
 // pruneLocked drops from the front of fresh the messages started or older
 // than Fresh.
