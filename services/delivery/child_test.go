@@ -53,6 +53,7 @@ type usage struct {
 	Mallocs    uint64 // objects allocated so far
 	CPU        time.Duration
 	RSS        uint64 // resident set, bytes
+	Live       uint64 // heap in use after a collection, bytes
 }
 
 // reportUsage writes the process's usage to path (whole, by a rename) each
@@ -70,6 +71,7 @@ func reportUsage(ctx context.Context, path string) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		u := usage{Seq: seq, TotalAlloc: ms.TotalAlloc, Mallocs: ms.Mallocs, CPU: cpuTime(), RSS: uint64(rssMB() * (1 << 20))}
+		u.Live = liveHeap() // after the totals: the collection's own work is not counted
 		b, _ := json.Marshal(u)
 		if err := os.WriteFile(path+".tmp", b, 0o600); err == nil {
 			_ = os.Rename(path+".tmp", path)

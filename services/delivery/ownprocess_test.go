@@ -23,7 +23,9 @@ import (
 // memory are read from its processes themselves (runtime.MemStats,
 // getrusage, /proc), not attributed by profile: delivery-B/post,
 // delivery-allocs/post and delivery-cpu-us/post (all replicas together),
-// delivery-rss-peak-MB (the highest of one replica while the run goes) and
+// delivery-retained-MB (live heap after a collection, after the run
+// against before it: the same at both sizes when nothing is kept per
+// post), delivery-rss-peak-MB (the highest of one replica while the run goes) and
 // delivery-rss-drained-MB (the largest replica once every outcome is
 // settled).
 func BenchmarkSustainedPostsOwnProcess(b *testing.B) {
@@ -117,7 +119,8 @@ func (e *env) startUsageChild(tb testing.TB) *child {
 
 // plus is u and v together (RSS: the larger).
 func (u usage) plus(v usage) usage {
-	return usage{Seq: v.Seq, TotalAlloc: u.TotalAlloc + v.TotalAlloc, Mallocs: u.Mallocs + v.Mallocs, CPU: u.CPU + v.CPU, RSS: max(u.RSS, v.RSS)}
+	return usage{Seq: v.Seq, TotalAlloc: u.TotalAlloc + v.TotalAlloc, Mallocs: u.Mallocs + v.Mallocs, CPU: u.CPU + v.CPU,
+		RSS: max(u.RSS, v.RSS), Live: u.Live + v.Live}
 }
 
 // report adds the delivery process's figures per post since u0 over n posts.
@@ -125,6 +128,7 @@ func (u usage) report(b *testing.B, u0 usage, n int) {
 	b.ReportMetric(float64(u.TotalAlloc-u0.TotalAlloc)/float64(n), "delivery-B/post")
 	b.ReportMetric(float64(u.Mallocs-u0.Mallocs)/float64(n), "delivery-allocs/post")
 	b.ReportMetric(float64(u.CPU-u0.CPU)/float64(time.Microsecond)/float64(n), "delivery-cpu-us/post")
+	b.ReportMetric(max(float64(u.Live)-float64(u0.Live), 0)/(1<<20), "delivery-retained-MB")
 }
 
 // child is delivery running in a process of its own, reporting its usage.
