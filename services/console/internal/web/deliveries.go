@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -78,84 +79,85 @@ func (h *handler) deliveriesPage(w http.ResponseWriter, r *http.Request, s *sess
 	h.render(w, r, http.StatusOK, "deliveries", page{Title: "Envois vers Slack", Nav: "deliveries", Data: d}, s)
 }
 
-// replay sends a dead letter back to the egress.
-func (h *handler) replay(w http.ResponseWriter, r *http.Request, s *session.Session) {
-	h.deadLetterAction(w, r, s, "Renvoyer une lettre morte", "replayed", func(seq uint64) error {
-		_, err := h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq})
-		return err
-	})
+// deadLetterOp is what the console does to dead letters: one (its path
+// names it) or every one the page showed.
+type deadLetterOp struct {
+	title, titleAll string // the error page's title
+	ok, okAll       string // the confirmation (flashes)
+	do              func(ctx context.Context, c deliveryv1.DeadLetterServiceClient, seq uint64) error
 }
 
-// discard removes a dead letter for good.
-func (h *handler) discard(w http.ResponseWriter, r *http.Request, s *session.Session) {
-	h.deadLetterAction(w, r, s, "Supprimer une lettre morte", "discarded", func(seq uint64) error {
-		_, err := h.DeadLetters.DiscardDeadLetter(r.Context(), &deliveryv1.DiscardDeadLetterRequest{Sequence: seq})
-		return err
-	})
+var deadLetterOps = map[string]deadLetterOp{
+	"replay": { // sends it back to the egress
+		title: "Renvoyer une lettre morte", titleAll: "Renvoyer les lettres mortes", ok: "replayed", okAll: "replayed-all",
+		do: func(ctx context.Context, c deliveryv1.DeadLetterServiceClient, seq uint64) error {
+			_, err := c.ReplayDeadLetter(ctx, &deliveryv1.ReplayDeadLetterRequest{Sequence: seq})
+			return err
+		},
+	},
+	"discard": { // removes it for good
+		title: "Supprimer une lettre morte", titleAll: "Supprimer les lettres mortes", ok: "discarded", okAll: "discarded-all",
+		do: func(ctx context.Context, c deliveryv1.DeadLetterServiceClient, seq uint64) error {
+			_, err := c.DiscardDeadLetter(ctx, &deliveryv1.DiscardDeadLetterRequest{Sequence: seq})
+			return err
+		},
+	},
 }
 
-// deadLetterAction runs do on the dead letter the path names and answers
-// with the listing and its confirmation ok, or the error.
-func (h *handler) deadLetterAction(w http.ResponseWriter, r *http.Request, s *session.Session, title, ok string, do func(seq uint64) error) {
+// deadLetter runs the path's op on the dead letter the path names and
+// answers with the listing and its confirmation, or the error.
+func (h *handler) deadLetter(w http.ResponseWriter, r *http.Request, s *session.Session) {
+	op, known := deadLetterOps[r.PathValue("op")]
+	if !known {
+		h.render(w, r, http.StatusNotFound, "error", page{Title: "Lettres mortes", Error: "Action inconnue."}, s)
+		return
+	}
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {
-		h.render(w, r, http.StatusBadRequest, "error", page{Title: title, Error: "Lettre morte inconnue."}, s)
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: op.title, Error: "Lettre morte inconnue."}, s)
 		return
 	}
-	if err := do(seq); err != nil {
-		h.fail(w, r, s, title, err)
+	if err := op.do(r.Context(), h.DeadLetters, seq); err != nil {
+		h.fail(w, r, s, op.title, err)
 		return
 	}
-	http.Redirect(w, r, "/deliveries?ok="+ok, http.StatusSeeOther)
+	http.Redirect(w, r, "/deliveries?ok="+op.ok, http.StatusSeeOther)
 }
 
 // bulkLimit bounds the dead letters one bulk action takes: a listing's
 // largest page.
 const bulkLimit = 500
 
-// bulkActions are the bulk actions on dead letters: their page title and
-// confirmation.
-var bulkActions = map[string]struct{ title, ok string }{
-	"replay":  {"Renvoyer les lettres mortes", "replayed-all"},
-	"discard": {"Supprimer les lettres mortes", "discarded-all"},
-}
-
-// bulk replays or discards (action) the dead letters the page showed, the
+// bulk runs the form's op (action) on the dead letters the page showed, the
 // seq fields of its form: what the admin saw, not what arrived since. It
 // goes on past a failure and names every one that failed.
 func (h *handler) bulk(w http.ResponseWriter, r *http.Request, s *session.Session) {
-	action := r.PostForm.Get("action")
-	a, known := bulkActions[action]
+	op, known := deadLetterOps[r.PostForm.Get("action")]
 	if !known {
 		h.render(w, r, http.StatusBadRequest, "error", page{Title: "Lettres mortes", Error: "Action inconnue."}, s)
 		return
 	}
 	seqs := r.PostForm["seq"]
 	if len(seqs) == 0 || len(seqs) > bulkLimit {
-		h.render(w, r, http.StatusBadRequest, "error", page{Title: a.title, Error: fmt.Sprintf("Entre 1 et %d lettres mortes à la fois.", bulkLimit)}, s)
+		h.render(w, r, http.StatusBadRequest, "error", page{Title: op.titleAll, Error: fmt.Sprintf("Entre 1 et %d lettres mortes à la fois.", bulkLimit)}, s)
 		return
 	}
 	var failed []string
 	for _, v := range seqs {
 		seq, err := strconv.ParseUint(v, 10, 64)
-		switch {
-		case err != nil:
+		if err != nil {
 			failed = append(failed, v+" : numéro inconnu")
 			continue
-		case action == "replay":
-			_, err = h.DeadLetters.ReplayDeadLetter(r.Context(), &deliveryv1.ReplayDeadLetterRequest{Sequence: seq})
-		default:
-			_, err = h.DeadLetters.DiscardDeadLetter(r.Context(), &deliveryv1.DiscardDeadLetterRequest{Sequence: seq})
 		}
-		if err != nil {
+		if err := op.do(r.Context(), h.DeadLetters, seq); err != nil {
 			_, msg := apiError(err)
 			failed = append(failed, v+" : "+msg)
 		}
 	}
 	if len(failed) > 0 {
-		h.render(w, r, http.StatusConflict, "error", page{Title: a.title,
+		h.render(w, r, http.StatusConflict, "error", page{Title: op.titleAll,
 			Error: fmt.Sprintf("%d sur %d en échec — %s", len(failed), len(seqs), strings.Join(failed, " ; "))}, s)
 		return
 	}
-	http.Redirect(w, r, "/deliveries?ok="+a.ok, http.StatusSeeOther)
+	http.Redirect(w, r, "/deliveries?ok="+op.okAll, http.StatusSeeOther)
 }

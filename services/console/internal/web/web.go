@@ -127,8 +127,7 @@ func (h *handler) routes(mux *http.ServeMux) {
 	auth("GET /reminders", h.remindersPage)
 	auth("POST /reminders", h.saveReminders)
 	auth("GET /deliveries", h.deliveriesPage)
-	auth("POST /deliveries/dead-letters/{seq}/replay", h.replay)
-	auth("POST /deliveries/dead-letters/{seq}/discard", h.discard)
+	auth("POST /deliveries/dead-letters/{seq}/{op}", h.deadLetter) // replay, discard
 	auth("POST /deliveries/dead-letters", h.bulk)
 }
 
