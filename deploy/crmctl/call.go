@@ -179,8 +179,7 @@ func allMethods() []protoreflect.MethodDescriptor {
 
 // addrFor maps crmslack.<service>.v1 to <SERVICE>_ADDR or its local default.
 func addrFor(sd protoreflect.ServiceDescriptor) string {
-	parts := strings.Split(string(sd.ParentFile().Package()), ".")
-	svc := parts[1]
+	svc := rpc.ServerOf("/" + string(sd.FullName()) + "/")
 	if v := os.Getenv(strings.ToUpper(svc) + "_ADDR"); v != "" {
 		return v
 	}
