@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -37,10 +36,7 @@ func TestApplierReadsASchemaItHasNotSeen(t *testing.T) {
 	if err := w.PutSchema(ctx, seedset.Org, "Leads", hash, data); err != nil { // again: already there, fine
 		t.Fatal(err)
 	}
-	m, err := feed.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := feedMetrics(t)
 	store := projection.New()
 	a := &feed.Applier{Records: store, Users: crmusers.New(), Log: slog.New(slog.DiscardHandler), Metrics: m, Schemas: w}
 	leads := seedset.GeneratedLeads(3)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -30,10 +29,7 @@ func TestRebuildKeepsAnEarlierBuildsTombstones(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
 	js, records, users := streams(t, ctx)
-	m, err := feed.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := feedMetrics(t)
 	p := feed.NewPersister(records, users, m)
 	leads := seedset.GeneratedLeads(2)
 	for i, l := range leads {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/bus"
@@ -81,10 +80,7 @@ func BenchmarkRebuild(b *testing.B) {
 	wait()
 
 	for range b.N {
-		m, err := feed.NewMetrics(prometheus.NewRegistry())
-		if err != nil {
-			b.Fatal(err)
-		}
+		m := feedMetrics(b)
 		a := &feed.Applier{Records: projection.New(), Users: crmusers.New(), Log: slog.New(slog.DiscardHandler), Metrics: m, Schemas: w}
 		runtime.GC()
 		peak := watchHeap()

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/crmslack/crmslack/libs/testkit"
@@ -29,10 +28,7 @@ func TestParallelRebuildEndsWithLatestVersions(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
 	js, records, users := streams(t, ctx)
-	m, err := feed.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := feedMetrics(t)
 	p := feed.NewPersister(records, users, m)
 	schema := seedset.Schemas()["Leads"]
 	leads := seedset.GeneratedLeads(200)
@@ -50,6 +46,7 @@ func TestParallelRebuildEndsWithLatestVersions(t *testing.T) {
 	write := func(i int, v int64) {
 		t.Helper()
 		env := &commonv1.Envelope{EventId: fmt.Sprintf("e-%d-%d", i, v), OrgId: seedset.Org}
+		var err error
 		if deletedAt(i, v) {
 			err = p.RecordDeleted(ctx, &crmv1.RecordDeleted{Envelope: env, Module: "Leads", RecordId: leads[i].GetId(), Version: v})
 		} else {

@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crmslack/crmslack/libs/testkit"
+	"github.com/crmslack/crmslack/services/query/internal/feed"
 	"github.com/crmslack/crmslack/services/query/internal/snapshot"
 )
 
@@ -29,4 +31,14 @@ func streams(tb testing.TB, ctx context.Context) (jetstream.JetStream, *snapshot
 		ws[i] = w
 	}
 	return js, ws[0], ws[1]
+}
+
+// feedMetrics are feed metrics on a registry of their own.
+func feedMetrics(tb testing.TB) *feed.Metrics {
+	tb.Helper()
+	m, err := feed.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
