@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,4 +483,49 @@ func TestStalledLaneBacklogIsPulledThrough(t *testing.T) {
 	publish(t, js, "next", 1)
 	run(t, d, cons)
 	testkit.Eventually(t, 20*time.Second, func() bool { return rec.count("next") == 1 }, "the lane behind the stalled backlog carried out")
+}
+
+// fetchCounter counts the fetches made through it.
+type fetchCounter struct {
+	jetstream.Consumer
+	fetches atomic.Int64
+}
+
+func (c *fetchCounter) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	c.fetches.Add(1)
+	return c.Consumer.Fetch(n, opts...)
+}
+
+// TestBacklogFetchedInBatches: under a backlog a place frees as each command
+// starts; the dispatcher gathers them into fetches of many commands instead
+// of one fetch (a pull request, its timers, its reply subscription) per
+// command.
+func TestBacklogFetchedInBatches(t *testing.T) {
+	t.Parallel()
+	js, cons := setup(t)
+	const n, window = 1000, 64
+	var processed atomic.Int64
+	d, err := New(Config{
+		AckWait: 2 * time.Second, Prefetch: window, Window: window, Fresh: time.Hour,
+		Decode: decode,
+		Process: func(ctx context.Context, it *Item) bool {
+			time.Sleep(time.Millisecond) // one lane: places free a millisecond apart
+			_ = it.Msg().Ack()
+			processed.Add(1)
+			return true
+		},
+		Reject: func(context.Context, jetstream.Msg, error) {},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "a", n)
+	counted := &fetchCounter{Consumer: cons}
+	run(t, d, counted)
+	testkit.Eventually(t, 30*time.Second, func() bool { return processed.Load() == n }, "the backlog handled")
+	// At least a quarter of the window, or what 20 ms freed (~16 here), per
+	// fetch: about 60 fetches; one per command would be about 1,000.
+	if f := counted.fetches.Load(); f > n/8 {
+		t.Fatalf("%d fetches for %d commands, want at most %d", f, n, n/8)
+	}
 }
