@@ -54,49 +54,51 @@ func (d *Deliverer) claim(ctx context.Context, r *run, channel string) (settled 
 	return nil, true, nil
 }
 
-// renewAged renews r's claim (its ClaimedAt, by compare-and-set on the
-// revision) when a call started now could outlast its lease. If the entry
-// changed, another instance took it over as gone: r is no longer its owner,
-// and the attempt starts again from the claim.
+// renewAged renews r's claim (its ClaimedAt) when a call started now could
+// outlast its lease. If the entry changed, another instance took it over as
+// gone: r is no longer its owner, and the attempt starts again from the
+// claim.
 func (d *Deliverer) renewAged(ctx context.Context, r *run) error {
-	now := d.cfg.Now()
-	if now.Before(r.entry.ClaimedAt.Add(d.cfg.Lease - d.cfg.SlackTimeout)) {
+	if d.cfg.Now().Before(r.entry.ClaimedAt.Add(d.cfg.Lease - d.cfg.SlackTimeout)) {
 		return nil
 	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	rec := r.entry.LedgerRecord
-	rec.ClaimedAt = now
-	rev, err := d.ledger.Update(lctx, r.key, rec, r.entry.Revision)
-	if err != nil {
-		if errors.Is(err, ErrLedgerConflict) {
+	if err := d.reclaim(ctx, r, r.entry.LedgerRecord, "the claim was taken over while waiting to call Slack"); err != nil {
+		if wait := (*retryAfter)(nil); errors.As(err, &wait) {
 			r.ours, r.ambiguous = false, false
-			d.releaseInflight(r)
-			return &retryAfter{d: 50 * time.Millisecond, reason: "the claim was taken over while waiting to call Slack"}
 		}
 		return err
 	}
 	d.metrics.renewedClaims.Inc()
-	r.entry = LedgerEntry{LedgerRecord: rec, Revision: rev}
 	return nil
 }
 
 // takeOver makes an in-doubt entry this run's claim, once the earlier
 // attempt is known not to have taken effect.
 func (d *Deliverer) takeOver(ctx context.Context, r *run, rec LedgerRecord) error {
+	rec.CommandID, rec.Owner = r.cmd.ID, d.cfg.Owner
+	if err := d.reclaim(ctx, r, rec, "the ledger entry changed"); err != nil {
+		return err
+	}
+	r.ours, r.ambiguous = true, false
+	return nil
+}
+
+// reclaim writes rec, claimed now, over r's entry by compare-and-set on its
+// revision. An entry that changed meanwhile is a retryAfter (reason): the
+// attempt starts again from the claim.
+func (d *Deliverer) reclaim(ctx context.Context, r *run, rec LedgerRecord, reason string) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	rec.CommandID, rec.Owner, rec.ClaimedAt = r.cmd.ID, d.cfg.Owner, d.cfg.Now()
+	rec.ClaimedAt = d.cfg.Now()
 	rev, err := d.ledger.Update(lctx, r.key, rec, r.entry.Revision)
 	if err != nil {
 		if errors.Is(err, ErrLedgerConflict) {
 			d.releaseInflight(r)
-			return &retryAfter{d: 50 * time.Millisecond, reason: "the ledger entry changed"}
+			return &retryAfter{d: 50 * time.Millisecond, reason: reason}
 		}
 		return err
 	}
 	r.entry = LedgerEntry{LedgerRecord: rec, Revision: rev}
-	r.ours, r.ambiguous = true, false
 	return nil
 }
 
